@@ -1,0 +1,9 @@
+//! The sans-IO protocol core: no sockets, no runtime, no printing.
+//!
+//! Everything here is driven by bytes in and bytes out, which is why it can be
+//! tested exhaustively (every split point of a stream) without a network.
+
+mod message;
+pub mod v1;
+
+pub use message::{InvalidUtf8, Message};

@@ -1,0 +1,18 @@
+//! What users build on: a [`Server`] that runs their [`Service`], and a
+//! [`Client`].
+
+mod accept_backoff;
+mod client;
+mod handler;
+mod line_output;
+mod print_service;
+mod server;
+mod shutdown;
+mod v1_connection;
+
+pub use client::{Client, ClientError};
+pub use handler::{Handler, PeerInfo, Service};
+pub use line_output::{format_message_line, spawn_line_output, LineOutput, LineOutputWriter};
+pub use print_service::{PrintHandler, PrintService};
+pub use server::{Server, ServerConfig, ServerError};
+pub use shutdown::terminate_signal;

@@ -1,0 +1,78 @@
+//! Serving one v1 connection: hand each message to the handler until the
+//! client says `exit`, closes, breaks the protocol, or the server stops.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use super::handler::Handler;
+use super::server::{ConnectionEnd, ConnectionError};
+use crate::protocol::v1::{self, CodecError, V1Codec};
+use crate::transport::Connection;
+
+/// Runs the v1 session on `conn` until it ends, and says how it ended.
+///
+/// Whatever happens, messages received before the end are handed to the
+/// handler and flushed first, so a protocol error loses nothing that was
+/// valid before it.
+pub(crate) async fn serve_v1<S, H>(
+    conn: &mut Connection<S, V1Codec>,
+    handler: &mut H,
+    shutdown: &CancellationToken,
+) -> Result<ConnectionEnd, ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Handler,
+{
+    loop {
+        // Drain every whole frame already received before waiting again.
+        while let Some(message) = next(conn, handler).await? {
+            if v1::is_exit(&message) {
+                handler.flush().await;
+                return Ok(ConnectionEnd::ClientExit);
+            }
+            handler.on_text(message).await;
+        }
+        handler.flush().await;
+
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
+            read = conn.fill() => read,
+        };
+        if read.map_err(ConnectionError::Io)? == 0 {
+            // The peer is gone. The old tutorial kept polling a closed
+            // socket here; we report truncation, or a plain hang-up.
+            return match conn.finish() {
+                Ok(_) => Ok(ConnectionEnd::PeerClosed),
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+}
+
+async fn next<S, H>(
+    conn: &mut Connection<S, V1Codec>,
+    handler: &mut H,
+) -> Result<Option<crate::protocol::Message>, ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Handler,
+{
+    match conn.next_buffered() {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            handler.flush().await;
+            Err(e.into())
+        }
+    }
+}
+
+impl From<CodecError> for ConnectionError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Decode(e) => ConnectionError::V1Protocol(e),
+            CodecError::Encode(e) => ConnectionError::Io(std::io::Error::other(e)),
+            CodecError::Io(e) => ConnectionError::Io(e),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+use bytes::BytesMut;
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// How much free space a read asks for. Reads are sized by this constant,
+/// never by a length the peer announced, so a lying header costs nothing;
+/// 64 KiB lets one syscall carry thousands of small frames.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// A byte stream plus the buffers and codec that turn it into frames.
+///
+/// Reading and writing are split into steps on purpose. Readers drain
+/// [`Connection::next_buffered`] until it says `None` (the moment to flush
+/// any batched work), then call [`Connection::fill`] for more bytes. Writers
+/// [`Connection::queue`] frames into one buffer and [`Connection::flush`]
+/// them in a single write, so a burst of frames costs one syscall.
+#[derive(Debug)]
+pub struct Connection<S, C> {
+    stream: S,
+    codec: C,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+}
+
+impl<S, C> Connection<S, C>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Wraps `stream`, decoding and encoding with `codec`.
+    pub fn new(stream: S, codec: C) -> Self {
+        Connection {
+            stream,
+            codec,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_buf: BytesMut::new(),
+        }
+    }
+
+    /// Swaps the codec while keeping both buffers, so bytes already read
+    /// (such as the one used to pick a protocol version) are not lost.
+    pub fn map_codec<D>(self, f: impl FnOnce(C) -> D) -> Connection<S, D> {
+        Connection {
+            stream: self.stream,
+            codec: f(self.codec),
+            read_buf: self.read_buf,
+            write_buf: self.write_buf,
+        }
+    }
+
+    /// The codec, e.g. to adjust limits agreed in a handshake.
+    pub fn codec_mut(&mut self) -> &mut C {
+        &mut self.codec
+    }
+
+    /// The underlying stream, for socket options or the peer address.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Waits until at least one byte is buffered and returns the first,
+    /// without consuming it; `None` if the peer closed before sending any.
+    pub async fn peek_first_byte(&mut self) -> io::Result<Option<u8>> {
+        while self.read_buf.is_empty() {
+            if self.fill().await? == 0 {
+                return Ok(None);
+            }
+        }
+        Ok(Some(self.read_buf[0]))
+    }
+
+    /// Reads whatever the peer has sent so far into the buffer; `Ok(0)` means
+    /// the peer closed its side. Cancel-safe: dropping the future loses no
+    /// data, so it can sit in a `select!`.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            // Reclaims the consumed front of the buffer when possible, so a
+            // long stream keeps reusing one allocation.
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        self.stream.read_buf(&mut self.read_buf).await
+    }
+
+    /// Bytes read but not yet decoded.
+    pub fn buffered(&self) -> &[u8] {
+        &self.read_buf
+    }
+
+    /// Bytes queued but not yet written.
+    pub fn pending_write(&self) -> usize {
+        self.write_buf.len()
+    }
+
+    /// Writes every queued byte and flushes the stream.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.write_buf.is_empty() {
+            self.stream.write_all(&self.write_buf).await?;
+            self.write_buf.clear();
+        }
+        self.stream.flush().await
+    }
+
+    /// Flushes, then closes our sending side so the peer sees a clean end.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.stream.shutdown().await
+    }
+
+    /// Writes `bytes` as they are, outside the codec: for the few replies
+    /// whose layout must not depend on any version's codec.
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.write_buf.extend_from_slice(bytes);
+    }
+}
+
+impl<S, C> Connection<S, C>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: Decoder,
+{
+    /// The next frame already in the buffer, without reading: `None` means
+    /// "everything received so far has been handed out".
+    pub fn next_buffered(&mut self) -> Result<Option<C::Item>, C::Error> {
+        self.codec.decode(&mut self.read_buf)
+    }
+
+    /// The next frame, reading as needed; `None` when the peer closed
+    /// cleanly between frames. A stream that ends inside a frame is the
+    /// codec's error (its `decode_eof`).
+    pub async fn read_frame(&mut self) -> Result<Option<C::Item>, C::Error> {
+        loop {
+            if let Some(frame) = self.next_buffered()? {
+                return Ok(Some(frame));
+            }
+            if self.fill().await? == 0 {
+                return self.finish();
+            }
+        }
+    }
+
+    /// Call once the peer has closed: the last frame, if the final read
+    /// completed one, or the codec's verdict on leftover bytes.
+    pub fn finish(&mut self) -> Result<Option<C::Item>, C::Error> {
+        self.codec.decode_eof(&mut self.read_buf)
+    }
+}
+
+impl<S, C> Connection<S, C>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Encodes `item` into the write buffer; nothing is sent until
+    /// [`Connection::flush`].
+    pub fn queue<I>(&mut self, item: I) -> Result<(), C::Error>
+    where
+        C: Encoder<I>,
+    {
+        self.codec.encode(item, &mut self.write_buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::v1::{CodecError, DecodeError, V1Codec};
+
+    #[tokio::test]
+    async fn frames_survive_a_byte_at_a_time() {
+        let (client, server) = tokio::io::duplex(1);
+        let writer = tokio::spawn(async move {
+            let mut c = Connection::new(client, V1Codec);
+            for m in ["a", "", "long message"] {
+                c.queue(m).unwrap();
+            }
+            c.shutdown().await.unwrap();
+        });
+        let mut s = Connection::new(server, V1Codec);
+        let mut got = Vec::new();
+        while let Some(m) = s.read_frame().await.unwrap() {
+            got.push(m.as_str().to_owned());
+        }
+        writer.await.unwrap();
+        assert_eq!(got, ["a", "", "long message"]);
+    }
+
+    #[tokio::test]
+    async fn eof_inside_a_frame_is_an_error() {
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b"\x01\x00\x09abc").await.unwrap();
+        drop(client);
+        let mut s = Connection::new(server, V1Codec);
+        assert!(matches!(
+            s.read_frame().await,
+            Err(CodecError::Decode(DecodeError::Truncated { .. }))
+        ));
+    }
+}
