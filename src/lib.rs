@@ -17,3 +17,8 @@
 pub mod protocol;
 pub mod service;
 pub mod transport;
+
+/// The README's code examples compile and run as doc tests, so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

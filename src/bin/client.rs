@@ -1,6 +1,6 @@
 //! `client`: send messages to a rust-tcp server, from arguments or stdin.
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use rust_tcp::service::Client;
 use std::io::{BufRead, IsTerminal, Write};

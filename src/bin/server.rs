@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use rust_tcp::service::{spawn_line_output, terminate_signal, PrintService, Server, ServerConfig};
+use rust_tcp::service::{PrintService, Server, ServerConfig, spawn_line_output, terminate_signal};
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -32,8 +32,15 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let args = Args::parse();
+    if let Err(e) = run(args).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

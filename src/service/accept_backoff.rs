@@ -21,7 +21,11 @@ pub(crate) struct AcceptBackoff {
 impl AcceptBackoff {
     /// Starts at `min` and doubles up to `max`.
     pub(crate) fn new(min: Duration, max: Duration) -> Self {
-        AcceptBackoff { next: min, min, max }
+        AcceptBackoff {
+            next: min,
+            min,
+            max,
+        }
     }
 
     /// How long to wait after this failure.

@@ -23,7 +23,7 @@ pub struct Client {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nobody accepted the connection (no server, wrong port, firewall…).
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// The address tried.
         addr: String,
@@ -34,7 +34,7 @@ pub enum ClientError {
     #[error(transparent)]
     Encode(#[from] EncodeError),
     /// The connection failed while in use.
-    #[error("connection failed: {0}")]
+    #[error("connection failed")]
     Io(#[from] io::Error),
 }
 

@@ -12,7 +12,7 @@ mod v1_connection;
 
 pub use client::{Client, ClientError};
 pub use handler::{Handler, PeerInfo, Service};
-pub use line_output::{format_message_line, spawn_line_output, LineOutput, LineOutputWriter};
+pub use line_output::{LineOutput, LineOutputWriter, format_message_line, spawn_line_output};
 pub use print_service::{PrintHandler, PrintService};
 pub use server::{Server, ServerConfig, ServerError};
 pub use shutdown::terminate_signal;

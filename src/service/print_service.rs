@@ -1,7 +1,7 @@
 //! The reference service: print every text message as a line.
 
 use super::handler::{Handler, PeerInfo, Service};
-use super::line_output::{format_message_line, LineOutput};
+use super::line_output::{LineOutput, format_message_line};
 use crate::protocol::Message;
 
 /// A batch is handed to the writer once it reaches this size even if more

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use super::accept_backoff::{is_per_connection, AcceptBackoff};
+use super::accept_backoff::{AcceptBackoff, is_per_connection};
 use super::handler::{PeerInfo, Service};
 use super::v1_connection::serve_v1;
 use crate::protocol::v1::{self, V1Codec};
@@ -42,7 +42,7 @@ impl Default for ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// Binding the listening socket failed (address in use, no permission…).
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: String,
@@ -160,7 +160,10 @@ impl Server {
         }
 
         drop(self.listener);
-        info!(open = tracker.len(), "stopped accepting; closing connections");
+        info!(
+            open = tracker.len(),
+            "stopped accepting; closing connections"
+        );
         stop.cancel();
         tracker.close();
         if tokio::time::timeout(self.config.shutdown_grace, tracker.wait())
@@ -211,7 +214,9 @@ async fn serve_connection<S: Service>(
         Ok(ConnectionEnd::PeerClosed) => {
             info!(%peer, "connection closed: peer disconnected without exit")
         }
-        Ok(ConnectionEnd::ServerShutdown) => info!(%peer, "connection closed: server shutting down"),
+        Ok(ConnectionEnd::ServerShutdown) => {
+            info!(%peer, "connection closed: server shutting down")
+        }
         Err(e) => warn!(%peer, "connection closed: {e}"),
     }
     // Best effort: the peer may already be gone.

@@ -2,7 +2,7 @@ use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::decode::{check_clean_end, decode_message};
-use super::{encode_message, DecodeError, EncodeError};
+use super::{DecodeError, EncodeError, encode_message};
 use crate::protocol::Message;
 
 /// The v1 format as a `tokio_util` codec, for use with `Framed`.

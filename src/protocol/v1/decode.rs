@@ -32,7 +32,7 @@ pub fn decode_message(buf: &mut BytesMut) -> Result<Option<Message>, DecodeError
     let content = buf.split_to(len).freeze();
     Message::from_utf8(content)
         .map(Some)
-        .map_err(|source| DecodeError::InvalidUtf8 { len, source })
+        .map_err(|detail| DecodeError::InvalidUtf8 { len, detail })
 }
 
 /// The announced content length, once the header is complete.

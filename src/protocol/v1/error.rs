@@ -13,12 +13,12 @@ pub enum DecodeError {
         found: u8,
     },
     /// The content bytes were not UTF-8.
-    #[error("invalid UTF-8 in a {len}-byte message: {source}")]
+    #[error("invalid UTF-8 in a {len}-byte message: {detail}")]
     InvalidUtf8 {
         /// Content length as announced in the header.
         len: usize,
         /// Where the content stopped being UTF-8.
-        source: InvalidUtf8,
+        detail: InvalidUtf8,
     },
     /// The stream ended in the middle of a frame.
     #[error("truncated frame: stream ended with {buffered} of {expected} bytes of a frame")]

@@ -1,7 +1,7 @@
 use bytes::BytesMut;
 
-use super::decode::{check_clean_end, decode_message};
 use super::DecodeError;
+use super::decode::{check_clean_end, decode_message};
 use crate::protocol::Message;
 
 /// An incremental v1 decoder: feed it bytes as they arrive, in any split,

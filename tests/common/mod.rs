@@ -1,0 +1,177 @@
+//! Helpers shared by the integration tests: a real `server` process on a
+//! free loopback port, with its stdout and stderr readable line by line.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that should happen at once before it
+/// declares failure. A bound on failure, never a synchronisation device.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl ServerProcess {
+    /// Starts `server --addr 127.0.0.1:0 EXTRA...` and waits for its address.
+    pub fn start(extra: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
+        cmd.args(["--addr", "127.0.0.1:0"]).args(extra);
+        Self::spawn(cmd)
+    }
+
+    /// Like `start`, but with the server's file-descriptor limit set to
+    /// `limit`, to drive `accept` into "too many open files".
+    pub fn start_with_fd_limit(limit: u32) -> Self {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" --addr 127.0.0.1:0"
+            ))
+            .arg(env!("CARGO_BIN_EXE_server"));
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the server binary");
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        let mut server = ServerProcess {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            stdout,
+            stderr,
+        };
+        let line = server.wait_for_log("listening on ");
+        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        server.addr = addr.parse().expect("server logs a socket address");
+        server
+    }
+
+    pub fn addr_arg(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The next line the server printed to stdout.
+    pub fn next_output_line(&self) -> String {
+        self.stdout
+            .recv_timeout(PATIENCE)
+            .expect("the server printed a line in time")
+    }
+
+    /// The next `n` lines printed to stdout.
+    pub fn output_lines(&self, n: usize) -> Vec<String> {
+        (0..n).map(|_| self.next_output_line()).collect()
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("no log line containing {needle:?} in time"),
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits for the process to exit.
+    pub fn stop_with(mut self, signal: &str) -> ExitStatus {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop in time");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// All stdout lines printed until the process exits (after `stop_with`).
+    pub fn remaining_output(&self) -> Vec<String> {
+        self.stdout.iter().collect()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One v1 frame.
+pub fn v1_frame(content: &[u8]) -> Vec<u8> {
+    let mut f = vec![1];
+    f.extend_from_slice(&(content.len() as u16).to_be_bytes());
+    f.extend_from_slice(content);
+    f
+}
+
+/// A raw TCP connection, for sending arbitrary (also broken) bytes.
+pub fn raw_connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connecting to the server");
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s
+}
+
+/// Sends `bytes`, then waits until the server closes the connection.
+/// Returns whatever the server sent before closing.
+pub fn send_and_wait_for_close(stream: &mut TcpStream, bytes: &[u8]) -> Vec<u8> {
+    stream.write_all(bytes).unwrap();
+    read_until_closed(stream)
+}
+
+/// Reads until the server closes; panics if it does not within PATIENCE.
+pub fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            // A reset also tells us the server closed (it had unread input).
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("server did not close the connection: {e}"),
+        }
+    }
+}
+
+/// How the server prints a message whose content is plain text.
+pub fn printed(content: &str) -> String {
+    format!("Message: {content:?}")
+}

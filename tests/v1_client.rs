@@ -1,0 +1,91 @@
+//! The `client` binary against the `server` binary, end to end.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn client(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn sends_its_arguments_then_exit() {
+    let server = ServerProcess::start(&[]);
+    let out = client(
+        &["--addr", &server.addr_arg(), "one", "two words", ""],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        server.output_lines(3),
+        [printed("one"), printed("two words"), printed("")]
+    );
+    server.wait_for_log("client sent exit");
+}
+
+#[test]
+fn stdin_mode_sends_one_message_per_line() {
+    let server = ServerProcess::start(&[]);
+    let mut input = String::new();
+    for i in 0..5000 {
+        input.push_str(&format!("log line {i}\r\n"));
+    }
+    let out = client(&["--addr", &server.addr_arg()], Some(input.as_bytes()));
+    assert!(out.status.success(), "{out:?}");
+    let expected: Vec<_> = (0..5000)
+        .map(|i| printed(&format!("log line {i}")))
+        .collect();
+    assert_eq!(server.output_lines(5000), expected);
+    assert!(
+        out.stdout.is_empty(),
+        "no prompt when stdin is not a terminal"
+    );
+}
+
+#[test]
+fn no_server_is_a_one_line_error() {
+    // Bind and drop a listener to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = client(&["--addr", &format!("127.0.0.1:{port}"), "hi"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
+#[test]
+fn an_oversized_message_is_a_one_line_error() {
+    let server = ServerProcess::start(&[]);
+    let big = "x".repeat(65536);
+    let out = client(&["--addr", &server.addr_arg(), &big], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("65536 bytes"), "{err}");
+
+    // In stdin mode the lines before it are delivered, then it fails.
+    let input = format!("fine\n{big}\nnever sent\n");
+    let out = client(&["--addr", &server.addr_arg()], Some(input.as_bytes()));
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(server.next_output_line(), printed("fine"));
+}

@@ -1,0 +1,103 @@
+//! v1 framing, sans-IO: round trips, every split point, any segmentation.
+
+use bytes::BytesMut;
+use proptest::prelude::*;
+use rust_tcp::protocol::v1::{DecodeError, MessageReader, V1Codec, encode_message};
+use tokio_util::codec::Decoder;
+
+fn stream_of(messages: &[String]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    for m in messages {
+        encode_message(m, &mut b).unwrap();
+    }
+    b.to_vec()
+}
+
+/// Feeds `chunks` in order and collects every message decoded.
+fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<String> {
+    let mut r = MessageReader::new();
+    let mut out = Vec::new();
+    for c in chunks {
+        r.feed(c);
+        while let Some(m) = r.next_message().unwrap() {
+            out.push(m.as_str().to_owned());
+        }
+    }
+    r.finish().expect("stream ends between frames");
+    out
+}
+
+#[test]
+fn every_pair_of_split_points_of_a_multi_frame_stream() {
+    let messages: Vec<String> = ["hello", "", "wörld\n", "exit"].map(String::from).to_vec();
+    let bytes = stream_of(&messages);
+    for i in 0..=bytes.len() {
+        for j in i..=bytes.len() {
+            let got = decode_chunks([&bytes[..i], &bytes[i..j], &bytes[j..]]);
+            assert_eq!(got, messages, "split at {i} and {j}");
+        }
+    }
+}
+
+#[test]
+fn the_largest_and_the_empty_message() {
+    let messages = vec!["y".repeat(65535), String::new(), "é".repeat(30000)];
+    let bytes = stream_of(&messages);
+    assert_eq!(decode_chunks([&bytes[..]]), messages);
+    assert_eq!(decode_chunks(bytes.chunks(1000)), messages);
+}
+
+#[test]
+fn a_cut_stream_is_reported_at_every_cut_inside_a_frame() {
+    let bytes = stream_of(&["abc".into(), "defg".into()]);
+    let boundaries = [0, 6, bytes.len()];
+    for cut in 0..=bytes.len() {
+        let mut r = MessageReader::new();
+        r.feed(&bytes[..cut]);
+        while r.next_message().unwrap().is_some() {}
+        let res = r.finish();
+        if boundaries.contains(&cut) {
+            assert_eq!(res, Ok(()), "cut at {cut}");
+        } else {
+            assert!(
+                matches!(res, Err(DecodeError::Truncated { .. })),
+                "cut at {cut}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_segmentation_yields_the_same_messages(
+        messages in prop::collection::vec(".{0,300}", 0..20),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
+    ) {
+        let bytes = stream_of(&messages);
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+        points.sort();
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for p in points.into_iter().chain([bytes.len()]) {
+            chunks.push(&bytes[start..p]);
+            start = p;
+        }
+        prop_assert_eq!(decode_chunks(chunks), messages.clone());
+
+        // The codec (what `Framed` uses) agrees with the reader.
+        let mut buf = BytesMut::from(&bytes[..]);
+        let mut via_codec = Vec::new();
+        while let Some(m) = V1Codec.decode_eof(&mut buf).unwrap() {
+            via_codec.push(m.as_str().to_owned());
+        }
+        prop_assert_eq!(via_codec, messages);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let mut r = MessageReader::new();
+        r.feed(&bytes);
+        while let Ok(Some(_)) = r.next_message() {}
+        let _ = r.finish();
+    }
+}

@@ -1,0 +1,85 @@
+//! The library's `Server` and `Client`, in process, over real TCP.
+
+use rust_tcp::protocol::Message;
+use rust_tcp::service::{Client, ClientError, Handler, PeerInfo, Server, ServerConfig, Service};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Forwards every text message to the test, tagged with its peer.
+struct Collect(mpsc::UnboundedSender<(std::net::SocketAddr, String)>);
+struct CollectHandler(
+    mpsc::UnboundedSender<(std::net::SocketAddr, String)>,
+    std::net::SocketAddr,
+);
+
+impl Service for Collect {
+    type Handler = CollectHandler;
+    fn connect(&self, peer: &PeerInfo) -> CollectHandler {
+        CollectHandler(self.0.clone(), peer.addr)
+    }
+}
+
+impl Handler for CollectHandler {
+    async fn on_text(&mut self, message: Message) {
+        let _ = self.0.send((self.1, message.as_str().to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn a_client_delivers_every_message_before_close_returns() {
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .await
+        .unwrap();
+    let addr = server.local_addr().to_string();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(server.run(Collect(tx), stop.clone().cancelled_owned()));
+
+    let mut client = Client::connect(&addr).await.unwrap();
+    for i in 0..10_000 {
+        client.send(&format!("message {i}")).await.unwrap();
+    }
+    client.close().await.unwrap();
+
+    // `close` returned, so the server has read them all: they are queued.
+    for i in 0..10_000 {
+        let (_, text) = rx.try_recv().expect("message delivered before close");
+        assert_eq!(text, format!("message {i}"));
+    }
+    stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_oversized_message_is_refused_and_nothing_is_queued() {
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .await
+        .unwrap();
+    let addr = server.local_addr().to_string();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(server.run(Collect(tx), stop.clone().cancelled_owned()));
+
+    let mut client = Client::connect(&addr).await.unwrap();
+    let err = client.send(&"x".repeat(65536)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Encode(_)), "{err}");
+    client.send("small").await.unwrap();
+    client.close().await.unwrap();
+    assert_eq!(rx.try_recv().unwrap().1, "small");
+    assert!(rx.try_recv().is_err());
+    stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_is_a_connect_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = Client::connect(&format!("127.0.0.1:{port}"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err}");
+}
