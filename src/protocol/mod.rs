@@ -5,5 +5,9 @@
 
 mod message;
 pub mod v1;
+pub mod v2;
+mod version;
+
+pub use version::{SUPPORTED_VERSIONS, unsupported_version_reply};
 
 pub use message::{InvalidUtf8, Message};
