@@ -1,25 +1,14 @@
-//! The `client` binary against the `server` binary, end to end.
+//! The `client` binary in v1 mode against the `server` binary, end to end.
 
 mod common;
 
 use common::*;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
 
-fn client(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_client"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(bytes) = stdin {
-        input.write_all(bytes).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
+/// The client binary in v1 mode.
+fn client(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut all = vec!["--v1"];
+    all.extend_from_slice(args);
+    run_client(&all, stdin)
 }
 
 #[test]
@@ -79,7 +68,7 @@ fn an_oversized_message_is_a_one_line_error() {
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("65536 bytes"), "{err}");
+    assert!(err.contains("65536 bytes") && err.contains("v1"), "{err}");
 
     // In stdin mode the lines before it are delivered, then it fails.
     let input = format!("fine\n{big}\nnever sent\n");

@@ -1,7 +1,10 @@
 //! The library's `Server` and `Client`, in process, over real TCP.
 
 use rust_tcp::protocol::Message;
-use rust_tcp::service::{Client, ClientError, Handler, PeerInfo, Server, ServerConfig, Service};
+use rust_tcp::service::{
+    Client, ClientConfig, ClientError, Handler, PeerInfo, ProtocolVersion, Server, ServerConfig,
+    Service,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +28,14 @@ impl Handler for CollectHandler {
     }
 }
 
+async fn v1_client(addr: &str) -> Client {
+    let config = ClientConfig {
+        version: ProtocolVersion::V1,
+        ..ClientConfig::default()
+    };
+    Client::connect_with(addr, config).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_client_delivers_every_message_before_close_returns() {
     let server = Server::bind("127.0.0.1:0", ServerConfig::default())
@@ -35,9 +46,9 @@ async fn a_client_delivers_every_message_before_close_returns() {
     let stop = CancellationToken::new();
     let running = tokio::spawn(server.run(Collect(tx), stop.clone().cancelled_owned()));
 
-    let mut client = Client::connect(&addr).await.unwrap();
+    let client = v1_client(&addr).await;
     for i in 0..10_000 {
-        client.send(&format!("message {i}")).await.unwrap();
+        client.send_text(format!("message {i}")).await.unwrap();
     }
     client.close().await.unwrap();
 
@@ -60,10 +71,10 @@ async fn an_oversized_message_is_refused_and_nothing_is_queued() {
     let stop = CancellationToken::new();
     let running = tokio::spawn(server.run(Collect(tx), stop.clone().cancelled_owned()));
 
-    let mut client = Client::connect(&addr).await.unwrap();
-    let err = client.send(&"x".repeat(65536)).await.unwrap_err();
+    let client = v1_client(&addr).await;
+    let err = client.send_text("x".repeat(65536)).await.unwrap_err();
     assert!(matches!(err, ClientError::Encode(_)), "{err}");
-    client.send("small").await.unwrap();
+    client.send_text("small").await.unwrap();
     client.close().await.unwrap();
     assert_eq!(rx.try_recv().unwrap().1, "small");
     assert!(rx.try_recv().is_err());

@@ -1,26 +1,27 @@
-//! `client`: send messages to a rust-tcp server, from arguments or stdin.
+//! `client`: talk to a rust-tcp server from the command line.
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use rust_tcp::service::Client;
+use rust_tcp::service::{Client, ClientConfig, ProtocolVersion, Pushed};
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
-/// Send messages to a rust-tcp server.
+/// Talk to a rust-tcp server.
 ///
-/// With MESSAGE arguments, sends each as one message, then `exit`, and exits
-/// once the server has closed the connection (so every message was read).
+/// With MESSAGE arguments, sends each as one text message, then closes the
+/// session and exits once the server has confirmed it processed them all.
 /// Without, reads standard input and sends one message per line, so
 /// `cat log.txt | client` works; a prompt is shown when stdin is a terminal.
+///
+/// Speaks protocol v2 unless --v1 is given.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Server address, HOST:PORT.
-    #[arg(long, global = true, default_value = "127.0.0.1:8080")]
-    addr: String,
+    #[command(flatten)]
+    conn: ConnArgs,
 
-    /// Messages to send, one frame each (at most 65535 bytes). A message
-    /// `exit` ends the session early. Use `--` before a message that looks
+    /// Messages to send, one each. Use `--` before a message that looks
     /// like a subcommand or an option.
     messages: Vec<String>,
 
@@ -28,31 +29,62 @@ struct Args {
     command: Option<Command>,
 }
 
+#[derive(Debug, ClapArgs)]
+struct ConnArgs {
+    /// Server address, HOST:PORT.
+    #[arg(long, global = true, default_value = "127.0.0.1:8080")]
+    addr: String,
+
+    /// Speak protocol v1 (the tutorial format: text only, ends with `exit`).
+    #[arg(long, global = true)]
+    v1: bool,
+
+    /// Name to introduce ourselves with (v2).
+    #[arg(long, global = true, default_value = "client")]
+    name: String,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measure throughput: send COUNT messages of SIZE bytes over one
-    /// connection as fast as possible, wait until the server has read them
-    /// all, and report messages per second.
+    /// Send each PAYLOAD as a request (all in flight at once) and print
+    /// each response, in argument order.
+    Request {
+        /// Request payloads.
+        #[arg(required = true)]
+        payloads: Vec<String>,
+    },
+    /// Chat: send standard input line by line and print what others send
+    /// as it arrives (needs a server started with --broadcast).
+    Chat,
+    /// Measure throughput against a running server.
     Bench(BenchArgs),
 }
 
 #[derive(Debug, ClapArgs)]
 struct BenchArgs {
-    /// How many messages to send.
+    /// How many messages (or requests) to send.
     #[arg(long, default_value_t = 1_000_000)]
     count: u64,
-    /// Content size of each message in bytes.
+    /// Content size of each message or request payload, in bytes.
     #[arg(long, default_value_t = 20)]
     size: usize,
+    /// Measure request/response instead of one-way messages, with this many
+    /// requests in flight at once.
+    #[arg(long)]
+    in_flight: Option<usize>,
 }
 
-#[tokio::main]
+// One thread: a client is one connection, and keeping its reader, writer
+// and callers on one thread saves a cross-thread wake-up on every hop.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
-    let result = match args.command {
-        Some(Command::Bench(bench)) => run_bench(&args.addr, &bench).await,
-        None if args.messages.is_empty() => send_stdin(&args.addr).await,
-        None => send_args(&args.addr, &args.messages).await,
+    let result = match &args.command {
+        Some(Command::Request { payloads }) => run_requests(&args.conn, payloads).await,
+        Some(Command::Chat) => run_chat(&args.conn).await,
+        Some(Command::Bench(bench)) => run_bench(&args.conn, bench).await,
+        None if args.messages.is_empty() => send_stdin(&args.conn).await,
+        None => send_args(&args.conn, &args.messages).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -60,47 +92,61 @@ async fn main() {
     }
 }
 
-async fn send_args(addr: &str, messages: &[String]) -> anyhow::Result<()> {
-    // Refuse before connecting, so a bad argument sends nothing at all.
-    if let Some((i, m)) = messages
-        .iter()
-        .enumerate()
-        .find(|(_, m)| m.len() > rust_tcp::protocol::v1::MAX_CONTENT_LEN)
-    {
+async fn connect(conn: &ConnArgs) -> anyhow::Result<Client> {
+    let config = ClientConfig {
+        name: conn.name.clone(),
+        version: if conn.v1 {
+            ProtocolVersion::V1
+        } else {
+            ProtocolVersion::V2
+        },
+        ..ClientConfig::default()
+    };
+    Ok(Client::connect_with(&conn.addr, config).await?)
+}
+
+/// The largest message the chosen protocol can carry before connecting.
+fn check_sizes(conn: &ConnArgs, messages: &[String]) -> anyhow::Result<()> {
+    let max = if conn.v1 {
+        rust_tcp::protocol::v1::MAX_CONTENT_LEN
+    } else {
+        rust_tcp::protocol::v2::DEFAULT_MAX_FRAME_SIZE as usize
+    };
+    if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| m.len() > max) {
+        let version = if conn.v1 { "v1" } else { "v2" };
         bail!(
-            "message {} is {} bytes; v1 allows at most {}",
+            "message {} is {} bytes; {version} allows at most {max}",
             i + 1,
-            m.len(),
-            rust_tcp::protocol::v1::MAX_CONTENT_LEN
+            m.len()
         );
     }
-    let mut client = Client::connect(addr).await?;
+    Ok(())
+}
+
+async fn send_args(conn: &ConnArgs, messages: &[String]) -> anyhow::Result<()> {
+    // Refuse before connecting, so a bad argument sends nothing at all.
+    check_sizes(conn, messages)?;
+    let client = connect(conn).await?;
     for m in messages {
-        client.send(m).await?;
+        client.send_text(m.as_str()).await?;
     }
     client.close().await?;
     Ok(())
 }
 
-async fn send_stdin(addr: &str) -> anyhow::Result<()> {
+async fn send_stdin(conn: &ConnArgs) -> anyhow::Result<()> {
     let interactive = std::io::stdin().is_terminal();
-    let mut client = Client::connect(addr).await?;
+    let client = connect(conn).await?;
     let mut lines = spawn_stdin_lines();
     prompt(interactive);
     while let Some(line) = lines.recv().await {
-        let mut line = Some(line);
-        // Send everything stdin has ready, then flush: piped input goes out
-        // in large writes, a typed line goes out at once.
-        while let Some(l) = line {
-            let l = l?;
-            if let Err(e) = client.send(&l).await {
-                client.close().await?;
-                return Err(e).context("message not sent; earlier lines were delivered");
-            }
-            line = lines.try_recv().ok();
+        if let Err(e) = client.send_text(line?).await {
+            client.close().await?;
+            return Err(e).context("message not sent; earlier lines were delivered");
         }
-        client.flush().await?;
-        prompt(interactive);
+        if lines.is_empty() {
+            prompt(interactive);
+        }
     }
     client.close().await?;
     Ok(())
@@ -135,23 +181,127 @@ fn spawn_stdin_lines() -> tokio::sync::mpsc::Receiver<anyhow::Result<String>> {
     rx
 }
 
-async fn run_bench(addr: &str, bench: &BenchArgs) -> anyhow::Result<()> {
-    let content = "x".repeat(bench.size);
-    let started = Instant::now();
-    let mut client = Client::connect(addr).await?;
-    for _ in 0..bench.count {
-        client.send(&content).await?;
+/// Text from the network, made safe for a terminal: control characters are
+/// shown escaped instead of being interpreted.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn show_payload(payload: &Bytes) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(text) => printable(text),
+        Err(_) => format!("<{} bytes of binary>", payload.len()),
+    }
+}
+
+async fn run_requests(conn: &ConnArgs, payloads: &[String]) -> anyhow::Result<()> {
+    let client = connect(conn).await?;
+    let requests = payloads
+        .iter()
+        .map(|p| client.request(Bytes::copy_from_slice(p.as_bytes())));
+    let responses = futures::future::join_all(requests).await;
+    let mut failed = false;
+    for (payload, response) in payloads.iter().zip(responses) {
+        match response {
+            Ok(r) => println!("{}", show_payload(&r)),
+            Err(e) => {
+                eprintln!("error: request {payload:?}: {e}");
+                failed = true;
+            }
+        }
     }
     client.close().await?;
+    if failed {
+        bail!("some requests failed");
+    }
+    Ok(())
+}
+
+async fn run_chat(conn: &ConnArgs) -> anyhow::Result<()> {
+    if conn.v1 {
+        bail!("chat needs protocol v2 (v1 servers send nothing back)");
+    }
+    let client = connect(conn).await?;
+    let mut incoming = client.incoming().expect("first use of the stream");
+    let printer = tokio::spawn(async move {
+        let mut out = std::io::stdout();
+        while let Some(pushed) = incoming.recv().await {
+            let line = match pushed {
+                Pushed::Text(m) => printable(m.as_str()),
+                Pushed::Binary(b) => format!("<{} bytes of binary>", b.len()),
+                Pushed::Error(e) => format!("* server error: {e}"),
+                Pushed::GoAway(g) => format!("* server is going away: {g}"),
+            };
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    });
+    let mut lines = spawn_stdin_lines();
+    while let Some(line) = lines.recv().await {
+        client.send_text(line?).await?;
+    }
+    client.close().await?;
+    printer.await?;
+    Ok(())
+}
+
+async fn run_bench(conn: &ConnArgs, bench: &BenchArgs) -> anyhow::Result<()> {
+    let content = "x".repeat(bench.size);
+    let client = connect(conn).await?;
+    let started = Instant::now();
+    let what = match bench.in_flight {
+        None => {
+            for _ in 0..bench.count {
+                client.send_text(content.as_str()).await?;
+            }
+            client.close().await?;
+            "messages"
+        }
+        Some(in_flight) => {
+            let in_flight = in_flight.max(1) as u64;
+            let payload = Bytes::from(content);
+            let workers: Vec<_> = (0..in_flight)
+                .map(|w| {
+                    let client = client.clone();
+                    let payload = payload.clone();
+                    let n = bench.count / in_flight + u64::from(w < bench.count % in_flight);
+                    tokio::spawn(async move {
+                        for _ in 0..n {
+                            client.request(payload.clone()).await?;
+                        }
+                        anyhow::Ok(())
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.await??;
+            }
+            client.close().await?;
+            "requests"
+        }
+    };
     let secs = started.elapsed().as_secs_f64();
-    let bytes = bench.count as f64 * (bench.size + 3) as f64;
     println!(
-        "sent {} messages of {} bytes in {:.3} s: {:.2} M messages/s, {:.1} MB/s on the wire",
+        "{} {what} of {} bytes in {:.3} s: {:.3} M {what}/s{}",
         bench.count,
         bench.size,
         secs,
         bench.count as f64 / secs / 1e6,
-        bytes / secs / 1e6
+        bench
+            .in_flight
+            .map(|k| format!(
+                " ({k} in flight, {:.1} µs each)",
+                secs * 1e6 / bench.count as f64 * k as f64
+            ))
+            .unwrap_or_default()
     );
     Ok(())
 }

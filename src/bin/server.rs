@@ -8,9 +8,10 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
-/// Serve the rust-tcp protocol on TCP and print each text message received
-/// to stdout, one line per message (`Message: "..."`, escaped so that no
-/// message can forge a line).
+/// Serve the rust-tcp protocol (v1 and v2 on one port) and print each text
+/// message received to stdout, one line per message (`Message: "..."`,
+/// escaped so that no message can forge a line). v2 requests are answered
+/// with their own payload (echo).
 ///
 /// Logs (connections opened and closed, protocol errors) go to stderr; set
 /// their level with RUST_LOG (default: info). Stop with Ctrl-C or SIGTERM.
@@ -26,9 +27,31 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
 
-    /// Seconds a shutdown waits for open connections to finish.
+    /// Seconds a shutdown waits for open connections to finish. v2 clients
+    /// are sent a go-away at once and get half of this to close themselves.
     #[arg(long, default_value_t = 5)]
     shutdown_grace_secs: u64,
+
+    /// Largest v2 frame payload accepted, in bytes; announced to clients in
+    /// the handshake. Larger frames close the connection (code 1009).
+    #[arg(long, default_value_t = rust_tcp::protocol::v2::DEFAULT_MAX_FRAME_SIZE,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    max_frame_bytes: u32,
+
+    /// v2 heartbeat interval in seconds (0 = off): idle clients are pinged,
+    /// and dropped after three intervals of silence.
+    #[arg(long, default_value_t = 30)]
+    heartbeat_secs: u64,
+
+    /// Bytes that may wait to be sent to one v2 client. A client that lets
+    /// more pile up is not reading and is disconnected (code 1013).
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    max_queued_bytes: usize,
+
+    /// Relay each text message to every other connected v2 client,
+    /// labelled with the sender's name (`NAME: TEXT`).
+    #[arg(long)]
+    broadcast: bool,
 }
 
 #[tokio::main]
@@ -52,6 +75,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = ServerConfig {
         max_connections: args.max_connections,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        max_frame_size: args.max_frame_bytes,
+        heartbeat: Duration::from_secs(args.heartbeat_secs),
+        max_queued_bytes: args.max_queued_bytes,
+        ..ServerConfig::default()
     };
     let server = Server::bind(&args.addr, config).await?;
     tracing::info!("listening on {}", server.local_addr());
@@ -63,7 +90,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .try_clone_to_owned()
         .context("duplicating stdout")?;
     let (out, writer) = spawn_line_output(std::fs::File::from(stdout));
-    server.run(PrintService::new(out), terminate_signal()).await;
+    let mut service = PrintService::new(out);
+    if args.broadcast {
+        service = service.with_broadcast();
+    }
+    server.run(service, terminate_signal()).await;
 
     // Every handler is gone, so the writer sees the end of its input and
     // finishes writing what is queued.

@@ -8,6 +8,6 @@ pub mod v1;
 pub mod v2;
 mod version;
 
-pub use version::{SUPPORTED_VERSIONS, unsupported_version_reply};
+pub use version::{SUPPORTED_VERSIONS, parse_unsupported_version_reply, unsupported_version_reply};
 
 pub use message::{InvalidUtf8, Message};

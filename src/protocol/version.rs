@@ -44,3 +44,35 @@ mod tests {
         assert_eq!(&b[..], &expected[..]);
     }
 }
+
+/// Reads the frozen reply from the start of `buf`: the versions the server
+/// speaks and its reason. `None` if `buf` does not hold a whole reply (or
+/// does not start with one).
+pub fn parse_unsupported_version_reply(buf: &[u8]) -> Option<(Vec<u8>, String)> {
+    let (&marker, rest) = buf.split_first()?;
+    if marker != 0 {
+        return None;
+    }
+    let (&count, rest) = rest.split_first()?;
+    let versions = rest.get(..count as usize)?.to_vec();
+    let rest = &rest[count as usize..];
+    let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+    let reason = rest.get(2..2 + len)?;
+    Some((versions, String::from_utf8_lossy(reason).into_owned()))
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_reply_and_waits_for_all_of_it() {
+        let b = unsupported_version_reply(9);
+        let (versions, reason) = parse_unsupported_version_reply(&b).unwrap();
+        assert_eq!(versions, [1, 2]);
+        assert!(reason.contains("speaks 1 and 2"));
+        for cut in 0..b.len() {
+            assert_eq!(parse_unsupported_version_reply(&b[..cut]), None);
+        }
+    }
+}

@@ -1,6 +1,8 @@
+use bytes::Bytes;
 use std::future::Future;
 use std::net::SocketAddr;
 
+use super::outbound::{Pusher, Responder};
 use crate::protocol::Message;
 
 /// Who is on the other end of a connection, as far as the server knows.
@@ -10,6 +12,11 @@ pub struct PeerInfo {
     pub addr: SocketAddr,
     /// The protocol version this connection speaks.
     pub version: u8,
+    /// The name the client gave in its hello (v2), or its address (v1).
+    pub name: String,
+    /// Sends messages to this client at any time (v2 only; for a v1 peer
+    /// every push fails with `Unsupported`).
+    pub pusher: Pusher,
 }
 
 /// The user's application: it makes one [`Handler`] per connection.
@@ -21,7 +28,8 @@ pub trait Service: Send + Sync + 'static {
     /// The per-connection part.
     type Handler: Handler;
 
-    /// Called once a connection's protocol version is known.
+    /// Called once a connection's protocol version is known (and, for v2,
+    /// the handshake succeeded).
     fn connect(&self, peer: &PeerInfo) -> Self::Handler;
 }
 
@@ -31,10 +39,30 @@ pub trait Service: Send + Sync + 'static {
 /// [`Handler::flush`] whenever it has handed over everything received so far
 /// and is about to wait for the network: a handler that batches work (like
 /// the printing one) flushes there, which gives large batches under load and
-/// immediate delivery for an interactive peer.
+/// immediate delivery for an interactive peer. Dropping the handler is the
+/// signal that the connection is gone.
 pub trait Handler: Send + 'static {
-    /// A text message arrived.
+    /// A text message arrived (v1 or v2).
     fn on_text(&mut self, message: Message) -> impl Future<Output = ()> + Send;
+
+    /// Bytes arrived (v2). Ignored unless overridden.
+    fn on_binary(&mut self, data: Bytes) -> impl Future<Output = ()> + Send {
+        let _ = data;
+        async {}
+    }
+
+    /// A request arrived (v2). Answer through `responder`, now or later from
+    /// another task; answers may go out in any order. Unless overridden,
+    /// requests are refused with an error response.
+    fn on_request(
+        &mut self,
+        payload: Bytes,
+        responder: Responder,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = payload;
+        let _ = responder.fail("this service does not answer requests");
+        async {}
+    }
 
     /// Everything received so far has been handed to the handler.
     fn flush(&mut self) -> impl Future<Output = ()> + Send {

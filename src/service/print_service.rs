@@ -1,35 +1,109 @@
-//! The reference service: print every text message as a line.
+//! The reference service behind the `server` binary: print every text
+//! message, echo every request, and optionally relay text between clients.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tracing::warn;
 
 use super::handler::{Handler, PeerInfo, Service};
 use super::line_output::{LineOutput, format_message_line};
+use super::outbound::{Pusher, Responder};
 use crate::protocol::Message;
 
 /// A batch is handed to the writer once it reaches this size even if more
 /// input is waiting, so one busy connection cannot hold lines back for long.
 const BATCH_BYTES: usize = 64 * 1024;
 
-/// Prints each text message from every connection to a [`LineOutput`].
+/// Prints each text message from every connection to a [`LineOutput`],
+/// answers each request with its own payload, and with broadcast on, relays
+/// each text message to every other connected v2 client as `NAME: TEXT`.
 #[derive(Debug, Clone)]
 pub struct PrintService {
     out: LineOutput,
+    broadcast: Option<Arc<Room>>,
+}
+
+/// Everyone who can receive relayed messages.
+#[derive(Debug, Default)]
+struct Room {
+    next_id: AtomicU64,
+    members: Mutex<HashMap<u64, Pusher>>,
 }
 
 impl PrintService {
-    /// Prints to `out`.
+    /// Prints to `out`; no relaying.
     pub fn new(out: LineOutput) -> Self {
-        PrintService { out }
+        PrintService {
+            out,
+            broadcast: None,
+        }
+    }
+
+    /// Also relays each text message to every other v2 client.
+    pub fn with_broadcast(mut self) -> Self {
+        self.broadcast = Some(Arc::default());
+        self
     }
 }
 
 impl Service for PrintService {
     type Handler = PrintHandler;
 
-    fn connect(&self, _peer: &PeerInfo) -> PrintHandler {
+    fn connect(&self, peer: &PeerInfo) -> PrintHandler {
+        let seat = self.broadcast.as_ref().map(|room| {
+            let id = room.next_id.fetch_add(1, Ordering::Relaxed);
+            if peer.pusher.can_push() {
+                room.members
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, peer.pusher.clone());
+            }
+            Seat {
+                id,
+                name: peer.name.clone(),
+                room: room.clone(),
+            }
+        });
         PrintHandler {
             out: self.out.clone(),
             batch: Vec::new(),
             output_closed: false,
+            seat,
         }
+    }
+}
+
+/// One connection's place in the broadcast room; leaving is dropping it.
+#[derive(Debug)]
+struct Seat {
+    id: u64,
+    name: String,
+    room: Arc<Room>,
+}
+
+impl Seat {
+    fn relay(&self, text: &str) {
+        let message = Message::new(format!("{}: {}", self.name, text));
+        let members = self.room.members.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, pusher) in members.iter() {
+            if *id != self.id {
+                if let Err(e) = pusher.send_text(message.clone()) {
+                    warn!(from = %self.name, "not relayed to one client: {e}");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.room
+            .members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
     }
 }
 
@@ -39,6 +113,7 @@ pub struct PrintHandler {
     out: LineOutput,
     batch: Vec<u8>,
     output_closed: bool,
+    seat: Option<Seat>,
 }
 
 impl PrintHandler {
@@ -59,9 +134,23 @@ impl PrintHandler {
 impl Handler for PrintHandler {
     async fn on_text(&mut self, message: Message) {
         format_message_line(&mut self.batch, message.as_str());
+        if let Some(seat) = &self.seat {
+            seat.relay(message.as_str());
+        }
         if self.batch.len() >= BATCH_BYTES {
             self.send_batch().await;
         }
+    }
+
+    async fn on_binary(&mut self, data: Bytes) {
+        self.batch
+            .extend_from_slice(format!("Binary: {} bytes\n", data.len()).as_bytes());
+    }
+
+    async fn on_request(&mut self, payload: Bytes, responder: Responder) {
+        // A failed echo means the client is gone or not reading; the
+        // connection deals with that.
+        let _ = responder.respond(payload);
     }
 
     async fn flush(&mut self) {

@@ -12,8 +12,12 @@ use tracing::{debug, error, info, warn};
 
 use super::accept_backoff::{AcceptBackoff, is_per_connection};
 use super::handler::{PeerInfo, Service};
+use super::outbound::Pusher;
 use super::v1_connection::serve_v1;
+use super::v2_connection::serve_v2;
+use crate::protocol::unsupported_version_reply;
 use crate::protocol::v1::{self, V1Codec};
+use crate::protocol::v2::{self, V2Codec};
 use crate::transport::Connection;
 
 /// Limits and timings of a [`Server`].
@@ -24,8 +28,23 @@ pub struct ServerConfig {
     /// memory or file descriptors.
     pub max_connections: usize,
     /// How long a shutdown waits for open connections to finish before
-    /// abandoning them.
+    /// abandoning them. v2 clients get a go-away at once and half of this
+    /// to close by themselves.
     pub shutdown_grace: Duration,
+    /// Largest v2 payload accepted, announced in the welcome.
+    pub max_frame_size: u32,
+    /// v2 heartbeat interval, announced in the welcome; zero turns
+    /// heartbeats off. Silent clients are pinged after one interval and
+    /// dropped after three.
+    pub heartbeat: Duration,
+    /// Bytes that may wait to be sent to one v2 client. A client that lets
+    /// more pile up is not reading and is disconnected, so its queue, and
+    /// the server's memory, stay bounded.
+    pub max_queued_bytes: usize,
+    /// How long a v2 client has to send its HELLO.
+    pub handshake_timeout: Duration,
+    /// The server's name in the welcome.
+    pub server_name: String,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +52,11 @@ impl Default for ServerConfig {
         ServerConfig {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(5),
+            max_frame_size: v2::DEFAULT_MAX_FRAME_SIZE,
+            heartbeat: Duration::from_secs(30),
+            max_queued_bytes: 8 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            server_name: "rust-tcp".into(),
         }
     }
 }
@@ -63,6 +87,8 @@ pub struct Server {
 pub(crate) enum ConnectionEnd {
     /// A v1 client sent `exit`.
     ClientExit,
+    /// A v2 client completed the close handshake.
+    ClientClosed,
     /// The peer closed its side between frames.
     PeerClosed,
     /// The server is shutting down.
@@ -77,6 +103,16 @@ pub(crate) enum ConnectionError {
     V1Protocol(#[from] v1::DecodeError),
     #[error("unsupported protocol version {0}")]
     UnsupportedVersion(u8),
+    #[error("{0}")]
+    V2Frame(#[from] v2::FrameError),
+    #[error("{0}")]
+    V2Session(#[from] v2::SessionError),
+    #[error("no HELLO in time")]
+    HandshakeTimeout,
+    #[error("client is not reading: {queued} bytes queued for it; disconnected (slow consumer)")]
+    SlowConsumer { queued: usize },
+    #[error("heartbeat timeout: nothing heard for {0:?}")]
+    HeartbeatTimeout(Duration),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -137,11 +173,12 @@ impl Server {
                 Ok((stream, peer)) => {
                     backoff.reset();
                     let service = service.clone();
+                    let config = self.config.clone();
                     let stop = stop.clone();
                     let abandon = abandon.clone();
                     tracker.spawn(async move {
                         tokio::select! {
-                            _ = serve_connection(stream, peer, &*service, &stop) => {}
+                            _ = serve_connection(stream, peer, &*service, &config, &stop) => {}
                             _ = abandon.cancelled() => warn!(%peer, "connection abandoned at shutdown"),
                         }
                         drop(slot);
@@ -185,32 +222,25 @@ async fn serve_connection<S: Service>(
     stream: TcpStream,
     peer: SocketAddr,
     service: &S,
+    config: &ServerConfig,
     stop: &CancellationToken,
 ) {
     info!(%peer, "connection opened");
     // Replies are batched by us already; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
-    let mut conn = Connection::new(stream, V1Codec);
-    let result = async {
-        let version = tokio::select! {
-            _ = stop.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
-            v = conn.peek_first_byte() => v?,
-        };
-        match version {
-            None => Ok(ConnectionEnd::PeerClosed),
-            Some(v1::VERSION) => {
-                let mut handler = service.connect(&PeerInfo {
-                    addr: peer,
-                    version: v1::VERSION,
-                });
-                serve_v1(&mut conn, &mut handler, stop).await
-            }
-            Some(other) => Err(ConnectionError::UnsupportedVersion(other)),
-        }
-    }
+    let result = dispatch_by_version(
+        Connection::new(stream, V1Codec),
+        peer,
+        service,
+        config,
+        stop,
+    )
     .await;
     match result {
         Ok(ConnectionEnd::ClientExit) => info!(%peer, "connection closed: client sent exit"),
+        Ok(ConnectionEnd::ClientClosed) => {
+            info!(%peer, "connection closed: close handshake complete")
+        }
         Ok(ConnectionEnd::PeerClosed) => {
             info!(%peer, "connection closed: peer disconnected without exit")
         }
@@ -219,6 +249,45 @@ async fn serve_connection<S: Service>(
         }
         Err(e) => warn!(%peer, "connection closed: {e}"),
     }
-    // Best effort: the peer may already be gone.
-    let _ = conn.shutdown().await;
+}
+
+/// The first byte of the first frame is its version, and decides the
+/// protocol for the whole connection.
+async fn dispatch_by_version<S: Service>(
+    mut conn: Connection<TcpStream, V1Codec>,
+    peer: SocketAddr,
+    service: &S,
+    config: &ServerConfig,
+    stop: &CancellationToken,
+) -> Result<ConnectionEnd, ConnectionError> {
+    let version = tokio::select! {
+        _ = stop.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
+        v = conn.peek_first_byte() => v?,
+    };
+    match version {
+        None => Ok(ConnectionEnd::PeerClosed),
+        Some(v1::VERSION) => {
+            let mut handler = service.connect(&PeerInfo {
+                addr: peer,
+                version: v1::VERSION,
+                name: peer.to_string(),
+                pusher: Pusher::new(None),
+            });
+            let result = serve_v1(&mut conn, &mut handler, stop).await;
+            // Best effort: the peer may already be gone.
+            let _ = conn.shutdown().await;
+            result
+        }
+        Some(v2::VERSION) => {
+            let conn =
+                conn.map_codec(|_| V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE));
+            serve_v2(conn, service, peer, config, stop).await
+        }
+        Some(other) => {
+            // The one reply that clients of every version can read.
+            conn.queue_raw(&unsupported_version_reply(other));
+            let _ = conn.shutdown().await;
+            Err(ConnectionError::UnsupportedVersion(other))
+        }
+    }
 }

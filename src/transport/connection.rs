@@ -1,6 +1,6 @@
 use bytes::BytesMut;
 use std::io;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// How much free space a read asks for. Reads are sized by this constant,
@@ -23,10 +23,7 @@ pub struct Connection<S, C> {
     write_buf: BytesMut,
 }
 
-impl<S, C> Connection<S, C>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+impl<S, C> Connection<S, C> {
     /// Wraps `stream`, decoding and encoding with `codec`.
     pub fn new(stream: S, codec: C) -> Self {
         Connection {
@@ -58,6 +55,33 @@ where
         &self.stream
     }
 
+    /// Separates reading from writing so that each can run in its own
+    /// future: the read side keeps the buffered input and the codec, the
+    /// write side is handed to a [`super::WriteQueue`] writer. Call only
+    /// with nothing queued (after [`Connection::flush`]); queued bytes would
+    /// be lost.
+    pub fn split(self) -> (Connection<ReadHalf<S>, C>, WriteHalf<S>)
+    where
+        S: AsyncRead + AsyncWrite,
+    {
+        debug_assert!(self.write_buf.is_empty(), "split with unsent bytes");
+        let (r, w) = tokio::io::split(self.stream);
+        (
+            Connection {
+                stream: r,
+                codec: self.codec,
+                read_buf: self.read_buf,
+                write_buf: BytesMut::new(),
+            },
+            w,
+        )
+    }
+}
+
+impl<S, C> Connection<S, C>
+where
+    S: AsyncRead + Unpin,
+{
     /// Waits until at least one byte is buffered and returns the first,
     /// without consuming it; `None` if the peer closed before sending any.
     pub async fn peek_first_byte(&mut self) -> io::Result<Option<u8>> {
@@ -85,7 +109,12 @@ where
     pub fn buffered(&self) -> &[u8] {
         &self.read_buf
     }
+}
 
+impl<S, C> Connection<S, C>
+where
+    S: AsyncWrite + Unpin,
+{
     /// Bytes queued but not yet written.
     pub fn pending_write(&self) -> usize {
         self.write_buf.len()
@@ -115,7 +144,7 @@ where
 
 impl<S, C> Connection<S, C>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + Unpin,
     C: Decoder,
 {
     /// The next frame already in the buffer, without reading: `None` means
@@ -147,7 +176,7 @@ where
 
 impl<S, C> Connection<S, C>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncWrite + Unpin,
 {
     /// Encodes `item` into the write buffer; nothing is sent until
     /// [`Connection::flush`].

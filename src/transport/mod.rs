@@ -1,8 +1,12 @@
 //! Moving frames between a byte stream and the protocol layer.
 //!
 //! A [`Connection`] works over any `AsyncRead + AsyncWrite`, so the same code
-//! serves plain TCP, TLS or an in-memory pipe in tests.
+//! serves plain TCP, TLS or an in-memory pipe in tests. Once a connection
+//! carries traffic both ways, its write side moves into a [`WriteQueue`]
+//! that any number of tasks send through.
 
 mod connection;
+mod write_queue;
 
 pub use connection::{Connection, READ_CHUNK};
+pub use write_queue::{QueueError, WriteQueue};

@@ -175,3 +175,51 @@ pub fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
 pub fn printed(content: &str) -> String {
     format!("Message: {content:?}")
 }
+
+/// A library `Server` running in this process on a free port.
+pub struct InProcessServer {
+    pub addr: String,
+    pub stop: tokio_util::sync::CancellationToken,
+    pub running: tokio::task::JoinHandle<()>,
+}
+
+impl InProcessServer {
+    pub async fn start<S: rust_tcp::service::Service>(
+        service: S,
+        config: rust_tcp::service::ServerConfig,
+    ) -> Self {
+        let server = rust_tcp::service::Server::bind("127.0.0.1:0", config)
+            .await
+            .unwrap();
+        let addr = server.local_addr().to_string();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let running = tokio::spawn(server.run(service, stop.clone().cancelled_owned()));
+        InProcessServer {
+            addr,
+            stop,
+            running,
+        }
+    }
+
+    pub async fn shut_down(self) {
+        self.stop.cancel();
+        self.running.await.unwrap();
+    }
+}
+
+/// Runs a client binary with `args`, feeding `stdin` if given.
+pub fn run_client(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}

@@ -1,0 +1,96 @@
+//! The client's read side: turns what the server sends into responses for
+//! waiting requests, pushed messages, and the end of the connection.
+
+use std::sync::Arc;
+use tokio::io::ReadHalf;
+use tokio::net::TcpStream;
+
+use super::client::{Core, End, Pushed};
+use crate::protocol::parse_unsupported_version_reply;
+use crate::protocol::v1::V1Codec;
+use crate::protocol::v2::{SessionEvent, SessionState, V2Codec};
+use crate::transport::Connection;
+
+/// v1 servers send nothing; we only wait for the end of the stream (or the
+/// frozen reply of a server that does not speak v1).
+pub(crate) async fn read_v1(mut reader: Connection<ReadHalf<TcpStream>, V1Codec>, core: Arc<Core>) {
+    let end = loop {
+        match reader.fill().await {
+            Ok(0) => {
+                break match parse_unsupported_version_reply(reader.buffered()) {
+                    Some((versions, reason)) => End::Lost(format!(
+                        "server does not speak v1: {reason} (it speaks {versions:?})"
+                    )),
+                    None => End::Completed,
+                };
+            }
+            Ok(_) => continue,
+            Err(e) => break End::Lost(format!("read failed: {e}")),
+        }
+    };
+    core.finish(end);
+}
+
+pub(crate) async fn read_v2(mut reader: Connection<ReadHalf<TcpStream>, V2Codec>, core: Arc<Core>) {
+    let end = loop {
+        let frame = match reader.read_frame().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                let state = core
+                    .queue
+                    .with_state(|st| st.session.as_ref().map(|s| s.state()));
+                break if state == Some(SessionState::Closed) {
+                    End::Completed
+                } else {
+                    End::Lost("the server closed the connection without a close handshake".into())
+                };
+            }
+            Err(e) => break End::Lost(format!("reading from the server: {e}")),
+        };
+        let received = core.queue.with_state(|st| {
+            st.session
+                .as_mut()
+                .expect("v2 has a session")
+                .receive(frame)
+        });
+        let received = match received {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = core.queue.push_control(|st, buf| {
+                    let session = st.session.as_mut().expect("v2 has a session");
+                    session.close(e.code, e.reason.clone()).encode(buf);
+                    Ok::<(), ()>(())
+                });
+                break End::Lost(format!("server broke the protocol: {e}"));
+            }
+        };
+        if let Some(reply) = received.reply {
+            let _ = core.queue.push_control(|_, buf| {
+                reply.encode(buf);
+                Ok::<(), ()>(())
+            });
+        }
+        match received.event {
+            Some(SessionEvent::Response(r)) => {
+                if !core.resolve(r.id, r.result) {
+                    tracing::warn!(id = r.id, "response to no pending request; ignored");
+                }
+            }
+            Some(SessionEvent::Text(m)) => core.deliver(Pushed::Text(m)).await,
+            Some(SessionEvent::Binary(b)) => core.deliver(Pushed::Binary(b)).await,
+            Some(SessionEvent::Error(e)) => core.deliver(Pushed::Error(e)).await,
+            Some(SessionEvent::GoAway(g)) => core.deliver(Pushed::GoAway(g)).await,
+            Some(SessionEvent::CloseRequested(reason)) => {
+                let _ = core.queue.push_control(|st, buf| {
+                    let session = st.session.as_mut().expect("v2 has a session");
+                    session.ack_close().encode(buf);
+                    Ok::<(), ()>(())
+                });
+                break End::ByServer(reason);
+            }
+            Some(SessionEvent::Closed(_)) => break End::Completed,
+            Some(SessionEvent::Opened { .. } | SessionEvent::Request(_)) | None => {}
+        }
+    };
+    core.finish(end);
+}

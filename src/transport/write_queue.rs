@@ -1,0 +1,270 @@
+//! One connection's outgoing bytes, shared by every task that sends on it.
+//!
+//! Senders encode frames straight into one buffer under a short lock; a
+//! single writer future takes the whole buffer and writes it in one call.
+//! So a burst of small frames from many tasks costs one syscall, an idle
+//! connection sends each frame at once, and no frame is copied twice.
+//!
+//! The buffer is bounded in bytes. Senders that may wait (a client sending
+//! requests) wait for the writer to make room, which passes TCP backpressure
+//! on to them. Senders that must not wait (a server pushing to many clients)
+//! get [`QueueError::Full`] instead: the peer is not reading, and the caller
+//! decides what to do (the server closes that connection). Control frames
+//! (pong, close) bypass the bound so a protocol answer is never refused.
+
+use bytes::BytesMut;
+use std::io;
+use std::sync::{Mutex, MutexGuard};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// Why bytes could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// More than the limit is waiting: the peer is not keeping up.
+    #[error("outbound queue full ({queued} bytes waiting, limit {limit})")]
+    Full {
+        /// Bytes waiting.
+        queued: usize,
+        /// The configured bound.
+        limit: usize,
+    },
+    /// The connection is closing or gone; nothing more will be written.
+    #[error("connection closed")]
+    Closed,
+}
+
+struct Inner<T> {
+    state: T,
+    buf: BytesMut,
+    /// No more pushes; the writer drains what is left, then stops.
+    closed: bool,
+}
+
+/// A bounded, shared write buffer with state `T` guarded by the same lock
+/// (the client keeps its session there, so checking "may I send this now"
+/// and queueing it happen atomically).
+pub struct WriteQueue<T> {
+    inner: Mutex<Inner<T>>,
+    /// Signalled when bytes are queued or the queue is closed.
+    data: Notify,
+    /// Signalled when the writer has taken bytes (room for waiting senders).
+    room: Notify,
+    limit: usize,
+}
+
+impl<T> std::fmt::Debug for WriteQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteQueue")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> WriteQueue<T> {
+    /// A queue holding at most about `limit` bytes (one frame may overshoot
+    /// it, so a frame larger than the limit can still be sent alone).
+    pub fn new(state: T, limit: usize) -> Self {
+        WriteQueue {
+            inner: Mutex::new(Inner {
+                state,
+                buf: BytesMut::new(),
+                closed: false,
+            }),
+            data: Notify::new(),
+            room: Notify::new(),
+            limit,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        // A panic while holding the lock leaves only bytes and plain state
+        // behind, which stay consistent, so poisoning is not an error here.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the state alone, e.g. to read or update the session.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.lock().state)
+    }
+
+    /// Queues without waiting; `Full` if more than the limit is waiting.
+    pub fn try_push<R, E>(
+        &self,
+        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
+    ) -> Result<Result<R, E>, QueueError> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(QueueError::Closed);
+        }
+        if inner.buf.len() >= self.limit {
+            return Err(QueueError::Full {
+                queued: inner.buf.len(),
+                limit: self.limit,
+            });
+        }
+        Ok(self.push_locked(&mut inner, f))
+    }
+
+    /// Queues regardless of the limit: for the few control frames that
+    /// must never be refused.
+    pub fn push_control<R, E>(
+        &self,
+        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
+    ) -> Result<Result<R, E>, QueueError> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(QueueError::Closed);
+        }
+        Ok(self.push_locked(&mut inner, f))
+    }
+
+    /// Queues, first waiting for room while more than the limit is queued.
+    pub async fn push<R, E>(
+        &self,
+        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
+    ) -> Result<Result<R, E>, QueueError> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Register before checking, so a wake-up between the check and
+            // the wait is not missed.
+            room.as_mut().enable();
+            {
+                let mut inner = self.lock();
+                if inner.closed {
+                    return Err(QueueError::Closed);
+                }
+                if inner.buf.len() < self.limit {
+                    return Ok(self.push_locked(&mut inner, f));
+                }
+            }
+            room.await;
+        }
+    }
+
+    fn push_locked<R, E>(
+        &self,
+        inner: &mut Inner<T>,
+        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let before = inner.buf.len();
+        let Inner { state, buf, .. } = inner;
+        let result = f(state, buf);
+        if inner.buf.len() != before {
+            self.data.notify_one();
+        }
+        result
+    }
+
+    /// Bytes waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.lock().buf.len()
+    }
+
+    /// No more frames: the writer sends what is queued, then shuts the
+    /// stream down. Waiting senders get `Closed`.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.data.notify_one();
+        self.room.notify_waiters();
+    }
+
+    /// Writes queued bytes to `out` until the queue is closed and drained,
+    /// then shuts `out` down. Each wake-up writes everything queued so far
+    /// in one call.
+    pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut out: W) -> io::Result<()> {
+        let mut spare = BytesMut::new();
+        loop {
+            let closed = {
+                let mut inner = self.lock();
+                std::mem::swap(&mut inner.buf, &mut spare);
+                inner.closed
+            };
+            if !spare.is_empty() {
+                self.room.notify_waiters();
+                out.write_all(&spare).await?;
+                spare.clear();
+                continue;
+            }
+            if closed {
+                out.flush().await?;
+                return out.shutdown().await;
+            }
+            out.flush().await?;
+            self.data.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+
+    fn put(b: &[u8]) -> impl FnOnce(&mut (), &mut BytesMut) -> Result<(), ()> + '_ {
+        move |_, buf| {
+            buf.put_slice(b);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_everything_in_order_then_shuts_down() {
+        let q = Arc::new(WriteQueue::new((), 1024));
+        let (a, mut b) = tokio::io::duplex(16);
+        let writer = tokio::spawn({
+            let q = q.clone();
+            async move { q.run_writer(a).await }
+        });
+        for i in 0..100u8 {
+            q.push(put(&[i])).await.unwrap().unwrap();
+        }
+        q.close();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, (0..100u8).collect::<Vec<_>>());
+        writer.await.unwrap().unwrap();
+        assert_eq!(q.try_push(put(b"x")), Err(QueueError::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_try_push_but_takes_control_frames() {
+        let q = WriteQueue::new((), 4);
+        q.try_push(put(b"12345")).unwrap().unwrap();
+        assert_eq!(
+            q.try_push(put(b"6")),
+            Err(QueueError::Full {
+                queued: 5,
+                limit: 4
+            })
+        );
+        q.push_control(put(b"c")).unwrap().unwrap();
+        assert_eq!(q.queued(), 6);
+    }
+
+    #[tokio::test]
+    async fn push_waits_for_the_writer_to_make_room() {
+        let q = Arc::new(WriteQueue::new((), 4));
+        q.try_push(put(b"full")).unwrap().unwrap();
+        let waiting = tokio::spawn({
+            let q = q.clone();
+            async move { q.push(put(b"next")).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        let (a, mut b) = tokio::io::duplex(64);
+        let writer = tokio::spawn({
+            let q = q.clone();
+            async move { q.run_writer(a).await }
+        });
+        waiting.await.unwrap().unwrap().unwrap();
+        q.close();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"fullnext");
+        writer.await.unwrap().unwrap();
+    }
+}
