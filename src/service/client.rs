@@ -171,19 +171,19 @@ pub(crate) struct Core {
     pub(crate) pending: Mutex<Pending>,
     pub(crate) end: watch::Sender<Option<End>>,
     incoming_taken: AtomicBool,
-    incoming_tx: mpsc::Sender<Pushed>,
 }
 
 impl Core {
     /// Hands a pushed message to the application. Once it has taken the
     /// stream this waits (backpressure to the server); before that, pushes
     /// are kept up to the capacity and then dropped, so a client that only
-    /// sends requests is never blocked by pushes it does not read.
-    pub(crate) async fn deliver(&self, pushed: Pushed) {
+    /// sends requests is never blocked by pushes it does not read. The
+    /// reader owns the sender, so the stream ends when the connection does.
+    pub(crate) async fn deliver(&self, to: &mpsc::Sender<Pushed>, pushed: Pushed) {
         if self.incoming_taken.load(Ordering::Acquire) {
-            let _ = self.incoming_tx.send(pushed).await;
+            let _ = to.send(pushed).await;
         } else {
-            let _ = self.incoming_tx.try_send(pushed);
+            let _ = to.try_send(pushed);
         }
     }
 
@@ -314,13 +314,13 @@ impl Client {
                 pending: Mutex::default(),
                 end,
                 incoming_taken: AtomicBool::new(false),
-                incoming_tx,
             })
         };
         let (core, server_name, server_max_frame_size) = match config.version {
             ProtocolVersion::V1 => {
                 let core = make_core(None);
                 let (reader, writer) = Connection::new(stream, V1Codec).split();
+                drop(incoming_tx);
                 tokio::spawn(read_v1(reader, core.clone()));
                 spawn_writer(&core, writer);
                 (core, String::new(), v1::MAX_CONTENT_LEN as u32)
@@ -342,7 +342,7 @@ impl Client {
                 conn.codec_mut().set_max_send(max);
                 let core = make_core(Some(session));
                 let (reader, writer) = conn.split();
-                tokio::spawn(read_v2(reader, core.clone()));
+                tokio::spawn(read_v2(reader, core.clone(), incoming_tx));
                 spawn_writer(&core, writer);
                 (core, name, max)
             }
@@ -461,10 +461,10 @@ impl Client {
             }
         };
         // A connection that already ended reports how, below.
-        if let Err(e) = queued {
-            if !matches!(e, ClientError::Closed(_)) {
-                return Err(e);
-            }
+        if let Err(e) = queued
+            && !matches!(e, ClientError::Closed(_))
+        {
+            return Err(e);
         }
         let end = end
             .wait_for(Option::is_some)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use tokio::io::ReadHalf;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 use super::client::{Core, End, Pushed};
 use crate::protocol::parse_unsupported_version_reply;
@@ -31,7 +32,11 @@ pub(crate) async fn read_v1(mut reader: Connection<ReadHalf<TcpStream>, V1Codec>
     core.finish(end);
 }
 
-pub(crate) async fn read_v2(mut reader: Connection<ReadHalf<TcpStream>, V2Codec>, core: Arc<Core>) {
+pub(crate) async fn read_v2(
+    mut reader: Connection<ReadHalf<TcpStream>, V2Codec>,
+    core: Arc<Core>,
+    incoming: mpsc::Sender<Pushed>,
+) {
     let end = loop {
         let frame = match reader.read_frame().await {
             Ok(Some(frame)) => frame,
@@ -76,10 +81,10 @@ pub(crate) async fn read_v2(mut reader: Connection<ReadHalf<TcpStream>, V2Codec>
                     tracing::warn!(id = r.id, "response to no pending request; ignored");
                 }
             }
-            Some(SessionEvent::Text(m)) => core.deliver(Pushed::Text(m)).await,
-            Some(SessionEvent::Binary(b)) => core.deliver(Pushed::Binary(b)).await,
-            Some(SessionEvent::Error(e)) => core.deliver(Pushed::Error(e)).await,
-            Some(SessionEvent::GoAway(g)) => core.deliver(Pushed::GoAway(g)).await,
+            Some(SessionEvent::Text(m)) => core.deliver(&incoming, Pushed::Text(m)).await,
+            Some(SessionEvent::Binary(b)) => core.deliver(&incoming, Pushed::Binary(b)).await,
+            Some(SessionEvent::Error(e)) => core.deliver(&incoming, Pushed::Error(e)).await,
+            Some(SessionEvent::GoAway(g)) => core.deliver(&incoming, Pushed::GoAway(g)).await,
             Some(SessionEvent::CloseRequested(reason)) => {
                 let _ = core.queue.push_control(|st, buf| {
                     let session = st.session.as_mut().expect("v2 has a session");

@@ -88,10 +88,10 @@ impl Seat {
         let message = Message::new(format!("{}: {}", self.name, text));
         let members = self.room.members.lock().unwrap_or_else(|p| p.into_inner());
         for (id, pusher) in members.iter() {
-            if *id != self.id {
-                if let Err(e) = pusher.send_text(message.clone()) {
-                    warn!(from = %self.name, "not relayed to one client: {e}");
-                }
+            if *id != self.id
+                && let Err(e) = pusher.send_text(message.clone())
+            {
+                warn!(from = %self.name, "not relayed to one client: {e}");
             }
         }
     }

@@ -223,3 +223,15 @@ pub fn run_client(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
     drop(input);
     child.wait_with_output().unwrap()
 }
+
+impl ServerProcess {
+    /// The server's resident memory, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+}
