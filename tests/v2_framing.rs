@@ -149,3 +149,25 @@ fn a_cut_stream_is_truncation_at_every_cut_inside_a_frame() {
         }
     }
 }
+
+proptest! {
+    /// Whatever well-formed frames a peer sends, in whatever order, the
+    /// session answers with events or errors, never a panic.
+    #[test]
+    fn arbitrary_frame_sequences_never_panic_a_session(
+        frames in prop::collection::vec(any_frame(), 0..30),
+        as_server in any::<bool>(),
+    ) {
+        use rust_tcp::protocol::v2::Session;
+        let mut session = if as_server {
+            Session::server(1 << 20, 1000, "srv")
+        } else {
+            Session::client(1 << 20, "me").0
+        };
+        for f in frames {
+            if session.receive(f).is_err() {
+                break;
+            }
+        }
+    }
+}

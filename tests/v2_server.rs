@@ -498,3 +498,47 @@ async fn a_silent_client_is_pinged_then_dropped() {
     client.close().await.unwrap();
     server.shut_down().await;
 }
+
+#[test]
+fn close_or_garbage_instead_of_hello_does_not_disturb_the_server() {
+    let server = ServerProcess::start(&[]);
+    let frame = |f: Frame| {
+        let mut b = bytes::BytesMut::new();
+        f.encode(&mut b);
+        b.to_vec()
+    };
+    // CLOSE before HELLO: the client gave up; the server just closes.
+    let mut early = raw_connect(server.addr);
+    let close = frame(Frame::Close(CodeReason::new(
+        CloseCode::NORMAL,
+        "never mind",
+    )));
+    assert!(send_and_wait_for_close(&mut early, &close).is_empty());
+    // TEXT before HELLO: a protocol error, answered with CLOSE 1002.
+    let mut rude = raw_connect(server.addr);
+    let reply = send_and_wait_for_close(&mut rude, &frame(Frame::Text(Message::new("hi"))));
+    // A CLOSE frame (02 0a), code 1002 (03 ea), then the reason.
+    assert_eq!(
+        (&reply[..2], &reply[6..8]),
+        (&[2u8, 0x0a][..], &[0x03u8, 0xea][..]),
+        "{reply:02x?}"
+    );
+    server.wait_for_log("expected HELLO first");
+    // The server is still serving, and nothing panicked along the way.
+    let out = run_client(&["--addr", &server.addr_arg(), "still up"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(server.next_output_line(), printed("still up"));
+    server.wait_for_log("close handshake complete");
+    let log = server.log_so_far();
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:#?}");
+}
+
+#[test]
+fn the_client_binary_speaks_v2_by_default() {
+    let server = ServerProcess::start(&[]);
+    let out = run_client(&["--addr", &server.addr_arg(), "one", "two"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(server.output_lines(2), [printed("one"), printed("two")]);
+    server.wait_for_log("v2 session open");
+    server.wait_for_log("close handshake complete");
+}

@@ -60,7 +60,8 @@ where
                 }),
                 Some(welcome),
             ) => (peer_name, peer_max_frame_size, welcome),
-            _ => unreachable!("a server session opens on HELLO with a WELCOME"),
+            // A CLOSE instead of HELLO: the client gave up before starting.
+            _ => return Ok(ConnectionEnd::PeerClosed),
         },
         Err(e) => {
             refuse(&mut conn, &mut session, e.code, &e.reason).await;

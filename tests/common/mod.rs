@@ -17,6 +17,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
+    /// Every stderr line read so far.
+    log: std::sync::Mutex<Vec<String>>,
 }
 
 fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
@@ -67,6 +69,7 @@ impl ServerProcess {
             addr: "0.0.0.0:0".parse().unwrap(),
             stdout,
             stderr,
+            log: Default::default(),
         };
         let line = server.wait_for_log("listening on ");
         let addr = line.rsplit("listening on ").next().unwrap().trim();
@@ -96,11 +99,20 @@ impl ServerProcess {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => continue,
+                Ok(line) => {
+                    self.log.lock().unwrap().push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
                 Err(_) => panic!("no log line containing {needle:?} in time"),
             }
         }
+    }
+
+    /// Every log line read so far (by `wait_for_log`).
+    pub fn log_so_far(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     /// Sends `signal` (e.g. "TERM") and waits for the process to exit.
