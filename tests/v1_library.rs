@@ -1,12 +1,13 @@
 //! The library's `Server` and `Client`, in process, over real TCP.
 
+mod common;
+
+use common::InProcessServer;
 use rust_tcp::protocol::Message;
 use rust_tcp::service::{
-    Client, ClientConfig, ClientError, Handler, PeerInfo, ProtocolVersion, Server, ServerConfig,
-    Service,
+    Client, ClientConfig, ClientError, Handler, PeerInfo, ProtocolVersion, ServerConfig, Service,
 };
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// Forwards every text message to the test, tagged with its peer.
 struct Collect(mpsc::UnboundedSender<(std::net::SocketAddr, String)>);
@@ -38,13 +39,9 @@ async fn v1_client(addr: &str) -> Client {
 
 #[tokio::test]
 async fn a_client_delivers_every_message_before_close_returns() {
-    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
-        .await
-        .unwrap();
-    let addr = server.local_addr().to_string();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let stop = CancellationToken::new();
-    let running = tokio::spawn(server.run(Collect(tx), stop.clone().cancelled_owned()));
+    let server = InProcessServer::start(Collect(tx), ServerConfig::default()).await;
+    let addr = server.addr.clone();
 
     let client = v1_client(&addr).await;
     for i in 0..10_000 {
@@ -57,19 +54,14 @@ async fn a_client_delivers_every_message_before_close_returns() {
         let (_, text) = rx.try_recv().expect("message delivered before close");
         assert_eq!(text, format!("message {i}"));
     }
-    stop.cancel();
-    running.await.unwrap();
+    server.shut_down().await;
 }
 
 #[tokio::test]
 async fn an_oversized_message_is_refused_and_nothing_is_queued() {
-    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
-        .await
-        .unwrap();
-    let addr = server.local_addr().to_string();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let stop = CancellationToken::new();
-    let running = tokio::spawn(server.run(Collect(tx), stop.clone().cancelled_owned()));
+    let server = InProcessServer::start(Collect(tx), ServerConfig::default()).await;
+    let addr = server.addr.clone();
 
     let client = v1_client(&addr).await;
     let err = client.send_text("x".repeat(65536)).await.unwrap_err();
@@ -78,8 +70,7 @@ async fn an_oversized_message_is_refused_and_nothing_is_queued() {
     client.close().await.unwrap();
     assert_eq!(rx.try_recv().unwrap().1, "small");
     assert!(rx.try_recv().is_err());
-    stop.cancel();
-    running.await.unwrap();
+    server.shut_down().await;
 }
 
 #[tokio::test]

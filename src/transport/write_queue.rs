@@ -93,17 +93,7 @@ impl<T> WriteQueue<T> {
         &self,
         f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
-        let mut inner = self.lock();
-        if inner.closed {
-            return Err(QueueError::Closed);
-        }
-        if inner.buf.len() >= self.limit {
-            return Err(QueueError::Full {
-                queued: inner.buf.len(),
-                limit: self.limit,
-            });
-        }
-        Ok(self.push_locked(&mut inner, f))
+        self.push_now(true, f)
     }
 
     /// Queues regardless of the limit: for the few control frames that
@@ -112,9 +102,23 @@ impl<T> WriteQueue<T> {
         &self,
         f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
+        self.push_now(false, f)
+    }
+
+    fn push_now<R, E>(
+        &self,
+        bounded: bool,
+        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
+    ) -> Result<Result<R, E>, QueueError> {
         let mut inner = self.lock();
         if inner.closed {
             return Err(QueueError::Closed);
+        }
+        if bounded && inner.buf.len() >= self.limit {
+            return Err(QueueError::Full {
+                queued: inner.buf.len(),
+                limit: self.limit,
+            });
         }
         Ok(self.push_locked(&mut inner, f))
     }

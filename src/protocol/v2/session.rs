@@ -248,12 +248,7 @@ impl Session {
         if let Err(why) = check_name(&h.name) {
             return refuse(format!("client name {why}"));
         }
-        if h.max_frame_size < MIN_MAX_FRAME_SIZE {
-            return refuse(format!(
-                "client max frame size {} is below the minimum {MIN_MAX_FRAME_SIZE}",
-                h.max_frame_size
-            ));
-        }
+        check_max_frame_size("client", h.max_frame_size)?;
         self.state = SessionState::Open;
         self.peer_max_frame_size = h.max_frame_size;
         self.heartbeat_ms = self.local.heartbeat_ms;
@@ -277,12 +272,7 @@ impl Session {
                 w.version
             ));
         }
-        if w.max_frame_size < MIN_MAX_FRAME_SIZE {
-            return refuse(format!(
-                "server max frame size {} is below the minimum {MIN_MAX_FRAME_SIZE}",
-                w.max_frame_size
-            ));
-        }
+        check_max_frame_size("server", w.max_frame_size)?;
         self.state = SessionState::Open;
         self.peer_max_frame_size = w.max_frame_size;
         self.heartbeat_ms = w.heartbeat_ms;
@@ -374,6 +364,17 @@ impl Session {
             reason,
         )))
     }
+}
+
+/// Every limit must leave room for the handshake and control frames.
+fn check_max_frame_size(who: &str, size: u32) -> Result<(), SessionError> {
+    if size < MIN_MAX_FRAME_SIZE {
+        return Err(SessionError::new(
+            CloseCode::HANDSHAKE_REFUSED,
+            format!("{who} max frame size {size} is below the minimum {MIN_MAX_FRAME_SIZE}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Names label chat messages and log lines, so they must be short and
