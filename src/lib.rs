@@ -14,6 +14,8 @@
 //!
 //! The `server` and `client` binaries only parse arguments and format output.
 
+#![warn(missing_docs)]
+
 pub mod protocol;
 pub mod service;
 pub mod transport;

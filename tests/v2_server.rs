@@ -391,7 +391,7 @@ async fn go_away_lets_clients_finish_and_close() {
 async fn a_bad_name_is_refused_with_a_reason() {
     let (tx, _rx) = mpsc::unbounded_channel();
     let server = InProcessServer::start(Collect(tx), ServerConfig::default()).await;
-    let err = Client::connect_with(&server.addr, named(""))
+    let err = Client::connect_with(&server.addr, named("bad\nname"))
         .await
         .unwrap_err();
     match err {
@@ -541,4 +541,38 @@ fn the_client_binary_speaks_v2_by_default() {
     assert_eq!(server.output_lines(2), [printed("one"), printed("two")]);
     server.wait_for_log("v2 session open");
     server.wait_for_log("close handshake complete");
+}
+
+#[test]
+fn chat_clients_leave_politely_when_the_server_goes_away() {
+    let server = ServerProcess::start(&["--broadcast"]);
+    let mut carol = ChatProcess::start(&server, "carol");
+    let status = server.stop_with("TERM");
+    assert_eq!(status.code(), Some(0));
+    let line = carol.next_line();
+    assert!(line.starts_with("* server is going away"), "{line}");
+    // Its stdin is still open: it left because the server asked it to.
+    let exit = carol.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    drop(carol.stdin.take());
+}
+
+#[test]
+fn past_max_connections_new_clients_wait_their_turn() {
+    let server = ServerProcess::start(&["--max-connections", "1"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let first = rt.block_on(Client::connect(&server.addr_arg())).unwrap();
+    server.wait_for_log("connection limit reached");
+    // The second is accepted by the kernel but not served yet.
+    let second = std::thread::spawn({
+        let addr = server.addr_arg();
+        move || run_client(&["--addr", &addr, "second"], None)
+    });
+    rt.block_on(first.send_text("first")).unwrap();
+    assert_eq!(server.next_output_line(), printed("first"));
+    rt.block_on(first.close()).unwrap();
+    // Once the first leaves, the second is served.
+    let out = second.join().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(server.next_output_line(), printed("second"));
 }

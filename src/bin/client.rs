@@ -231,25 +231,42 @@ async fn run_chat(conn: &ConnArgs) -> anyhow::Result<()> {
     }
     let client = connect(conn).await?;
     let mut incoming = client.incoming().expect("first use of the stream");
-    let printer = tokio::spawn(async move {
-        let mut out = std::io::stdout();
-        while let Some(pushed) = incoming.recv().await {
-            let line = match pushed {
-                Pushed::Text(m) => printable(m.as_str()),
-                Pushed::Binary(b) => format!("<{} bytes of binary>", b.len()),
-                Pushed::Error(e) => format!("* server error: {e}"),
-                Pushed::GoAway(g) => format!("* server is going away: {g}"),
-            };
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-    });
+    let printer = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut out = std::io::stdout();
+            while let Some(pushed) = incoming.recv().await {
+                let going_away = matches!(pushed, Pushed::GoAway(_));
+                let line = match pushed {
+                    Pushed::Text(m) => printable(m.as_str()),
+                    Pushed::Binary(b) => format!("<{} bytes of binary>", b.len()),
+                    Pushed::Error(e) => format!("* server error: {e}"),
+                    Pushed::GoAway(g) => format!("* server is going away ({g}); leaving"),
+                };
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+                if going_away {
+                    // Going away: finish politely instead of being cut off.
+                    return client.close().await;
+                }
+            }
+            Ok(())
+        })
+    };
+    tokio::pin!(printer);
     let mut lines = spawn_stdin_lines();
-    while let Some(line) = lines.recv().await {
-        client.send_text(line?).await?;
+    loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Some(line) => client.send_text(line?).await?,
+                None => break,
+            },
+            // The connection ended (the server left): stop reading stdin.
+            ended = &mut printer => return Ok(ended??),
+        }
     }
     client.close().await?;
-    printer.await?;
+    printer.await??;
     Ok(())
 }
 

@@ -94,6 +94,9 @@ pub enum ClientError {
         /// The server's reason.
         reason: String,
     },
+    /// The v2 name must be 1 to 64 bytes (it labels us on the server).
+    #[error("client name {0:?} must be 1 to 64 bytes")]
+    InvalidName(String),
     /// The server refused the handshake.
     #[error("server refused the connection: {0}")]
     Refused(CodeReason),
@@ -298,6 +301,11 @@ impl Client {
     }
 
     async fn open(addr: &str, config: ClientConfig) -> Result<Client, ClientError> {
+        if config.version == ProtocolVersion::V2
+            && (config.name.is_empty() || config.name.len() > v2::MAX_NAME_LEN)
+        {
+            return Err(ClientError::InvalidName(config.name));
+        }
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|source| ClientError::Connect {

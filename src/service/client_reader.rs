@@ -2,6 +2,7 @@
 //! waiting requests, pushed messages, and the end of the connection.
 
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::ReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -9,7 +10,7 @@ use tokio::sync::mpsc;
 use super::client::{Core, End, Pushed};
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v1::V1Codec;
-use crate::protocol::v2::{SessionEvent, SessionState, V2Codec};
+use crate::protocol::v2::{CloseCode, Frame, SessionEvent, SessionState, V2Codec};
 use crate::transport::Connection;
 
 /// v1 servers send nothing; we only wait for the end of the stream (or the
@@ -37,8 +38,46 @@ pub(crate) async fn read_v2(
     core: Arc<Core>,
     incoming: mpsc::Sender<Pushed>,
 ) {
+    // With heartbeats on, silence is a question: after one interval we
+    // ping, after three we give the server up (spec 3.6).
+    let heartbeat = core.queue.with_state(|st| {
+        let ms = st.session.as_ref().map_or(0, |s| s.heartbeat_ms());
+        (ms > 0).then(|| Duration::from_millis(ms.into()))
+    });
+    let mut silent_intervals = 0u32;
+    let mut nonce = 0u64;
     let end = loop {
-        let frame = match reader.read_frame().await {
+        let read = match heartbeat {
+            None => reader.read_frame().await,
+            Some(interval) => match tokio::time::timeout(interval, reader.read_frame()).await {
+                Ok(read) => {
+                    silent_intervals = 0;
+                    read
+                }
+                Err(_) => {
+                    silent_intervals += 1;
+                    if silent_intervals >= MISSED_HEARTBEATS {
+                        push_close(
+                            &core,
+                            CloseCode::HEARTBEAT_TIMEOUT,
+                            "no answer from the server",
+                        );
+                        break End::Lost(format!(
+                            "heartbeat timeout: nothing heard for {:?}",
+                            interval * silent_intervals
+                        ));
+                    }
+                    nonce += 1;
+                    let ping = Frame::Ping(nonce);
+                    let _ = core.queue.push_control(|_, buf| {
+                        ping.encode(buf);
+                        Ok::<(), ()>(())
+                    });
+                    continue;
+                }
+            },
+        };
+        let frame = match read {
             Ok(Some(frame)) => frame,
             Ok(None) => {
                 let state = core
@@ -61,11 +100,7 @@ pub(crate) async fn read_v2(
         let received = match received {
             Ok(r) => r,
             Err(e) => {
-                let _ = core.queue.push_control(|st, buf| {
-                    let session = st.session.as_mut().expect("v2 has a session");
-                    session.close(e.code, e.reason.clone()).encode(buf);
-                    Ok::<(), ()>(())
-                });
+                push_close(&core, e.code, &e.reason);
                 break End::Lost(format!("server broke the protocol: {e}"));
             }
         };
@@ -98,4 +133,16 @@ pub(crate) async fn read_v2(
         }
     };
     core.finish(end);
+}
+
+/// A peer silent for this many heartbeat intervals is considered gone.
+const MISSED_HEARTBEATS: u32 = 3;
+
+/// Tells the server why we are leaving, best effort.
+fn push_close(core: &Core, code: CloseCode, reason: &str) {
+    let _ = core.queue.push_control(|st, buf| {
+        let session = st.session.as_mut().expect("v2 has a session");
+        session.close(code, reason).encode(buf);
+        Ok::<(), ()>(())
+    });
 }

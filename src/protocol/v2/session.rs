@@ -205,10 +205,12 @@ impl Session {
             }
             (Open | Closing, Frame::Text(m)) => event(SessionEvent::Text(m)),
             (Open | Closing, Frame::Binary(b)) => event(SessionEvent::Binary(b)),
-            (Open | Closing, Frame::Ping(n)) => Ok(Received {
+            // After our CLOSE we send nothing more, not even a pong.
+            (Open, Frame::Ping(n)) => Ok(Received {
                 event: None,
                 reply: Some(Frame::Pong(n)),
             }),
+            (Closing, Frame::Ping(_)) => Ok(Received::default()),
             (Open | Closing, Frame::Pong(_)) => Ok(Received::default()),
             (Open | Closing, Frame::Error(e)) => event(SessionEvent::Error(e)),
             (Open | Closing, Frame::Request(r)) if self.role == Role::Server => {
