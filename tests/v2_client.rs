@@ -28,7 +28,7 @@ async fn a_silent_server_is_pinged_then_given_up() {
         f.send(Frame::Welcome(Welcome {
             version: 2,
             max_frame_size: 1 << 20,
-            heartbeat_ms: 50,
+            heartbeat_ms: 100,
             server_name: "mute".into(),
         }))
         .await

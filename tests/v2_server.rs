@@ -471,7 +471,7 @@ async fn invalid_utf8_text_closes_only_that_connection() {
 async fn a_silent_client_is_pinged_then_dropped() {
     let (tx, _rx) = mpsc::unbounded_channel();
     let config = ServerConfig {
-        heartbeat: Duration::from_millis(50),
+        heartbeat: Duration::from_millis(100),
         ..ServerConfig::default()
     };
     let server = InProcessServer::start(Collect(tx), config).await;
@@ -490,7 +490,7 @@ async fn a_silent_client_is_pinged_then_dropped() {
     }
     // A client that answers pings (the library does) stays connected.
     let client = Client::connect(&server.addr).await.unwrap();
-    let mut beats = tokio::time::interval(Duration::from_millis(60));
+    let mut beats = tokio::time::interval(Duration::from_millis(120));
     for _ in 0..5 {
         beats.tick().await;
     }
