@@ -1,4 +1,5 @@
-//! The v2 connection state machine, shared by client and server.
+//! The v2 connection state machine, shared by client and server. The
+//! handshake is in `handshake.rs`, closing and going away in `closing.rs`.
 //!
 //! ```text
 //!            hello/welcome           we send CLOSE            peer's CLOSE
@@ -14,8 +15,11 @@
 
 use bytes::Bytes;
 
-use super::frame::{CodeReason, Frame, Hello, RequestFrame, ResponseFrame, Welcome};
-use super::{CloseCode, MAX_NAME_LEN, MIN_MAX_FRAME_SIZE, SessionError, VERSION};
+mod closing;
+mod handshake;
+
+use super::frame::{CodeReason, Frame, Hello, RequestFrame, ResponseFrame};
+use super::{CloseCode, MIN_MAX_FRAME_SIZE, SessionError, VERSION};
 use crate::protocol::Message;
 
 /// Which end of the connection a session is.
@@ -239,60 +243,6 @@ impl Session {
         )
     }
 
-    fn accept_hello(&mut self, h: Hello) -> Result<Received, SessionError> {
-        let refuse = |reason: String| Err(SessionError::new(CloseCode::HANDSHAKE_REFUSED, reason));
-        if !h.versions.contains(&VERSION) {
-            return refuse(format!(
-                "client offers versions {:?}; this server speaks 1 and 2",
-                h.versions
-            ));
-        }
-        if let Err(why) = check_name(&h.name) {
-            return refuse(format!("client name {why}"));
-        }
-        check_max_frame_size("client", h.max_frame_size)?;
-        self.state = SessionState::Open;
-        self.peer_max_frame_size = h.max_frame_size;
-        self.heartbeat_ms = self.local.heartbeat_ms;
-        self.peer_name = h.name;
-        Ok(Received {
-            event: Some(self.opened_event()),
-            reply: Some(Frame::Welcome(Welcome {
-                version: VERSION,
-                max_frame_size: self.local.max_frame_size,
-                heartbeat_ms: self.heartbeat_ms,
-                server_name: self.local.name.clone(),
-            })),
-        })
-    }
-
-    fn accept_welcome(&mut self, w: Welcome) -> Result<Received, SessionError> {
-        let refuse = |reason: String| Err(SessionError::new(CloseCode::HANDSHAKE_REFUSED, reason));
-        if w.version != VERSION {
-            return refuse(format!(
-                "server chose version {}; we asked for 2",
-                w.version
-            ));
-        }
-        check_max_frame_size("server", w.max_frame_size)?;
-        self.state = SessionState::Open;
-        self.peer_max_frame_size = w.max_frame_size;
-        self.heartbeat_ms = w.heartbeat_ms;
-        self.peer_name = w.server_name;
-        Ok(Received {
-            event: Some(self.opened_event()),
-            reply: None,
-        })
-    }
-
-    fn opened_event(&self) -> SessionEvent {
-        SessionEvent::Opened {
-            peer_name: self.peer_name.clone(),
-            peer_max_frame_size: self.peer_max_frame_size,
-            heartbeat_ms: self.heartbeat_ms,
-        }
-    }
-
     /// Whether we may send `frame` now: the state allows its type and it
     /// fits the peer's limit. Checked before queueing, so an application
     /// mistake is reported to the caller instead of breaking the session.
@@ -335,63 +285,6 @@ impl Session {
             ))
         }
     }
-
-    /// Starts the close handshake (or refuses the peer during the
-    /// handshake). Returns the CLOSE frame to send.
-    pub fn close(&mut self, code: CloseCode, reason: impl Into<String>) -> Frame {
-        self.state = match self.state {
-            SessionState::Open => SessionState::Closing,
-            SessionState::Closing => SessionState::Closing,
-            _ => SessionState::Closed,
-        };
-        Frame::Close(CodeReason::new(code, reason))
-    }
-
-    /// Acknowledges the peer's CLOSE, once everything before it has been
-    /// processed. Returns the CLOSE frame to send; the session is over.
-    pub fn ack_close(&mut self) -> Frame {
-        self.state = SessionState::Closed;
-        Frame::Close(CodeReason::new(CloseCode::NORMAL, "closed"))
-    }
-
-    /// Server only: announces shutdown. In-flight work continues; the
-    /// client should finish and close. `None` if already announced.
-    pub fn go_away(&mut self, reason: impl Into<String>) -> Option<Frame> {
-        if self.role != Role::Server || self.going_away || self.state != SessionState::Open {
-            return None;
-        }
-        self.going_away = true;
-        Some(Frame::GoAway(CodeReason::new(
-            CloseCode::GOING_AWAY,
-            reason,
-        )))
-    }
-}
-
-/// Every limit must leave room for the handshake and control frames.
-fn check_max_frame_size(who: &str, size: u32) -> Result<(), SessionError> {
-    if size < MIN_MAX_FRAME_SIZE {
-        return Err(SessionError::new(
-            CloseCode::HANDSHAKE_REFUSED,
-            format!("{who} max frame size {size} is below the minimum {MIN_MAX_FRAME_SIZE}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Names label chat messages and log lines, so they must be short and
-/// printable.
-fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "must be 1 to {MAX_NAME_LEN} bytes, got {}",
-            name.len()
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
