@@ -24,8 +24,8 @@ struct Args {
     addr: String,
 
     /// Connections served at once; more wait until one closes.
-    #[arg(long, default_value_t = 10_000)]
-    max_connections: usize,
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
 
     /// Seconds a shutdown waits for open connections to finish. v2 clients
     /// are sent a go-away at once and get half of this to close themselves.
@@ -45,8 +45,8 @@ struct Args {
 
     /// Bytes that may wait to be sent to one v2 client. A client that lets
     /// more pile up is not reading and is disconnected (code 1013).
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
-    max_queued_bytes: usize,
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+    max_queued_bytes: u64,
 
     /// Relay each text message to every other connected v2 client,
     /// labelled with the sender's name (`NAME: TEXT`).
@@ -73,11 +73,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .init();
 
     let config = ServerConfig {
-        max_connections: args.max_connections,
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         max_frame_size: args.max_frame_bytes,
         heartbeat: Duration::from_secs(args.heartbeat_secs),
-        max_queued_bytes: args.max_queued_bytes,
+        max_queued_bytes: usize::try_from(args.max_queued_bytes).unwrap_or(usize::MAX),
         ..ServerConfig::default()
     };
     let server = Server::bind(&args.addr, config).await?;

@@ -242,7 +242,7 @@ async fn serve_connection<S: Service>(
             info!(%peer, "connection closed: close handshake complete")
         }
         Ok(ConnectionEnd::PeerClosed) => {
-            info!(%peer, "connection closed: peer disconnected without exit")
+            info!(%peer, "connection closed: peer disconnected without exit or CLOSE")
         }
         Ok(ConnectionEnd::ServerShutdown) => {
             info!(%peer, "connection closed: server shutting down")
