@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
 pub struct ServerProcess {
-    child: Child,
+    child: Option<Child>,
     pub addr: SocketAddr,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
@@ -65,7 +65,7 @@ impl ServerProcess {
         let stdout = lines_of(child.stdout.take().unwrap());
         let stderr = lines_of(child.stderr.take().unwrap());
         let mut server = ServerProcess {
-            child,
+            child: Some(child),
             addr: "0.0.0.0:0".parse().unwrap(),
             stdout,
             stderr,
@@ -117,19 +117,25 @@ impl ServerProcess {
 
     /// Sends `signal` (e.g. "TERM") and waits for the process to exit.
     pub fn stop_with(mut self, signal: &str) -> ExitStatus {
-        let status = Command::new("kill")
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
             .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+            .arg(&pid)
+            .status();
+        assert!(sent.unwrap().success());
+        // Wait on a helper thread, so that a server that never exits fails
+        // the test after PATIENCE instead of hanging it.
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(PATIENCE) {
+            Ok(status) => status.unwrap(),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                panic!("server did not stop within {PATIENCE:?} of SIG{signal}");
             }
-            assert!(Instant::now() < deadline, "server did not stop in time");
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -141,8 +147,10 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -239,7 +247,8 @@ pub fn run_client(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
 impl ServerProcess {
     /// The server's resident memory, from /proc.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
