@@ -576,3 +576,44 @@ fn past_max_connections_new_clients_wait_their_turn() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(server.next_output_line(), printed("second"));
 }
+
+/// Answers requests late, from another task, as a slow backend would.
+struct Slow;
+struct SlowHandler;
+impl Service for Slow {
+    type Handler = SlowHandler;
+    fn connect(&self, _: &PeerInfo) -> SlowHandler {
+        SlowHandler
+    }
+}
+impl Handler for SlowHandler {
+    async fn on_text(&mut self, _: Message) {}
+    async fn on_request(&mut self, payload: Bytes, responder: Responder) {
+        tokio::spawn(async move {
+            // The work takes a while (simulated), long after the CLOSE came in.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = responder.respond(payload);
+        });
+    }
+}
+
+#[tokio::test]
+async fn requests_sent_before_close_are_answered_before_the_acknowledgement() {
+    let server = InProcessServer::start(Slow, ServerConfig::default()).await;
+    let client = Client::connect(&server.addr).await.unwrap();
+    let pending: Vec<_> = (0..8)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.request(format!("r{i}")).await })
+        })
+        .collect();
+    // Wait until all eight are on their way, then close at once.
+    while client.pending_requests() < 8 {
+        tokio::task::yield_now().await;
+    }
+    client.close().await.unwrap();
+    for (i, p) in pending.into_iter().enumerate() {
+        assert_eq!(p.await.unwrap().unwrap(), format!("r{i}"));
+    }
+    server.shut_down().await;
+}

@@ -382,6 +382,11 @@ impl Client {
         self.handle.server_max_frame_size
     }
 
+    /// Requests sent (or being sent) and not yet answered.
+    pub fn pending_requests(&self) -> usize {
+        self.handle.core.lock_pending().waiting.len()
+    }
+
     /// Server-pushed messages. There is one stream per connection: the
     /// first call takes it, later calls get `None`.
     pub fn incoming(&self) -> Option<Incoming> {
