@@ -44,7 +44,8 @@ struct Args {
     heartbeat_secs: u64,
 
     /// Bytes that may wait to be sent to one v2 client. A client that lets
-    /// more pile up is not reading and is disconnected (code 1013).
+    /// more pile up is not reading and is disconnected (logged as a slow
+    /// consumer).
     #[arg(long, default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     max_queued_bytes: u64,
 

@@ -24,6 +24,8 @@ impl CloseCode {
     /// The receiver failed internally; not the peer's fault.
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
     /// The peer did not read fast enough and its outbound queue overflowed.
+    /// Our server drops such a connection without sending this (the peer is
+    /// not reading); the code names the reason in logs.
     pub const SLOW_CONSUMER: CloseCode = CloseCode(1013);
     /// Nothing was heard from the peer for three heartbeat intervals.
     pub const HEARTBEAT_TIMEOUT: CloseCode = CloseCode(1014);
