@@ -617,3 +617,33 @@ async fn requests_sent_before_close_are_answered_before_the_acknowledgement() {
     }
     server.shut_down().await;
 }
+
+/// Pings oblige the server to answer; a client that pings without ever
+/// reading the pongs must not be able to grow the server's queue either.
+#[test]
+fn a_ping_flood_that_never_reads_is_dropped_too() {
+    let server = ServerProcess::start(&["--max-queued-bytes", "1048576"]);
+    let mut c = raw_connect(server.addr);
+    c.set_write_timeout(Some(PATIENCE)).unwrap();
+    let mut bytes = bytes::BytesMut::new();
+    hello("pinger").encode(&mut bytes);
+    c.write_all(&bytes).unwrap();
+    let mut pings = bytes::BytesMut::new();
+    for n in 0..4096u64 {
+        Frame::Ping(n).encode(&mut pings);
+    }
+    let mut cut_off = false;
+    // Up to 4096 × 1024 pings (56 MiB of pongs nobody reads).
+    for _ in 0..1024 {
+        if c.write_all(&pings).is_err() {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(
+        cut_off,
+        "the server kept answering a client that never reads"
+    );
+    server.wait_for_log("slow consumer");
+    assert!(server.rss_kib() < 128 * 1024);
+}

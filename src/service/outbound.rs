@@ -79,13 +79,18 @@ impl Outbound {
         }
     }
 
-    /// Queues a protocol control frame (welcome, pong, close): never refused
-    /// for size, since the protocol depends on it.
+    /// Queues a protocol control frame (pong, close, an error answer),
+    /// which may use room beyond the data limit. A client that lets even
+    /// that fill up (a ping flood it never reads) is treated as a slow
+    /// consumer like any other.
     pub(crate) fn push_control(&self, frame: &Frame) {
-        let _ = self.queue.push_control(|_, buf| {
+        let pushed = self.queue.push_control(|_, buf| {
             frame.encode(buf);
             Ok::<(), ()>(())
         });
+        if let Err(QueueError::Full { .. }) = pushed {
+            self.overflow.cancel();
+        }
     }
 }
 

@@ -10,7 +10,8 @@
 //! on to them. Senders that must not wait (a server pushing to many clients)
 //! get [`QueueError::Full`] instead: the peer is not reading, and the caller
 //! decides what to do (the server closes that connection). Control frames
-//! (pong, close) bypass the bound so a protocol answer is never refused.
+//! (pong, close) get room beyond the bound, up to twice it, so a protocol
+//! answer is not refused just because data is backed up.
 
 use bytes::BytesMut;
 use std::io;
@@ -93,31 +94,34 @@ impl<T> WriteQueue<T> {
         &self,
         f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
-        self.push_now(true, f)
+        self.push_now(self.limit, f)
     }
 
-    /// Queues regardless of the limit: for the few control frames that
-    /// must never be refused.
+    /// Queues past the limit: for the control frames (pong, close, error
+    /// answers) that a protocol must not refuse while data is backed up.
+    /// They get a second limit's worth of room, no more, so a peer that
+    /// provokes them without reading (a ping flood) still cannot grow the
+    /// queue without bound.
     pub fn push_control<R, E>(
         &self,
         f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
-        self.push_now(false, f)
+        self.push_now(self.limit.saturating_mul(2), f)
     }
 
     fn push_now<R, E>(
         &self,
-        bounded: bool,
+        limit: usize,
         f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
         let mut inner = self.lock();
         if inner.closed {
             return Err(QueueError::Closed);
         }
-        if bounded && inner.buf.len() >= self.limit {
+        if inner.buf.len() >= limit {
             return Err(QueueError::Full {
                 queued: inner.buf.len(),
-                limit: self.limit,
+                limit,
             });
         }
         Ok(self.push_locked(&mut inner, f))
