@@ -101,3 +101,24 @@ proptest! {
         let _ = r.finish();
     }
 }
+
+#[tokio::test]
+async fn the_codec_works_with_framed() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_util::codec::Framed;
+    let (a, b) = tokio::io::duplex(7); // tiny pipe: frames arrive in pieces
+    let mut sender = Framed::new(a, V1Codec);
+    let mut receiver = Framed::new(b, V1Codec);
+    let send = tokio::spawn(async move {
+        for m in ["one", "", "three"] {
+            sender.send(m).await.unwrap();
+        }
+        assert!(sender.send("x".repeat(65536).as_str()).await.is_err());
+    });
+    let mut got = Vec::new();
+    while let Some(m) = receiver.next().await {
+        got.push(m.unwrap().as_str().to_owned());
+    }
+    send.await.unwrap();
+    assert_eq!(got, ["one", "", "three"]);
+}
