@@ -647,3 +647,35 @@ fn a_ping_flood_that_never_reads_is_dropped_too() {
     server.wait_for_log("slow consumer");
     assert!(server.rss_kib() < 128 * 1024);
 }
+
+/// Clients that vanish mid-conversation (reset while responses are being
+/// written) end only their own connection, without a panic on either the
+/// read or the write side.
+#[test]
+fn clients_that_reset_mid_response_do_not_disturb_the_server() {
+    let server = ServerProcess::start(&[]);
+    let mut hello_bytes = bytes::BytesMut::new();
+    hello("vanisher").encode(&mut hello_bytes);
+    let mut requests = bytes::BytesMut::new();
+    for id in 0..64u32 {
+        Frame::Request(RequestFrame {
+            id,
+            payload: Bytes::from(vec![b'y'; 64 * 1024]),
+        })
+        .encode(&mut requests);
+    }
+    for _ in 0..50 {
+        let mut c = raw_connect(server.addr);
+        c.write_all(&hello_bytes).unwrap();
+        // Some of the requests go out, then the socket is dropped with the
+        // welcome and responses unread, which makes the kernel reset it.
+        let _ = c.write_all(&requests[..requests.len() / 2]);
+        drop(c);
+    }
+    let out = run_client(&["--addr", &server.addr_arg(), "after the resets"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(server.next_output_line(), printed("after the resets"));
+    server.wait_for_log("close handshake complete");
+    let log = server.log_so_far();
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:#?}");
+}

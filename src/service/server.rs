@@ -47,6 +47,31 @@ pub struct ServerConfig {
     pub server_name: String,
 }
 
+impl ServerConfig {
+    /// Refuses settings that peers would have to reject in the handshake.
+    fn validate(&self) -> Result<(), ServerError> {
+        let invalid = |why: String| Err(ServerError::InvalidConfig(why));
+        if self.server_name.is_empty() || self.server_name.len() > v2::MAX_NAME_LEN {
+            return invalid(format!(
+                "server name must be 1 to {} bytes, got {}",
+                v2::MAX_NAME_LEN,
+                self.server_name.len()
+            ));
+        }
+        if self.max_frame_size < v2::MIN_MAX_FRAME_SIZE {
+            return invalid(format!(
+                "max frame size {} is below the protocol minimum {}",
+                self.max_frame_size,
+                v2::MIN_MAX_FRAME_SIZE
+            ));
+        }
+        if self.max_connections == 0 {
+            return invalid("max connections must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -65,6 +90,9 @@ impl Default for ServerConfig {
 /// error after that belongs to one connection and is logged.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// A setting cannot work (it would produce frames peers must reject).
+    #[error("invalid server configuration: {0}")]
+    InvalidConfig(String),
     /// Binding the listening socket failed (address in use, no permission…).
     #[error("cannot listen on {addr}")]
     Bind {
@@ -120,6 +148,7 @@ pub(crate) enum ConnectionError {
 impl Server {
     /// Binds `addr` (`HOST:PORT`; port 0 picks a free port).
     pub async fn bind(addr: &str, config: ServerConfig) -> Result<Server, ServerError> {
+        config.validate()?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind {

@@ -92,16 +92,18 @@ where
         peer,
         drain: config.shutdown_grace / 2,
     };
-    let result = tokio::select! {
-        result = open.read_loop(&mut reader, &mut handler, stop) => result,
-        written = &mut writer => Err(match written {
+    let (result, writer_done) = tokio::select! {
+        result = open.read_loop(&mut reader, &mut handler, stop) => (result, false),
+        written = &mut writer => (Err(match written {
             Err(e) => ConnectionError::Io(e),
             Ok(()) => ConnectionError::Io(std::io::ErrorKind::BrokenPipe.into()),
-        }),
+        }), true),
     };
     // Handlers may hold pushers; let them go before the final flush.
     drop(handler);
-    if !matches!(result, Err(ConnectionError::SlowConsumer { .. })) {
+    // A finished writer must not be polled again; a stuck one (slow
+    // consumer) is not waited for.
+    if !writer_done && !matches!(result, Err(ConnectionError::SlowConsumer { .. })) {
         // Send what is queued (a close, the last responses), bounded in
         // time; a client that does not read is simply dropped.
         queue.close();
