@@ -85,29 +85,3 @@ async fn connecting_to_nothing_is_a_connect_error() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err}");
 }
-
-#[tokio::test]
-async fn settings_peers_would_reject_are_refused_at_bind() {
-    for config in [
-        ServerConfig {
-            max_frame_size: 100,
-            ..ServerConfig::default()
-        },
-        ServerConfig {
-            server_name: "n".repeat(65),
-            ..ServerConfig::default()
-        },
-        ServerConfig {
-            max_connections: 0,
-            ..ServerConfig::default()
-        },
-    ] {
-        let err = rust_tcp::service::Server::bind("127.0.0.1:0", config)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, rust_tcp::service::ServerError::InvalidConfig(_)),
-            "{err}"
-        );
-    }
-}
