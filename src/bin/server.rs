@@ -82,6 +82,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     let server = Server::bind(&args.addr, config).await?;
+    // Handlers first: whoever reads the address below may signal at once.
+    let stop = terminate_signal();
     tracing::info!("listening on {}", server.local_addr());
 
     // Our own handle on stdout, written by one thread in large batches
@@ -95,7 +97,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.broadcast {
         service = service.with_broadcast();
     }
-    server.run(service, terminate_signal()).await;
+    server.run(service, stop).await;
 
     // Every handler is gone, so the writer sees the end of its input and
     // finishes writing what is queued.
