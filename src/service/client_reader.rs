@@ -2,7 +2,7 @@
 //! waiting requests, pushed messages, and the end of the connection.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::ReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use super::client::{Core, End, Pushed};
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v1::V1Codec;
-use crate::protocol::v2::{CloseCode, Frame, SessionEvent, SessionState, V2Codec};
+use crate::protocol::v2::{
+    CloseCode, Frame, Heartbeat, HeartbeatAction, SessionEvent, SessionState, V2Codec,
+};
 use crate::transport::Connection;
 
 /// v1 servers send nothing; we only wait for the end of the stream (or the
@@ -40,41 +42,41 @@ pub(crate) async fn read_v2(
 ) {
     // With heartbeats on, silence is a question: after one interval we
     // ping, after three we give the server up (spec 3.6).
-    let heartbeat = core.queue.with_state(|st| {
+    let mut heartbeat = core.queue.with_state(|st| {
         let ms = st.session.as_ref().map_or(0, |s| s.heartbeat_ms());
-        (ms > 0).then(|| Duration::from_millis(ms.into()))
+        (ms > 0).then(|| Heartbeat::new(Duration::from_millis(ms.into()), Instant::now()))
     });
-    let mut silent_intervals = 0u32;
     let mut nonce = 0u64;
     let end = loop {
-        let read = match heartbeat {
+        let read = match &mut heartbeat {
             None => reader.read_frame().await,
-            Some(interval) => match tokio::time::timeout(interval, reader.read_frame()).await {
+            Some(hb) => match tokio::time::timeout(hb.interval(), reader.read_frame()).await {
                 Ok(read) => {
-                    silent_intervals = 0;
+                    hb.heard(Instant::now());
                     read
                 }
-                Err(_) => {
-                    silent_intervals += 1;
-                    if silent_intervals >= MISSED_HEARTBEATS {
+                Err(_) => match hb.check(Instant::now()) {
+                    HeartbeatAction::GiveUp(silent) => {
                         push_close(
                             &core,
                             CloseCode::HEARTBEAT_TIMEOUT,
                             "no answer from the server",
                         );
                         break End::Lost(format!(
-                            "heartbeat timeout: nothing heard for {:?}",
-                            interval * silent_intervals
+                            "heartbeat timeout: nothing heard for {silent:?}"
                         ));
                     }
-                    nonce += 1;
-                    let ping = Frame::Ping(nonce);
-                    let _ = core.queue.push_control(|_, buf| {
-                        ping.encode(buf);
-                        Ok::<(), ()>(())
-                    });
-                    continue;
-                }
+                    HeartbeatAction::Ping => {
+                        nonce += 1;
+                        let ping = Frame::Ping(nonce);
+                        let _ = core.queue.push_control(|_, buf| {
+                            ping.encode(buf);
+                            Ok::<(), ()>(())
+                        });
+                        continue;
+                    }
+                    HeartbeatAction::Wait => continue,
+                },
             },
         };
         let frame = match read {
@@ -134,9 +136,6 @@ pub(crate) async fn read_v2(
     };
     core.finish(end);
 }
-
-/// A peer silent for this many heartbeat intervals is considered gone.
-const MISSED_HEARTBEATS: u32 = 3;
 
 /// Tells the server why we are leaving, best effort.
 fn push_close(core: &Core, code: CloseCode, reason: &str) {

@@ -18,12 +18,10 @@ use super::handler::{Handler, PeerInfo, Service};
 use super::outbound::{InFlight, Outbound, Pusher, Responder};
 use super::server::{ConnectionEnd, ConnectionError, ServerConfig};
 use crate::protocol::v2::{
-    CloseCode, Frame, Session, SessionError, SessionEvent, V2Codec, V2CodecError,
+    CloseCode, Frame, Heartbeat, HeartbeatAction, Session, SessionError, SessionEvent, V2Codec,
+    V2CodecError,
 };
 use crate::transport::{Connection, WriteQueue};
-
-/// A peer silent for this many heartbeat intervals is considered gone.
-const MISSED_HEARTBEATS: u32 = 3;
 
 pub(crate) async fn serve_v2<S, Svc>(
     mut conn: Connection<S, V2Codec>,
@@ -159,14 +157,19 @@ impl OpenSession {
         R: AsyncRead + Unpin,
         H: Handler,
     {
-        let heartbeat = match self.session.heartbeat_ms() {
+        let mut heartbeat = match self.session.heartbeat_ms() {
             0 => None,
-            ms => Some(Duration::from_millis(ms.into())),
+            ms => Some(Heartbeat::new(
+                Duration::from_millis(ms.into()),
+                std::time::Instant::now(),
+            )),
         };
-        let mut ticker = tokio::time::interval(heartbeat.unwrap_or(Duration::from_secs(3600)));
+        let period = heartbeat
+            .as_ref()
+            .map_or(Duration::from_secs(3600), Heartbeat::interval);
+        let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ticker.tick().await;
-        let mut last_heard = Instant::now();
         let mut ping_nonce = 0u64;
         let mut drain_deadline: Option<Instant> = None;
 
@@ -205,19 +208,21 @@ impl OpenSession {
                     return Ok(ConnectionEnd::ServerShutdown);
                 }
                 _ = ticker.tick(), if heartbeat.is_some() => {
-                    let interval = heartbeat.expect("guarded");
-                    let silent = last_heard.elapsed();
-                    if silent >= interval * MISSED_HEARTBEATS {
-                        let close = self.session.close(
-                            CloseCode::HEARTBEAT_TIMEOUT,
-                            format!("nothing heard for {silent:?}"),
-                        );
-                        self.out.push_control(&close);
-                        return Err(ConnectionError::HeartbeatTimeout(silent));
-                    }
-                    if silent >= interval {
-                        ping_nonce += 1;
-                        self.out.push_control(&Frame::Ping(ping_nonce));
+                    let now = std::time::Instant::now();
+                    match heartbeat.as_ref().map(|h| h.check(now)) {
+                        Some(HeartbeatAction::GiveUp(silent)) => {
+                            let close = self.session.close(
+                                CloseCode::HEARTBEAT_TIMEOUT,
+                                format!("nothing heard for {silent:?}"),
+                            );
+                            self.out.push_control(&close);
+                            return Err(ConnectionError::HeartbeatTimeout(silent));
+                        }
+                        Some(HeartbeatAction::Ping) => {
+                            ping_nonce += 1;
+                            self.out.push_control(&Frame::Ping(ping_nonce));
+                        }
+                        Some(HeartbeatAction::Wait) | None => {}
                     }
                 }
                 read = reader.fill() => {
@@ -227,7 +232,9 @@ impl OpenSession {
                             Err(e) => Err(self.codec_failure(e)),
                         };
                     }
-                    last_heard = Instant::now();
+                    if let Some(h) = &mut heartbeat {
+                        h.heard(std::time::Instant::now());
+                    }
                 }
             }
         }

@@ -12,12 +12,14 @@ mod close_code;
 mod codec;
 mod error;
 pub mod frame;
+mod heartbeat;
 mod session;
 
 pub use close_code::CloseCode;
 pub use codec::{V2Codec, V2CodecError};
 pub use error::{FrameError, SessionError};
 pub use frame::{CodeReason, Frame, FrameType, Hello, RequestFrame, ResponseFrame, Welcome};
+pub use heartbeat::{Heartbeat, HeartbeatAction, MISSED_HEARTBEATS};
 pub use session::{Received, Role, Session, SessionEvent, SessionState};
 
 /// The version byte that starts every v2 frame.
