@@ -2,7 +2,7 @@ use bytes::Bytes;
 use std::future::Future;
 use std::net::SocketAddr;
 
-use super::outbound::{Pusher, Responder};
+use super::server::{Pusher, Responder};
 use crate::protocol::Message;
 
 /// Who is on the other end of a connection, as far as the server knows.

@@ -9,7 +9,7 @@ use tracing::warn;
 
 use super::handler::{Handler, PeerInfo, Service};
 use super::line_output::{LineOutput, format_message_line};
-use super::outbound::{Pusher, Responder};
+use super::server::{Pusher, Responder};
 use crate::protocol::Message;
 
 /// A batch is handed to the writer once it reaches this size even if more

@@ -4,9 +4,9 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use super::handler::Handler;
-use super::server::{ConnectionEnd, ConnectionError};
-use crate::protocol::v1::{self, CodecError, V1Codec};
+use super::connection_outcome::{ConnectionEnd, ConnectionError};
+use crate::protocol::v1::{self, V1Codec};
+use crate::service::handler::Handler;
 use crate::transport::Connection;
 
 /// Runs the v1 session on `conn` until it ends, and says how it ended.
@@ -63,16 +63,6 @@ where
         Err(e) => {
             handler.flush().await;
             Err(e.into())
-        }
-    }
-}
-
-impl From<CodecError> for ConnectionError {
-    fn from(e: CodecError) -> Self {
-        match e {
-            CodecError::Decode(e) => ConnectionError::V1Protocol(e),
-            CodecError::Encode(e) => ConnectionError::Io(std::io::Error::other(e)),
-            CodecError::Io(e) => ConnectionError::Io(e),
         }
     }
 }

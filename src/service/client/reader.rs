@@ -7,7 +7,8 @@ use tokio::io::ReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::client::{Core, End, Pushed};
+use super::Pushed;
+use super::shared::{Core, End};
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v1::V1Codec;
 use crate::protocol::v2::{
@@ -43,7 +44,7 @@ pub(crate) async fn read_v2(
     // With heartbeats on, silence is a question: after one interval we
     // ping, after three we give the server up (spec 3.6).
     let mut heartbeat = core.queue.with_state(|st| {
-        let ms = st.session.as_ref().map_or(0, |s| s.heartbeat_ms());
+        let ms = st.as_ref().map_or(0, |s| s.heartbeat_ms());
         (ms > 0).then(|| Heartbeat::new(Duration::from_millis(ms.into()), Instant::now()))
     });
     let mut nonce = 0u64;
@@ -82,9 +83,7 @@ pub(crate) async fn read_v2(
         let frame = match read {
             Ok(Some(frame)) => frame,
             Ok(None) => {
-                let state = core
-                    .queue
-                    .with_state(|st| st.session.as_ref().map(|s| s.state()));
+                let state = core.queue.with_state(|st| st.as_ref().map(|s| s.state()));
                 break if state == Some(SessionState::Closed) {
                     End::Completed
                 } else {
@@ -93,12 +92,9 @@ pub(crate) async fn read_v2(
             }
             Err(e) => break End::Lost(format!("reading from the server: {e}")),
         };
-        let received = core.queue.with_state(|st| {
-            st.session
-                .as_mut()
-                .expect("v2 has a session")
-                .receive(frame)
-        });
+        let received = core
+            .queue
+            .with_state(|st| st.as_mut().expect("v2 has a session").receive(frame));
         let received = match received {
             Ok(r) => r,
             Err(e) => {
@@ -124,7 +120,7 @@ pub(crate) async fn read_v2(
             Some(SessionEvent::GoAway(g)) => core.deliver(&incoming, Pushed::GoAway(g)).await,
             Some(SessionEvent::CloseRequested(reason)) => {
                 let _ = core.queue.push_control(|st, buf| {
-                    let session = st.session.as_mut().expect("v2 has a session");
+                    let session = st.as_mut().expect("v2 has a session");
                     session.ack_close().encode(buf);
                     Ok::<(), ()>(())
                 });
@@ -140,7 +136,7 @@ pub(crate) async fn read_v2(
 /// Tells the server why we are leaving, best effort.
 fn push_close(core: &Core, code: CloseCode, reason: &str) {
     let _ = core.queue.push_control(|st, buf| {
-        let session = st.session.as_mut().expect("v2 has a session");
+        let session = st.as_mut().expect("v2 has a session");
         session.close(code, reason).encode(buf);
         Ok::<(), ()>(())
     });

@@ -1,24 +1,32 @@
-//! The accept loop: connection limits, per-connection tasks, graceful stop.
+//! The server: its settings, and the accept loop with its connection limit
+//! and graceful stop. What happens on each connection starts in
+//! `version_dispatch.rs`.
+
+mod accept_backoff;
+mod connection_outcome;
+mod outbound;
+mod shutdown;
+mod v1_connection;
+mod v2_connection;
+mod version_dispatch;
+
+pub use outbound::{PushError, Pusher, Responder};
+pub use shutdown::terminate_signal;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use super::accept_backoff::{AcceptBackoff, is_per_connection};
-use super::handler::{PeerInfo, Service};
-use super::outbound::Pusher;
-use super::v1_connection::serve_v1;
-use super::v2_connection::serve_v2;
-use crate::protocol::unsupported_version_reply;
-use crate::protocol::v1::{self, V1Codec};
-use crate::protocol::v2::{self, V2Codec};
-use crate::transport::Connection;
+use super::handler::Service;
+use crate::protocol::v2;
+use accept_backoff::{AcceptBackoff, is_per_connection};
+use version_dispatch::serve_connection;
 
 /// Limits and timings of a [`Server`].
 #[derive(Debug, Clone)]
@@ -108,41 +116,6 @@ pub enum ServerError {
 pub struct Server {
     listener: TcpListener,
     config: ServerConfig,
-}
-
-/// How a connection ended without fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConnectionEnd {
-    /// A v1 client sent `exit`.
-    ClientExit,
-    /// A v2 client completed the close handshake.
-    ClientClosed,
-    /// The peer closed its side between frames.
-    PeerClosed,
-    /// The server is shutting down.
-    ServerShutdown,
-}
-
-/// Why a connection was cut: the peer's fault or the network's, never the
-/// server's business beyond a log line.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectionError {
-    #[error("{0}")]
-    V1Protocol(#[from] v1::DecodeError),
-    #[error("unsupported protocol version {0}")]
-    UnsupportedVersion(u8),
-    #[error("{0}")]
-    V2Frame(#[from] v2::FrameError),
-    #[error("{0}")]
-    V2Session(#[from] v2::SessionError),
-    #[error("no HELLO in time")]
-    HandshakeTimeout,
-    #[error("client is not reading: {queued} bytes queued for it; disconnected (slow consumer)")]
-    SlowConsumer { queued: usize },
-    #[error("heartbeat timeout: nothing heard for {0:?}")]
-    HeartbeatTimeout(Duration),
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 impl Server {
@@ -242,81 +215,6 @@ impl Server {
             );
             abandon.cancel();
             tracker.wait().await;
-        }
-    }
-}
-
-/// One connection, start to end, with its log lines.
-async fn serve_connection<S: Service>(
-    stream: TcpStream,
-    peer: SocketAddr,
-    service: &S,
-    config: &ServerConfig,
-    stop: &CancellationToken,
-) {
-    info!(%peer, "connection opened");
-    // Replies are batched by us already; Nagle would only add latency.
-    let _ = stream.set_nodelay(true);
-    let result = dispatch_by_version(
-        Connection::new(stream, V1Codec),
-        peer,
-        service,
-        config,
-        stop,
-    )
-    .await;
-    match result {
-        Ok(ConnectionEnd::ClientExit) => info!(%peer, "connection closed: client sent exit"),
-        Ok(ConnectionEnd::ClientClosed) => {
-            info!(%peer, "connection closed: close handshake complete")
-        }
-        Ok(ConnectionEnd::PeerClosed) => {
-            info!(%peer, "connection closed: peer disconnected without exit or CLOSE")
-        }
-        Ok(ConnectionEnd::ServerShutdown) => {
-            info!(%peer, "connection closed: server shutting down")
-        }
-        Err(e) => warn!(%peer, "connection closed: {e}"),
-    }
-}
-
-/// The first byte of the first frame is its version, and decides the
-/// protocol for the whole connection.
-async fn dispatch_by_version<S: Service>(
-    mut conn: Connection<TcpStream, V1Codec>,
-    peer: SocketAddr,
-    service: &S,
-    config: &ServerConfig,
-    stop: &CancellationToken,
-) -> Result<ConnectionEnd, ConnectionError> {
-    let version = tokio::select! {
-        _ = stop.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
-        v = conn.peek_first_byte() => v?,
-    };
-    match version {
-        None => Ok(ConnectionEnd::PeerClosed),
-        Some(v1::VERSION) => {
-            let mut handler = service.connect(&PeerInfo {
-                addr: peer,
-                version: v1::VERSION,
-                name: peer.to_string(),
-                pusher: Pusher::new(None),
-            });
-            let result = serve_v1(&mut conn, &mut handler, stop).await;
-            // Best effort: the peer may already be gone.
-            let _ = conn.shutdown().await;
-            result
-        }
-        Some(v2::VERSION) => {
-            let conn =
-                conn.map_codec(|_| V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE));
-            serve_v2(conn, service, peer, config, stop).await
-        }
-        Some(other) => {
-            // The one reply that clients of every version can read.
-            conn.queue_raw(&unsupported_version_reply(other));
-            let _ = conn.shutdown().await;
-            Err(ConnectionError::UnsupportedVersion(other))
         }
     }
 }

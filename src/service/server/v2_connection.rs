@@ -14,13 +14,14 @@ use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::handler::{Handler, PeerInfo, Service};
+use super::ServerConfig;
+use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::outbound::{InFlight, Outbound, Pusher, Responder};
-use super::server::{ConnectionEnd, ConnectionError, ServerConfig};
 use crate::protocol::v2::{
     CloseCode, Frame, Heartbeat, HeartbeatAction, Session, SessionError, SessionEvent, V2Codec,
     V2CodecError,
 };
+use crate::service::handler::{Handler, PeerInfo, Service};
 use crate::transport::{Connection, WriteQueue};
 
 pub(crate) async fn serve_v2<S, Svc>(
@@ -123,19 +124,17 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Answers a frame the peer got wrong with a CLOSE saying so (during the
+/// handshake); other failures have nobody to tell.
 async fn fail_codec<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S, V2Codec>,
     session: &mut Session,
     e: V2CodecError,
 ) -> ConnectionError {
-    match e {
-        V2CodecError::Frame(e) => {
-            refuse(conn, session, e.close_code(), &e.to_string()).await;
-            ConnectionError::V2Frame(e)
-        }
-        V2CodecError::Io(e) => ConnectionError::Io(e),
-        e @ V2CodecError::TooLargeToSend { .. } => ConnectionError::Io(std::io::Error::other(e)),
+    if let V2CodecError::Frame(f) = &e {
+        refuse(conn, session, f.close_code(), &f.to_string()).await;
     }
+    e.into()
 }
 
 struct OpenSession {
@@ -294,28 +293,10 @@ impl OpenSession {
     }
 
     fn codec_failure(&mut self, e: V2CodecError) -> ConnectionError {
-        match e {
-            V2CodecError::Frame(e) => {
-                let close = self.session.close(e.close_code(), e.to_string());
-                self.out.push_control(&close);
-                ConnectionError::V2Frame(e)
-            }
-            V2CodecError::Io(e) => ConnectionError::Io(e),
-            e @ V2CodecError::TooLargeToSend { .. } => {
-                ConnectionError::Io(std::io::Error::other(e))
-            }
+        if let V2CodecError::Frame(f) = &e {
+            let close = self.session.close(f.close_code(), f.to_string());
+            self.out.push_control(&close);
         }
-    }
-}
-
-impl From<V2CodecError> for ConnectionError {
-    fn from(e: V2CodecError) -> Self {
-        match e {
-            V2CodecError::Frame(e) => ConnectionError::V2Frame(e),
-            V2CodecError::Io(e) => ConnectionError::Io(e),
-            e @ V2CodecError::TooLargeToSend { .. } => {
-                ConnectionError::Io(std::io::Error::other(e))
-            }
-        }
+        e.into()
     }
 }

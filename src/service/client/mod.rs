@@ -1,25 +1,34 @@
 //! The client side: a cloneable handle to one connection, for v2 (default)
-//! or v1.
+//! or v1. The handle API is here; `handshake.rs` opens a v2 session,
+//! `reader.rs` turns what the server sends into answers and pushes, and
+//! `shared.rs` is what the handles and those tasks share.
+
+mod error;
+mod handshake;
+mod reader;
+mod shared;
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
-use std::collections::HashMap;
-use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
-use super::client_reader::{read_v1, read_v2};
-use crate::protocol::v1::{self, EncodeError, V1Codec};
+use crate::protocol::Message;
+use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::{
-    self, CloseCode, CodeReason, Frame, RequestFrame, Session, SessionEvent, V2Codec, V2CodecError,
+    self, CloseCode, CodeReason, Frame, RequestFrame, Session, SessionEvent, V2Codec,
 };
-use crate::protocol::{Message, parse_unsupported_version_reply};
-use crate::transport::{Connection, QueueError, WriteQueue};
+use crate::transport::{Connection, QueueError};
+pub use error::ClientError;
+use error::codec_error;
+use handshake::handshake;
+use reader::{read_v1, read_v2};
+use shared::{Core, End};
 
 /// Which protocol a [`Client`] speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,65 +70,6 @@ impl Default for ClientConfig {
     }
 }
 
-/// What can go wrong for a client.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Nobody accepted the connection (no server, wrong port, firewall…).
-    #[error("cannot connect to {addr}")]
-    Connect {
-        /// The address tried.
-        addr: String,
-        /// What the OS said.
-        source: io::Error,
-    },
-    /// Connecting or the handshake took longer than the configured timeout.
-    #[error("no answer from the server within {0:?}")]
-    Timeout(Duration),
-    /// The message cannot be carried by v1 (too long).
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-    /// The frame is larger than the server accepts (v2).
-    #[error("message of {len} bytes exceeds the server's limit of {max}")]
-    TooLarge {
-        /// Payload length.
-        len: usize,
-        /// The server's announced limit.
-        max: u32,
-    },
-    /// The server does not speak our version.
-    #[error("server does not speak our protocol version: {reason} (it speaks {versions:?})")]
-    UnsupportedVersion {
-        /// The versions the server listed.
-        versions: Vec<u8>,
-        /// The server's reason.
-        reason: String,
-    },
-    /// The v2 name must be 1 to 64 bytes (it labels us on the server).
-    #[error("client name {0:?} must be 1 to 64 bytes")]
-    InvalidName(String),
-    /// The server refused the handshake.
-    #[error("server refused the connection: {0}")]
-    Refused(CodeReason),
-    /// The operation needs v2 (requests, binary).
-    #[error("{0} needs protocol v2")]
-    NeedsV2(&'static str),
-    /// The server answered the request with an error.
-    #[error("request failed: {0}")]
-    RequestFailed(String),
-    /// The server is shutting down and takes no new requests.
-    #[error("the server is going away; no new requests")]
-    GoingAway,
-    /// The connection is over.
-    #[error("connection closed: {0}")]
-    Closed(String),
-    /// The server broke the protocol.
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    /// The connection failed while in use.
-    #[error("connection failed")]
-    Io(#[from] io::Error),
-}
-
 /// Something the server sent without being asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pushed {
@@ -131,102 +81,6 @@ pub enum Pushed {
     Error(CodeReason),
     /// The server is shutting down: finish up and close.
     GoAway(CodeReason),
-}
-
-/// How the connection ended, as the reader saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum End {
-    /// Our close (or v1 `exit`) was answered: everything was processed.
-    Completed,
-    /// The server closed the session, with its reason.
-    ByServer(CodeReason),
-    /// The connection broke.
-    Lost(String),
-}
-
-impl End {
-    fn to_error(&self) -> ClientError {
-        match self {
-            End::Completed => ClientError::Closed("closed by us".into()),
-            End::ByServer(c) => ClientError::Closed(format!("by the server: {c}")),
-            End::Lost(why) => ClientError::Closed(why.clone()),
-        }
-    }
-}
-
-/// What the write side guards together with the queued bytes: the session,
-/// so that "may this be sent now" and queueing it are one atomic step.
-pub(crate) struct SendState {
-    pub(crate) session: Option<Session>,
-}
-
-/// Requests waiting for their response. Once the connection has ended no
-/// new ones are accepted, so none can wait forever.
-#[derive(Default)]
-pub(crate) struct Pending {
-    waiting: HashMap<u32, oneshot::Sender<Result<Bytes, ClientError>>>,
-    ended: Option<End>,
-}
-
-/// Everything the reader and writer tasks share with the handles.
-pub(crate) struct Core {
-    pub(crate) queue: WriteQueue<SendState>,
-    pub(crate) pending: Mutex<Pending>,
-    pub(crate) end: watch::Sender<Option<End>>,
-    incoming_taken: AtomicBool,
-}
-
-impl Core {
-    /// Hands a pushed message to the application. Once it has taken the
-    /// stream this waits (backpressure to the server); before that, pushes
-    /// are kept up to the capacity and then dropped, so a client that only
-    /// sends requests is never blocked by pushes it does not read. The
-    /// reader owns the sender, so the stream ends when the connection does.
-    pub(crate) async fn deliver(&self, to: &mpsc::Sender<Pushed>, pushed: Pushed) {
-        if self.incoming_taken.load(Ordering::Acquire) {
-            let _ = to.send(pushed).await;
-        } else {
-            let _ = to.try_send(pushed);
-        }
-    }
-
-    /// Answers the request `id`.
-    pub(crate) fn resolve(&self, id: u32, result: Result<Bytes, String>) -> bool {
-        let waiter = self.lock_pending().waiting.remove(&id);
-        match waiter {
-            Some(tx) => {
-                let _ = tx.send(result.map_err(ClientError::RequestFailed));
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Records the end: fails every waiting request, stops the writer once
-    /// it has sent what is queued, and wakes `close`.
-    pub(crate) fn finish(&self, end: End) {
-        let waiting = {
-            let mut p = self.lock_pending();
-            p.ended.get_or_insert(end.clone());
-            std::mem::take(&mut p.waiting)
-        };
-        for (_, tx) in waiting {
-            let _ = tx.send(Err(end.to_error()));
-        }
-        self.queue.close();
-        self.end.send_if_modified(|e| {
-            if e.is_none() {
-                *e = Some(end);
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// Closes the connection when the last [`Client`] clone is dropped.
@@ -315,15 +169,7 @@ impl Client {
         // We batch writes ourselves; Nagle would only delay the last one.
         stream.set_nodelay(true)?;
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_capacity.max(1));
-        let (end, _) = watch::channel(None);
-        let make_core = |session| {
-            Arc::new(Core {
-                queue: WriteQueue::new(SendState { session }, config.max_queued_bytes),
-                pending: Mutex::default(),
-                end,
-                incoming_taken: AtomicBool::new(false),
-            })
-        };
+        let make_core = |session| Arc::new(Core::new(session, config.max_queued_bytes));
         let (core, server_name, server_max_frame_size) = match config.version {
             ProtocolVersion::V1 => {
                 let core = make_core(None);
@@ -384,7 +230,7 @@ impl Client {
 
     /// Requests sent (or being sent) and not yet answered.
     pub fn pending_requests(&self) -> usize {
-        self.handle.core.lock_pending().waiting.len()
+        self.handle.core.pending_count()
     }
 
     /// Server-pushed messages. There is one stream per connection: the
@@ -396,10 +242,7 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()?;
-        self.handle
-            .core
-            .incoming_taken
-            .store(true, Ordering::Release);
+        self.handle.core.mark_incoming_taken();
         Some(Incoming { rx })
     }
 
@@ -434,19 +277,13 @@ impl Client {
         let core = &self.handle.core;
         let id = self.handle.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = core.lock_pending();
-            if let Some(end) = &pending.ended {
-                return Err(end.to_error());
-            }
-            pending.waiting.insert(id, tx);
-        }
+        core.register(id, tx)?;
         let frame = Frame::Request(RequestFrame {
             id,
             payload: payload.into(),
         });
         if let Err(e) = self.push_frame(frame).await {
-            core.lock_pending().waiting.remove(&id);
+            core.forget(id);
             return Err(e);
         }
         rx.await
@@ -458,7 +295,6 @@ impl Client {
     /// processed everything sent before; v1 sends `exit` and waits for the
     /// server to close. `Ok` means the server has everything.
     pub async fn close(&self) -> Result<(), ClientError> {
-        let mut end = self.handle.core.end.subscribe();
         let queued = match self.handle.version {
             ProtocolVersion::V1 => {
                 self.push(|_, buf| v1::encode_message(v1::EXIT, buf).map_err(Into::into))
@@ -466,7 +302,7 @@ impl Client {
             }
             ProtocolVersion::V2 => {
                 self.push(|st, buf| {
-                    let session = st.session.as_mut().expect("v2 has a session");
+                    let session = st.as_mut().expect("v2 has a session");
                     session.close(CloseCode::NORMAL, "client done").encode(buf);
                     Ok(())
                 })
@@ -479,11 +315,7 @@ impl Client {
         {
             return Err(e);
         }
-        let end = end
-            .wait_for(Option::is_some)
-            .await
-            .map(|e| e.clone().expect("waited for Some"))
-            .unwrap_or_else(|_| End::Lost("connection dropped".into()));
+        let end = self.handle.core.wait_end().await;
         match end {
             End::Completed => Ok(()),
             other => Err(other.to_error()),
@@ -492,7 +324,7 @@ impl Client {
 
     async fn push_frame(&self, frame: Frame) -> Result<(), ClientError> {
         self.push(|st, buf| {
-            let session = st.session.as_mut().expect("v2 has a session");
+            let session = st.as_mut().expect("v2 has a session");
             session.check_send(&frame).map_err(|e| match e.code {
                 CloseCode::FRAME_TOO_LARGE => ClientError::TooLarge {
                     len: frame.payload_len(),
@@ -509,12 +341,12 @@ impl Client {
 
     async fn push(
         &self,
-        f: impl FnOnce(&mut SendState, &mut BytesMut) -> Result<(), ClientError>,
+        f: impl FnOnce(&mut Option<Session>, &mut BytesMut) -> Result<(), ClientError>,
     ) -> Result<(), ClientError> {
         match self.handle.core.queue.push(f).await {
             Ok(result) => result,
             Err(QueueError::Closed) => {
-                let ended = self.handle.core.lock_pending().ended.clone();
+                let ended = self.handle.core.ended();
                 Err(ended.map_or_else(
                     || ClientError::Closed("connection is closing".into()),
                     |e| e.to_error(),
@@ -532,55 +364,4 @@ fn spawn_writer(core: &Arc<Core>, writer: tokio::io::WriteHalf<TcpStream>) {
             core.finish(End::Lost(format!("write failed: {e}")));
         }
     });
-}
-
-/// Sends HELLO and reads the server's answer: WELCOME, a refusal, or the
-/// frozen unsupported-version reply.
-async fn handshake(
-    conn: &mut Connection<TcpStream, V2Codec>,
-    config: &ClientConfig,
-) -> Result<(Session, SessionEvent), ClientError> {
-    let (mut session, hello) = Session::client(config.max_frame_size, config.name.clone());
-    conn.queue(hello).map_err(codec_error)?;
-    conn.flush().await?;
-    if conn.peek_first_byte().await? == Some(0) {
-        // Not a v2 frame: the reply every version can read.
-        loop {
-            if let Some((versions, reason)) = parse_unsupported_version_reply(conn.buffered()) {
-                return Err(ClientError::UnsupportedVersion { versions, reason });
-            }
-            if conn.fill().await? == 0 {
-                return Err(ClientError::Protocol("garbled version reply".into()));
-            }
-        }
-    }
-    let frame = conn
-        .read_frame()
-        .await
-        .map_err(codec_error)?
-        .ok_or_else(|| ClientError::Closed("server closed during the handshake".into()))?;
-    match session.receive(frame) {
-        Ok(r) => match r.event {
-            Some(opened @ SessionEvent::Opened { .. }) => Ok((session, opened)),
-            Some(SessionEvent::Closed(reason)) => Err(ClientError::Refused(reason)),
-            other => Err(ClientError::Protocol(format!(
-                "unexpected handshake answer {other:?}"
-            ))),
-        },
-        Err(e) => {
-            let close = session.close(e.code, e.reason.clone());
-            if conn.queue(close).is_ok() {
-                let _ = conn.flush().await;
-            }
-            Err(ClientError::Refused(CodeReason::new(e.code, e.reason)))
-        }
-    }
-}
-
-pub(crate) fn codec_error(e: V2CodecError) -> ClientError {
-    match e {
-        V2CodecError::Io(e) => ClientError::Io(e),
-        V2CodecError::TooLargeToSend { len, max } => ClientError::TooLarge { len, max },
-        V2CodecError::Frame(e) => ClientError::Protocol(e.to_string()),
-    }
 }

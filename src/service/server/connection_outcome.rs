@@ -1,0 +1,64 @@
+//! How a connection ended: fine (`ConnectionEnd`) or cut for a reason
+//! (`ConnectionError`), in the words the server logs.
+
+use std::time::Duration;
+
+use crate::protocol::v1::{self, CodecError};
+use crate::protocol::v2::{self, V2CodecError};
+
+/// How a connection ended without fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectionEnd {
+    /// A v1 client sent `exit`.
+    ClientExit,
+    /// A v2 client completed the close handshake.
+    ClientClosed,
+    /// The peer closed its side between frames.
+    PeerClosed,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+/// Why a connection was cut: the peer's fault or the network's, never the
+/// server's business beyond a log line.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectionError {
+    #[error("{0}")]
+    V1Protocol(#[from] v1::DecodeError),
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u8),
+    #[error("{0}")]
+    V2Frame(#[from] v2::FrameError),
+    #[error("{0}")]
+    V2Session(#[from] v2::SessionError),
+    #[error("no HELLO in time")]
+    HandshakeTimeout,
+    #[error("client is not reading: {queued} bytes queued for it; disconnected (slow consumer)")]
+    SlowConsumer { queued: usize },
+    #[error("heartbeat timeout: nothing heard for {0:?}")]
+    HeartbeatTimeout(Duration),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<CodecError> for ConnectionError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Decode(e) => ConnectionError::V1Protocol(e),
+            CodecError::Encode(e) => ConnectionError::Io(std::io::Error::other(e)),
+            CodecError::Io(e) => ConnectionError::Io(e),
+        }
+    }
+}
+
+impl From<V2CodecError> for ConnectionError {
+    fn from(e: V2CodecError) -> Self {
+        match e {
+            V2CodecError::Frame(e) => ConnectionError::V2Frame(e),
+            V2CodecError::Io(e) => ConnectionError::Io(e),
+            e @ V2CodecError::TooLargeToSend { .. } => {
+                ConnectionError::Io(std::io::Error::other(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! One accepted connection, start to end: pick the protocol from the first
+//! byte, serve it, and log how it ended.
+
+use std::net::SocketAddr;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::ServerConfig;
+use super::connection_outcome::{ConnectionEnd, ConnectionError};
+use super::outbound::Pusher;
+use super::v1_connection::serve_v1;
+use super::v2_connection::serve_v2;
+use crate::protocol::unsupported_version_reply;
+use crate::protocol::v1::{self, V1Codec};
+use crate::protocol::v2::{self, V2Codec};
+use crate::service::handler::{PeerInfo, Service};
+use crate::transport::Connection;
+
+/// One connection, start to end, with its log lines.
+pub(super) async fn serve_connection<S: Service>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: &S,
+    config: &ServerConfig,
+    stop: &CancellationToken,
+) {
+    info!(%peer, "connection opened");
+    // Replies are batched by us already; Nagle would only add latency.
+    let _ = stream.set_nodelay(true);
+    let result = dispatch_by_version(
+        Connection::new(stream, V1Codec),
+        peer,
+        service,
+        config,
+        stop,
+    )
+    .await;
+    match result {
+        Ok(ConnectionEnd::ClientExit) => info!(%peer, "connection closed: client sent exit"),
+        Ok(ConnectionEnd::ClientClosed) => {
+            info!(%peer, "connection closed: close handshake complete")
+        }
+        Ok(ConnectionEnd::PeerClosed) => {
+            info!(%peer, "connection closed: peer disconnected without exit or CLOSE")
+        }
+        Ok(ConnectionEnd::ServerShutdown) => {
+            info!(%peer, "connection closed: server shutting down")
+        }
+        Err(e) => warn!(%peer, "connection closed: {e}"),
+    }
+}
+
+/// The first byte of the first frame is its version, and decides the
+/// protocol for the whole connection.
+async fn dispatch_by_version<S: Service>(
+    mut conn: Connection<TcpStream, V1Codec>,
+    peer: SocketAddr,
+    service: &S,
+    config: &ServerConfig,
+    stop: &CancellationToken,
+) -> Result<ConnectionEnd, ConnectionError> {
+    let version = tokio::select! {
+        _ = stop.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
+        v = conn.peek_first_byte() => v?,
+    };
+    match version {
+        None => Ok(ConnectionEnd::PeerClosed),
+        Some(v1::VERSION) => {
+            let mut handler = service.connect(&PeerInfo {
+                addr: peer,
+                version: v1::VERSION,
+                name: peer.to_string(),
+                pusher: Pusher::new(None),
+            });
+            let result = serve_v1(&mut conn, &mut handler, stop).await;
+            // Best effort: the peer may already be gone.
+            let _ = conn.shutdown().await;
+            result
+        }
+        Some(v2::VERSION) => {
+            let conn =
+                conn.map_codec(|_| V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE));
+            serve_v2(conn, service, peer, config, stop).await
+        }
+        Some(other) => {
+            // The one reply that clients of every version can read.
+            conn.queue_raw(&unsupported_version_reply(other));
+            let _ = conn.shutdown().await;
+            Err(ConnectionError::UnsupportedVersion(other))
+        }
+    }
+}
