@@ -93,12 +93,30 @@ proptest! {
         prop_assert_eq!(via_codec, messages);
     }
 
+    /// Any bytes at all: no panic, and whatever is decoded is exactly what
+    /// the bytes said, message by message, from the start.
     #[test]
-    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+    fn arbitrary_bytes_decode_faithfully_or_fail_cleanly(
+        bytes in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
         let mut r = MessageReader::new();
         r.feed(&bytes);
-        while let Ok(Some(_)) = r.next_message() {}
-        let _ = r.finish();
+        let mut decoded = Vec::new();
+        let failed = loop {
+            match r.next_message() {
+                Ok(Some(m)) => decoded.push(m.as_str().to_owned()),
+                Ok(None) => break false,
+                Err(_) => break true,
+            }
+        };
+        let consumed = stream_of(&decoded);
+        prop_assert_eq!(&bytes[..consumed.len()], &consumed[..]);
+        if !failed {
+            // Whatever was not decoded is an incomplete frame, and only then
+            // does the end of the stream count as truncation.
+            prop_assert_eq!(r.buffered_len(), bytes.len() - consumed.len());
+            prop_assert_eq!(r.finish().is_ok(), r.buffered_len() == 0);
+        }
     }
 }
 

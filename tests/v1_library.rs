@@ -2,33 +2,10 @@
 
 mod common;
 
-use common::InProcessServer;
-use rust_tcp::protocol::Message;
-use rust_tcp::service::{
-    Client, ClientConfig, ClientError, Handler, PeerInfo, ProtocolVersion, ServerConfig, Service,
-};
-use tokio::sync::mpsc;
+use common::{Collect, InProcessServer};
+use rust_tcp::service::{Client, ClientConfig, ClientError, ProtocolVersion, ServerConfig};
 
 /// Forwards every text message to the test, tagged with its peer.
-struct Collect(mpsc::UnboundedSender<(std::net::SocketAddr, String)>);
-struct CollectHandler(
-    mpsc::UnboundedSender<(std::net::SocketAddr, String)>,
-    std::net::SocketAddr,
-);
-
-impl Service for Collect {
-    type Handler = CollectHandler;
-    fn connect(&self, peer: &PeerInfo) -> CollectHandler {
-        CollectHandler(self.0.clone(), peer.addr)
-    }
-}
-
-impl Handler for CollectHandler {
-    async fn on_text(&mut self, message: Message) {
-        let _ = self.0.send((self.1, message.as_str().to_owned()));
-    }
-}
-
 async fn v1_client(addr: &str) -> Client {
     let config = ClientConfig {
         version: ProtocolVersion::V1,
@@ -39,8 +16,8 @@ async fn v1_client(addr: &str) -> Client {
 
 #[tokio::test]
 async fn a_client_delivers_every_message_before_close_returns() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let server = InProcessServer::start(Collect(tx), ServerConfig::default()).await;
+    let (collect, mut rx) = Collect::new();
+    let server = InProcessServer::start(collect, ServerConfig::default()).await;
     let addr = server.addr.clone();
 
     let client = v1_client(&addr).await;
@@ -59,8 +36,8 @@ async fn a_client_delivers_every_message_before_close_returns() {
 
 #[tokio::test]
 async fn an_oversized_message_is_refused_and_nothing_is_queued() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let server = InProcessServer::start(Collect(tx), ServerConfig::default()).await;
+    let (collect, mut rx) = Collect::new();
+    let server = InProcessServer::start(collect, ServerConfig::default()).await;
     let addr = server.addr.clone();
 
     let client = v1_client(&addr).await;

@@ -46,24 +46,6 @@ async fn next_frame(framed: &mut Framed<TcpStream, V2Codec>) -> Frame {
         .expect("a valid frame")
 }
 
-/// Collects text messages with the sender's name.
-struct Collect(mpsc::UnboundedSender<(String, String)>);
-struct CollectHandler(mpsc::UnboundedSender<(String, String)>, String);
-impl Service for Collect {
-    type Handler = CollectHandler;
-    fn connect(&self, peer: &PeerInfo) -> CollectHandler {
-        CollectHandler(self.0.clone(), peer.name.clone())
-    }
-}
-impl Handler for CollectHandler {
-    async fn on_text(&mut self, message: Message) {
-        let _ = self.0.send((self.1.clone(), message.as_str().to_owned()));
-    }
-    async fn on_request(&mut self, payload: Bytes, responder: Responder) {
-        let _ = responder.respond(payload);
-    }
-}
-
 fn named(name: &str) -> ClientConfig {
     ClientConfig {
         name: name.into(),
@@ -196,8 +178,8 @@ async fn requests_answered_out_of_order_reach_the_right_caller() {
 
 #[tokio::test]
 async fn the_close_handshake_loses_no_message() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let server = InProcessServer::start(Collect(tx), ServerConfig::default()).await;
+    let (collect, mut rx) = Collect::new();
+    let server = InProcessServer::start(collect, ServerConfig::default()).await;
     let client = Client::connect_with(&server.addr, named("bulk"))
         .await
         .unwrap();
@@ -358,12 +340,12 @@ fn a_client_that_never_reads_is_dropped_and_memory_stays_bounded() {
 
 #[tokio::test]
 async fn go_away_lets_clients_finish_and_close() {
-    let (tx, _rx) = mpsc::unbounded_channel();
+    let (collect, _rx) = Collect::new();
     let config = ServerConfig {
         shutdown_grace: Duration::from_secs(20),
         ..ServerConfig::default()
     };
-    let server = InProcessServer::start(Collect(tx), config).await;
+    let server = InProcessServer::start(collect, config).await;
     let client = Client::connect(&server.addr).await.unwrap();
     let mut incoming = client.incoming().unwrap();
     assert_eq!(client.request("before").await.unwrap(), "before");
@@ -389,8 +371,8 @@ async fn go_away_lets_clients_finish_and_close() {
 
 #[tokio::test]
 async fn a_bad_name_is_refused_with_a_reason() {
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let server = InProcessServer::start(Collect(tx), ServerConfig::default()).await;
+    let (collect, _rx) = Collect::new();
+    let server = InProcessServer::start(collect, ServerConfig::default()).await;
     let err = Client::connect_with(&server.addr, named("bad\nname"))
         .await
         .unwrap_err();
@@ -406,12 +388,12 @@ async fn a_bad_name_is_refused_with_a_reason() {
 
 #[tokio::test]
 async fn frames_over_the_limit_are_refused_on_both_sides() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (collect, mut rx) = Collect::new();
     let config = ServerConfig {
         max_frame_size: 1024,
         ..ServerConfig::default()
     };
-    let server = InProcessServer::start(Collect(tx), config).await;
+    let server = InProcessServer::start(collect, config).await;
 
     // The library knows the server's limit from the welcome.
     let client = Client::connect(&server.addr).await.unwrap();
@@ -443,8 +425,8 @@ async fn frames_over_the_limit_are_refused_on_both_sides() {
 
 #[tokio::test]
 async fn invalid_utf8_text_closes_only_that_connection() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let server = InProcessServer::start(Collect(tx), ServerConfig::default()).await;
+    let (collect, mut rx) = Collect::new();
+    let server = InProcessServer::start(collect, ServerConfig::default()).await;
     let good = Client::connect_with(&server.addr, named("good"))
         .await
         .unwrap();
@@ -469,12 +451,12 @@ async fn invalid_utf8_text_closes_only_that_connection() {
 
 #[tokio::test]
 async fn a_silent_client_is_pinged_then_dropped() {
-    let (tx, _rx) = mpsc::unbounded_channel();
+    let (collect, _rx) = Collect::new();
     let config = ServerConfig {
         heartbeat: Duration::from_millis(100),
         ..ServerConfig::default()
     };
-    let server = InProcessServer::start(Collect(tx), config).await;
+    let server = InProcessServer::start(collect, config).await;
     let mut raw = raw_v2(&server.addr, "silent").await;
     assert!(matches!(next_frame(&mut raw).await, Frame::Ping(_)));
     // We never answer; after three intervals of silence the server closes.

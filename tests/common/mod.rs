@@ -256,3 +256,33 @@ impl ServerProcess {
             .expect("VmRSS in /proc/PID/status")
     }
 }
+
+/// A service that forwards every text message to the test as
+/// (sender's name, text) and echoes every request. A v1 sender's name is
+/// its address.
+pub struct Collect(pub tokio::sync::mpsc::UnboundedSender<(String, String)>);
+pub struct CollectHandler(tokio::sync::mpsc::UnboundedSender<(String, String)>, String);
+
+impl Collect {
+    /// The service and the receiving end of what it collects.
+    pub fn new() -> (Self, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Collect(tx), rx)
+    }
+}
+
+impl rust_tcp::service::Service for Collect {
+    type Handler = CollectHandler;
+    fn connect(&self, peer: &rust_tcp::service::PeerInfo) -> CollectHandler {
+        CollectHandler(self.0.clone(), peer.name.clone())
+    }
+}
+
+impl rust_tcp::service::Handler for CollectHandler {
+    async fn on_text(&mut self, message: rust_tcp::protocol::Message) {
+        let _ = self.0.send((self.1.clone(), message.as_str().to_owned()));
+    }
+    async fn on_request(&mut self, payload: bytes::Bytes, responder: rust_tcp::service::Responder) {
+        let _ = responder.respond(payload);
+    }
+}
