@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use rust_tcp::protocol::Message;
-use rust_tcp::service::{
+use rust_tcp::{
     Client, ClientConfig, Handler, PeerInfo, Pushed, Pusher, Responder, Server, ServerConfig,
     Service,
 };
@@ -104,10 +104,7 @@ pub async fn demo() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let running = tokio::spawn(server.run(Store::default(), stop.clone().cancelled_owned()));
 
     let connect = |name: &str| {
-        let config = ClientConfig {
-            name: name.into(),
-            ..ClientConfig::default()
-        };
+        let config = ClientConfig::default().name(name);
         Client::connect_with(&addr, config)
     };
     let watcher = connect("watcher").await?;

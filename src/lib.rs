@@ -1,24 +1,42 @@
 //! rust-tcp: a versioned, length-prefixed message protocol over TCP.
 //!
+//! What most users need is at the crate root: a [`Server`] that runs their
+//! [`Service`] (one [`Handler`] per connection, answering through a
+//! [`Responder`] and pushing through a [`Pusher`]), and a [`Client`].
+//!
 //! The crate is layered so that each part can be understood and tested on its
 //! own, and each layer only imports the ones below it:
 //!
-//! 1. [`protocol`] is sans-IO: frame types, codecs and session state machines
-//!    that turn bytes into messages and back without touching a socket. It is
-//!    tested byte by byte.
-//! 2. [`transport`] moves frames between any `AsyncRead + AsyncWrite` stream
-//!    and the protocol, owning the buffers and their limits.
-//! 3. [`service`] is what users build on: a [`service::Server`] with an accept
-//!    loop, limits and graceful shutdown that calls the user's handler, and a
-//!    [`service::Client`].
+//! 1. [`protocol`] is sans-IO: frame types, codecs and the v2 session state
+//!    machine with its timers. Every frame in and out passes through the
+//!    session; no sockets, no runtime, no printing. It is public for people
+//!    writing their own peers, and tested byte by byte on a made-up clock.
+//! 2. `transport` (internal) moves bytes between a stream and the protocol,
+//!    owning the buffers and the bounded write queue.
+//! 3. The server (accept loop, limits, shutdown, the connection drivers)
+//!    and the client (a cloneable handle, request multiplexing): thin
+//!    drivers that read, or sleep until the session's next deadline.
 //!
-//! The `server` and `client` binaries only parse arguments and format output.
+//! The `server` and `client` binaries only parse arguments, format output
+//! and hold the reference application (the printing service).
+//!
+//! Configurations and error enums are `#[non_exhaustive]`: build a config
+//! from its `default()` with the setters, and match errors with a `_` arm,
+//! so that new settings and new failure kinds never break your code.
 
 #![warn(missing_docs)]
 
+mod client;
 pub mod protocol;
-pub mod service;
-pub mod transport;
+mod server;
+mod transport;
+
+pub use client::{Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed};
+pub use protocol::Message;
+pub use server::{
+    Handler, PeerInfo, PushError, Pusher, Responder, Server, ServerConfig, ServerError, Service,
+    terminate_signal,
+};
 
 /// The README's code examples compile and run as doc tests, so they stay true.
 #[doc = include_str!("../README.md")]

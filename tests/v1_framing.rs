@@ -1,5 +1,7 @@
 //! v1 framing, sans-IO: round trips, every split point, any segmentation.
 
+mod common;
+
 use bytes::BytesMut;
 use proptest::prelude::*;
 use rust_tcp::protocol::v1::{DecodeError, MessageReader, V1Codec, encode_message};
@@ -31,12 +33,9 @@ fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<String> 
 fn every_pair_of_split_points_of_a_multi_frame_stream() {
     let messages: Vec<String> = ["hello", "", "wörld\n", "exit"].map(String::from).to_vec();
     let bytes = stream_of(&messages);
-    for i in 0..=bytes.len() {
-        for j in i..=bytes.len() {
-            let got = decode_chunks([&bytes[..i], &bytes[i..j], &bytes[j..]]);
-            assert_eq!(got, messages, "split at {i} and {j}");
-        }
-    }
+    common::for_every_pair_of_split_points(&bytes, |i, j, chunks| {
+        assert_eq!(decode_chunks(chunks), messages, "split at {i} and {j}");
+    });
 }
 
 #[test]

@@ -3,14 +3,11 @@
 mod common;
 
 use common::{Collect, InProcessServer};
-use rust_tcp::service::{Client, ClientConfig, ClientError, ProtocolVersion, ServerConfig};
+use rust_tcp::{Client, ClientConfig, ClientError, ProtocolVersion, ServerConfig};
 
 /// Forwards every text message to the test, tagged with its peer.
 async fn v1_client(addr: &str) -> Client {
-    let config = ClientConfig {
-        version: ProtocolVersion::V1,
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::default().version(ProtocolVersion::V1);
     Client::connect_with(addr, config).await.unwrap()
 }
 

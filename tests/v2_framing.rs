@@ -1,6 +1,8 @@
 //! v2 framing, sans-IO: every frame type round-trips through any
 //! segmentation, and every split point of a session stream decodes.
 
+mod common;
+
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use rust_tcp::protocol::Message;
@@ -137,12 +139,9 @@ fn every_pair_of_split_points_of_a_session_stream() {
         Frame::Close(CodeReason::new(CloseCode::NORMAL, "bye")),
     ];
     let bytes = encode_all(&frames);
-    for i in 0..=bytes.len() {
-        for j in i..=bytes.len() {
-            let got = decode_chunks([&bytes[..i], &bytes[i..j], &bytes[j..]]);
-            assert_eq!(got, frames, "split at {i} and {j}");
-        }
-    }
+    common::for_every_pair_of_split_points(&bytes, |i, j, chunks| {
+        assert_eq!(decode_chunks(chunks), frames, "split at {i} and {j}");
+    });
 }
 
 #[test]
@@ -175,26 +174,48 @@ proptest! {
         frames in prop::collection::vec(any_frame(), 0..30),
         as_server in any::<bool>(),
     ) {
-        use rust_tcp::protocol::v2::{Session, SessionEvent, SessionState};
+        use rust_tcp::protocol::v2::{Session, SessionConfig, SessionEvent, SessionState};
+        let now = std::time::Instant::now();
+        let config = SessionConfig::default().name("me").max_frame_size(1 << 20);
+        let mut out = BytesMut::new();
         let mut session = if as_server {
-            Session::server(1 << 20, 1000, "srv")
+            Session::server(config.heartbeat(std::time::Duration::from_secs(1)), now)
         } else {
-            Session::client(1 << 20, "me").0
+            Session::client(config, now, &mut out)
         };
         for f in frames {
             let was = session.state();
-            match session.receive(f) {
-                Ok(r) => {
+            out.clear();
+            match session.receive(f, now, &mut out) {
+                Ok(event) => {
                     prop_assert!(was != SessionState::Closed && was != SessionState::PeerClosing);
-                    let wrong_role = match r.event {
+                    let wrong_role = match event {
                         Some(SessionEvent::Request(_)) => !as_server,
                         Some(SessionEvent::Response(_) | SessionEvent::GoAway(_)) => as_server,
                         _ => false,
                     };
-                    prop_assert!(!wrong_role, "{:?}", r.event);
+                    prop_assert!(!wrong_role, "{:?}", event);
                 }
-                Err(_) => break,
+                Err(e) => {
+                    // The session has said why, with the error's code,
+                    // unless our CLOSE had already gone out.
+                    prop_assert_eq!(session.state(), SessionState::Closed);
+                    let said = V2Codec::default().decode(&mut out).unwrap();
+                    if was == SessionState::Closing || was == SessionState::Closed {
+                        prop_assert_eq!(said, None);
+                    } else {
+                        prop_assert!(
+                            matches!(said, Some(Frame::Close(ref c)) if c.code == e.code),
+                            "{:?}", said
+                        );
+                    }
+                    break;
+                }
             }
+            // Whatever the session answers decodes as whole frames.
+            let mut codec = V2Codec::default();
+            while codec.decode(&mut out).unwrap().is_some() {}
+            prop_assert!(out.is_empty());
         }
     }
 }

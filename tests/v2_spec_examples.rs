@@ -4,13 +4,10 @@
 mod common;
 
 use bytes::BytesMut;
-use common::InProcessServer;
+use common::ServerProcess;
 use rust_tcp::protocol::unsupported_version_reply;
 use rust_tcp::protocol::v1::MessageReader;
 use rust_tcp::protocol::v2::{Frame, V2Codec};
-use rust_tcp::service::{PrintService, ServerConfig, spawn_line_output};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -73,29 +70,15 @@ fn the_unsupported_version_example_is_what_the_server_sends() {
     );
 }
 
-#[derive(Clone, Default)]
-struct SharedOut(Arc<Mutex<Vec<u8>>>);
-impl Write for SharedOut {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Plays the spec's client side of a whole session to a real server and
 /// expects exactly the spec's server side back, then the server's close.
 #[tokio::test]
 async fn the_whole_session_example_against_a_real_server() {
     let client_bytes: Vec<u8> = spec_blocks("client").concat();
     let server_bytes: Vec<u8> = spec_blocks("server").concat();
-    let printed = SharedOut::default();
-    let (out, writer) = spawn_line_output(printed.clone());
-    let server = InProcessServer::start(PrintService::new(out), ServerConfig::default()).await;
-
-    let mut s = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    // The real server binary, with its default settings.
+    let server = ServerProcess::start(&[]);
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     s.write_all(&client_bytes).await.unwrap();
     let mut got = Vec::new();
     tokio::time::timeout(common::PATIENCE, s.read_to_end(&mut got))
@@ -106,14 +89,7 @@ async fn the_whole_session_example_against_a_real_server() {
         got, server_bytes,
         "\n got: {got:02x?}\nwant: {server_bytes:02x?}"
     );
-
-    server.shut_down().await;
-    tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8(printed.0.lock().unwrap().clone()).unwrap(),
-        "Message: \"hi\"\n"
-    );
+    assert_eq!(server.next_output_line(), "Message: \"hi\"");
+    let status = server.stop_with("TERM");
+    assert!(status.success());
 }

@@ -1,22 +1,23 @@
 use bytes::BytesMut;
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::Decoder;
 
 /// How much free space a read asks for. Reads are sized by this constant,
 /// never by a length the peer announced, so a lying header costs nothing;
 /// 64 KiB lets one syscall carry thousands of small frames.
-pub const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// A byte stream plus the buffers and codec that turn it into frames.
 ///
-/// Reading and writing are split into steps on purpose. Readers drain
+/// Reading is split into steps on purpose. Readers drain
 /// [`Connection::next_buffered`] until it says `None` (the moment to flush
-/// any batched work), then call [`Connection::fill`] for more bytes. Writers
-/// [`Connection::queue`] frames into one buffer and [`Connection::flush`]
-/// them in a single write, so a burst of frames costs one syscall.
+/// any batched work), then call [`Connection::fill`] for more bytes. Bytes
+/// to send are encoded elsewhere (by a v2 session, the v1 encoder) and
+/// queued whole with [`Connection::queue_raw`] before a connection is split;
+/// after that its write side belongs to a `WriteQueue`.
 #[derive(Debug)]
-pub struct Connection<S, C> {
+pub(crate) struct Connection<S, C> {
     stream: S,
     codec: C,
     read_buf: BytesMut,
@@ -25,7 +26,7 @@ pub struct Connection<S, C> {
 
 impl<S, C> Connection<S, C> {
     /// Wraps `stream`, decoding and encoding with `codec`.
-    pub fn new(stream: S, codec: C) -> Self {
+    pub(crate) fn new(stream: S, codec: C) -> Self {
         Connection {
             stream,
             codec,
@@ -36,7 +37,7 @@ impl<S, C> Connection<S, C> {
 
     /// Swaps the codec while keeping both buffers, so bytes already read
     /// (such as the one used to pick a protocol version) are not lost.
-    pub fn map_codec<D>(self, f: impl FnOnce(C) -> D) -> Connection<S, D> {
+    pub(crate) fn map_codec<D>(self, f: impl FnOnce(C) -> D) -> Connection<S, D> {
         Connection {
             stream: self.stream,
             codec: f(self.codec),
@@ -45,22 +46,12 @@ impl<S, C> Connection<S, C> {
         }
     }
 
-    /// The codec, e.g. to adjust limits agreed in a handshake.
-    pub fn codec_mut(&mut self) -> &mut C {
-        &mut self.codec
-    }
-
-    /// The underlying stream, for socket options or the peer address.
-    pub fn get_ref(&self) -> &S {
-        &self.stream
-    }
-
     /// Separates reading from writing so that each can run in its own
     /// future: the read side keeps the buffered input and the codec, the
     /// write side is handed to a [`super::WriteQueue`] writer. Call only
     /// with nothing queued (after [`Connection::flush`]); queued bytes would
     /// be lost.
-    pub fn split(self) -> (Connection<ReadHalf<S>, C>, WriteHalf<S>)
+    pub(crate) fn split(self) -> (Connection<ReadHalf<S>, C>, WriteHalf<S>)
     where
         S: AsyncRead + AsyncWrite,
     {
@@ -84,7 +75,7 @@ where
 {
     /// Waits until at least one byte is buffered and returns the first,
     /// without consuming it; `None` if the peer closed before sending any.
-    pub async fn peek_first_byte(&mut self) -> io::Result<Option<u8>> {
+    pub(crate) async fn peek_first_byte(&mut self) -> io::Result<Option<u8>> {
         while self.read_buf.is_empty() {
             if self.fill().await? == 0 {
                 return Ok(None);
@@ -96,7 +87,7 @@ where
     /// Reads whatever the peer has sent so far into the buffer; `Ok(0)` means
     /// the peer closed its side. Cancel-safe: dropping the future loses no
     /// data, so it can sit in a `select!`.
-    pub async fn fill(&mut self) -> io::Result<usize> {
+    pub(crate) async fn fill(&mut self) -> io::Result<usize> {
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             // Reclaims the consumed front of the buffer when possible, so a
             // long stream keeps reusing one allocation.
@@ -106,7 +97,7 @@ where
     }
 
     /// Bytes read but not yet decoded.
-    pub fn buffered(&self) -> &[u8] {
+    pub(crate) fn buffered(&self) -> &[u8] {
         &self.read_buf
     }
 }
@@ -115,13 +106,8 @@ impl<S, C> Connection<S, C>
 where
     S: AsyncWrite + Unpin,
 {
-    /// Bytes queued but not yet written.
-    pub fn pending_write(&self) -> usize {
-        self.write_buf.len()
-    }
-
     /// Writes every queued byte and flushes the stream.
-    pub async fn flush(&mut self) -> io::Result<()> {
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
         if !self.write_buf.is_empty() {
             self.stream.write_all(&self.write_buf).await?;
             self.write_buf.clear();
@@ -130,14 +116,14 @@ where
     }
 
     /// Flushes, then closes our sending side so the peer sees a clean end.
-    pub async fn shutdown(&mut self) -> io::Result<()> {
+    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         self.flush().await?;
         self.stream.shutdown().await
     }
 
-    /// Writes `bytes` as they are, outside the codec: for the few replies
-    /// whose layout must not depend on any version's codec.
-    pub fn queue_raw(&mut self, bytes: &[u8]) {
+    /// Queues bytes encoded elsewhere (a session's frames, the frozen
+    /// version reply); nothing is sent until [`Connection::flush`].
+    pub(crate) fn queue_raw(&mut self, bytes: &[u8]) {
         self.write_buf.extend_from_slice(bytes);
     }
 }
@@ -149,14 +135,14 @@ where
 {
     /// The next frame already in the buffer, without reading: `None` means
     /// "everything received so far has been handed out".
-    pub fn next_buffered(&mut self) -> Result<Option<C::Item>, C::Error> {
+    pub(crate) fn next_buffered(&mut self) -> Result<Option<C::Item>, C::Error> {
         self.codec.decode(&mut self.read_buf)
     }
 
     /// The next frame, reading as needed; `None` when the peer closed
     /// cleanly between frames. A stream that ends inside a frame is the
     /// codec's error (its `decode_eof`).
-    pub async fn read_frame(&mut self) -> Result<Option<C::Item>, C::Error> {
+    pub(crate) async fn read_frame(&mut self) -> Result<Option<C::Item>, C::Error> {
         loop {
             if let Some(frame) = self.next_buffered()? {
                 return Ok(Some(frame));
@@ -169,22 +155,8 @@ where
 
     /// Call once the peer has closed: the last frame, if the final read
     /// completed one, or the codec's verdict on leftover bytes.
-    pub fn finish(&mut self) -> Result<Option<C::Item>, C::Error> {
+    pub(crate) fn finish(&mut self) -> Result<Option<C::Item>, C::Error> {
         self.codec.decode_eof(&mut self.read_buf)
-    }
-}
-
-impl<S, C> Connection<S, C>
-where
-    S: AsyncWrite + Unpin,
-{
-    /// Encodes `item` into the write buffer; nothing is sent until
-    /// [`Connection::flush`].
-    pub fn queue<I>(&mut self, item: I) -> Result<(), C::Error>
-    where
-        C: Encoder<I>,
-    {
-        self.codec.encode(item, &mut self.write_buf)
     }
 }
 
@@ -199,7 +171,9 @@ mod tests {
         let writer = tokio::spawn(async move {
             let mut c = Connection::new(client, V1Codec);
             for m in ["a", "", "long message"] {
-                c.queue(m).unwrap();
+                let mut frame = BytesMut::new();
+                crate::protocol::v1::encode_message(m, &mut frame).unwrap();
+                c.queue_raw(&frame);
             }
             c.shutdown().await.unwrap();
         });

@@ -8,5 +8,5 @@
 mod connection;
 mod write_queue;
 
-pub use connection::{Connection, READ_CHUNK};
-pub use write_queue::{QueueError, WriteQueue};
+pub(crate) use connection::Connection;
+pub(crate) use write_queue::{QueueError, WriteQueue};

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 /// Why bytes could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum QueueError {
+pub(crate) enum QueueError {
     /// More than the limit is waiting: the peer is not keeping up.
     #[error("outbound queue full ({queued} bytes waiting, limit {limit})")]
     Full {
@@ -43,9 +43,10 @@ struct Inner<T> {
 }
 
 /// A bounded, shared write buffer with state `T` guarded by the same lock
-/// (the client keeps its session there, so checking "may I send this now"
-/// and queueing it happen atomically).
-pub struct WriteQueue<T> {
+/// (server and client keep the v2 session there, so checking "may I send
+/// this now", encoding it and queueing it are one atomic step, in the order
+/// the session saw them).
+pub(crate) struct WriteQueue<T> {
     inner: Mutex<Inner<T>>,
     /// Signalled when bytes are queued or the queue is closed.
     data: Notify,
@@ -65,7 +66,7 @@ impl<T> std::fmt::Debug for WriteQueue<T> {
 impl<T> WriteQueue<T> {
     /// A queue holding at most about `limit` bytes (one frame may overshoot
     /// it, so a frame larger than the limit can still be sent alone).
-    pub fn new(state: T, limit: usize) -> Self {
+    pub(crate) fn new(state: T, limit: usize) -> Self {
         WriteQueue {
             inner: Mutex::new(Inner {
                 state,
@@ -84,13 +85,20 @@ impl<T> WriteQueue<T> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the state alone, e.g. to read or update the session.
-    pub fn with_state<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        f(&mut self.lock().state)
+    /// Runs `f` on the state and the buffer, whatever is queued: for the
+    /// receive path and the clock, whose state changes must happen even
+    /// when the peer is behind on reading (what they write are protocol
+    /// answers: pong, close). Also true once the queue is closed; bytes
+    /// written then are never sent. The flag says whether the queue is now
+    /// past the control bound (twice the limit): the peer is not reading.
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut T, &mut BytesMut) -> R) -> (R, bool) {
+        let mut inner = self.lock();
+        let result = self.push_locked(&mut inner, f);
+        (result, inner.buf.len() > self.limit.saturating_mul(2))
     }
 
     /// Queues without waiting; `Full` if more than the limit is waiting.
-    pub fn try_push<R, E>(
+    pub(crate) fn try_push<R, E>(
         &self,
         f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
@@ -102,7 +110,7 @@ impl<T> WriteQueue<T> {
     /// They get a second limit's worth of room, no more, so a peer that
     /// provokes them without reading (a ping flood) still cannot grow the
     /// queue without bound.
-    pub fn push_control<R, E>(
+    pub(crate) fn push_control<R, E>(
         &self,
         f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
@@ -128,7 +136,7 @@ impl<T> WriteQueue<T> {
     }
 
     /// Queues, first waiting for room while more than the limit is queued.
-    pub async fn push<R, E>(
+    pub(crate) async fn push<R, E>(
         &self,
         f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
@@ -151,11 +159,11 @@ impl<T> WriteQueue<T> {
         }
     }
 
-    fn push_locked<R, E>(
+    fn push_locked<R>(
         &self,
         inner: &mut Inner<T>,
-        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
-    ) -> Result<R, E> {
+        f: impl FnOnce(&mut T, &mut BytesMut) -> R,
+    ) -> R {
         let before = inner.buf.len();
         let Inner { state, buf, .. } = inner;
         let result = f(state, buf);
@@ -166,13 +174,13 @@ impl<T> WriteQueue<T> {
     }
 
     /// Bytes waiting for the writer.
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.lock().buf.len()
     }
 
     /// No more frames: the writer sends what is queued, then shuts the
     /// stream down. Waiting senders get `Closed`.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.data.notify_one();
         self.room.notify_waiters();
@@ -181,7 +189,7 @@ impl<T> WriteQueue<T> {
     /// Writes queued bytes to `out` until the queue is closed and drained,
     /// then shuts `out` down. Each wake-up writes everything queued so far
     /// in one call.
-    pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut out: W) -> io::Result<()> {
+    pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(&self, mut out: W) -> io::Result<()> {
         let mut spare = BytesMut::new();
         loop {
             let closed = {

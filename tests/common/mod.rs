@@ -1,6 +1,16 @@
 //! Helpers shared by the integration tests: a real `server` process on a
-//! free loopback port, with its stdout and stderr readable line by line.
-#![allow(dead_code)]
+//! free loopback port, with its stdout and stderr readable line by line; a
+//! library `Server` in this process; raw v2 conversations (`v2.rs`); chat
+//! processes (`chat.rs`); and the split-point helper (`split.rs`).
+#![allow(dead_code, unused_imports)]
+
+pub mod chat;
+pub mod split;
+pub mod v2;
+
+pub use chat::ChatProcess;
+pub use split::for_every_pair_of_split_points;
+pub use v2::{encode, hello, named, next_frame, raw_v2};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -204,13 +214,8 @@ pub struct InProcessServer {
 }
 
 impl InProcessServer {
-    pub async fn start<S: rust_tcp::service::Service>(
-        service: S,
-        config: rust_tcp::service::ServerConfig,
-    ) -> Self {
-        let server = rust_tcp::service::Server::bind("127.0.0.1:0", config)
-            .await
-            .unwrap();
+    pub async fn start<S: rust_tcp::Service>(service: S, config: rust_tcp::ServerConfig) -> Self {
+        let server = rust_tcp::Server::bind("127.0.0.1:0", config).await.unwrap();
         let addr = server.local_addr().to_string();
         let stop = tokio_util::sync::CancellationToken::new();
         let running = tokio::spawn(server.run(service, stop.clone().cancelled_owned()));
@@ -271,18 +276,18 @@ impl Collect {
     }
 }
 
-impl rust_tcp::service::Service for Collect {
+impl rust_tcp::Service for Collect {
     type Handler = CollectHandler;
-    fn connect(&self, peer: &rust_tcp::service::PeerInfo) -> CollectHandler {
+    fn connect(&self, peer: &rust_tcp::PeerInfo) -> CollectHandler {
         CollectHandler(self.0.clone(), peer.name.clone())
     }
 }
 
-impl rust_tcp::service::Handler for CollectHandler {
+impl rust_tcp::Handler for CollectHandler {
     async fn on_text(&mut self, message: rust_tcp::protocol::Message) {
         let _ = self.0.send((self.1.clone(), message.as_str().to_owned()));
     }
-    async fn on_request(&mut self, payload: bytes::Bytes, responder: rust_tcp::service::Responder) {
+    async fn on_request(&mut self, payload: bytes::Bytes, responder: rust_tcp::Responder) {
         let _ = responder.respond(payload);
     }
 }

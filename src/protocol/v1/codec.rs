@@ -14,6 +14,7 @@ pub struct V1Codec;
 
 /// Everything that can go wrong while framing v1 over a byte stream.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The peer sent bytes that are not v1.
     #[error(transparent)]

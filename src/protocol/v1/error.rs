@@ -5,6 +5,7 @@ use crate::protocol::InvalidUtf8;
 /// Every variant is the peer's fault and ends only that peer's connection;
 /// the variants carry enough detail for a useful log line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The first byte of a frame was not `1`.
     #[error("wrong version byte {found} (expected 1)")]
@@ -33,6 +34,7 @@ pub enum DecodeError {
 
 /// Why a message cannot be put on the wire as v1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// v1 lengths are 16 bits: anything longer would wrap and corrupt the stream.
     #[error("message of {len} bytes is longer than v1 allows ({max} bytes)")]

@@ -2,9 +2,12 @@ use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::frame::{Frame, FrameType};
+use super::limits::check_send_size;
 use super::{DEFAULT_MAX_FRAME_SIZE, FrameError, HEADER_LEN, VERSION};
 
-/// The v2 frame format as a `tokio_util` codec.
+/// The v2 frame format as a `tokio_util` codec, for peers written with
+/// `Framed`. (Our own server and client decode with it, but encode through
+/// the [`super::Session`], which applies the same size rule.)
 ///
 /// It enforces two limits: frames larger than `max_recv` are refused as soon
 /// as their header arrives (so a peer cannot make us buffer 4 GiB), and
@@ -18,6 +21,7 @@ pub struct V2Codec {
 
 /// Framing failures: the peer's bytes, our frame, or the stream.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum V2CodecError {
     /// The peer sent something that is not a valid v2 frame.
     #[error(transparent)]
@@ -143,13 +147,12 @@ impl Encoder<&Frame> for V2Codec {
     type Error = V2CodecError;
 
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), V2CodecError> {
-        let len = frame.payload_len();
-        if len > self.max_send as usize {
-            return Err(V2CodecError::TooLargeToSend {
-                len,
+        check_send_size(frame.payload_len(), self.max_send).map_err(|_| {
+            V2CodecError::TooLargeToSend {
+                len: frame.payload_len(),
                 max: self.max_send,
-            });
-        }
+            }
+        })?;
         frame.encode(dst);
         Ok(())
     }

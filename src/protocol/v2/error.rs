@@ -1,9 +1,16 @@
+//! The errors of the v2 core, split by who caused them, as h2 does: the
+//! peer's bytes ([`FrameError`]) or its conduct ([`SessionError`]) break the
+//! protocol and end the connection with a close code; a [`SendError`] is
+//! our own side refusing a send, which leaves the connection as it was.
+
+use super::session::SessionState;
 use super::{CloseCode, FrameType};
 use crate::protocol::InvalidUtf8;
 
 /// Why bytes from a peer are not a valid v2 frame. Each maps to the close
-/// code the receiver sends before closing.
+/// code the receiver sends before closing. Caused by the peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// A frame did not start with the version byte 2.
     #[error("wrong version byte {found} in a v2 stream")]
@@ -60,8 +67,10 @@ impl FrameError {
     }
 }
 
-/// A frame that is well-formed but not allowed at this point of the
-/// session, or a handshake that was refused.
+/// The peer broke the protocol: a frame that is well-formed but not allowed
+/// at this point of the session, a handshake we refuse, or silence past a
+/// deadline. The session has already queued a CLOSE with this code; the
+/// connection is over.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct SessionError {
@@ -78,4 +87,41 @@ impl SessionError {
             reason: reason.into(),
         }
     }
+}
+
+/// Our side refused to send a frame: the connection is unharmed (unless it
+/// was already ending) and nothing was queued. Caused locally, by the
+/// caller or by the state the session is in, never by the peer's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The payload is larger than the peer announced it accepts.
+    #[error("frame of {len} bytes exceeds the peer's limit of {max}")]
+    TooLarge {
+        /// Payload length.
+        len: usize,
+        /// The peer's announced limit.
+        max: u32,
+    },
+    /// The server announced its shutdown: no new requests (client side).
+    #[error("the server is going away: no new requests")]
+    GoingAway,
+    /// A close handshake has begun: only answers to what the peer sent
+    /// before its CLOSE may still go out.
+    #[error("the connection is closing")]
+    Closing,
+    /// The session is over.
+    #[error("the connection is closed")]
+    Closed,
+    /// This frame type is never sent by this side in this state (a server
+    /// sending a request, anything but a HELLO before the handshake, …).
+    #[error("a {role:?} cannot send {frame_type:?} in state {state:?}")]
+    NotAllowed {
+        /// The frame refused.
+        frame_type: FrameType,
+        /// Our side.
+        role: super::Role,
+        /// Where the session is.
+        state: SessionState,
+    },
 }

@@ -1,4 +1,5 @@
-//! The reference service behind the `server` binary: print every text
+//! The reference application behind the `server` binary (it is ours, not
+//! the library's): print every text
 //! message, echo every request, and optionally relay text between clients.
 
 use bytes::Bytes;
@@ -7,10 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tracing::warn;
 
-use super::handler::{Handler, PeerInfo, Service};
-use super::line_output::{LineOutput, format_message_line};
-use super::server::{Pusher, Responder};
-use crate::protocol::Message;
+use crate::line_output::{LineOutput, format_message_line};
+use rust_tcp::{Handler, Message, PeerInfo, Pusher, Responder, Service};
 
 /// A batch is handed to the writer once it reaches this size even if more
 /// input is waiting, so one busy connection cannot hold lines back for long.

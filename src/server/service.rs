@@ -1,12 +1,19 @@
+//! The user's side of the server: a [`Service`] makes one [`Handler`] per
+//! connection, told who the peer is by [`PeerInfo`]. They live beside the
+//! server that calls them.
+
 use bytes::Bytes;
 use std::future::Future;
 use std::net::SocketAddr;
 
-use super::server::{Pusher, Responder};
+use super::{Pusher, Responder};
 use crate::protocol::Message;
 
 /// Who is on the other end of a connection, as far as the server knows.
+/// More may be added (a verified identity, a real address behind a proxy),
+/// so it is `#[non_exhaustive]`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PeerInfo {
     /// The peer's socket address, for logs and per-client state.
     pub addr: SocketAddr,

@@ -8,13 +8,13 @@ use tracing::{info, warn};
 
 use super::ServerConfig;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
-use super::outbound::Pusher;
+use super::pusher::Pusher;
+use super::service::{PeerInfo, Service};
 use super::v1_connection::serve_v1;
 use super::v2_connection::serve_v2;
 use crate::protocol::unsupported_version_reply;
 use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::{self, V2Codec};
-use crate::service::handler::{PeerInfo, Service};
 use crate::transport::Connection;
 
 /// One connection, start to end, with its log lines.
@@ -81,6 +81,8 @@ async fn dispatch_by_version<S: Service>(
         Some(v2::VERSION) => {
             let conn =
                 conn.map_codec(|_| V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE));
+            // The codec only decodes here: frames out are encoded by the
+            // session, which knows the client's limit once it has said it.
             serve_v2(conn, service, peer, config, stop).await
         }
         Some(other) => {

@@ -2,14 +2,13 @@
 //! queue (with the session under the same lock), the requests waiting for
 //! answers, and how the connection ended.
 
-use bytes::Bytes;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
+use super::requests::Requests;
 use super::{ClientError, Pushed};
-use crate::protocol::v2::{CodeReason, Session};
+use crate::protocol::v2::{CloseCode, CodeReason, Session};
 use crate::transport::WriteQueue;
 
 /// How the connection ended, as the reader saw it.
@@ -19,6 +18,8 @@ pub(crate) enum End {
     Completed,
     /// The server closed the session, with its reason.
     ByServer(CodeReason),
+    /// The server broke the protocol; we closed with this code.
+    Violation(CodeReason),
     /// The connection broke.
     Lost(String),
 }
@@ -28,66 +29,47 @@ impl End {
         match self {
             End::Completed => ClientError::Closed("closed by us".into()),
             End::ByServer(c) => ClientError::Closed(format!("by the server: {c}")),
+            End::Violation(c) => ClientError::Protocol {
+                code: c.code,
+                reason: c.reason.clone(),
+            },
             End::Lost(why) => ClientError::Closed(why.clone()),
         }
     }
-}
 
-/// Requests waiting for their response. Once the connection has ended no
-/// new ones are accepted, so none can wait forever.
-#[derive(Default)]
-pub(crate) struct Pending {
-    waiting: HashMap<u32, Answer>,
-    ended: Option<End>,
+    /// The server broke the protocol: we said why (`code`) and left.
+    pub(crate) fn violation(code: CloseCode, reason: impl Into<String>) -> End {
+        End::Violation(CodeReason::new(code, reason))
+    }
 }
 
 /// Everything the reader and writer tasks share with the handles.
 pub(crate) struct Core {
     /// The v2 session (`None` for v1) is kept under the queue's lock, so
-    /// "may this be sent now" and queueing it are one atomic step.
+    /// "may this be sent now", encoding it and queueing it are one step.
     pub(crate) queue: WriteQueue<Option<Session>>,
-    pending: Mutex<Pending>,
+    pub(crate) requests: Requests,
     end: watch::Sender<Option<End>>,
     incoming_taken: AtomicBool,
 }
-
-/// A request's way back to its caller.
-pub(crate) type Answer = oneshot::Sender<Result<Bytes, ClientError>>;
 
 impl Core {
     pub(crate) fn new(session: Option<Session>, max_queued_bytes: usize) -> Self {
         Core {
             queue: WriteQueue::new(session, max_queued_bytes),
-            pending: Mutex::default(),
+            requests: Requests::default(),
             end: watch::channel(None).0,
             incoming_taken: AtomicBool::new(false),
         }
     }
 
-    /// Waits for the request `id`'s answer; refused once the connection
-    /// has ended, so no caller can wait forever.
-    pub(crate) fn register(&self, id: u32, answer: Answer) -> Result<(), ClientError> {
-        let mut pending = self.lock_pending();
-        if let Some(end) = &pending.ended {
-            return Err(end.to_error());
-        }
-        pending.waiting.insert(id, answer);
-        Ok(())
-    }
-
-    /// The request `id` was never sent after all.
-    pub(crate) fn forget(&self, id: u32) {
-        self.lock_pending().waiting.remove(&id);
-    }
-
-    /// Requests sent and not yet answered.
-    pub(crate) fn pending_count(&self) -> usize {
-        self.lock_pending().waiting.len()
-    }
-
-    /// How the connection ended, if it has.
-    pub(crate) fn ended(&self) -> Option<End> {
-        self.lock_pending().ended.clone()
+    /// Runs `f` on the v2 session with the queue's buffer, whatever is
+    /// queued: the reader's receive path and clock, whose answers (pong,
+    /// ping, close) must go out even while data is backed up.
+    pub(crate) fn session<R>(&self, f: impl FnOnce(&mut Session, &mut BytesMut) -> R) -> R {
+        self.queue
+            .update(|st, out| f(st.as_mut().expect("v2 has a session"), out))
+            .0
     }
 
     /// Waits until the connection has ended and says how.
@@ -117,29 +99,10 @@ impl Core {
         }
     }
 
-    /// Answers the request `id`.
-    pub(crate) fn resolve(&self, id: u32, result: Result<Bytes, String>) -> bool {
-        let waiter = self.lock_pending().waiting.remove(&id);
-        match waiter {
-            Some(tx) => {
-                let _ = tx.send(result.map_err(ClientError::RequestFailed));
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Records the end: fails every waiting request, stops the writer once
     /// it has sent what is queued, and wakes `close`.
     pub(crate) fn finish(&self, end: End) {
-        let waiting = {
-            let mut p = self.lock_pending();
-            p.ended.get_or_insert(end.clone());
-            std::mem::take(&mut p.waiting)
-        };
-        for (_, tx) in waiting {
-            let _ = tx.send(Err(end.to_error()));
-        }
+        self.requests.end(&end);
         self.queue.close();
         self.end.send_if_modified(|e| {
             if e.is_none() {
@@ -149,9 +112,5 @@ impl Core {
                 false
             }
         });
-    }
-
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -5,8 +5,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
+use super::service::Handler;
 use crate::protocol::v1::{self, V1Codec};
-use crate::service::handler::Handler;
 use crate::transport::Connection;
 
 /// Runs the v1 session on `conn` until it ends, and says how it ended.

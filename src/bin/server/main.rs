@@ -1,8 +1,13 @@
 //! `server`: serve the rust-tcp protocol and print every message received.
 
+mod line_output;
+mod print_service;
+
 use anyhow::Context;
 use clap::Parser;
-use rust_tcp::service::{PrintService, Server, ServerConfig, spawn_line_output, terminate_signal};
+use line_output::spawn_line_output;
+use print_service::PrintService;
+use rust_tcp::{Server, ServerConfig, terminate_signal};
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -73,14 +78,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    let config = ServerConfig {
-        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
-        shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
-        max_frame_size: args.max_frame_bytes,
-        heartbeat: Duration::from_secs(args.heartbeat_secs),
-        max_queued_bytes: usize::try_from(args.max_queued_bytes).unwrap_or(usize::MAX),
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default()
+        .max_connections(usize::try_from(args.max_connections).unwrap_or(usize::MAX))
+        .shutdown_grace(Duration::from_secs(args.shutdown_grace_secs))
+        .max_frame_size(args.max_frame_bytes)
+        .heartbeat(Duration::from_secs(args.heartbeat_secs))
+        .max_queued_bytes(usize::try_from(args.max_queued_bytes).unwrap_or(usize::MAX));
     let server = Server::bind(&args.addr, config).await?;
     // Handlers first: whoever reads the address below may signal at once.
     let stop = terminate_signal();

@@ -1,77 +1,41 @@
 //! The client side: a cloneable handle to one connection, for v2 (default)
-//! or v1. The handle API is here; `handshake.rs` opens a v2 session,
-//! `reader.rs` turns what the server sends into answers and pushes, and
-//! `shared.rs` is what the handles and those tasks share.
+//! or v1. The handle API is here; `config.rs` says how it connects,
+//! `handshake.rs` opens a v2 session, `reader.rs` drives it and turns what
+//! the server sends into answers and pushes, `requests.rs` keeps the
+//! requests in flight, and `shared.rs` is what the handles and those tasks
+//! share.
 
+mod config;
 mod error;
 mod handshake;
 mod reader;
+mod requests;
 mod shared;
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::Instant;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::protocol::Message;
 use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::{
-    self, CloseCode, CodeReason, Frame, RequestFrame, Session, SessionEvent, V2Codec,
+    self, CloseCode, CodeReason, Frame, RequestFrame, SendError, Session, V2Codec,
 };
 use crate::transport::{Connection, QueueError};
+pub use config::{ClientConfig, ProtocolVersion};
 pub use error::ClientError;
-use error::codec_error;
-use handshake::handshake;
+use handshake::{Welcomed, handshake};
 use reader::{read_v1, read_v2};
 use shared::{Core, End};
 
-/// Which protocol a [`Client`] speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProtocolVersion {
-    /// The tutorial format: text to the server only, `exit` to end.
-    V1,
-    /// Typed frames both ways, requests, heartbeats, close handshake.
-    V2,
-}
-
-/// How a [`Client`] connects.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// Our name in the v2 hello (chat labels, server logs).
-    pub name: String,
-    /// The protocol to speak.
-    pub version: ProtocolVersion,
-    /// Largest payload we accept from the server (v2).
-    pub max_frame_size: u32,
-    /// Bytes that may wait to be written before senders wait.
-    pub max_queued_bytes: usize,
-    /// Server-pushed messages kept for [`Client::incoming`] before the
-    /// client stops reading (and so slows the server down).
-    pub incoming_capacity: usize,
-    /// How long connecting and the handshake may take.
-    pub connect_timeout: Duration,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            name: "rust-tcp-client".into(),
-            version: ProtocolVersion::V2,
-            max_frame_size: v2::DEFAULT_MAX_FRAME_SIZE,
-            max_queued_bytes: 1024 * 1024,
-            incoming_capacity: 1024,
-            connect_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// Something the server sent without being asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Pushed {
     /// A text message (in chat: `NAME: TEXT` from another client).
     Text(Message),
@@ -89,7 +53,7 @@ struct Handle {
     version: ProtocolVersion,
     server_name: String,
     server_max_frame_size: u32,
-    next_id: AtomicU32,
+    request_timeout: Option<std::time::Duration>,
     incoming: Mutex<Option<mpsc::Receiver<Pushed>>>,
 }
 
@@ -145,23 +109,17 @@ impl Client {
         Client::connect_with(addr, ClientConfig::default()).await
     }
 
-    /// Connects with `config`; for v2 this includes the handshake, so a
-    /// returned client is ready to use.
+    /// Connects with `config` (checked first with
+    /// [`ClientConfig::validate`]); for v2 this includes the handshake, so a
+    /// returned client is ready to use. Connecting and the handshake
+    /// together take at most the configured connect timeout.
     pub async fn connect_with(addr: &str, config: ClientConfig) -> Result<Client, ClientError> {
+        config.validate()?;
         let limit = config.connect_timeout;
-        tokio::time::timeout(limit, Client::open(addr, config))
+        let started = Instant::now();
+        let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
             .await
             .map_err(|_| ClientError::Timeout(limit))?
-    }
-
-    async fn open(addr: &str, config: ClientConfig) -> Result<Client, ClientError> {
-        if config.version == ProtocolVersion::V2
-            && (config.name.is_empty() || config.name.len() > v2::MAX_NAME_LEN)
-        {
-            return Err(ClientError::InvalidName(config.name));
-        }
-        let stream = TcpStream::connect(addr)
-            .await
             .map_err(|source| ClientError::Connect {
                 addr: addr.to_owned(),
                 source,
@@ -184,21 +142,17 @@ impl Client {
                     stream,
                     V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE),
                 );
-                let (session, welcome) = handshake(&mut conn, &config).await?;
-                let (name, max) = match welcome {
-                    SessionEvent::Opened {
-                        peer_name,
-                        peer_max_frame_size,
-                        ..
-                    } => (peer_name, peer_max_frame_size),
-                    _ => unreachable!("handshake returns the Opened event"),
-                };
-                conn.codec_mut().set_max_send(max);
+                let left = limit.saturating_sub(started.elapsed());
+                let Welcomed {
+                    session,
+                    server_name,
+                    server_max_frame_size,
+                } = handshake(&mut conn, &config, left).await?;
                 let core = make_core(Some(session));
                 let (reader, writer) = conn.split();
                 tokio::spawn(read_v2(reader, core.clone(), incoming_tx));
                 spawn_writer(&core, writer);
-                (core, name, max)
+                (core, server_name, server_max_frame_size)
             }
         };
         Ok(Client {
@@ -207,7 +161,7 @@ impl Client {
                 version: config.version,
                 server_name,
                 server_max_frame_size,
-                next_id: AtomicU32::new(1),
+                request_timeout: config.request_timeout,
                 incoming: Mutex::new(Some(incoming_rx)),
             }),
         })
@@ -230,7 +184,7 @@ impl Client {
 
     /// Requests sent (or being sent) and not yet answered.
     pub fn pending_requests(&self) -> usize {
-        self.handle.core.pending_count()
+        self.handle.core.requests.len()
     }
 
     /// Server-pushed messages. There is one stream per connection: the
@@ -270,24 +224,27 @@ impl Client {
     /// Sends a request and waits for its response. Any number may be in
     /// flight at once, from any number of tasks; each caller gets the
     /// response to its own request, whatever order the server answers in.
+    ///
+    /// With a request timeout configured, waiting longer fails with
+    /// [`ClientError::RequestTimeout`]. Dropping the future (for example
+    /// under your own `tokio::time::timeout`) abandons the request at once:
+    /// nothing is left behind, and a late response is dropped quietly.
     pub async fn request(&self, payload: impl Into<Bytes>) -> Result<Bytes, ClientError> {
         if self.handle.version == ProtocolVersion::V1 {
             return Err(ClientError::NeedsV2("a request"));
         }
-        let core = &self.handle.core;
-        let id = self.handle.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        core.register(id, tx)?;
+        let mut ticket = self.handle.core.requests.start()?;
         let frame = Frame::Request(RequestFrame {
-            id,
+            id: ticket.id(),
             payload: payload.into(),
         });
-        if let Err(e) = self.push_frame(frame).await {
-            core.forget(id);
-            return Err(e);
+        self.push_frame(frame).await?;
+        match self.handle.request_timeout {
+            None => ticket.answer().await,
+            Some(limit) => tokio::time::timeout(limit, ticket.answer())
+                .await
+                .map_err(|_| ClientError::RequestTimeout(limit))?,
         }
-        rx.await
-            .unwrap_or_else(|_| Err(ClientError::Closed("connection dropped".into())))
     }
 
     /// Ends the session so that nothing is lost: v2 sends CLOSE and waits
@@ -303,38 +260,30 @@ impl Client {
             ProtocolVersion::V2 => {
                 self.push(|st, buf| {
                     let session = st.as_mut().expect("v2 has a session");
-                    session.close(CloseCode::NORMAL, "client done").encode(buf);
-                    Ok(())
+                    Ok(session.close(CloseCode::NORMAL, "client done", buf)?)
                 })
                 .await
             }
         };
-        // A connection that already ended reports how, below.
-        if let Err(e) = queued
-            && !matches!(e, ClientError::Closed(_))
-        {
-            return Err(e);
+        // A connection that is already ending reports how, below.
+        match queued {
+            Ok(())
+            | Err(ClientError::Closed(_))
+            | Err(ClientError::Refused(SendError::Closed | SendError::Closing)) => {}
+            Err(e) => return Err(e),
         }
-        let end = self.handle.core.wait_end().await;
-        match end {
+        match self.handle.core.wait_end().await {
             End::Completed => Ok(()),
             other => Err(other.to_error()),
         }
     }
 
+    /// Sends one frame through the session, which checks it against the
+    /// state and the server's limit and encodes it under the queue's lock.
     async fn push_frame(&self, frame: Frame) -> Result<(), ClientError> {
         self.push(|st, buf| {
             let session = st.as_mut().expect("v2 has a session");
-            session.check_send(&frame).map_err(|e| match e.code {
-                CloseCode::FRAME_TOO_LARGE => ClientError::TooLarge {
-                    len: frame.payload_len(),
-                    max: self.handle.server_max_frame_size,
-                },
-                CloseCode::GOING_AWAY => ClientError::GoingAway,
-                _ => ClientError::Closed(e.reason),
-            })?;
-            frame.encode(buf);
-            Ok(())
+            Ok(session.send(&frame, buf)?)
         })
         .await
     }
@@ -345,13 +294,10 @@ impl Client {
     ) -> Result<(), ClientError> {
         match self.handle.core.queue.push(f).await {
             Ok(result) => result,
-            Err(QueueError::Closed) => {
-                let ended = self.handle.core.ended();
-                Err(ended.map_or_else(
-                    || ClientError::Closed("connection is closing".into()),
-                    |e| e.to_error(),
-                ))
-            }
+            Err(QueueError::Closed) => Err(self.handle.core.requests.ended().map_or_else(
+                || ClientError::Closed("connection is closing".into()),
+                |e| e.to_error(),
+            )),
             Err(QueueError::Full { .. }) => unreachable!("push waits for room"),
         }
     }

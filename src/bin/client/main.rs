@@ -1,0 +1,149 @@
+//! `client`: talk to a rust-tcp server from the command line.
+
+mod bench;
+mod chat;
+mod display;
+mod stdin;
+
+use anyhow::bail;
+use bench::{BenchArgs, run_bench};
+use bytes::Bytes;
+use chat::run_chat;
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use display::show_payload;
+use rust_tcp::{Client, ClientConfig, ProtocolVersion};
+use stdin::send_stdin;
+
+/// Talk to a rust-tcp server.
+///
+/// With MESSAGE arguments, sends each as one text message, then closes the
+/// session and exits once the server has confirmed it processed them all.
+/// Without, reads standard input and sends one message per line, so
+/// `cat log.txt | client` works; a prompt is shown when stdin is a terminal.
+///
+/// Speaks protocol v2 unless --v1 is given.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    conn: ConnArgs,
+
+    /// Messages to send, one each. Use `--` before a message that looks
+    /// like a subcommand or an option.
+    messages: Vec<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct ConnArgs {
+    /// Server address, HOST:PORT.
+    #[arg(long, global = true, default_value = "127.0.0.1:8080")]
+    pub(crate) addr: String,
+
+    /// Speak protocol v1 (the tutorial format: text only, ends with `exit`).
+    #[arg(long, global = true)]
+    pub(crate) v1: bool,
+
+    /// Name to introduce ourselves with (v2).
+    #[arg(long, global = true, default_value = "client")]
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send each PAYLOAD as a request (all in flight at once) and print
+    /// each response, in argument order.
+    Request {
+        /// Request payloads.
+        #[arg(required = true)]
+        payloads: Vec<String>,
+    },
+    /// Chat: send standard input line by line and print what others send
+    /// as it arrives (needs a server started with --broadcast).
+    Chat,
+    /// Measure throughput against a running server.
+    Bench(BenchArgs),
+}
+
+// One thread: a client is one connection, and keeping its reader, writer
+// and callers on one thread saves a cross-thread wake-up on every hop.
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = Args::parse();
+    let result = match &args.command {
+        Some(Command::Request { payloads }) => run_requests(&args.conn, payloads).await,
+        Some(Command::Chat) => run_chat(&args.conn).await,
+        Some(Command::Bench(bench)) => run_bench(&args.conn, bench).await,
+        None if args.messages.is_empty() => send_stdin(&args.conn).await,
+        None => send_args(&args.conn, &args.messages).await,
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+pub(crate) async fn connect(conn: &ConnArgs) -> anyhow::Result<Client> {
+    let config = ClientConfig::default()
+        .name(conn.name.clone())
+        .version(if conn.v1 {
+            ProtocolVersion::V1
+        } else {
+            ProtocolVersion::V2
+        });
+    Ok(Client::connect_with(&conn.addr, config).await?)
+}
+
+/// The largest message the chosen protocol can carry before connecting.
+fn check_sizes(conn: &ConnArgs, messages: &[String]) -> anyhow::Result<()> {
+    let max = if conn.v1 {
+        rust_tcp::protocol::v1::MAX_CONTENT_LEN
+    } else {
+        rust_tcp::protocol::v2::DEFAULT_MAX_FRAME_SIZE as usize
+    };
+    if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| m.len() > max) {
+        let version = if conn.v1 { "v1" } else { "v2" };
+        bail!(
+            "message {} is {} bytes; {version} allows at most {max}",
+            i + 1,
+            m.len()
+        );
+    }
+    Ok(())
+}
+
+async fn send_args(conn: &ConnArgs, messages: &[String]) -> anyhow::Result<()> {
+    // Refuse before connecting, so a bad argument sends nothing at all.
+    check_sizes(conn, messages)?;
+    let client = connect(conn).await?;
+    for m in messages {
+        client.send_text(m.as_str()).await?;
+    }
+    client.close().await?;
+    Ok(())
+}
+
+async fn run_requests(conn: &ConnArgs, payloads: &[String]) -> anyhow::Result<()> {
+    let client = connect(conn).await?;
+    let requests = payloads
+        .iter()
+        .map(|p| client.request(Bytes::copy_from_slice(p.as_bytes())));
+    let responses = futures::future::join_all(requests).await;
+    let mut failed = false;
+    for (payload, response) in payloads.iter().zip(responses) {
+        match response {
+            Ok(r) => println!("{}", show_payload(&r)),
+            Err(e) => {
+                eprintln!("error: request {payload:?}: {e}");
+                failed = true;
+            }
+        }
+    }
+    client.close().await?;
+    if failed {
+        bail!("some requests failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! How a [`super::Client`] connects: its protocol, name, limits and
+//! timeouts.
+
+use std::time::Duration;
+
+use super::ClientError;
+use crate::protocol::v2::{self, SessionConfig};
+
+/// Which protocol a [`super::Client`] speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolVersion {
+    /// The tutorial format: text to the server only, `exit` to end.
+    V1,
+    /// Typed frames both ways, requests, heartbeats, close handshake.
+    V2,
+}
+
+/// How a [`super::Client`] connects.
+///
+/// Start from [`ClientConfig::default`] and change what you need with the
+/// setters; the struct is `#[non_exhaustive]`, so settings added later
+/// (TLS, tokens, reconnecting) never break your code.
+///
+/// ```
+/// use rust_tcp::ClientConfig;
+/// use std::time::Duration;
+/// let config = ClientConfig::default()
+///     .name("sensor-7")
+///     .request_timeout(Some(Duration::from_secs(2)));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Our name in the v2 hello (chat labels, server logs).
+    pub name: String,
+    /// The protocol to speak.
+    pub version: ProtocolVersion,
+    /// Largest payload we accept from the server (v2).
+    pub max_frame_size: u32,
+    /// Bytes that may wait to be written before senders wait.
+    pub max_queued_bytes: usize,
+    /// Server-pushed messages kept for [`super::Client::incoming`] before
+    /// the client stops reading (and so slows the server down).
+    pub incoming_capacity: usize,
+    /// How long connecting and the handshake may take.
+    pub connect_timeout: Duration,
+    /// How long one request waits for its response before failing with
+    /// [`ClientError::RequestTimeout`]; `None` (the default) waits as long
+    /// as the connection lives.
+    pub request_timeout: Option<Duration>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            name: "rust-tcp-client".into(),
+            version: ProtocolVersion::V2,
+            max_frame_size: v2::DEFAULT_MAX_FRAME_SIZE,
+            max_queued_bytes: 1024 * 1024,
+            incoming_capacity: 1024,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Sets [`ClientConfig::name`].
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets [`ClientConfig::version`].
+    pub fn version(mut self, version: ProtocolVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Sets [`ClientConfig::max_frame_size`].
+    pub fn max_frame_size(mut self, bytes: u32) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets [`ClientConfig::max_queued_bytes`].
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ClientConfig::incoming_capacity`].
+    pub fn incoming_capacity(mut self, messages: usize) -> Self {
+        self.incoming_capacity = messages;
+        self
+    }
+
+    /// Sets [`ClientConfig::connect_timeout`].
+    pub fn connect_timeout(mut self, limit: Duration) -> Self {
+        self.connect_timeout = limit;
+        self
+    }
+
+    /// Sets [`ClientConfig::request_timeout`] (`None`: no limit).
+    pub fn request_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.request_timeout = limit;
+        self
+    }
+
+    /// Refuses settings that could never work, by the protocol's own rules
+    /// (a name or limit the server would reject in the handshake).
+    /// [`super::Client::connect_with`] calls it before connecting.
+    pub fn validate(&self) -> Result<(), ClientError> {
+        if self.version == ProtocolVersion::V2 {
+            self.session_config(self.connect_timeout)
+                .validate()
+                .map_err(|e| ClientError::InvalidConfig(format!("client {e}")))?;
+        }
+        if self.max_queued_bytes == 0 {
+            return Err(ClientError::InvalidConfig(
+                "max queued bytes must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the v2 session is told; the handshake must end within `limit`.
+    pub(crate) fn session_config(&self, limit: Duration) -> SessionConfig {
+        SessionConfig::default()
+            .name(self.name.clone())
+            .max_frame_size(self.max_frame_size)
+            .handshake_timeout(Some(limit))
+    }
+}

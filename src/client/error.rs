@@ -1,0 +1,72 @@
+//! What can go wrong for a client, and who caused it: the server, the
+//! network, or our own side refusing.
+
+use std::io;
+use std::time::Duration;
+
+use crate::protocol::v1::EncodeError;
+use crate::protocol::v2::{CloseCode, CodeReason, SendError};
+
+/// What can go wrong for a client. Each variant says who caused it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Nobody accepted the connection (no server, wrong port, firewall…).
+    /// Caused by the network or the address.
+    #[error("cannot connect to {addr}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// Connecting or the handshake took longer than the configured timeout.
+    #[error("no answer from the server within {0:?}")]
+    Timeout(Duration),
+    /// The request's own time limit passed before its response came
+    /// (local; the connection is unharmed and a late answer is dropped).
+    #[error("no response within {0:?}")]
+    RequestTimeout(Duration),
+    /// The configuration cannot work (local, before connecting).
+    #[error("invalid client configuration: {0}")]
+    InvalidConfig(String),
+    /// The message cannot be carried by v1 (too long). Local.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Our session refused to send: too large for the server, the server
+    /// is going away, or the connection is closing. Local; nothing was
+    /// sent.
+    #[error("not sent: {0}")]
+    Refused(#[from] SendError),
+    /// The server does not speak our version.
+    #[error("server does not speak our protocol version: {reason} (it speaks {versions:?})")]
+    UnsupportedVersion {
+        /// The versions the server listed.
+        versions: Vec<u8>,
+        /// The server's reason.
+        reason: String,
+    },
+    /// The server refused the handshake.
+    #[error("server refused the connection: {0}")]
+    HandshakeRefused(CodeReason),
+    /// The operation needs v2 (requests, binary). Local.
+    #[error("{0} needs protocol v2")]
+    NeedsV2(&'static str),
+    /// The server answered the request with an error.
+    #[error("request failed: {0}")]
+    RequestFailed(String),
+    /// The server broke the protocol; we closed with `code`.
+    #[error("the server broke the protocol ({code}): {reason}")]
+    Protocol {
+        /// The close code we sent.
+        code: CloseCode,
+        /// What it did wrong.
+        reason: String,
+    },
+    /// The connection is over (closed by either side, or lost).
+    #[error("connection closed: {0}")]
+    Closed(String),
+    /// The connection failed while in use.
+    #[error("connection failed")]
+    Io(#[from] io::Error),
+}

@@ -1,0 +1,103 @@
+//! Opening a v2 session: the session writes our HELLO, and the server's
+//! answer is a WELCOME, a refusal, or the frozen unsupported-version reply,
+//! all within the session's handshake deadline.
+
+use bytes::BytesMut;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+use super::{ClientConfig, ClientError};
+use crate::protocol::parse_unsupported_version_reply;
+use crate::protocol::v2::{Frame, Session, SessionEvent, V2Codec, V2CodecError};
+use crate::transport::Connection;
+
+/// What the handshake learned about the server.
+pub(super) struct Welcomed {
+    pub(super) session: Session,
+    pub(super) server_name: String,
+    pub(super) server_max_frame_size: u32,
+}
+
+/// Sends HELLO and reads the server's answer, giving up after `limit`.
+pub(super) async fn handshake(
+    conn: &mut Connection<TcpStream, V2Codec>,
+    config: &ClientConfig,
+    limit: Duration,
+) -> Result<Welcomed, ClientError> {
+    let mut out = BytesMut::new();
+    let mut session = Session::client(config.session_config(limit), Instant::now(), &mut out);
+    conn.queue_raw(&out);
+    conn.flush().await?;
+    let deadline = session.poll_timeout().expect("a handshake deadline");
+    let answer = tokio::select! {
+        answer = read_answer(conn) => answer?,
+        _ = tokio::time::sleep_until(deadline.into()) => {
+            let mut out = BytesMut::new();
+            session.handle_timeout(Instant::now(), &mut out);
+            send_best_effort(conn, &out).await;
+            return Err(ClientError::Timeout(limit));
+        }
+    };
+    let mut out = BytesMut::new();
+    let received = match answer {
+        Ok(frame) => session.receive(frame, Instant::now(), &mut out),
+        Err(f) => Err(session.receive_invalid(&f, &mut out)),
+    };
+    send_best_effort(conn, &out).await;
+    match received {
+        Ok(Some(SessionEvent::Opened {
+            peer_name,
+            peer_max_frame_size,
+            ..
+        })) => Ok(Welcomed {
+            session,
+            server_name: peer_name,
+            server_max_frame_size: peer_max_frame_size,
+        }),
+        Ok(Some(SessionEvent::Closed(reason))) => Err(ClientError::HandshakeRefused(reason)),
+        Ok(other) => Err(ClientError::Protocol {
+            code: crate::protocol::v2::CloseCode::PROTOCOL_ERROR,
+            reason: format!("unexpected handshake answer {other:?}"),
+        }),
+        Err(e) => Err(ClientError::Protocol {
+            code: e.code,
+            reason: e.reason,
+        }),
+    }
+}
+
+/// The server's first frame, or the frozen reply of a server that does
+/// not speak v2 (an `Err` from the outer result), or bytes that are no v2
+/// frame (the inner `Err`).
+async fn read_answer(
+    conn: &mut Connection<TcpStream, V2Codec>,
+) -> Result<Result<Frame, crate::protocol::v2::FrameError>, ClientError> {
+    if conn.peek_first_byte().await? == Some(0) {
+        // Not a v2 frame: the reply every version can read.
+        loop {
+            if let Some((versions, reason)) = parse_unsupported_version_reply(conn.buffered()) {
+                return Err(ClientError::UnsupportedVersion { versions, reason });
+            }
+            if conn.fill().await? == 0 {
+                return Err(ClientError::Closed("garbled version reply".into()));
+            }
+        }
+    }
+    match conn.read_frame().await {
+        Ok(Some(frame)) => Ok(Ok(frame)),
+        Ok(None) => Err(ClientError::Closed(
+            "server closed during the handshake".into(),
+        )),
+        Err(V2CodecError::Frame(f)) => Ok(Err(f)),
+        Err(V2CodecError::Io(e)) => Err(e.into()),
+        Err(other) => Err(ClientError::Io(std::io::Error::other(other))),
+    }
+}
+
+/// Tells the server why we are leaving, if it still listens.
+async fn send_best_effort(conn: &mut Connection<TcpStream, V2Codec>, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        conn.queue_raw(bytes);
+        let _ = conn.flush().await;
+    }
+}

@@ -1,0 +1,145 @@
+//! The client's read side, a thin driver around the session: it reads, or
+//! sleeps until the session's next deadline (heartbeats), and turns what
+//! the server sends into responses for waiting requests, pushed messages,
+//! and the end of the connection.
+
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::ReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::Pushed;
+use super::shared::{Core, End};
+use crate::protocol::parse_unsupported_version_reply;
+use crate::protocol::v1::V1Codec;
+use crate::protocol::v2::{Expired, Frame, SessionEvent, SessionState, V2Codec, V2CodecError};
+use crate::transport::Connection;
+
+/// v1 servers send nothing; we only wait for the end of the stream (or the
+/// frozen reply of a server that does not speak v1).
+pub(crate) async fn read_v1(mut reader: Connection<ReadHalf<TcpStream>, V1Codec>, core: Arc<Core>) {
+    let end = loop {
+        match reader.fill().await {
+            Ok(0) => {
+                break match parse_unsupported_version_reply(reader.buffered()) {
+                    Some((versions, reason)) => End::Lost(format!(
+                        "server does not speak v1: {reason} (it speaks {versions:?})"
+                    )),
+                    None => End::Completed,
+                };
+            }
+            Ok(_) => continue,
+            Err(e) => break End::Lost(format!("read failed: {e}")),
+        }
+    };
+    core.finish(end);
+}
+
+/// Reads a v2 connection until it ends, then records how.
+pub(crate) async fn read_v2(
+    mut reader: Connection<ReadHalf<TcpStream>, V2Codec>,
+    core: Arc<Core>,
+    incoming: mpsc::Sender<Pushed>,
+) {
+    let end = drive(&mut reader, &core, &incoming).await;
+    core.finish(end);
+}
+
+async fn drive(
+    reader: &mut Connection<ReadHalf<TcpStream>, V2Codec>,
+    core: &Core,
+    incoming: &mpsc::Sender<Pushed>,
+) -> End {
+    let mut now = Instant::now();
+    loop {
+        loop {
+            match reader.next_buffered() {
+                Ok(Some(frame)) => {
+                    if let Some(end) = on_frame(frame, now, core, incoming).await {
+                        return end;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return codec_failure(core, e),
+            }
+        }
+        let deadline = core.session(|s, _| s.poll_timeout());
+        let sleep = deadline.map(|d| tokio::time::sleep_until(d.into()));
+        tokio::select! {
+            read = reader.fill() => match read {
+                Ok(0) => {
+                    return match reader.finish() {
+                        Err(e) => codec_failure(core, e),
+                        Ok(_) if core.session(|s, _| s.state()) == SessionState::Closed => {
+                            End::Completed
+                        }
+                        Ok(_) => End::Lost(
+                            "the server closed the connection without a close handshake".into(),
+                        ),
+                    };
+                }
+                Ok(_) => {
+                    // One clock reading per read, not per frame.
+                    now = Instant::now();
+                    core.session(|s, _| s.heard(now));
+                }
+                Err(e) => return End::Lost(format!("reading from the server: {e}")),
+            },
+            _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
+                match core.session(|s, out| s.handle_timeout(Instant::now(), out)) {
+                    Some(Expired::Heartbeat(silent)) => {
+                        return End::Lost(format!("heartbeat timeout: nothing heard for {silent:?}"));
+                    }
+                    Some(other) => return End::Lost(format!("session expired: {other:?}")),
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+/// Bytes that are no v2 frame: the session tells the server why.
+fn codec_failure(core: &Core, e: V2CodecError) -> End {
+    match e {
+        V2CodecError::Frame(f) => {
+            let e = core.session(|s, out| s.receive_invalid(&f, out));
+            End::violation(e.code, e.reason)
+        }
+        other => End::Lost(format!("reading from the server: {other}")),
+    }
+}
+
+/// Applies one frame; `Some` when it ended the connection.
+async fn on_frame(
+    frame: Frame,
+    now: Instant,
+    core: &Core,
+    incoming: &mpsc::Sender<Pushed>,
+) -> Option<End> {
+    let event = match core.session(|s, out| s.receive(frame, now, out)) {
+        Ok(event) => event?,
+        Err(e) => return Some(End::violation(e.code, e.reason)),
+    };
+    match event {
+        SessionEvent::Response(r) => {
+            let id = r.id;
+            let waited_for = core.requests.resolve(id, r.result);
+            if !waited_for {
+                // Most likely the answer to a request its caller gave up on.
+                tracing::debug!(id, "response to no waiting request; dropped");
+            }
+        }
+        SessionEvent::Text(m) => core.deliver(incoming, Pushed::Text(m)).await,
+        SessionEvent::Binary(b) => core.deliver(incoming, Pushed::Binary(b)).await,
+        SessionEvent::Error(e) => core.deliver(incoming, Pushed::Error(e)).await,
+        SessionEvent::GoAway(g) => core.deliver(incoming, Pushed::GoAway(g)).await,
+        SessionEvent::CloseRequested(reason) => {
+            let _ = core.session(|s, out| s.ack_close(out));
+            return Some(End::ByServer(reason));
+        }
+        SessionEvent::Closed(_) => return Some(End::Completed),
+        _ => {}
+    }
+    None
+}

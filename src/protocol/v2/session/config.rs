@@ -1,0 +1,81 @@
+//! What one side of a session is and accepts: its name, its limit, and the
+//! durations of its timers.
+
+use std::time::Duration;
+
+use crate::protocol::v2::limits::{self, DEFAULT_MAX_FRAME_SIZE, LimitError};
+
+/// One side's settings. Start from [`SessionConfig::default`] and change
+/// what you need with the setters; new settings may be added without
+/// breaking callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Our name in the HELLO or WELCOME.
+    pub name: String,
+    /// The largest payload we accept, announced in the handshake.
+    pub max_frame_size: u32,
+    /// Server only: the heartbeat interval announced in the WELCOME; zero
+    /// turns heartbeats off. A client follows what the server announces.
+    pub heartbeat: Duration,
+    /// How long the peer has to complete the handshake; `None` waits
+    /// forever.
+    pub handshake_timeout: Option<Duration>,
+    /// Server only: how long after a GOAWAY the session closes by itself.
+    pub drain_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            name: "rust-tcp".into(),
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            heartbeat: Duration::ZERO,
+            handshake_timeout: Some(Duration::from_secs(10)),
+            drain_timeout: Duration::from_millis(2500),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Sets our name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the largest payload we accept.
+    pub fn max_frame_size(mut self, bytes: u32) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets the heartbeat interval a server announces (zero: off).
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
+    }
+
+    /// Sets how long the handshake may take (`None`: no limit).
+    pub fn handshake_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.handshake_timeout = limit;
+        self
+    }
+
+    /// Sets how long a server waits after GOAWAY before closing.
+    pub fn drain_timeout(mut self, limit: Duration) -> Self {
+        self.drain_timeout = limit;
+        self
+    }
+
+    /// The heartbeat interval in the wire's unit, milliseconds.
+    pub(crate) fn heartbeat_ms(&self) -> u32 {
+        u32::try_from(self.heartbeat.as_millis()).unwrap_or(u32::MAX)
+    }
+
+    /// Refuses settings a peer would have to reject in the handshake.
+    pub fn validate(&self) -> Result<(), LimitError> {
+        limits::check_name(&self.name)?;
+        limits::check_max_frame_size(self.max_frame_size)
+    }
+}

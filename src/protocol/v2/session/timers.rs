@@ -1,0 +1,124 @@
+//! The session's clock: the handshake deadline, heartbeats and the
+//! go-away drain, driven as quinn-proto drives its connection. The driver
+//! asks [`Session::poll_timeout`] when it must next wake, sleeps until then
+//! (or until bytes arrive), and calls [`Session::handle_timeout`]. No
+//! timer lives anywhere else, so tests run them on a made-up clock.
+
+use bytes::BytesMut;
+use std::time::{Duration, Instant};
+
+use super::heartbeat::{Heartbeat, HeartbeatAction};
+use super::{Role, Session, SessionState};
+use crate::protocol::v2::frame::Frame;
+use crate::protocol::v2::{CloseCode, SessionError};
+
+/// The deadlines a session may be waiting for.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Timers {
+    /// Until the handshake completes.
+    pub(super) handshake_deadline: Option<Instant>,
+    /// Once open, when heartbeats are on.
+    pub(super) heartbeat: Option<Heartbeat>,
+    /// After a GOAWAY: when the server closes by itself.
+    pub(super) drain_deadline: Option<Instant>,
+    /// The nonce of the last PING sent.
+    pub(super) last_ping: u64,
+}
+
+/// A deadline that ended the session. Its CLOSE has been written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expired {
+    /// The peer did not complete the handshake in time (its fault).
+    Handshake(SessionError),
+    /// Nothing was heard from the peer for three heartbeat intervals (its
+    /// fault); carries how long it was silent.
+    Heartbeat(Duration),
+    /// The go-away drain time is over: the server closed (nobody's fault).
+    Drained,
+}
+
+impl Session {
+    /// When the session next needs [`Session::handle_timeout`], if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == SessionState::Closed {
+            return None;
+        }
+        let t = &self.timers;
+        [
+            t.handshake_deadline,
+            t.heartbeat.as_ref().map(Heartbeat::deadline),
+            t.drain_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Any bytes from the peer are a sign of life.
+    pub fn heard(&mut self, now: Instant) {
+        if let Some(hb) = &mut self.timers.heartbeat {
+            hb.heard(now);
+        }
+    }
+
+    /// Applies the clock at `now`: writes a PING to `out` when one is due,
+    /// or ends the session (writing its CLOSE) and says why.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut BytesMut) -> Option<Expired> {
+        if self.state == SessionState::Closed {
+            return None;
+        }
+        if let Some(deadline) = self.timers.handshake_deadline
+            && now >= deadline
+            && self.state == SessionState::Handshake
+        {
+            let waited = self.local.handshake_timeout.unwrap_or_default();
+            let expected = match self.role {
+                Role::Server => "HELLO",
+                Role::Client => "WELCOME",
+            };
+            let e = SessionError::new(
+                CloseCode::PROTOCOL_ERROR,
+                format!("no {expected} within {waited:?}"),
+            );
+            return Some(Expired::Handshake(self.fail(e, out)));
+        }
+        if let Some(deadline) = self.timers.drain_deadline
+            && now >= deadline
+        {
+            self.timers.drain_deadline = None;
+            if self.state == SessionState::Open {
+                Frame::Close(crate::protocol::v2::CodeReason::new(
+                    CloseCode::GOING_AWAY,
+                    "server shut down",
+                ))
+                .encode(out);
+            }
+            self.state = SessionState::Closed;
+            return Some(Expired::Drained);
+        }
+        let action = match &mut self.timers.heartbeat {
+            Some(hb) if now >= hb.deadline() => hb.on_timeout(now),
+            _ => HeartbeatAction::Wait,
+        };
+        match action {
+            HeartbeatAction::Wait => None,
+            HeartbeatAction::Ping => {
+                // After our CLOSE we send nothing more; silence still counts.
+                if self.state == SessionState::Open {
+                    self.timers.last_ping += 1;
+                    Frame::Ping(self.timers.last_ping).encode(out);
+                }
+                None
+            }
+            HeartbeatAction::GiveUp(silent) => {
+                let e = SessionError::new(
+                    CloseCode::HEARTBEAT_TIMEOUT,
+                    format!("nothing heard for {silent:?}"),
+                );
+                self.fail(e, out);
+                Some(Expired::Heartbeat(silent))
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The server's settings, and why it may refuse to start.
+
+use std::time::Duration;
+
+use crate::protocol::v2::{self, LimitError, SessionConfig};
+
+/// Limits and timings of a [`super::Server`].
+///
+/// Start from [`ServerConfig::default`] and change what you need with the
+/// setters; the struct is `#[non_exhaustive]`, so settings added later
+/// (TLS, authentication, a memory budget) never break your code.
+///
+/// ```
+/// use rust_tcp::ServerConfig;
+/// use std::time::Duration;
+/// let config = ServerConfig::default()
+///     .max_connections(500)
+///     .heartbeat(Duration::from_secs(10));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Connections served at once. Past this the server stops accepting
+    /// (new peers wait in the kernel's backlog) instead of running out of
+    /// memory or file descriptors.
+    pub max_connections: usize,
+    /// How long a shutdown waits for open connections to finish before
+    /// abandoning them. v2 clients get a go-away at once and half of this
+    /// to close by themselves.
+    pub shutdown_grace: Duration,
+    /// Largest v2 payload accepted, announced in the welcome.
+    pub max_frame_size: u32,
+    /// v2 heartbeat interval, announced in the welcome; zero turns
+    /// heartbeats off. Silent clients are pinged after one interval and
+    /// dropped after three.
+    pub heartbeat: Duration,
+    /// Bytes that may wait to be sent to one v2 client. A client that lets
+    /// more pile up is not reading and is disconnected, so its queue, and
+    /// the server's memory, stay bounded.
+    pub max_queued_bytes: usize,
+    /// How long a v2 client has to send its HELLO.
+    pub handshake_timeout: Duration,
+    /// The server's name in the welcome.
+    pub server_name: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(5),
+            max_frame_size: v2::DEFAULT_MAX_FRAME_SIZE,
+            heartbeat: Duration::from_secs(30),
+            max_queued_bytes: 8 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            server_name: "rust-tcp".into(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets [`ServerConfig::max_connections`].
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Sets [`ServerConfig::shutdown_grace`].
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Sets [`ServerConfig::max_frame_size`].
+    pub fn max_frame_size(mut self, bytes: u32) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets [`ServerConfig::heartbeat`] (zero: off).
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
+    }
+
+    /// Sets [`ServerConfig::max_queued_bytes`].
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ServerConfig::handshake_timeout`].
+    pub fn handshake_timeout(mut self, limit: Duration) -> Self {
+        self.handshake_timeout = limit;
+        self
+    }
+
+    /// Sets [`ServerConfig::server_name`].
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = name.into();
+        self
+    }
+
+    /// Refuses settings that could never work, by the protocol's own rules
+    /// (a name or limit peers would reject in the handshake) and the
+    /// server's. [`super::Server::bind`] calls it too.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        self.session_config()
+            .validate()
+            .map_err(|e: LimitError| ServerError::InvalidConfig(format!("server {e}")))?;
+        if self.max_connections == 0 {
+            return Err(ServerError::InvalidConfig(
+                "max connections must be at least 1".into(),
+            ));
+        }
+        if self.max_queued_bytes == 0 {
+            return Err(ServerError::InvalidConfig(
+                "max queued bytes must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What each v2 connection's session is told.
+    pub(crate) fn session_config(&self) -> SessionConfig {
+        SessionConfig::default()
+            .name(self.server_name.clone())
+            .max_frame_size(self.max_frame_size)
+            .heartbeat(self.heartbeat)
+            .handshake_timeout(Some(self.handshake_timeout))
+            .drain_timeout(self.shutdown_grace / 2)
+    }
+}
+
+/// Why the server could not start. Once running, it does not fail: every
+/// error after that belongs to one connection and is logged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A setting cannot work (it would produce frames peers must reject).
+    #[error("invalid server configuration: {0}")]
+    InvalidConfig(String),
+    /// Binding the listening socket failed (address in use, no permission…).
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}

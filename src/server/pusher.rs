@@ -1,0 +1,147 @@
+//! The way out of one v2 server connection. Every frame the server sends
+//! on it — the connection's own control frames, responses from any task,
+//! pushes and other connections' broadcasts — is checked and encoded by the
+//! connection's session under the write queue's lock, so the protocol's
+//! rules (spec 3.10: nothing new after a CLOSE; the client's size limit)
+//! hold for all of them, in the order they were queued.
+
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::Message;
+use crate::protocol::v2::{Frame, SendError, Session};
+use crate::transport::{QueueError, WriteQueue};
+
+/// Why a frame could not be sent to a client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// The client is not reading and its outbound queue is full; the server
+    /// closes that connection. Caused by the client.
+    #[error("client is not keeping up ({queued} bytes queued, limit {limit}); disconnecting it")]
+    SlowConsumer {
+        /// Bytes waiting.
+        queued: usize,
+        /// The configured bound.
+        limit: usize,
+    },
+    /// The connection's session refused the frame: too large for the
+    /// client, or the connection is closing or closed. Nothing was queued
+    /// and the connection is unharmed.
+    #[error("not sent: {0}")]
+    Refused(#[from] SendError),
+    /// v1 clients cannot receive messages from the server.
+    #[error("v1 clients cannot receive messages")]
+    Unsupported,
+}
+
+/// The write side of one v2 server connection: its queue, with the session
+/// under the same lock.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbound {
+    queue: Arc<WriteQueue<Session>>,
+    /// Cancelled when the queue overflows: the connection task ends.
+    overflow: CancellationToken,
+}
+
+impl Outbound {
+    pub(crate) fn new(queue: Arc<WriteQueue<Session>>) -> Self {
+        Outbound {
+            queue,
+            overflow: CancellationToken::new(),
+        }
+    }
+
+    /// Resolves when the client has let the queue overflow.
+    pub(crate) async fn overflowed(&self) {
+        self.overflow.cancelled().await
+    }
+
+    /// Bytes waiting for the writer.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.queued()
+    }
+
+    /// Queues a data frame, refusing when the client is not keeping up.
+    pub(crate) fn send(&self, frame: &Frame) -> Result<(), PushError> {
+        let queued = self.queue.try_push(|session, out| session.send(frame, out));
+        self.settle(queued)
+    }
+
+    /// Queues a frame the protocol promises (an error answer to a request),
+    /// which may use room beyond the data limit.
+    pub(crate) fn send_control(&self, frame: &Frame) -> Result<(), PushError> {
+        let queued = self
+            .queue
+            .push_control(|session, out| session.send(frame, out));
+        self.settle(queued)
+    }
+
+    fn settle(&self, queued: Result<Result<(), SendError>, QueueError>) -> Result<(), PushError> {
+        match queued {
+            Ok(sent) => Ok(sent?),
+            Err(QueueError::Full { queued, limit }) => {
+                self.overflow.cancel();
+                Err(PushError::SlowConsumer { queued, limit })
+            }
+            Err(QueueError::Closed) => Err(SendError::Closed.into()),
+        }
+    }
+
+    /// Runs `f` on the session with the queue's buffer: the connection's
+    /// own receive path and clock, whose answers (pong, ping, close) must
+    /// not be refused while data is backed up. A client that lets even
+    /// those pile up past the control bound (a ping flood it never reads)
+    /// is a slow consumer like any other.
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut Session, &mut BytesMut) -> R) -> R {
+        let (result, overflowed) = self.queue.update(f);
+        if overflowed {
+            self.overflow.cancel();
+        }
+        result
+    }
+}
+
+/// Sends messages to one client outside of any request: notifications,
+/// broadcast. Cheap to clone and usable from any task.
+///
+/// Sending never waits: a client that does not read fills its bounded
+/// queue, the push fails with [`PushError::SlowConsumer`], and the server
+/// disconnects that client. One slow reader can therefore never stall the
+/// sender (for example a broadcast to everyone) or grow the server's memory.
+/// A client that has started closing, or been closed, refuses new pushes
+/// with [`PushError::Refused`].
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    out: Option<Outbound>,
+}
+
+impl Pusher {
+    pub(crate) fn new(out: Option<Outbound>) -> Self {
+        Pusher { out }
+    }
+
+    fn push(&self, frame: Frame) -> Result<(), PushError> {
+        self.out
+            .as_ref()
+            .ok_or(PushError::Unsupported)?
+            .send(&frame)
+    }
+
+    /// Queues a text message for the client.
+    pub fn send_text(&self, text: impl Into<Message>) -> Result<(), PushError> {
+        self.push(Frame::Text(text.into()))
+    }
+
+    /// Queues bytes for the client.
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), PushError> {
+        self.push(Frame::Binary(data.into()))
+    }
+
+    /// Whether this client can receive pushes at all (v2), so a broadcaster
+    /// can skip v1 peers.
+    pub fn can_push(&self) -> bool {
+        self.out.is_some()
+    }
+}

@@ -1,0 +1,225 @@
+//! Serving one v2 connection, from the HELLO to the end: a thin driver
+//! around the sans-IO [`Session`], which holds every rule and every timer.
+//!
+//! The driver reads, hands each frame to the session and what it means to
+//! the user's handler, or sleeps until the session's next deadline (the
+//! handshake, a heartbeat, the go-away drain). Reading and writing run side
+//! by side in one task: the write side is a [`WriteQueue`] holding the
+//! session under its lock, which this loop, the handler's responders and
+//! other connections' broadcasts all send through.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::ServerConfig;
+use super::connection_outcome::{ConnectionEnd, ConnectionError};
+use super::pusher::{Outbound, Pusher};
+use super::responder::{InFlight, Responder};
+use super::service::{Handler, PeerInfo, Service};
+use crate::protocol::v2::{Expired, Frame, Session, SessionEvent, V2Codec};
+use crate::transport::{Connection, WriteQueue};
+
+pub(crate) async fn serve_v2<S, Svc>(
+    conn: Connection<S, V2Codec>,
+    service: &Svc,
+    peer: SocketAddr,
+    config: &ServerConfig,
+    stop: &CancellationToken,
+) -> Result<ConnectionEnd, ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    Svc: Service,
+{
+    let session = Session::server(config.session_config(), Instant::now());
+    let (mut reader, write_half) = conn.split();
+    let queue = Arc::new(WriteQueue::new(session, config.max_queued_bytes));
+    let writer = queue.run_writer(write_half);
+    tokio::pin!(writer);
+    let mut driver = Driver {
+        service,
+        handler: None,
+        out: Outbound::new(queue.clone()),
+        in_flight: Arc::new(InFlight::default()),
+        peer,
+        drain: config.shutdown_grace / 2,
+    };
+    let (result, writer_done) = tokio::select! {
+        result = driver.run(&mut reader, stop) => (result, false),
+        written = &mut writer => (Err(match written {
+            Err(e) => ConnectionError::Io(e),
+            Ok(()) => ConnectionError::Io(std::io::ErrorKind::BrokenPipe.into()),
+        }), true),
+    };
+    // Handlers may hold pushers; let them go before the final flush.
+    drop(driver);
+    // A finished writer must not be polled again; a stuck one (slow
+    // consumer) is not waited for.
+    if !writer_done && !matches!(result, Err(ConnectionError::SlowConsumer { .. })) {
+        // Send what is queued (a close, the last responses), bounded in
+        // time; a client that does not read is simply dropped.
+        queue.close();
+        let _ = timeout(Duration::from_secs(5), writer).await;
+    }
+    result
+}
+
+/// One connection's driver state: the handler once the handshake is done,
+/// and the way out.
+struct Driver<'a, Svc: Service> {
+    service: &'a Svc,
+    handler: Option<Svc::Handler>,
+    out: Outbound,
+    in_flight: Arc<InFlight>,
+    peer: SocketAddr,
+    /// How long the close handshake waits for unanswered requests.
+    drain: Duration,
+}
+
+impl<Svc: Service> Driver<'_, Svc> {
+    async fn run<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut Connection<R, V2Codec>,
+        stop: &CancellationToken,
+    ) -> Result<ConnectionEnd, ConnectionError> {
+        let mut now = Instant::now();
+        let mut stopping = false;
+        loop {
+            // Everything already received, in order, before waiting again.
+            loop {
+                let frame = match reader.next_buffered() {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.flush_handler().await;
+                        let e = match e {
+                            crate::protocol::v2::V2CodecError::Frame(f) => {
+                                self.out.update(|s, out| s.receive_invalid(&f, out));
+                                ConnectionError::V2Frame(f)
+                            }
+                            other => other.into(),
+                        };
+                        return Err(e);
+                    }
+                };
+                if let Some(end) = self.on_frame(frame, now).await? {
+                    return Ok(end);
+                }
+            }
+            self.flush_handler().await;
+
+            let deadline = self.out.update(|s, _| s.poll_timeout());
+            let sleep = deadline.map(|d| tokio::time::sleep_until(d.into()));
+            tokio::select! {
+                biased;
+                _ = self.out.overflowed() => {
+                    return Err(ConnectionError::SlowConsumer {
+                        queued: self.out.queued(),
+                    });
+                }
+                _ = stop.cancelled(), if !stopping => {
+                    stopping = true;
+                    let closed = self.out.update(|s, out| {
+                        let _ = s.go_away("server shutting down", Instant::now(), out);
+                        s.poll_timeout().is_none()
+                    });
+                    if closed {
+                        // Still in the handshake: refused instead.
+                        return Ok(ConnectionEnd::ServerShutdown);
+                    }
+                }
+                _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
+                    match self.out.update(|s, out| s.handle_timeout(Instant::now(), out)) {
+                        None => {}
+                        Some(Expired::Handshake(_)) => return Err(ConnectionError::HandshakeTimeout),
+                        Some(Expired::Heartbeat(silent)) => {
+                            return Err(ConnectionError::HeartbeatTimeout(silent));
+                        }
+                        Some(_) => return Ok(ConnectionEnd::ServerShutdown),
+                    }
+                }
+                read = reader.fill() => {
+                    if read? == 0 {
+                        return match reader.finish() {
+                            Ok(_) => Ok(ConnectionEnd::PeerClosed),
+                            Err(e) => Err(e.into()),
+                        };
+                    }
+                    // One clock reading per read, not per frame.
+                    now = Instant::now();
+                    self.out.update(|s, _| s.heard(now));
+                }
+            }
+        }
+    }
+
+    async fn flush_handler(&mut self) {
+        if let Some(handler) = &mut self.handler {
+            handler.flush().await;
+        }
+    }
+
+    /// Applies one frame; `Some` when it ended the session.
+    async fn on_frame(
+        &mut self,
+        frame: Frame,
+        now: Instant,
+    ) -> Result<Option<ConnectionEnd>, ConnectionError> {
+        let event = match self.out.update(|s, out| s.receive(frame, now, out)) {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                self.flush_handler().await;
+                return Err(ConnectionError::V2Session(e));
+            }
+        };
+        if let SessionEvent::Opened { peer_name, .. } = event {
+            info!(peer = %self.peer, name = %peer_name, "v2 session open");
+            self.handler = Some(self.service.connect(&PeerInfo {
+                addr: self.peer,
+                version: 2,
+                name: peer_name,
+                pusher: Pusher::new(Some(self.out.clone())),
+            }));
+            return Ok(None);
+        }
+        let Some(handler) = &mut self.handler else {
+            // Before the handshake only a CLOSE gets here: the client gave
+            // up before starting.
+            return Ok(Some(ConnectionEnd::PeerClosed));
+        };
+        match event {
+            SessionEvent::Text(m) => handler.on_text(m).await,
+            SessionEvent::Binary(b) => handler.on_binary(b).await,
+            SessionEvent::Request(r) => {
+                let responder = Responder::new(r.id, self.out.clone(), self.in_flight.start());
+                handler.on_request(r.payload, responder).await;
+            }
+            SessionEvent::Error(e) => warn!(peer = %self.peer, "client reported: {e}"),
+            SessionEvent::CloseRequested(reason) => {
+                // Everything before the CLOSE has been handed over; make the
+                // handler finish it and let pending requests be answered,
+                // and only then acknowledge. That is the promise of the close
+                // handshake: nothing sent before it is lost.
+                handler.flush().await;
+                if timeout(self.drain, self.in_flight.wait_idle())
+                    .await
+                    .is_err()
+                {
+                    warn!(peer = %self.peer, "requests still unanswered at close; acknowledging anyway");
+                }
+                let _ = self.out.update(|s, out| s.ack_close(out));
+                info!(peer = %self.peer, "client closed: {reason}");
+                return Ok(Some(ConnectionEnd::ClientClosed));
+            }
+            SessionEvent::Closed(_) => return Ok(Some(ConnectionEnd::PeerClosed)),
+            // The session gives a server no other events.
+            _ => {}
+        }
+        Ok(None)
+    }
+}
