@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::ClientError;
+use super::error::ClientError;
 use crate::protocol::v2::{self, SessionConfig};
 
 /// Which protocol a [`super::Client`] speaks.

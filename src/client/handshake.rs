@@ -6,7 +6,8 @@ use bytes::BytesMut;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-use super::{ClientConfig, ClientError};
+use super::config::ClientConfig;
+use super::error::ClientError;
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v2::{Frame, Session, SessionEvent, V2Codec, V2CodecError};
 use crate::transport::Connection;

@@ -6,46 +6,31 @@
 //! share.
 
 mod config;
+mod end;
 mod error;
 mod handshake;
+mod incoming;
 mod reader;
 mod requests;
 mod shared;
 
 use bytes::{Bytes, BytesMut};
-use futures::Stream;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::protocol::Message;
 use crate::protocol::v1::{self, V1Codec};
-use crate::protocol::v2::{
-    self, CloseCode, CodeReason, Frame, RequestFrame, SendError, Session, V2Codec,
-};
+use crate::protocol::v2::{self, CloseCode, Frame, RequestFrame, SendError, Session, V2Codec};
 use crate::transport::{Connection, QueueError};
 pub use config::{ClientConfig, ProtocolVersion};
+use end::End;
 pub use error::ClientError;
 use handshake::{Welcomed, handshake};
+pub use incoming::{Incoming, Pushed};
 use reader::{read_v1, read_v2};
-use shared::{Core, End};
-
-/// Something the server sent without being asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Pushed {
-    /// A text message (in chat: `NAME: TEXT` from another client).
-    Text(Message),
-    /// Bytes.
-    Binary(Bytes),
-    /// A non-fatal error report.
-    Error(CodeReason),
-    /// The server is shutting down: finish up and close.
-    GoAway(CodeReason),
-}
+use shared::Core;
 
 /// Closes the connection when the last [`Client`] clone is dropped.
 struct Handle {
@@ -80,26 +65,6 @@ impl std::fmt::Debug for Client {
             .field("version", &self.handle.version)
             .field("server_name", &self.handle.server_name)
             .finish_non_exhaustive()
-    }
-}
-
-/// Server-pushed messages, in arrival order. Ends when the connection does.
-#[derive(Debug)]
-pub struct Incoming {
-    rx: mpsc::Receiver<Pushed>,
-}
-
-impl Incoming {
-    /// The next pushed message, or `None` once the connection is over.
-    pub async fn recv(&mut self) -> Option<Pushed> {
-        self.rx.recv().await
-    }
-}
-
-impl Stream for Incoming {
-    type Item = Pushed;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Pushed>> {
-        self.rx.poll_recv(cx)
     }
 }
 

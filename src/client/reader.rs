@@ -9,12 +9,13 @@ use tokio::io::ReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::Pushed;
-use super::shared::{Core, End};
+use super::end::End;
+use super::incoming::Pushed;
+use super::shared::Core;
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v1::V1Codec;
 use crate::protocol::v2::{Expired, Frame, SessionEvent, SessionState, V2Codec, V2CodecError};
-use crate::transport::Connection;
+use crate::transport::{Connection, Deadline};
 
 /// v1 servers send nothing; we only wait for the end of the stream (or the
 /// frozen reply of a server that does not speak v1).
@@ -52,6 +53,9 @@ async fn drive(
     incoming: &mpsc::Sender<Pushed>,
 ) -> End {
     let mut now = Instant::now();
+    // When bytes last arrived, not yet told to the session.
+    let mut heard = None;
+    let mut deadline = Deadline::new();
     loop {
         loop {
             match reader.next_buffered() {
@@ -64,8 +68,12 @@ async fn drive(
                 Err(e) => return codec_failure(core, e),
             }
         }
-        let deadline = core.session(|s, _| s.poll_timeout());
-        let sleep = deadline.map(|d| tokio::time::sleep_until(d.into()));
+        deadline.arm(core.session(|s, _| {
+            if let Some(at) = heard.take() {
+                s.heard(at);
+            }
+            s.poll_timeout()
+        }));
         tokio::select! {
             read = reader.fill() => match read {
                 Ok(0) => {
@@ -82,11 +90,11 @@ async fn drive(
                 Ok(_) => {
                     // One clock reading per read, not per frame.
                     now = Instant::now();
-                    core.session(|s, _| s.heard(now));
+                    heard = Some(now);
                 }
                 Err(e) => return End::Lost(format!("reading from the server: {e}")),
             },
-            _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
+            _ = deadline.fired() => {
                 match core.session(|s, out| s.handle_timeout(Instant::now(), out)) {
                     Some(Expired::Heartbeat(silent)) => {
                         return End::Lost(format!("heartbeat timeout: nothing heard for {silent:?}"));

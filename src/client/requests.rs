@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
-use super::ClientError;
-use super::shared::End;
+use super::end::End;
+use super::error::ClientError;
 
 /// A request's way back to its caller.
 type Answer = oneshot::Sender<Result<Bytes, ClientError>>;

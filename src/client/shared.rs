@@ -6,42 +6,11 @@ use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, watch};
 
+use super::end::End;
+use super::incoming::Pushed;
 use super::requests::Requests;
-use super::{ClientError, Pushed};
-use crate::protocol::v2::{CloseCode, CodeReason, Session};
+use crate::protocol::v2::Session;
 use crate::transport::WriteQueue;
-
-/// How the connection ended, as the reader saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum End {
-    /// Our close (or v1 `exit`) was answered: everything was processed.
-    Completed,
-    /// The server closed the session, with its reason.
-    ByServer(CodeReason),
-    /// The server broke the protocol; we closed with this code.
-    Violation(CodeReason),
-    /// The connection broke.
-    Lost(String),
-}
-
-impl End {
-    pub(crate) fn to_error(&self) -> ClientError {
-        match self {
-            End::Completed => ClientError::Closed("closed by us".into()),
-            End::ByServer(c) => ClientError::Closed(format!("by the server: {c}")),
-            End::Violation(c) => ClientError::Protocol {
-                code: c.code,
-                reason: c.reason.clone(),
-            },
-            End::Lost(why) => ClientError::Closed(why.clone()),
-        }
-    }
-
-    /// The server broke the protocol: we said why (`code`) and left.
-    pub(crate) fn violation(code: CloseCode, reason: impl Into<String>) -> End {
-        End::Violation(CodeReason::new(code, reason))
-    }
-}
 
 /// Everything the reader and writer tasks share with the handles.
 pub(crate) struct Core {

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use std::future::Future;
 use std::net::SocketAddr;
 
-use super::{Pusher, Responder};
+use super::pusher::Pusher;
+use super::responder::Responder;
 use crate::protocol::Message;
 
 /// Who is on the other end of a connection, as far as the server knows.

@@ -16,13 +16,13 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::ServerConfig;
+use super::config::ServerConfig;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::pusher::{Outbound, Pusher};
 use super::responder::{InFlight, Responder};
 use super::service::{Handler, PeerInfo, Service};
-use crate::protocol::v2::{Expired, Frame, Session, SessionEvent, V2Codec};
-use crate::transport::{Connection, WriteQueue};
+use crate::protocol::v2::{Expired, Frame, Session, SessionEvent, V2Codec, V2CodecError};
+use crate::transport::{Connection, Deadline, WriteQueue};
 
 pub(crate) async fn serve_v2<S, Svc>(
     conn: Connection<S, V2Codec>,
@@ -87,6 +87,9 @@ impl<Svc: Service> Driver<'_, Svc> {
         stop: &CancellationToken,
     ) -> Result<ConnectionEnd, ConnectionError> {
         let mut now = Instant::now();
+        // When bytes last arrived, not yet told to the session.
+        let mut heard = None;
+        let mut deadline = Deadline::new();
         let mut stopping = false;
         loop {
             // Everything already received, in order, before waiting again.
@@ -97,7 +100,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                     Err(e) => {
                         self.flush_handler().await;
                         let e = match e {
-                            crate::protocol::v2::V2CodecError::Frame(f) => {
+                            V2CodecError::Frame(f) => {
                                 self.out.update(|s, out| s.receive_invalid(&f, out));
                                 ConnectionError::V2Frame(f)
                             }
@@ -112,8 +115,12 @@ impl<Svc: Service> Driver<'_, Svc> {
             }
             self.flush_handler().await;
 
-            let deadline = self.out.update(|s, _| s.poll_timeout());
-            let sleep = deadline.map(|d| tokio::time::sleep_until(d.into()));
+            deadline.arm(self.out.update(|s, _| {
+                if let Some(at) = heard.take() {
+                    s.heard(at);
+                }
+                s.poll_timeout()
+            }));
             tokio::select! {
                 biased;
                 _ = self.out.overflowed() => {
@@ -132,7 +139,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                         return Ok(ConnectionEnd::ServerShutdown);
                     }
                 }
-                _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
+                _ = deadline.fired() => {
                     match self.out.update(|s, out| s.handle_timeout(Instant::now(), out)) {
                         None => {}
                         Some(Expired::Handshake(_)) => return Err(ConnectionError::HandshakeTimeout),
@@ -151,7 +158,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                     }
                     // One clock reading per read, not per frame.
                     now = Instant::now();
-                    self.out.update(|s, _| s.heard(now));
+                    heard = Some(now);
                 }
             }
         }

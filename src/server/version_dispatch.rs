@@ -6,7 +6,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::ServerConfig;
+use super::config::ServerConfig;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::pusher::Pusher;
 use super::service::{PeerInfo, Service};

@@ -6,7 +6,9 @@
 //! that any number of tasks send through.
 
 mod connection;
+mod deadline;
 mod write_queue;
 
 pub(crate) use connection::Connection;
+pub(crate) use deadline::Deadline;
 pub(crate) use write_queue::{QueueError, WriteQueue};

@@ -3,8 +3,9 @@
 //! protocol and end the connection with a close code; a [`SendError`] is
 //! our own side refusing a send, which leaves the connection as it was.
 
-use super::session::SessionState;
-use super::{CloseCode, FrameType};
+use super::close_code::CloseCode;
+use super::frame_type::FrameType;
+use super::state::{Role, SessionState};
 use crate::protocol::InvalidUtf8;
 
 /// Why bytes from a peer are not a valid v2 frame. Each maps to the close
@@ -120,7 +121,7 @@ pub enum SendError {
         /// The frame refused.
         frame_type: FrameType,
         /// Our side.
-        role: super::Role,
+        role: Role,
         /// Where the session is.
         state: SessionState,
     },

@@ -12,8 +12,10 @@ mod close_code;
 mod codec;
 mod error;
 pub mod frame;
+mod frame_type;
 pub mod limits;
 mod session;
+mod state;
 
 pub use close_code::CloseCode;
 pub use codec::{V2Codec, V2CodecError};

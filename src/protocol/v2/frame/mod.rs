@@ -10,6 +10,7 @@ mod request;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub use super::frame_type::FrameType;
 pub use code_reason::CodeReason;
 pub use handshake::{Hello, Welcome};
 pub use request::{RequestFrame, ResponseFrame};
@@ -17,55 +18,6 @@ pub use request::{RequestFrame, ResponseFrame};
 use super::{FrameError, HEADER_LEN, VERSION};
 use crate::protocol::Message;
 use fields::Fields;
-
-/// The type byte of a v2 frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum FrameType {
-    /// Client's opening frame.
-    Hello = 0x01,
-    /// Server's answer to a hello.
-    Welcome = 0x02,
-    /// UTF-8 text.
-    Text = 0x03,
-    /// Arbitrary bytes.
-    Binary = 0x04,
-    /// A request that expects a response with the same id.
-    Request = 0x05,
-    /// The answer to a request.
-    Response = 0x06,
-    /// Heartbeat probe.
-    Ping = 0x07,
-    /// Heartbeat answer.
-    Pong = 0x08,
-    /// A non-fatal error report.
-    Error = 0x09,
-    /// Close handshake.
-    Close = 0x0a,
-    /// The server is shutting down.
-    GoAway = 0x0b,
-}
-
-impl FrameType {
-    /// The type for a type byte, if v2 defines one.
-    pub fn from_byte(b: u8) -> Option<FrameType> {
-        use FrameType::*;
-        Some(match b {
-            0x01 => Hello,
-            0x02 => Welcome,
-            0x03 => Text,
-            0x04 => Binary,
-            0x05 => Request,
-            0x06 => Response,
-            0x07 => Ping,
-            0x08 => Pong,
-            0x09 => Error,
-            0x0a => Close,
-            0x0b => GoAway,
-            _ => return None,
-        })
-    }
-}
 
 /// One v2 frame, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]

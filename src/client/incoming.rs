@@ -1,0 +1,45 @@
+//! What the server sends without being asked, and the stream the
+//! application reads it from.
+
+use bytes::Bytes;
+use futures::Stream;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+use crate::protocol::Message;
+use crate::protocol::v2::CodeReason;
+
+/// Something the server sent without being asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pushed {
+    /// A text message (in chat: `NAME: TEXT` from another client).
+    Text(Message),
+    /// Bytes.
+    Binary(Bytes),
+    /// A non-fatal error report.
+    Error(CodeReason),
+    /// The server is shutting down: finish up and close.
+    GoAway(CodeReason),
+}
+
+/// Server-pushed messages, in arrival order. Ends when the connection does.
+#[derive(Debug)]
+pub struct Incoming {
+    pub(super) rx: mpsc::Receiver<Pushed>,
+}
+
+impl Incoming {
+    /// The next pushed message, or `None` once the connection is over.
+    pub async fn recv(&mut self) -> Option<Pushed> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for Incoming {
+    type Item = Pushed;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Pushed>> {
+        self.rx.poll_recv(cx)
+    }
+}

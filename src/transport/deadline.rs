@@ -1,0 +1,84 @@
+//! The one timer a connection driver sleeps on: the session's next
+//! deadline, kept in one tokio `Sleep` for the connection's life.
+//!
+//! A session's deadlines mostly move later (every read pushes the heartbeat
+//! back), so re-arming the timer on every read would cost a timer-wheel
+//! update per read. Instead the timer is only moved *earlier*; when it
+//! fires before the session's current deadline, the session's
+//! `handle_timeout` finds nothing due and the driver re-arms it at the new
+//! deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use tokio::time::Sleep;
+
+/// Far enough away to mean "never" without overflowing an `Instant`.
+const IDLE: Duration = Duration::from_secs(24 * 3600);
+
+/// A re-armable sleep until the session's next deadline.
+#[derive(Debug)]
+pub(crate) struct Deadline {
+    sleep: Pin<Box<Sleep>>,
+    /// What the sleep is armed for; `None` when idle.
+    armed: Option<Instant>,
+}
+
+impl Deadline {
+    pub(crate) fn new() -> Self {
+        Deadline {
+            sleep: Box::pin(tokio::time::sleep(IDLE)),
+            armed: None,
+        }
+    }
+
+    /// Makes sure the timer fires no later than `next` (the session's
+    /// `poll_timeout()`). A later `next` leaves an earlier timer alone.
+    pub(crate) fn arm(&mut self, next: Option<Instant>) {
+        let Some(next) = next else { return };
+        if self.armed.is_none_or(|armed| next < armed) {
+            self.sleep.as_mut().reset(next.into());
+            self.armed = Some(next);
+        }
+    }
+
+    /// Resolves when the armed instant has come; the timer is then idle
+    /// until armed again. Pending forever while idle.
+    pub(crate) async fn fired(&mut self) {
+        if self.armed.is_none() {
+            return std::future::pending().await;
+        }
+        std::future::poll_fn(|cx| self.sleep.as_mut().poll(cx)).await;
+        self.armed = None;
+        let far = tokio::time::Instant::now() + IDLE;
+        self.sleep.as_mut().reset(far);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn fires_at_the_earliest_deadline_it_was_given() {
+        let t0 = Instant::now();
+        let mut d = Deadline::new();
+        d.arm(Some(t0 + Duration::from_secs(30)));
+        d.arm(Some(t0 + Duration::from_secs(60)));
+        assert_eq!(
+            d.armed,
+            Some(t0 + Duration::from_secs(30)),
+            "later leaves it"
+        );
+        d.arm(Some(t0 + Duration::from_secs(10)));
+        assert_eq!(
+            d.armed,
+            Some(t0 + Duration::from_secs(10)),
+            "earlier moves it"
+        );
+        d.fired().await;
+        assert!(d.armed.is_none());
+        let idle = tokio::time::timeout(Duration::from_secs(3600), d.fired()).await;
+        assert!(idle.is_err(), "idle until armed again");
+    }
+}
