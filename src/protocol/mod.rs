@@ -8,6 +8,8 @@ pub mod v1;
 pub mod v2;
 mod version;
 
-pub use version::{SUPPORTED_VERSIONS, parse_unsupported_version_reply, unsupported_version_reply};
+pub use version::{
+    SUPPORTED_VERSIONS, parse_unsupported_version_reply, spoken_versions, unsupported_version_reply,
+};
 
 pub use message::{InvalidUtf8, Message};

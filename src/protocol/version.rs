@@ -18,10 +18,26 @@ use bytes::{BufMut, BytesMut};
 /// Versions this implementation serves.
 pub const SUPPORTED_VERSIONS: &[u8] = &[1, 2];
 
+/// The supported versions in words ("1 and 2"), for every reason that
+/// names them, so they follow [`SUPPORTED_VERSIONS`].
+pub fn spoken_versions() -> String {
+    match SUPPORTED_VERSIONS.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => {
+            let rest: Vec<String> = rest.iter().map(u8::to_string).collect();
+            format!("{} and {last}", rest.join(", "))
+        }
+    }
+}
+
 /// The frozen "unsupported version" reply. `asked` only goes into the
 /// human-readable reason.
 pub fn unsupported_version_reply(asked: u8) -> BytesMut {
-    let reason = format!("unsupported version {asked}, this server speaks 1 and 2");
+    let reason = format!(
+        "unsupported version {asked}, this server speaks {}",
+        spoken_versions()
+    );
     let mut b = BytesMut::with_capacity(4 + SUPPORTED_VERSIONS.len() + reason.len());
     b.put_u8(0);
     b.put_u8(SUPPORTED_VERSIONS.len() as u8);

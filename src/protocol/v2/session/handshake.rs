@@ -33,8 +33,9 @@ impl Session {
     ) -> Result<SessionEvent, SessionError> {
         if !h.versions.contains(&VERSION) {
             return Err(refuse(format!(
-                "client offers versions {:?}; this server speaks 1 and 2",
-                h.versions
+                "client offers versions {:?}; this server speaks {}",
+                h.versions,
+                crate::protocol::spoken_versions()
             )));
         }
         check_name(&h.name).map_err(|e| refuse(format!("client {e}")))?;
