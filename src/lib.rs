@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod config_setters;
 pub mod protocol;
 mod server;
 mod transport;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::error::ClientError;
+use crate::config_setters::setters;
 use crate::protocol::v2::{self, SessionConfig};
 
 /// Which protocol a [`super::Client`] speaks.
@@ -67,45 +68,17 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
+    setters! {
+        version: ProtocolVersion,
+        max_frame_size: u32,
+        max_queued_bytes: usize,
+        incoming_capacity: usize,
+        connect_timeout: Duration,
+        request_timeout: Option<Duration>,
+    }
     /// Sets [`ClientConfig::name`].
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
-        self
-    }
-
-    /// Sets [`ClientConfig::version`].
-    pub fn version(mut self, version: ProtocolVersion) -> Self {
-        self.version = version;
-        self
-    }
-
-    /// Sets [`ClientConfig::max_frame_size`].
-    pub fn max_frame_size(mut self, bytes: u32) -> Self {
-        self.max_frame_size = bytes;
-        self
-    }
-
-    /// Sets [`ClientConfig::max_queued_bytes`].
-    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued_bytes = bytes;
-        self
-    }
-
-    /// Sets [`ClientConfig::incoming_capacity`].
-    pub fn incoming_capacity(mut self, messages: usize) -> Self {
-        self.incoming_capacity = messages;
-        self
-    }
-
-    /// Sets [`ClientConfig::connect_timeout`].
-    pub fn connect_timeout(mut self, limit: Duration) -> Self {
-        self.connect_timeout = limit;
-        self
-    }
-
-    /// Sets [`ClientConfig::request_timeout`] (`None`: no limit).
-    pub fn request_timeout(mut self, limit: Option<Duration>) -> Self {
-        self.request_timeout = limit;
         self
     }
 

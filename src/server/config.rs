@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::config_setters::setters;
 use crate::protocol::v2::{self, LimitError, SessionConfig};
 
 /// Limits and timings of a [`super::Server`].
@@ -60,40 +61,13 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Sets [`ServerConfig::max_connections`].
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n;
-        self
-    }
-
-    /// Sets [`ServerConfig::shutdown_grace`].
-    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.shutdown_grace = grace;
-        self
-    }
-
-    /// Sets [`ServerConfig::max_frame_size`].
-    pub fn max_frame_size(mut self, bytes: u32) -> Self {
-        self.max_frame_size = bytes;
-        self
-    }
-
-    /// Sets [`ServerConfig::heartbeat`] (zero: off).
-    pub fn heartbeat(mut self, interval: Duration) -> Self {
-        self.heartbeat = interval;
-        self
-    }
-
-    /// Sets [`ServerConfig::max_queued_bytes`].
-    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued_bytes = bytes;
-        self
-    }
-
-    /// Sets [`ServerConfig::handshake_timeout`].
-    pub fn handshake_timeout(mut self, limit: Duration) -> Self {
-        self.handshake_timeout = limit;
-        self
+    setters! {
+        max_connections: usize,
+        shutdown_grace: Duration,
+        max_frame_size: u32,
+        heartbeat: Duration,
+        max_queued_bytes: usize,
+        handshake_timeout: Duration,
     }
 
     /// Sets [`ServerConfig::server_name`].

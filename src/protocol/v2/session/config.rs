@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::config_setters::setters;
 use crate::protocol::v2::limits::{self, DEFAULT_MAX_FRAME_SIZE, LimitError};
 
 /// One side's settings. Start from [`SessionConfig::default`] and change
@@ -38,33 +39,15 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
+    setters! {
+        max_frame_size: u32,
+        heartbeat: Duration,
+        handshake_timeout: Option<Duration>,
+        drain_timeout: Duration,
+    }
     /// Sets our name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
-        self
-    }
-
-    /// Sets the largest payload we accept.
-    pub fn max_frame_size(mut self, bytes: u32) -> Self {
-        self.max_frame_size = bytes;
-        self
-    }
-
-    /// Sets the heartbeat interval a server announces (zero: off).
-    pub fn heartbeat(mut self, interval: Duration) -> Self {
-        self.heartbeat = interval;
-        self
-    }
-
-    /// Sets how long the handshake may take (`None`: no limit).
-    pub fn handshake_timeout(mut self, limit: Option<Duration>) -> Self {
-        self.handshake_timeout = limit;
-        self
-    }
-
-    /// Sets how long a server waits after GOAWAY before closing.
-    pub fn drain_timeout(mut self, limit: Duration) -> Self {
-        self.drain_timeout = limit;
         self
     }
 
