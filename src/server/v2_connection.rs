@@ -185,13 +185,15 @@ impl<Svc: Service> Driver<'_, Svc> {
             }
         };
         if let SessionEvent::Opened { peer_name, .. } = event {
-            info!(peer = %self.peer, name = %peer_name, "v2 session open");
             self.handler = Some(self.service.connect(&PeerInfo {
                 addr: self.peer,
                 version: 2,
-                name: peer_name,
+                name: peer_name.clone(),
                 pusher: Pusher::new(Some(self.out.clone())),
             }));
+            // Logged once the handler exists, so "open" means "served" (a
+            // chat member is in the room by then).
+            info!(peer = %self.peer, name = %peer_name, "v2 session open");
             return Ok(None);
         }
         let Some(handler) = &mut self.handler else {

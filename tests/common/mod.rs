@@ -120,6 +120,24 @@ impl ServerProcess {
         }
     }
 
+    /// Waits until a log line containing each of `needles` has appeared,
+    /// in any order (for events on different connections, whose log lines
+    /// race each other).
+    pub fn wait_for_logs(&self, needles: &[&str]) {
+        let mut missing: Vec<&str> = needles.to_vec();
+        let deadline = Instant::now() + PATIENCE;
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    missing.retain(|n| !line.contains(n));
+                    self.log.lock().unwrap().push(line);
+                }
+                Err(_) => panic!("no log lines containing {missing:?} in time"),
+            }
+        }
+    }
+
     /// Every log line read so far (by `wait_for_log`).
     pub fn log_so_far(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
