@@ -14,8 +14,8 @@ use super::incoming::Pushed;
 use super::shared::Core;
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v1::V1Codec;
-use crate::protocol::v2::{Expired, Frame, SessionEvent, SessionState, V2Codec, V2CodecError};
-use crate::transport::{Connection, Deadline};
+use crate::protocol::v2::{Expired, SessionEvent, SessionState, V2Codec, V2CodecError};
+use crate::transport::{BatchError, Connection, Deadline, ReceiveBatch};
 
 /// v1 servers send nothing; we only wait for the end of the stream (or the
 /// frozen reply of a server that does not speak v1).
@@ -56,16 +56,23 @@ async fn drive(
     // When bytes last arrived, not yet told to the session.
     let mut heard = None;
     let mut deadline = Deadline::new();
+    let mut batch = ReceiveBatch::default();
+    let mut events = Vec::new();
     loop {
+        // Everything buffered, in batches through the session, then their
+        // events to the application.
         loop {
-            match reader.next_buffered() {
-                Ok(Some(frame)) => {
-                    if let Some(end) = on_frame(frame, now, core, incoming).await {
-                        return end;
-                    }
+            let received = core.session(|s, out| batch.receive(s, reader, now, out, &mut events));
+            for event in events.drain(..) {
+                if let Some(end) = on_event(event, core, incoming).await {
+                    return end;
                 }
-                Ok(None) => break,
-                Err(e) => return codec_failure(core, e),
+            }
+            match received {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(BatchError::Session(e)) => return End::violation(e.code, e.reason),
+                Err(BatchError::Codec(e)) => return codec_failure(core, e),
             }
         }
         deadline.arm(core.session(|s, _| {
@@ -118,17 +125,13 @@ fn codec_failure(core: &Core, e: V2CodecError) -> End {
     }
 }
 
-/// Applies one frame; `Some` when it ended the connection.
-async fn on_frame(
-    frame: Frame,
-    now: Instant,
+/// Acts on one event of a received frame; `Some` when it ended the
+/// connection.
+async fn on_event(
+    event: SessionEvent,
     core: &Core,
     incoming: &mpsc::Sender<Pushed>,
 ) -> Option<End> {
-    let event = match core.session(|s, out| s.receive(frame, now, out)) {
-        Ok(event) => event?,
-        Err(e) => return Some(End::violation(e.code, e.reason)),
-    };
     match event {
         SessionEvent::Response(r) => {
             let id = r.id;

@@ -21,8 +21,8 @@ use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::pusher::{Outbound, Pusher};
 use super::responder::{InFlight, Responder};
 use super::service::{Handler, PeerInfo, Service};
-use crate::protocol::v2::{Expired, Frame, Session, SessionEvent, V2Codec, V2CodecError};
-use crate::transport::{Connection, Deadline, WriteQueue};
+use crate::protocol::v2::{Expired, Session, SessionEvent, V2Codec, V2CodecError};
+use crate::transport::{BatchError, Connection, Deadline, ReceiveBatch, WriteQueue};
 
 pub(crate) async fn serve_v2<S, Svc>(
     conn: Connection<S, V2Codec>,
@@ -47,6 +47,7 @@ where
         in_flight: Arc::new(InFlight::default()),
         peer,
         drain: config.shutdown_grace / 2,
+        events: Vec::new(),
     };
     let (result, writer_done) = tokio::select! {
         result = driver.run(&mut reader, stop) => (result, false),
@@ -78,6 +79,8 @@ struct Driver<'a, Svc: Service> {
     peer: SocketAddr,
     /// How long the close handshake waits for unanswered requests.
     drain: Duration,
+    /// The events of one batch of frames, kept to reuse its allocation.
+    events: Vec<SessionEvent>,
 }
 
 impl<Svc: Service> Driver<'_, Svc> {
@@ -90,27 +93,37 @@ impl<Svc: Service> Driver<'_, Svc> {
         // When bytes last arrived, not yet told to the session.
         let mut heard = None;
         let mut deadline = Deadline::new();
+        let mut batch = ReceiveBatch::default();
         let mut stopping = false;
         loop {
-            // Everything already received, in order, before waiting again.
+            // Everything already received, in order, before waiting again:
+            // a batch of frames through the session under one lock, then
+            // their events to the handler.
             loop {
-                let frame = match reader.next_buffered() {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break,
+                let mut events = std::mem::take(&mut self.events);
+                let received = self
+                    .out
+                    .update(|s, out| batch.receive(s, reader, now, out, &mut events));
+                for event in events.drain(..) {
+                    if let Some(end) = self.on_event(event).await? {
+                        return Ok(end);
+                    }
+                }
+                self.events = events;
+                match received {
+                    Ok(0) => break,
+                    Ok(_) => {}
                     Err(e) => {
                         self.flush_handler().await;
-                        let e = match e {
-                            V2CodecError::Frame(f) => {
+                        return Err(match e {
+                            BatchError::Session(e) => ConnectionError::V2Session(e),
+                            BatchError::Codec(V2CodecError::Frame(f)) => {
                                 self.out.update(|s, out| s.receive_invalid(&f, out));
                                 ConnectionError::V2Frame(f)
                             }
-                            other => other.into(),
-                        };
-                        return Err(e);
+                            BatchError::Codec(other) => other.into(),
+                        });
                     }
-                };
-                if let Some(end) = self.on_frame(frame, now).await? {
-                    return Ok(end);
                 }
             }
             self.flush_handler().await;
@@ -170,20 +183,12 @@ impl<Svc: Service> Driver<'_, Svc> {
         }
     }
 
-    /// Applies one frame; `Some` when it ended the session.
-    async fn on_frame(
+    /// Acts on one event of a received frame; `Some` when it ended the
+    /// session.
+    async fn on_event(
         &mut self,
-        frame: Frame,
-        now: Instant,
+        event: SessionEvent,
     ) -> Result<Option<ConnectionEnd>, ConnectionError> {
-        let event = match self.out.update(|s, out| s.receive(frame, now, out)) {
-            Ok(Some(event)) => event,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                self.flush_handler().await;
-                return Err(ConnectionError::V2Session(e));
-            }
-        };
         if let SessionEvent::Opened { peer_name, .. } = event {
             self.handler = Some(self.service.connect(&PeerInfo {
                 addr: self.peer,

@@ -7,8 +7,10 @@
 
 mod connection;
 mod deadline;
+mod receive_batch;
 mod write_queue;
 
 pub(crate) use connection::Connection;
 pub(crate) use deadline::Deadline;
+pub(crate) use receive_batch::{BatchError, ReceiveBatch};
 pub(crate) use write_queue::{QueueError, WriteQueue};

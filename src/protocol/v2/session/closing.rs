@@ -90,6 +90,7 @@ impl Session {
 
     /// Ends the session because the peer broke a rule: a CLOSE with the
     /// code and reason goes out (unless ours already has), nothing more.
+    #[cold]
     pub(super) fn fail(&mut self, e: SessionError, out: &mut BytesMut) -> SessionError {
         if !matches!(self.state, SessionState::Closed | SessionState::Closing) {
             Frame::Close(CodeReason::new(e.code, e.reason.clone())).encode(out);

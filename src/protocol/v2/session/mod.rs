@@ -152,6 +152,18 @@ impl Session {
         self.apply(frame, now, out).map_err(|e| self.fail(e, out))
     }
 
+    /// Whether receiving `frame` can move a session to another state: the
+    /// handshake's frames, CLOSE and GOAWAY. Every other frame meets the
+    /// same state whether it is received alone or in a batch, so a driver
+    /// batches those and lets these travel alone.
+    pub fn may_change_state(frame: &Frame) -> bool {
+        matches!(
+            frame,
+            Frame::Hello(_) | Frame::Welcome(_) | Frame::Close(_) | Frame::GoAway(_)
+        )
+    }
+
+    #[inline]
     fn apply(
         &mut self,
         frame: Frame,

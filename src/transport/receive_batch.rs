@@ -1,0 +1,136 @@
+//! Receiving what a v2 connection has buffered in batches: frames are
+//! decoded and handed to the session together, under the one lock the
+//! session is shared behind, instead of one lock per frame; the driver then
+//! hands their events to the application.
+//!
+//! A frame that may change the session's state (a handshake frame, a
+//! CLOSE, a GOAWAY) always travels alone: the batch ends before it, and it
+//! comes first in the next one. So every frame is received in exactly the
+//! state it would have met one at a time, after the application has seen
+//! everything that came before it (the close handshake's promise).
+
+use bytes::BytesMut;
+use std::time::Instant;
+use tokio::io::AsyncRead;
+
+use super::Connection;
+use crate::protocol::v2::{Frame, Session, SessionError, SessionEvent, V2Codec, V2CodecError};
+
+/// Frames per batch at most: enough to amortise the lock, few enough that
+/// one batch's events stay in cache and other senders wait little.
+const MAX_BATCH: usize = 64;
+
+/// Why a batch ended the connection.
+#[derive(Debug)]
+pub(crate) enum BatchError {
+    /// A frame broke the protocol; the session has queued its CLOSE.
+    Session(SessionError),
+    /// Bytes that are no frame, or the stream failed.
+    Codec(V2CodecError),
+}
+
+/// A driver's batching state: the frame that must travel alone, if one is
+/// waiting for the next batch.
+#[derive(Debug, Default)]
+pub(crate) struct ReceiveBatch {
+    held: Option<Frame>,
+}
+
+impl ReceiveBatch {
+    /// Decodes what `conn` has buffered and receives it through `session`
+    /// (call it with the session's lock held), pushing the events to
+    /// `events` in order. Returns how many frames it took; 0 means
+    /// everything buffered has been received. On an error, the events of
+    /// the frames before it are in `events` all the same: hand them to the
+    /// application first.
+    pub(crate) fn receive<R: AsyncRead + Unpin>(
+        &mut self,
+        session: &mut Session,
+        conn: &mut Connection<R, V2Codec>,
+        now: Instant,
+        out: &mut BytesMut,
+        events: &mut Vec<SessionEvent>,
+    ) -> Result<usize, BatchError> {
+        let mut taken = 0;
+        while taken < MAX_BATCH {
+            let frame = match self.held.take() {
+                Some(frame) => frame,
+                None => match conn.next_buffered() {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(e) => return Err(BatchError::Codec(e)),
+                },
+            };
+            let alone = Session::may_change_state(&frame);
+            if alone && taken > 0 {
+                self.held = Some(frame);
+                break;
+            }
+            taken += 1;
+            if let Some(event) = session
+                .receive(frame, now, out)
+                .map_err(BatchError::Session)?
+            {
+                events.push(event);
+            }
+            if alone {
+                break;
+            }
+        }
+        Ok(taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Message;
+    use crate::protocol::v2::{CloseCode, CodeReason, SessionConfig, SessionState};
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_close_travels_alone_after_everything_before_it() {
+        let now = Instant::now();
+        let mut wire = BytesMut::new();
+        // The client session writes the HELLO that opens the stream.
+        Session::client(SessionConfig::default().name("c"), now, &mut wire);
+        let mut server = Session::server(SessionConfig::default(), now);
+        let text = |s: &str| Frame::Text(Message::new(s));
+        let frames = [text("a"), text("b")];
+        for f in &frames {
+            f.encode(&mut wire);
+        }
+        Frame::Close(CodeReason::new(CloseCode::NORMAL, "bye")).encode(&mut wire);
+        text("late").encode(&mut wire);
+        let (mut tx, rx) = tokio::io::duplex(4096);
+        tx.write_all(&wire).await.unwrap();
+        drop(tx);
+        let mut conn = Connection::new(rx, V2Codec::default());
+        while conn.fill().await.unwrap() > 0 {}
+        let mut batch = ReceiveBatch::default();
+        let mut out = BytesMut::new();
+        let mut sizes = Vec::new();
+        let mut states = Vec::new();
+        let end = loop {
+            let mut events = Vec::new();
+            match batch.receive(&mut server, &mut conn, now, &mut out, &mut events) {
+                Ok(0) => break None,
+                Ok(n) => sizes.push(n),
+                Err(e) => break Some(e),
+            }
+            states.push(server.state());
+        };
+        // HELLO alone, the texts together, the CLOSE alone; then the frame
+        // after the CLOSE breaks the protocol.
+        assert_eq!(sizes, [1, 2, 1]);
+        assert_eq!(
+            states,
+            [
+                SessionState::Open,
+                SessionState::Open,
+                SessionState::PeerClosing
+            ]
+        );
+        assert!(matches!(end, Some(BatchError::Session(_))), "{end:?}");
+    }
+}
