@@ -23,6 +23,17 @@
 //! Configurations and error enums are `#[non_exhaustive]`: build a config
 //! from its `default()` with the setters, and match errors with a `_` arm,
 //! so that new settings and new failure kinds never break your code.
+//!
+//! The transport layer and the reference application (the printing service
+//! of the `server` binary) are not part of the library's surface:
+//!
+//! ```compile_fail
+//! use rust_tcp::transport::WriteQueue;
+//! ```
+//!
+//! ```compile_fail
+//! use rust_tcp::PrintService;
+//! ```
 
 #![warn(missing_docs)]
 

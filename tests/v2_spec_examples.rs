@@ -89,7 +89,11 @@ async fn the_whole_session_example_against_a_real_server() {
         got, server_bytes,
         "\n got: {got:02x?}\nwant: {server_bytes:02x?}"
     );
-    assert_eq!(server.next_output_line(), "Message: \"hi\"");
-    let status = server.stop_with("TERM");
+    let (status, printed) = server.stop_and_collect_output("TERM");
     assert!(status.success());
+    assert_eq!(
+        printed,
+        ["Message: \"hi\""],
+        "exactly the one text, printed"
+    );
 }

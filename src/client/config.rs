@@ -31,6 +31,13 @@ pub enum ProtocolVersion {
 ///     .request_timeout(Some(Duration::from_secs(2)));
 /// assert!(config.validate().is_ok());
 /// ```
+///
+/// A struct literal does not compile outside the crate, which is what lets
+/// us add settings:
+///
+/// ```compile_fail
+/// let config = rust_tcp::ClientConfig { name: "x".into(), ..Default::default() };
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {

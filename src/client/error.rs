@@ -8,6 +8,20 @@ use crate::protocol::v1::EncodeError;
 use crate::protocol::v2::{CloseCode, CodeReason, SendError};
 
 /// What can go wrong for a client. Each variant says who caused it.
+///
+/// New kinds of failure will come (TLS, authentication), so a `match` needs
+/// a `_` arm; without one it does not compile:
+///
+/// ```compile_fail
+/// fn local(e: &rust_tcp::ClientError) -> bool {
+///     use rust_tcp::ClientError::*;
+///     match e {
+///         Connect { .. } | Timeout(_) | Io(_) | UnsupportedVersion { .. } => false,
+///         HandshakeRefused(_) | RequestFailed(_) | Protocol { .. } | Closed(_) => false,
+///         RequestTimeout(_) | InvalidConfig(_) | Encode(_) | Refused(_) | NeedsV2(_) => true,
+///     }
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {

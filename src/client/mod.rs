@@ -1,9 +1,9 @@
 //! The client side: a cloneable handle to one connection, for v2 (default)
 //! or v1. The handle API is here; `config.rs` says how it connects,
 //! `handshake.rs` opens a v2 session, `reader.rs` drives it and turns what
-//! the server sends into answers and pushes, `requests.rs` keeps the
-//! requests in flight, and `shared.rs` is what the handles and those tasks
-//! share.
+//! the server sends into answers and pushes (`incoming.rs`), `requests.rs`
+//! keeps the requests in flight, `end.rs` says how a connection ended, and
+//! `shared.rs` is what the handles and those tasks share.
 
 mod config;
 mod end;

@@ -19,6 +19,13 @@ use crate::protocol::v2::{self, LimitError, SessionConfig};
 ///     .heartbeat(Duration::from_secs(10));
 /// assert!(config.validate().is_ok());
 /// ```
+///
+/// A struct literal does not compile outside the crate, which is what lets
+/// us add settings:
+///
+/// ```compile_fail
+/// let config = rust_tcp::ServerConfig { max_connections: 500, ..Default::default() };
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {

@@ -145,6 +145,16 @@ impl ServerProcess {
 
     /// Sends `signal` (e.g. "TERM") and waits for the process to exit.
     pub fn stop_with(mut self, signal: &str) -> ExitStatus {
+        self.stop(signal)
+    }
+
+    /// Like `stop_with`, and also returns every stdout line not read yet.
+    pub fn stop_and_collect_output(mut self, signal: &str) -> (ExitStatus, Vec<String>) {
+        let status = self.stop(signal);
+        (status, self.stdout.iter().collect())
+    }
+
+    fn stop(&mut self, signal: &str) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         let pid = child.id().to_string();
         let sent = Command::new("kill")
