@@ -11,6 +11,8 @@ async fn settings_peers_would_reject_are_refused_at_bind() {
         ServerConfig::default().server_name(""),
         ServerConfig::default().max_connections(0),
         ServerConfig::default().max_queued_bytes(0),
+        ServerConfig::default().min_frame_rate(0),
+        ServerConfig::default().handshake_timeout(std::time::Duration::ZERO),
     ] {
         assert!(config.validate().is_err(), "{config:?}");
         let err = Server::bind("127.0.0.1:0", config).await.unwrap_err();

@@ -14,7 +14,9 @@ use super::incoming::Pushed;
 use super::shared::Core;
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v1::V1Codec;
-use crate::protocol::v2::{Expired, SessionEvent, SessionState, V2Codec, V2CodecError};
+use crate::protocol::v2::{
+    CloseCode, Expired, SessionEvent, SessionState, V2Codec, V2CodecError, claimed_frame_len,
+};
 use crate::transport::{BatchError, Connection, Deadline, ReceiveBatch};
 
 /// v1 servers send nothing; we only wait for the end of the stream (or the
@@ -53,8 +55,6 @@ async fn drive(
     incoming: &mpsc::Sender<Pushed>,
 ) -> End {
     let mut now = Instant::now();
-    // When bytes last arrived, not yet told to the session.
-    let mut heard = None;
     let mut deadline = Deadline::new();
     let mut batch = ReceiveBatch::default();
     let mut events = Vec::new();
@@ -75,10 +75,13 @@ async fn drive(
                 Err(BatchError::Codec(e)) => return codec_failure(core, e),
             }
         }
+        // What is left is part of a frame: it has a deadline of its own.
+        let (left, claimed) = (
+            reader.buffered().len(),
+            claimed_frame_len(reader.buffered()),
+        );
         deadline.arm(core.session(|s, _| {
-            if let Some(at) = heard.take() {
-                s.heard(at);
-            }
+            s.pending(now, left, claimed);
             s.poll_timeout()
         }));
         tokio::select! {
@@ -97,7 +100,6 @@ async fn drive(
                 Ok(_) => {
                     // One clock reading per read, not per frame.
                     now = Instant::now();
-                    heard = Some(now);
                 }
                 Err(e) => return End::Lost(format!("reading from the server: {e}")),
             },
@@ -105,6 +107,9 @@ async fn drive(
                 match core.session(|s, out| s.handle_timeout(Instant::now(), out)) {
                     Some(Expired::Heartbeat(silent)) => {
                         return End::Lost(format!("heartbeat timeout: nothing heard for {silent:?}"));
+                    }
+                    Some(Expired::Stalled(stalled)) => {
+                        return End::violation(CloseCode::POLICY_VIOLATION, stalled.to_string());
                     }
                     Some(other) => return End::Lost(format!("session expired: {other:?}")),
                     None => {}

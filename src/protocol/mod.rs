@@ -4,6 +4,7 @@
 //! tested exhaustively (every split point of a stream) without a network.
 
 mod message;
+mod stall;
 pub mod v1;
 pub mod v2;
 mod version;
@@ -13,3 +14,4 @@ pub use version::{
 };
 
 pub use message::{InvalidUtf8, Message};
+pub use stall::{StallClock, StallLimits, Stalled};

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::config_setters::setters;
+use crate::protocol::StallLimits;
 use crate::protocol::v2::{self, LimitError, SessionConfig};
 
 /// Limits and timings of a [`super::Server`].
@@ -47,8 +48,19 @@ pub struct ServerConfig {
     /// more pile up is not reading and is disconnected, so its queue, and
     /// the server's memory, stay bounded.
     pub max_queued_bytes: usize,
-    /// How long a v2 client has to send its HELLO.
+    /// How long a new connection has to send its first complete frame (a
+    /// v2 HELLO, or a v1 message), counted from accept, whatever bytes it
+    /// sends meanwhile.
     pub handshake_timeout: Duration,
+    /// Every frame begun must arrive whole within this, plus its length at
+    /// [`ServerConfig::min_frame_rate`]: a peer that trickles bytes is cut
+    /// (v2: CLOSE 1008).
+    pub frame_timeout: Duration,
+    /// The slowest transfer rate, in bytes/s, a frame is given time for.
+    pub min_frame_rate: u32,
+    /// v1 only (v2 has heartbeats): how long a connection may go without a
+    /// complete message; `None` keeps it forever.
+    pub idle_timeout: Option<Duration>,
     /// The server's name in the welcome.
     pub server_name: String,
 }
@@ -62,6 +74,10 @@ impl Default for ServerConfig {
             heartbeat: Duration::from_secs(30),
             max_queued_bytes: 8 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
+            frame_timeout: StallLimits::default().frame_base,
+            min_frame_rate: StallLimits::default().min_rate,
+            // Long enough for a person typing into the tutorial client.
+            idle_timeout: Some(Duration::from_secs(300)),
             server_name: "rust-tcp".into(),
         }
     }
@@ -75,6 +91,9 @@ impl ServerConfig {
         heartbeat: Duration,
         max_queued_bytes: usize,
         handshake_timeout: Duration,
+        frame_timeout: Duration,
+        min_frame_rate: u32,
+        idle_timeout: Option<Duration>,
     }
 
     /// Sets [`ServerConfig::server_name`].
@@ -95,6 +114,16 @@ impl ServerConfig {
                 "max connections must be at least 1".into(),
             ));
         }
+        if self.handshake_timeout.is_zero() || self.frame_timeout.is_zero() {
+            return Err(ServerError::InvalidConfig(
+                "the handshake and frame timeouts must be longer than zero".into(),
+            ));
+        }
+        if self.min_frame_rate == 0 {
+            return Err(ServerError::InvalidConfig(
+                "min frame rate must be at least 1 byte/s".into(),
+            ));
+        }
         if self.max_queued_bytes == 0 {
             return Err(ServerError::InvalidConfig(
                 "max queued bytes must be at least 1".into(),
@@ -111,6 +140,18 @@ impl ServerConfig {
             .heartbeat(self.heartbeat)
             .handshake_timeout(Some(self.handshake_timeout))
             .drain_timeout(self.shutdown_grace / 2)
+            .frame_timeout(self.frame_timeout)
+            .min_frame_rate(self.min_frame_rate)
+    }
+
+    /// The deadlines of a v1 connection, which has no heartbeats.
+    pub(crate) fn v1_stall_limits(&self) -> StallLimits {
+        StallLimits {
+            first_frame: self.handshake_timeout,
+            frame_base: self.frame_timeout,
+            min_rate: self.min_frame_rate,
+            idle: self.idle_timeout,
+        }
     }
 }
 

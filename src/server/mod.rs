@@ -94,6 +94,7 @@ impl Server {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    let accepted = std::time::Instant::now();
                     backoff.reset();
                     let service = service.clone();
                     let config = self.config.clone();
@@ -101,7 +102,7 @@ impl Server {
                     let abandon = abandon.clone();
                     tracker.spawn(async move {
                         tokio::select! {
-                            _ = serve_connection(stream, peer, &*service, &config, &stop) => {}
+                            _ = serve_connection(stream, peer, accepted, &*service, &config, &stop) => {}
                             _ = abandon.cancelled() => warn!(%peer, "connection abandoned at shutdown"),
                         }
                         drop(slot);

@@ -1,31 +1,41 @@
 //! Serving one v1 connection: hand each message to the handler until the
 //! client says `exit`, closes, breaks the protocol, or the server stops.
 
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::service::Handler;
+use crate::protocol::StallClock;
 use crate::protocol::v1::{self, V1Codec};
-use crate::transport::Connection;
+use crate::transport::{Connection, Deadline};
 
 /// Runs the v1 session on `conn` until it ends, and says how it ended.
 ///
 /// Whatever happens, messages received before the end are handed to the
 /// handler and flushed first, so a protocol error loses nothing that was
 /// valid before it.
+///
+/// Only complete messages are progress: `stall` cuts a connection whose
+/// first message, any message begun, or the next message after an idle
+/// spell does not arrive in time.
 pub(crate) async fn serve_v1<S, H>(
     conn: &mut Connection<S, V1Codec>,
     handler: &mut H,
+    stall: &mut StallClock,
     shutdown: &CancellationToken,
 ) -> Result<ConnectionEnd, ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
 {
+    let mut now = Instant::now();
+    let mut deadline = Deadline::new();
     loop {
         // Drain every whole frame already received before waiting again.
         while let Some(message) = next(conn, handler).await? {
+            stall.frame_received(now);
             if v1::is_exit(&message) {
                 handler.flush().await;
                 return Ok(ConnectionEnd::ClientExit);
@@ -33,12 +43,20 @@ where
             handler.on_text(message).await;
         }
         handler.flush().await;
+        let left = conn.buffered();
+        stall.pending(now, left.len(), v1::claimed_frame_len(left));
+        deadline.arm(stall.poll_timeout());
 
         let read = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
+            _ = deadline.fired() => match stall.check(Instant::now()) {
+                Some(stalled) => return Err(ConnectionError::Stalled(stalled)),
+                None => continue,
+            },
             read = conn.fill() => read,
         };
+        now = Instant::now();
         if read.map_err(ConnectionError::Io)? == 0 {
             // The peer is gone. The old tutorial kept polling a closed
             // socket here; we report truncation, or a plain hang-up.

@@ -21,13 +21,18 @@ use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::pusher::{Outbound, Pusher};
 use super::responder::{InFlight, Responder};
 use super::service::{Handler, PeerInfo, Service};
-use crate::protocol::v2::{Expired, Session, SessionEvent, V2Codec, V2CodecError};
+use crate::protocol::v2::{
+    Expired, Session, SessionEvent, V2Codec, V2CodecError, claimed_frame_len,
+};
 use crate::transport::{BatchError, Connection, Deadline, ReceiveBatch, WriteQueue};
 
+/// Serves a v2 connection accepted at `accepted` (its deadlines count
+/// from then) until it ends, and says how.
 pub(crate) async fn serve_v2<S, Svc>(
     conn: Connection<S, V2Codec>,
     service: &Svc,
     peer: SocketAddr,
+    accepted: Instant,
     config: &ServerConfig,
     stop: &CancellationToken,
 ) -> Result<ConnectionEnd, ConnectionError>
@@ -35,7 +40,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     Svc: Service,
 {
-    let session = Session::server(config.session_config(), Instant::now());
+    let session = Session::server(config.session_config(), accepted);
     let (mut reader, write_half) = conn.split();
     let queue = Arc::new(WriteQueue::new(session, config.max_queued_bytes));
     let writer = queue.run_writer(write_half);
@@ -90,8 +95,6 @@ impl<Svc: Service> Driver<'_, Svc> {
         stop: &CancellationToken,
     ) -> Result<ConnectionEnd, ConnectionError> {
         let mut now = Instant::now();
-        // When bytes last arrived, not yet told to the session.
-        let mut heard = None;
         let mut deadline = Deadline::new();
         let mut batch = ReceiveBatch::default();
         let mut stopping = false;
@@ -128,10 +131,13 @@ impl<Svc: Service> Driver<'_, Svc> {
             }
             self.flush_handler().await;
 
+            // What is left is part of a frame: it has a deadline of its own.
+            let (left, claimed) = (
+                reader.buffered().len(),
+                claimed_frame_len(reader.buffered()),
+            );
             deadline.arm(self.out.update(|s, _| {
-                if let Some(at) = heard.take() {
-                    s.heard(at);
-                }
+                s.pending(now, left, claimed);
                 s.poll_timeout()
             }));
             tokio::select! {
@@ -159,6 +165,9 @@ impl<Svc: Service> Driver<'_, Svc> {
                         Some(Expired::Heartbeat(silent)) => {
                             return Err(ConnectionError::HeartbeatTimeout(silent));
                         }
+                        Some(Expired::Stalled(stalled)) => {
+                            return Err(ConnectionError::Stalled(stalled));
+                        }
                         Some(_) => return Ok(ConnectionEnd::ServerShutdown),
                     }
                 }
@@ -171,7 +180,6 @@ impl<Svc: Service> Driver<'_, Svc> {
                     }
                     // One clock reading per read, not per frame.
                     now = Instant::now();
-                    heard = Some(now);
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! byte, serve it, and log how it ended.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -12,15 +13,16 @@ use super::pusher::Pusher;
 use super::service::{PeerInfo, Service};
 use super::v1_connection::serve_v1;
 use super::v2_connection::serve_v2;
-use crate::protocol::unsupported_version_reply;
 use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::{self, V2Codec};
+use crate::protocol::{StallClock, Stalled, unsupported_version_reply};
 use crate::transport::Connection;
 
 /// One connection, start to end, with its log lines.
 pub(super) async fn serve_connection<S: Service>(
     stream: TcpStream,
     peer: SocketAddr,
+    accepted: Instant,
     service: &S,
     config: &ServerConfig,
     stop: &CancellationToken,
@@ -31,6 +33,7 @@ pub(super) async fn serve_connection<S: Service>(
     let result = dispatch_by_version(
         Connection::new(stream, V1Codec),
         peer,
+        accepted,
         service,
         config,
         stop,
@@ -56,12 +59,19 @@ pub(super) async fn serve_connection<S: Service>(
 async fn dispatch_by_version<S: Service>(
     mut conn: Connection<TcpStream, V1Codec>,
     peer: SocketAddr,
+    accepted: Instant,
     service: &S,
     config: &ServerConfig,
     stop: &CancellationToken,
 ) -> Result<ConnectionEnd, ConnectionError> {
+    // A socket that sends nothing at all is held no longer than one that
+    // sends too little: the first frame's deadline counts from accept.
+    let first_frame_by = accepted + config.handshake_timeout;
     let version = tokio::select! {
         _ = stop.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
+        _ = tokio::time::sleep_until(first_frame_by.into()) => {
+            return Err(ConnectionError::Stalled(Stalled::FirstFrame(config.handshake_timeout)));
+        }
         v = conn.peek_first_byte() => v?,
     };
     match version {
@@ -73,7 +83,8 @@ async fn dispatch_by_version<S: Service>(
                 name: peer.to_string(),
                 pusher: Pusher::new(None),
             });
-            let result = serve_v1(&mut conn, &mut handler, stop).await;
+            let mut stall = StallClock::new(config.v1_stall_limits(), accepted);
+            let result = serve_v1(&mut conn, &mut handler, &mut stall, stop).await;
             // Best effort: the peer may already be gone.
             let _ = conn.shutdown().await;
             result
@@ -83,7 +94,7 @@ async fn dispatch_by_version<S: Service>(
                 conn.map_codec(|_| V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE));
             // The codec only decodes here: frames out are encoded by the
             // session, which knows the client's limit once it has said it.
-            serve_v2(conn, service, peer, config, stop).await
+            serve_v2(conn, service, peer, accepted, config, stop).await
         }
         Some(other) => {
             // The one reply that clients of every version can read.

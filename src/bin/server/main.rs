@@ -54,10 +54,40 @@ struct Args {
     #[arg(long, default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     max_queued_bytes: u64,
 
+    /// Seconds a new connection has, from accept, to send its first
+    /// complete frame (a v2 HELLO or a v1 message), whatever it sends
+    /// meanwhile. Fractions allowed.
+    #[arg(long, default_value = "10", value_parser = parse_secs)]
+    handshake_timeout_secs: Duration,
+
+    /// Seconds every frame begun gets to arrive whole, on top of its length
+    /// at --min-frame-rate; a peer that trickles bytes is cut (v2: CLOSE
+    /// 1008). Fractions allowed.
+    #[arg(long, default_value = "30", value_parser = parse_secs)]
+    frame_timeout_secs: Duration,
+
+    /// The slowest transfer rate a frame is given time for, in bytes/s.
+    #[arg(long, default_value_t = 256 * 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    min_frame_rate: u32,
+
+    /// v1 only: seconds a connection may go without a complete message
+    /// (0 = no limit; v2 uses heartbeats instead). Fractions allowed.
+    #[arg(long, default_value = "300", value_parser = parse_secs)]
+    idle_timeout_secs: Duration,
+
     /// Relay each text message to every other connected v2 client,
     /// labelled with the sender's name (`NAME: TEXT`).
     #[arg(long)]
     broadcast: bool,
+}
+
+/// A number of seconds, fractions allowed (`0.5`), as a duration.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{text} is not a valid number of seconds"))
 }
 
 #[tokio::main]
@@ -83,7 +113,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .shutdown_grace(Duration::from_secs(args.shutdown_grace_secs))
         .max_frame_size(args.max_frame_bytes)
         .heartbeat(Duration::from_secs(args.heartbeat_secs))
-        .max_queued_bytes(usize::try_from(args.max_queued_bytes).unwrap_or(usize::MAX));
+        .max_queued_bytes(usize::try_from(args.max_queued_bytes).unwrap_or(usize::MAX))
+        .handshake_timeout(args.handshake_timeout_secs)
+        .frame_timeout(args.frame_timeout_secs)
+        .min_frame_rate(args.min_frame_rate)
+        .idle_timeout((!args.idle_timeout_secs.is_zero()).then_some(args.idle_timeout_secs));
     let server = Server::bind(&args.addr, config).await?;
     // Handlers first: whoever reads the address below may signal at once.
     let stop = terminate_signal();

@@ -35,6 +35,12 @@ pub fn decode_message(buf: &mut BytesMut) -> Result<Option<Message>, DecodeError
         .map_err(|detail| DecodeError::InvalidUtf8 { len, detail })
 }
 
+/// The whole length (header included) that the v1 frame starting `buf`
+/// claims, once its header is there; for deadlines that depend on size.
+pub fn claimed_frame_len(buf: &[u8]) -> Option<usize> {
+    content_len(buf).map(|len| HEADER_LEN + len)
+}
+
 /// The announced content length, once the header is complete.
 fn content_len(buf: &[u8]) -> Option<usize> {
     let bytes: [u8; 2] = buf.get(1..HEADER_LEN)?.try_into().ok()?;

@@ -19,7 +19,7 @@ mod error;
 mod message_reader;
 
 pub use codec::{CodecError, V1Codec};
-pub use decode::decode_message;
+pub use decode::{claimed_frame_len, decode_message};
 pub use encode::encode_message;
 pub use error::{DecodeError, EncodeError};
 pub use message_reader::MessageReader;

@@ -17,6 +17,10 @@ impl CloseCode {
     pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
     /// A text frame or reason was not UTF-8.
     pub const INVALID_DATA: CloseCode = CloseCode(1003);
+    /// The peer broke a policy of the receiver rather than the protocol:
+    /// too slow to finish a frame, too many connections from its address,
+    /// not authorised.
+    pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
     /// A frame was larger than the receiver announced it accepts.
     pub const FRAME_TOO_LARGE: CloseCode = CloseCode(1009);
     /// The handshake was refused; the reason says why.
@@ -39,6 +43,7 @@ impl CloseCode {
             Self::GOING_AWAY => "going away",
             Self::PROTOCOL_ERROR => "protocol error",
             Self::INVALID_DATA => "invalid data",
+            Self::POLICY_VIOLATION => "policy violation",
             Self::FRAME_TOO_LARGE => "frame too large",
             Self::HANDSHAKE_REFUSED => "handshake refused",
             Self::INTERNAL_ERROR => "internal error",

@@ -94,6 +94,15 @@ fn parse_header(buf: &[u8], max_recv: u32) -> Result<Option<(FrameType, usize)>,
     Ok(Some((frame_type, len as usize)))
 }
 
+/// The whole length (header included) that the frame starting `buf`
+/// claims, once its header is there; for deadlines that depend on size.
+pub fn claimed_frame_len(buf: &[u8]) -> Option<usize> {
+    match parse_header(buf, u32::MAX) {
+        Ok(Some((_, len))) => Some(HEADER_LEN + len),
+        _ => None,
+    }
+}
+
 /// Takes one whole frame off the front of `buf`, if it is all there.
 /// Never reserves memory for the announced length.
 pub(crate) fn decode_frame(buf: &mut BytesMut, max_recv: u32) -> Result<Option<Frame>, FrameError> {

@@ -18,7 +18,7 @@ mod session;
 mod state;
 
 pub use close_code::CloseCode;
-pub use codec::{V2Codec, V2CodecError};
+pub use codec::{V2Codec, V2CodecError, claimed_frame_len};
 pub use error::{FrameError, SendError, SessionError};
 pub use frame::{CodeReason, Frame, FrameType, Hello, RequestFrame, ResponseFrame, Welcome};
 pub use limits::{DEFAULT_MAX_FRAME_SIZE, LimitError, MAX_NAME_LEN, MIN_MAX_FRAME_SIZE};

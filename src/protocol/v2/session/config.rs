@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::config_setters::setters;
+use crate::protocol::StallLimits;
 use crate::protocol::v2::limits::{self, DEFAULT_MAX_FRAME_SIZE, LimitError};
 
 /// One side's settings. Start from [`SessionConfig::default`] and change
@@ -24,6 +25,12 @@ pub struct SessionConfig {
     pub handshake_timeout: Option<Duration>,
     /// Server only: how long after a GOAWAY the session closes by itself.
     pub drain_timeout: Duration,
+    /// Every frame begun must arrive whole within this, plus its length at
+    /// [`SessionConfig::min_frame_rate`]; a peer that trickles is closed
+    /// with 1008.
+    pub frame_timeout: Duration,
+    /// The slowest rate, in bytes/s, a frame is given time for.
+    pub min_frame_rate: u32,
 }
 
 impl Default for SessionConfig {
@@ -34,6 +41,8 @@ impl Default for SessionConfig {
             heartbeat: Duration::ZERO,
             handshake_timeout: Some(Duration::from_secs(10)),
             drain_timeout: Duration::from_millis(2500),
+            frame_timeout: StallLimits::default().frame_base,
+            min_frame_rate: StallLimits::default().min_rate,
         }
     }
 }
@@ -44,11 +53,24 @@ impl SessionConfig {
         heartbeat: Duration,
         handshake_timeout: Option<Duration>,
         drain_timeout: Duration,
+        frame_timeout: Duration,
+        min_frame_rate: u32,
     }
     /// Sets our name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
+    }
+
+    /// The stall deadlines this config asks for (no idle limit: v2's
+    /// heartbeats judge silence).
+    pub(crate) fn stall_limits(&self) -> StallLimits {
+        StallLimits {
+            first_frame: self.handshake_timeout.unwrap_or(Duration::MAX),
+            frame_base: self.frame_timeout,
+            min_rate: self.min_frame_rate,
+            idle: None,
+        }
     }
 
     /// The heartbeat interval in the wire's unit, milliseconds.

@@ -77,7 +77,6 @@ impl Session {
         self.state = SessionState::Open;
         self.peer_max_frame_size = peer_max_frame_size;
         self.peer_name = peer_name;
-        self.timers.handshake_deadline = None;
         self.timers.heartbeat = (heartbeat_ms > 0)
             .then(|| Heartbeat::new(Duration::from_millis(heartbeat_ms.into()), now));
         SessionEvent::Opened {

@@ -34,7 +34,7 @@ pub use timers::Expired;
 
 use super::frame::{CodeReason, Frame, RequestFrame, ResponseFrame};
 use super::{CloseCode, MIN_MAX_FRAME_SIZE, SessionError};
-use crate::protocol::Message;
+use crate::protocol::{Message, StallClock};
 use timers::Timers;
 
 pub use super::state::{Role, SessionState};
@@ -86,7 +86,8 @@ pub struct Session {
 
 impl Session {
     /// A server session waiting for a HELLO, which must come within the
-    /// configured handshake timeout from `now`.
+    /// configured handshake timeout from `now` (pass the instant the
+    /// connection was accepted, so bytes before the HELLO buy no time).
     pub fn server(config: SessionConfig, now: Instant) -> Session {
         Session::new(Role::Server, config, now)
     }
@@ -103,8 +104,10 @@ impl Session {
             role,
             state: SessionState::Handshake,
             timers: Timers {
-                handshake_deadline: local.handshake_timeout.map(|t| now + t),
-                ..Timers::default()
+                stall: StallClock::new(local.stall_limits(), now),
+                heartbeat: None,
+                drain_deadline: None,
+                last_ping: 0,
             },
             local,
             peer_max_frame_size: MIN_MAX_FRAME_SIZE,
@@ -148,7 +151,7 @@ impl Session {
         now: Instant,
         out: &mut BytesMut,
     ) -> Result<Option<SessionEvent>, SessionError> {
-        self.heard(now);
+        self.frame_received(now);
         self.apply(frame, now, out).map_err(|e| self.fail(e, out))
     }
 

@@ -416,7 +416,6 @@ fn a_silent_peer_is_pinged_twice_then_given_up_after_three_intervals() {
     let t0 = Instant::now();
     let (mut s, mut c) = open_pair(t0);
     let (sent_s, _, end_s, _) = run_pair(&mut s, &mut c, t0, Duration::from_secs(3600), false);
-    let secs = Duration::from_secs;
     assert_eq!(end_s, Some(Expired::Heartbeat(secs(90))));
     assert!(
         matches!(
@@ -431,7 +430,7 @@ fn a_silent_peer_is_pinged_twice_then_given_up_after_three_intervals() {
     let mut out = BytesMut::new();
     assert_eq!(s.handle_timeout(t0 + secs(30), &mut out), None);
     assert_eq!(frames(&mut out), [Frame::Ping(1)]);
-    s.heard(t0 + secs(59));
+    s.receive(Frame::Pong(1), t0 + secs(59), &mut out).unwrap();
     assert_eq!(s.poll_timeout(), Some(t0 + secs(89)));
     assert_eq!(s.handle_timeout(t0 + secs(89), &mut out), None);
     assert_eq!(frames(&mut out), [Frame::Ping(2)]);
@@ -458,4 +457,44 @@ fn go_away_closes_by_itself_at_the_drain_deadline() {
     );
     assert!(matches!(&frames(&mut out)[..], [Frame::Close(c)] if c.code == CloseCode::GOING_AWAY));
     assert_eq!(s.state(), SessionState::Closed);
+}
+
+/// Bytes are not life: a peer that starts a frame and then trickles it a
+/// byte at a time is closed with 1008 at that frame's deadline (the frame
+/// timeout plus its claimed length at the minimum rate), whatever it sends
+/// meanwhile; heartbeats wait while the frame arrives.
+#[test]
+fn a_frame_trickled_in_is_cut_at_its_deadline() {
+    let t0 = Instant::now();
+    let (mut s, _) = open_pair(t0);
+    let mut out = BytesMut::new();
+    // 30 s base + 262,144 bytes at 256 KiB/s = 31 s, from its first byte.
+    s.pending(t0 + secs(5), 1, None);
+    for t in (6..36).step_by(5) {
+        s.pending(t0 + secs(t), 7 + t as usize, Some(262_144));
+    }
+    assert_eq!(
+        s.poll_timeout(),
+        Some(t0 + secs(36)),
+        "not the 30 s heartbeat"
+    );
+    assert_eq!(s.handle_timeout(t0 + secs(35), &mut out), None);
+    assert!(out.is_empty(), "no ping while the peer is mid-frame");
+    let expired = s.handle_timeout(t0 + secs(36), &mut out);
+    assert!(matches!(expired, Some(Expired::Stalled(_))), "{expired:?}");
+    assert!(matches!(
+        &frames(&mut out)[..],
+        [Frame::Close(c)] if c.code == CloseCode::POLICY_VIOLATION && c.reason.contains("262144 bytes")
+    ));
+    assert_eq!(s.state(), SessionState::Closed);
+    // A frame that completes in time resets everything.
+    let (mut s, _) = open_pair(t0);
+    s.pending(t0 + secs(1), 3, None);
+    s.receive(text("finally"), t0 + secs(20), &mut out).unwrap();
+    s.pending(t0 + secs(20), 0, None);
+    assert_eq!(s.poll_timeout(), Some(t0 + secs(50)), "the heartbeat again");
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }

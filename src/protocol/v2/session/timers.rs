@@ -1,5 +1,5 @@
-//! The session's clock: the handshake deadline, heartbeats and the
-//! go-away drain, driven as quinn-proto drives its connection. The driver
+//! The session's clock: the handshake deadline, each frame's deadline (a
+//! trickle cannot hold a connection), heartbeats and the go-away drain, driven as quinn-proto drives its connection. The driver
 //! asks [`Session::poll_timeout`] when it must next wake, sleeps until then
 //! (or until bytes arrive), and calls [`Session::handle_timeout`]. No
 //! timer lives anywhere else, so tests run them on a made-up clock.
@@ -11,12 +11,13 @@ use super::heartbeat::{Heartbeat, HeartbeatAction};
 use super::{Role, Session, SessionState};
 use crate::protocol::v2::frame::Frame;
 use crate::protocol::v2::{CloseCode, SessionError};
+use crate::protocol::{StallClock, Stalled};
 
 /// The deadlines a session may be waiting for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct Timers {
-    /// Until the handshake completes.
-    pub(super) handshake_deadline: Option<Instant>,
+    /// The first frame's deadline (the handshake's), and each frame's.
+    pub(super) stall: StallClock,
     /// Once open, when heartbeats are on.
     pub(super) heartbeat: Option<Heartbeat>,
     /// After a GOAWAY: when the server closes by itself.
@@ -34,6 +35,9 @@ pub enum Expired {
     /// Nothing was heard from the peer for three heartbeat intervals (its
     /// fault); carries how long it was silent.
     Heartbeat(Duration),
+    /// A frame begun did not arrive whole in time (its fault); closed with
+    /// 1008.
+    Stalled(Stalled),
     /// The go-away drain time is over: the server closed (nobody's fault).
     Drained,
 }
@@ -45,21 +49,33 @@ impl Session {
             return None;
         }
         let t = &self.timers;
-        [
-            t.handshake_deadline,
-            t.heartbeat.as_ref().map(Heartbeat::deadline),
-            t.drain_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // While a frame is arriving, its own deadline judges the peer, not
+        // the heartbeat: a large upload at a fair rate is no silence.
+        let heartbeat = match t.stall.frame_in_progress() {
+            true => None,
+            false => t.heartbeat.as_ref().map(Heartbeat::deadline),
+        };
+        [t.stall.poll_timeout(), heartbeat, t.drain_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Any bytes from the peer are a sign of life.
-    pub fn heard(&mut self, now: Instant) {
+    /// A complete frame arrived: a sign of life. (Bytes alone are not: a
+    /// peer that trickles would stay alive forever.)
+    pub(super) fn frame_received(&mut self, now: Instant) {
+        self.timers.stall.frame_received(now);
         if let Some(hb) = &mut self.timers.heartbeat {
             hb.heard(now);
         }
+    }
+
+    /// What the driver sees after handing over every complete frame:
+    /// `buffered` bytes of an unfinished frame, which claims `claimed`
+    /// bytes in all once its header is known. From its first byte, the
+    /// frame has the frame timeout plus its length at the minimum rate.
+    pub fn pending(&mut self, now: Instant, buffered: usize, claimed: Option<usize>) {
+        self.timers.stall.pending(now, buffered, claimed);
     }
 
     /// Applies the clock at `now`: writes a PING to `out` when one is due,
@@ -68,20 +84,24 @@ impl Session {
         if self.state == SessionState::Closed {
             return None;
         }
-        if let Some(deadline) = self.timers.handshake_deadline
-            && now >= deadline
-            && self.state == SessionState::Handshake
-        {
-            let waited = self.local.handshake_timeout.unwrap_or_default();
-            let expected = match self.role {
-                Role::Server => "HELLO",
-                Role::Client => "WELCOME",
-            };
-            let e = SessionError::new(
-                CloseCode::PROTOCOL_ERROR,
-                format!("no {expected} within {waited:?}"),
-            );
-            return Some(Expired::Handshake(self.fail(e, out)));
+        match self.timers.stall.check(now) {
+            Some(Stalled::FirstFrame(waited)) if self.state == SessionState::Handshake => {
+                let expected = match self.role {
+                    Role::Server => "HELLO",
+                    Role::Client => "WELCOME",
+                };
+                let e = SessionError::new(
+                    CloseCode::PROTOCOL_ERROR,
+                    format!("no {expected} within {waited:?}"),
+                );
+                return Some(Expired::Handshake(self.fail(e, out)));
+            }
+            Some(stalled @ Stalled::Trickle { .. }) => {
+                let e = SessionError::new(CloseCode::POLICY_VIOLATION, stalled.to_string());
+                self.fail(e, out);
+                return Some(Expired::Stalled(stalled));
+            }
+            _ => {}
         }
         if let Some(deadline) = self.timers.drain_deadline
             && now >= deadline
@@ -98,7 +118,9 @@ impl Session {
             return Some(Expired::Drained);
         }
         let action = match &mut self.timers.heartbeat {
-            Some(hb) if now >= hb.deadline() => hb.on_timeout(now),
+            Some(hb) if now >= hb.deadline() && !self.timers.stall.frame_in_progress() => {
+                hb.on_timeout(now)
+            }
             _ => HeartbeatAction::Wait,
         };
         match action {
