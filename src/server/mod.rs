@@ -6,6 +6,7 @@
 mod accept_backoff;
 mod config;
 mod connection_outcome;
+mod log_gate;
 mod pusher;
 mod responder;
 mod service;
@@ -78,10 +79,13 @@ impl Server {
             let slot = match slots.clone().try_acquire_owned() {
                 Ok(slot) => slot,
                 Err(_) => {
-                    warn!(
-                        max = self.config.max_connections,
-                        "connection limit reached; new connections wait"
-                    );
+                    if let Some(suppressed) = log_gate::admit_global() {
+                        warn!(
+                            max = self.config.max_connections,
+                            suppressed = log_gate::suppressed_field(suppressed),
+                            "connection limit reached; new connections wait"
+                        );
+                    }
                     tokio::select! {
                         _ = &mut shutdown => break,
                         slot = slots.clone().acquire_owned() => slot.expect("semaphore is never closed"),

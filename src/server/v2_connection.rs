@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use super::config::ServerConfig;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
+use super::log_gate::{LogGate, PeerText, suppressed_field};
 use super::pusher::{Outbound, Pusher};
 use super::responder::{InFlight, Responder};
 use super::service::{Handler, PeerInfo, Service};
@@ -53,6 +54,7 @@ where
         peer,
         drain: config.shutdown_grace / 2,
         events: Vec::new(),
+        log_gate: LogGate::default(),
     };
     let (result, writer_done) = tokio::select! {
         result = driver.run(&mut reader, stop) => (result, false),
@@ -61,6 +63,7 @@ where
             Ok(()) => ConnectionError::Io(std::io::ErrorKind::BrokenPipe.into()),
         }), true),
     };
+    driver.log_gate.report_suppressed(peer);
     // Handlers may hold pushers; let them go before the final flush.
     drop(driver);
     // A finished writer must not be polled again; a stuck one (slow
@@ -86,6 +89,8 @@ struct Driver<'a, Svc: Service> {
     drain: Duration,
     /// The events of one batch of frames, kept to reuse its allocation.
     events: Vec<SessionEvent>,
+    /// This connection's allowance of log lines.
+    log_gate: LogGate,
 }
 
 impl<Svc: Service> Driver<'_, Svc> {
@@ -221,7 +226,17 @@ impl<Svc: Service> Driver<'_, Svc> {
                 let responder = Responder::new(r.id, self.out.clone(), self.in_flight.start());
                 handler.on_request(r.payload, responder).await;
             }
-            SessionEvent::Error(e) => warn!(peer = %self.peer, "client reported: {e}"),
+            SessionEvent::Error(e) => {
+                if let Some(suppressed) = self.log_gate.admit() {
+                    warn!(
+                        peer = %self.peer,
+                        suppressed = suppressed_field(suppressed),
+                        "client reported: {} {}",
+                        e.code,
+                        PeerText(&e.reason)
+                    );
+                }
+            }
             SessionEvent::CloseRequested(reason) => {
                 // Everything before the CLOSE has been handed over; make the
                 // handler finish it and let pending requests be answered,
@@ -235,7 +250,15 @@ impl<Svc: Service> Driver<'_, Svc> {
                     warn!(peer = %self.peer, "requests still unanswered at close; acknowledging anyway");
                 }
                 let _ = self.out.update(|s, out| s.ack_close(out));
-                info!(peer = %self.peer, "client closed: {reason}");
+                if let Some(suppressed) = self.log_gate.admit() {
+                    info!(
+                        peer = %self.peer,
+                        suppressed = suppressed_field(suppressed),
+                        "client closed: {} {}",
+                        reason.code,
+                        PeerText(&reason.reason)
+                    );
+                }
                 return Ok(Some(ConnectionEnd::ClientClosed));
             }
             SessionEvent::Closed(_) => return Ok(Some(ConnectionEnd::PeerClosed)),

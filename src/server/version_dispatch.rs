@@ -9,6 +9,7 @@ use tracing::{info, warn};
 
 use super::config::ServerConfig;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
+use super::log_gate::{PeerText, admit_global, suppressed_field};
 use super::pusher::Pusher;
 use super::service::{PeerInfo, Service};
 use super::v1_connection::serve_v1;
@@ -27,7 +28,9 @@ pub(super) async fn serve_connection<S: Service>(
     config: &ServerConfig,
     stop: &CancellationToken,
 ) {
-    info!(%peer, "connection opened");
+    if let Some(suppressed) = admit_global() {
+        info!(%peer, suppressed = suppressed_field(suppressed), "connection opened");
+    }
     // Replies are batched by us already; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
     let result = dispatch_by_version(
@@ -39,18 +42,26 @@ pub(super) async fn serve_connection<S: Service>(
         stop,
     )
     .await;
+    // Every peer causes these two lines; a flood of peers is summarised.
+    let Some(suppressed) = admit_global() else {
+        return;
+    };
     match result {
-        Ok(ConnectionEnd::ClientExit) => info!(%peer, "connection closed: client sent exit"),
+        Ok(ConnectionEnd::ClientExit) => {
+            info!(%peer, suppressed = suppressed_field(suppressed), "connection closed: client sent exit")
+        }
         Ok(ConnectionEnd::ClientClosed) => {
-            info!(%peer, "connection closed: close handshake complete")
+            info!(%peer, suppressed = suppressed_field(suppressed), "connection closed: close handshake complete")
         }
         Ok(ConnectionEnd::PeerClosed) => {
-            info!(%peer, "connection closed: peer disconnected without exit or CLOSE")
+            info!(%peer, suppressed = suppressed_field(suppressed), "connection closed: peer disconnected without exit or CLOSE")
         }
         Ok(ConnectionEnd::ServerShutdown) => {
-            info!(%peer, "connection closed: server shutting down")
+            info!(%peer, suppressed = suppressed_field(suppressed), "connection closed: server shutting down")
         }
-        Err(e) => warn!(%peer, "connection closed: {e}"),
+        Err(e) => {
+            warn!(%peer, suppressed = suppressed_field(suppressed), "connection closed: {}", PeerText(&e.to_string()))
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tracing::warn;
+use tracing::debug;
 
 use crate::line_output::{LineOutput, format_message_line};
 use rust_tcp::{Handler, Message, PeerInfo, Pusher, Responder, Service};
@@ -90,7 +90,9 @@ impl Seat {
             if *id != self.id
                 && let Err(e) = pusher.send_text(message.clone())
             {
-                warn!(from = %self.name, "not relayed to one client: {e}");
+                // The receiver's own connection logs why it ends (a slow
+                // consumer, say); one line per message here would flood.
+                debug!(from = %self.name, "not relayed to one client: {e}");
             }
         }
     }
