@@ -101,7 +101,7 @@ fn v2_session(as_server: bool, data: &[u8]) {
         // A driver wakes at each deadline; handling one must move it on,
         // or the driver would spin.
         for _ in 0..8 {
-            if !session.poll_timeout().is_some_and(|t| t <= now) {
+            if session.poll_timeout().is_none_or(|t| t > now) {
                 break;
             }
             if session.handle_timeout(now, &mut out).is_some() {
@@ -109,7 +109,7 @@ fn v2_session(as_server: bool, data: &[u8]) {
             }
         }
         assert!(
-            !session.poll_timeout().is_some_and(|t| t <= now),
+            session.poll_timeout().is_none_or(|t| t > now),
             "a deadline that handling does not move"
         );
         if session.state() == SessionState::Closed {
