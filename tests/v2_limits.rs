@@ -69,24 +69,79 @@ async fn invalid_utf8_text_closes_only_that_connection() {
     server.shut_down().await;
 }
 
+/// Past `--max-connections` a new client is not left in the kernel's
+/// backlog: it is refused at once with a reason (CLOSE 1016), and served
+/// once a slot is free again.
 #[test]
-fn past_max_connections_new_clients_wait_their_turn() {
+fn past_max_connections_new_clients_are_refused_at_once_with_a_reason() {
     let server = ServerProcess::start(&["--max-connections", "1"]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let first = rt.block_on(Client::connect(&server.addr_arg())).unwrap();
-    server.wait_for_log("connection limit reached");
-    // The second is accepted by the kernel but not served yet.
-    let second = std::thread::spawn({
-        let addr = server.addr_arg();
-        move || run_client(&["--addr", &addr, "second"], None)
-    });
+    let refused = rt
+        .block_on(Client::connect(&server.addr_arg()))
+        .unwrap_err();
+    match refused {
+        ClientError::HandshakeRefused(c) => {
+            assert_eq!(c.code, CloseCode::SERVER_FULL);
+            assert!(c.reason.contains("server full (1 connections)"), "{c}");
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    // The binary says so in one line and fails.
+    let out = run_client(&["--addr", &server.addr_arg(), "second"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server full"), "{err}");
+    server.wait_for_log("connection refused: server full");
     rt.block_on(first.send_text("first")).unwrap();
     assert_eq!(server.next_output_line(), printed("first"));
     rt.block_on(first.close()).unwrap();
-    // Once the first leaves, the second is served.
-    let out = second.join().unwrap();
+    server.wait_for_log("close handshake complete");
+    // Once the first has left, the next is served.
+    let out = run_client(&["--addr", &server.addr_arg(), "third"], None);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(server.next_output_line(), printed("second"));
+    assert_eq!(server.next_output_line(), printed("third"));
+}
+
+/// One address cannot take every slot: past `--max-connections-per-ip` its
+/// new connections are refused (CLOSE 1008), while another address is
+/// served.
+#[tokio::test]
+async fn one_address_cannot_take_every_slot() {
+    use futures::{SinkExt, StreamExt};
+    let server = ServerProcess::start(&["--max-connections-per-ip", "2"]);
+    let from = |ip: &'static str| {
+        let addr = server.addr;
+        async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+            let stream = socket.connect(addr).await.unwrap();
+            let mut framed =
+                tokio_util::codec::Framed::new(stream, rust_tcp::protocol::v2::V2Codec::default());
+            framed.send(hello("from-host")).await.unwrap();
+            framed
+        }
+    };
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut f = from("127.0.0.2").await;
+        assert!(matches!(next_frame(&mut f).await, Frame::Welcome(_)));
+        held.push(f);
+    }
+    let mut third = from("127.0.0.2").await;
+    match next_frame(&mut third).await {
+        Frame::Close(c) => {
+            assert_eq!(c.code, CloseCode::POLICY_VIOLATION);
+            assert!(
+                c.reason.contains("too many connections from your address"),
+                "{c}"
+            );
+        }
+        other => panic!("expected CLOSE, got {other:?}"),
+    }
+    assert!(third.next().await.is_none(), "then closed");
+    let mut other = from("127.0.0.3").await;
+    assert!(matches!(next_frame(&mut other).await, Frame::Welcome(_)));
 }
 
 /// A client that sends requests but never reads the responses: the server

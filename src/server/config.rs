@@ -30,10 +30,15 @@ use crate::protocol::v2::{self, LimitError, SessionConfig};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// Connections served at once. Past this the server stops accepting
-    /// (new peers wait in the kernel's backlog) instead of running out of
-    /// memory or file descriptors.
+    /// Connections served at once, so the server cannot run out of memory
+    /// or file descriptors. Past this, new connections are refused at once
+    /// with a reason (v2: CLOSE 1016 "server full").
     pub max_connections: usize,
+    /// Connections one IP address may hold at once, so that one host cannot
+    /// take every slot. Past it, or past `max_connections`, a new
+    /// connection is refused at once with a reason (v2: CLOSE 1008 or
+    /// 1016), never left waiting.
+    pub max_connections_per_ip: usize,
     /// How long a shutdown waits for open connections to finish before
     /// abandoning them. v2 clients get a go-away at once and half of this
     /// to close by themselves.
@@ -69,6 +74,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_connections: 10_000,
+            max_connections_per_ip: 1_000,
             shutdown_grace: Duration::from_secs(5),
             max_frame_size: v2::DEFAULT_MAX_FRAME_SIZE,
             heartbeat: Duration::from_secs(30),
@@ -86,6 +92,7 @@ impl Default for ServerConfig {
 impl ServerConfig {
     setters! {
         max_connections: usize,
+        max_connections_per_ip: usize,
         shutdown_grace: Duration,
         max_frame_size: u32,
         heartbeat: Duration,
@@ -109,9 +116,9 @@ impl ServerConfig {
         self.session_config()
             .validate()
             .map_err(|e: LimitError| ServerError::InvalidConfig(format!("server {e}")))?;
-        if self.max_connections == 0 {
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
             return Err(ServerError::InvalidConfig(
-                "max connections must be at least 1".into(),
+                "max connections (in all and per address) must be at least 1".into(),
             ));
         }
         if self.handshake_timeout.is_zero() || self.frame_timeout.is_zero() {

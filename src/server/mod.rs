@@ -4,10 +4,12 @@
 //! `version_dispatch.rs`.
 
 mod accept_backoff;
+mod admission;
 mod config;
 mod connection_outcome;
 mod log_gate;
 mod pusher;
+mod refusal;
 mod responder;
 mod service;
 mod shutdown;
@@ -31,7 +33,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use accept_backoff::{AcceptBackoff, is_per_connection};
+use admission::Admission;
 use version_dispatch::serve_connection;
+
+/// Refused connections being answered at once, at most.
+const MAX_REFUSALS: usize = 64;
 
 /// A bound listener that serves a [`Service`] until told to stop.
 #[derive(Debug)]
@@ -71,27 +77,17 @@ impl Server {
         // their futures releases the handlers (and what they hold) for sure.
         let abandon = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(self.config.max_connections));
+        let admission = Admission::new(
+            self.config.max_connections,
+            self.config.max_connections_per_ip,
+        );
+        // Refusals in progress at once; past this a refused peer is just
+        // closed, so a flood of them costs nothing more.
+        let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
         let mut backoff = AcceptBackoff::default();
         tokio::pin!(shutdown);
 
         loop {
-            let slot = match slots.clone().try_acquire_owned() {
-                Ok(slot) => slot,
-                Err(_) => {
-                    if let Some(suppressed) = log_gate::admit_global() {
-                        warn!(
-                            max = self.config.max_connections,
-                            suppressed = log_gate::suppressed_field(suppressed),
-                            "connection limit reached; new connections wait"
-                        );
-                    }
-                    tokio::select! {
-                        _ = &mut shutdown => break,
-                        slot = slots.clone().acquire_owned() => slot.expect("semaphore is never closed"),
-                    }
-                }
-            };
             let accepted = tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = self.listener.accept() => accepted,
@@ -100,6 +96,18 @@ impl Server {
                 Ok((stream, peer)) => {
                     let accepted = std::time::Instant::now();
                     backoff.reset();
+                    let slot = match admission.admit(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(why) => {
+                            if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                                tracker.spawn(async move {
+                                    refusal::refuse(stream, peer, why).await;
+                                    drop(permit);
+                                });
+                            }
+                            continue;
+                        }
+                    };
                     let service = service.clone();
                     let config = self.config.clone();
                     let stop = stop.clone();

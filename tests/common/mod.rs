@@ -122,7 +122,7 @@ impl ServerProcess {
 
     /// Waits until a log line containing each of `needles` has appeared,
     /// in any order (for events on different connections, whose log lines
-    /// race each other).
+    /// race each other), one line per needle.
     pub fn wait_for_logs(&self, needles: &[&str]) {
         let mut missing: Vec<&str> = needles.to_vec();
         let deadline = Instant::now() + PATIENCE;
@@ -130,7 +130,11 @@ impl ServerProcess {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stderr.recv_timeout(left) {
                 Ok(line) => {
-                    missing.retain(|n| !line.contains(n));
+                    // One line answers one needle (a needle given twice
+                    // waits for two such lines).
+                    if let Some(i) = missing.iter().position(|n| line.contains(n)) {
+                        missing.remove(i);
+                    }
                     self.log.lock().unwrap().push(line);
                 }
                 Err(_) => panic!("no log lines containing {missing:?} in time"),

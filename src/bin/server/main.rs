@@ -28,9 +28,15 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
 
-    /// Connections served at once; more wait until one closes.
+    /// Connections served at once; past it, new ones are refused at once
+    /// with a reason (v2: CLOSE 1016 "server full").
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
+
+    /// Connections one IP address may hold at once; past it, its new ones
+    /// are refused (v2: CLOSE 1008).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections_per_ip: u64,
 
     /// Seconds a shutdown waits for open connections to finish. v2 clients
     /// are sent a go-away at once and get half of this to close themselves.
@@ -110,6 +116,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let config = ServerConfig::default()
         .max_connections(usize::try_from(args.max_connections).unwrap_or(usize::MAX))
+        .max_connections_per_ip(usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX))
         .shutdown_grace(Duration::from_secs(args.shutdown_grace_secs))
         .max_frame_size(args.max_frame_bytes)
         .heartbeat(Duration::from_secs(args.heartbeat_secs))

@@ -35,6 +35,9 @@ impl CloseCode {
     pub const HEARTBEAT_TIMEOUT: CloseCode = CloseCode(1014);
     /// A request could not be answered (in error frames only).
     pub const REQUEST_FAILED: CloseCode = CloseCode(1015);
+    /// The server is at its connection limit: try again later. Sent
+    /// instead of a WELCOME.
+    pub const SERVER_FULL: CloseCode = CloseCode(1016);
 
     /// A short name for logs.
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl CloseCode {
             Self::SLOW_CONSUMER => "slow consumer",
             Self::HEARTBEAT_TIMEOUT => "heartbeat timeout",
             Self::REQUEST_FAILED => "request failed",
+            Self::SERVER_FULL => "server full",
             _ => "unknown",
         }
     }
