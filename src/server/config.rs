@@ -68,6 +68,11 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// The server's name in the welcome.
     pub server_name: String,
+    /// One budget, in bytes, for what the server holds on behalf of peers'
+    /// large frames: a frame larger than a read (64 KiB) is admitted by the
+    /// length it claims before its bytes are buffered, and a connection
+    /// that wants more than is free is not read until some is returned.
+    pub max_memory: usize,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +90,8 @@ impl Default for ServerConfig {
             // Long enough for a person typing into the tutorial client.
             idle_timeout: Some(Duration::from_secs(300)),
             server_name: "rust-tcp".into(),
+            // What a small machine survives; 64 frames of the largest size.
+            max_memory: 1024 * 1024 * 1024,
         }
     }
 }
@@ -101,6 +108,7 @@ impl ServerConfig {
         frame_timeout: Duration,
         min_frame_rate: u32,
         idle_timeout: Option<Duration>,
+        max_memory: usize,
     }
 
     /// Sets [`ServerConfig::server_name`].
@@ -125,6 +133,12 @@ impl ServerConfig {
             return Err(ServerError::InvalidConfig(
                 "the handshake and frame timeouts must be longer than zero".into(),
             ));
+        }
+        if self.max_memory < self.max_frame_size as usize {
+            return Err(ServerError::InvalidConfig(format!(
+                "max memory {} is below the max frame size {}: such a frame could never be read",
+                self.max_memory, self.max_frame_size
+            )));
         }
         if self.min_frame_rate == 0 {
             return Err(ServerError::InvalidConfig(

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use crate::transport::MemoryBudget;
 use accept_backoff::{AcceptBackoff, is_per_connection};
 use admission::Admission;
 use version_dispatch::serve_connection;
@@ -77,6 +78,7 @@ impl Server {
         // their futures releases the handlers (and what they hold) for sure.
         let abandon = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let budget = MemoryBudget::new(self.config.max_memory);
         let admission = Admission::new(
             self.config.max_connections,
             self.config.max_connections_per_ip,
@@ -112,9 +114,11 @@ impl Server {
                     let config = self.config.clone();
                     let stop = stop.clone();
                     let abandon = abandon.clone();
+                    let budget = budget.clone();
                     tracker.spawn(async move {
+                        let served = serve_connection(stream, peer, accepted, &*service, &config, &budget, &stop);
                         tokio::select! {
-                            _ = serve_connection(stream, peer, accepted, &*service, &config, &stop) => {}
+                            _ = served => {}
                             _ = abandon.cancelled() => warn!(%peer, "connection abandoned at shutdown"),
                         }
                         drop(slot);

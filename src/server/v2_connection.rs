@@ -25,7 +25,7 @@ use super::service::{Handler, PeerInfo, Service};
 use crate::protocol::v2::{
     Expired, Session, SessionEvent, V2Codec, V2CodecError, claimed_frame_len,
 };
-use crate::transport::{BatchError, Connection, Deadline, ReceiveBatch, WriteQueue};
+use crate::transport::{BatchError, Connection, Deadline, MemoryBudget, ReceiveBatch, WriteQueue};
 
 /// Serves a v2 connection accepted at `accepted` (its deadlines count
 /// from then) until it ends, and says how.
@@ -35,6 +35,7 @@ pub(crate) async fn serve_v2<S, Svc>(
     peer: SocketAddr,
     accepted: Instant,
     config: &ServerConfig,
+    budget: &MemoryBudget,
     stop: &CancellationToken,
 ) -> Result<ConnectionEnd, ConnectionError>
 where
@@ -55,9 +56,10 @@ where
         drain: config.shutdown_grace / 2,
         events: Vec::new(),
         log_gate: LogGate::default(),
+        max_frame_size: config.max_frame_size,
     };
     let (result, writer_done) = tokio::select! {
-        result = driver.run(&mut reader, stop) => (result, false),
+        result = driver.run(&mut reader, budget, stop) => (result, false),
         written = &mut writer => (Err(match written {
             Err(e) => ConnectionError::Io(e),
             Ok(()) => ConnectionError::Io(std::io::ErrorKind::BrokenPipe.into()),
@@ -91,12 +93,15 @@ struct Driver<'a, Svc: Service> {
     events: Vec<SessionEvent>,
     /// This connection's allowance of log lines.
     log_gate: LogGate,
+    /// What we accept once the handshake is done.
+    max_frame_size: u32,
 }
 
 impl<Svc: Service> Driver<'_, Svc> {
     async fn run<R: AsyncRead + Unpin>(
         &mut self,
         reader: &mut Connection<R, V2Codec>,
+        budget: &MemoryBudget,
         stop: &CancellationToken,
     ) -> Result<ConnectionEnd, ConnectionError> {
         let mut now = Instant::now();
@@ -118,6 +123,10 @@ impl<Svc: Service> Driver<'_, Svc> {
                     }
                 }
                 self.events = events;
+                if self.handler.is_some() {
+                    // Open: frames up to the announced limit from now on.
+                    reader.codec_mut().set_max_recv(self.max_frame_size);
+                }
                 match received {
                     Ok(0) => break,
                     Ok(_) => {}
@@ -176,7 +185,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                         Some(_) => return Ok(ConnectionEnd::ServerShutdown),
                     }
                 }
-                read = reader.fill() => {
+                read = reader.fill_within(budget, claimed) => {
                     if read? == 0 {
                         return match reader.finish() {
                             Ok(_) => Ok(ConnectionEnd::PeerClosed),

@@ -17,7 +17,7 @@ use super::v2_connection::serve_v2;
 use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::{self, V2Codec};
 use crate::protocol::{StallClock, Stalled, unsupported_version_reply};
-use crate::transport::Connection;
+use crate::transport::{Connection, MemoryBudget};
 
 /// One connection, start to end, with its log lines.
 pub(super) async fn serve_connection<S: Service>(
@@ -26,6 +26,7 @@ pub(super) async fn serve_connection<S: Service>(
     accepted: Instant,
     service: &S,
     config: &ServerConfig,
+    budget: &MemoryBudget,
     stop: &CancellationToken,
 ) {
     if let Some(suppressed) = admit_global() {
@@ -39,6 +40,7 @@ pub(super) async fn serve_connection<S: Service>(
         accepted,
         service,
         config,
+        budget,
         stop,
     )
     .await;
@@ -73,6 +75,7 @@ async fn dispatch_by_version<S: Service>(
     accepted: Instant,
     service: &S,
     config: &ServerConfig,
+    budget: &MemoryBudget,
     stop: &CancellationToken,
 ) -> Result<ConnectionEnd, ConnectionError> {
     // A socket that sends nothing at all is held no longer than one that
@@ -101,11 +104,13 @@ async fn dispatch_by_version<S: Service>(
             result
         }
         Some(v2::VERSION) => {
+            // Until the handshake is done only a small HELLO is accepted, so
+            // a stranger cannot make us buffer megabytes.
             let conn =
-                conn.map_codec(|_| V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE));
+                conn.map_codec(|_| V2Codec::new(v2::MIN_MAX_FRAME_SIZE, v2::MIN_MAX_FRAME_SIZE));
             // The codec only decodes here: frames out are encoded by the
             // session, which knows the client's limit once it has said it.
-            serve_v2(conn, service, peer, accepted, config, stop).await
+            serve_v2(conn, service, peer, accepted, config, budget, stop).await
         }
         Some(other) => {
             // The one reply that clients of every version can read.

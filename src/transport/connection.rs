@@ -1,12 +1,19 @@
 use bytes::BytesMut;
 use std::io;
+
+use super::memory_budget::{MemoryBudget, Reservation, UNBUDGETED_FRAME};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio_util::codec::Decoder;
 
-/// How much free space a read asks for. Reads are sized by this constant,
+/// The most free space a read asks for. Reads are sized by the traffic,
 /// never by a length the peer announced, so a lying header costs nothing;
 /// 64 KiB lets one syscall carry thousands of small frames.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// The first read's size, and what a connection goes back to once its
+/// buffer is empty: an idle connection holds a few KiB at most, whatever
+/// it sent before.
+const SMALL_READ: usize = 4 * 1024;
 
 /// A byte stream plus the buffers and codec that turn it into frames.
 ///
@@ -22,6 +29,13 @@ pub(crate) struct Connection<S, C> {
     codec: C,
     read_buf: BytesMut,
     write_buf: BytesMut,
+    /// How much free space the next read asks for: doubles while reads
+    /// fill it, back to small when the buffer empties.
+    read_size: usize,
+    /// Budget taken for the large frame being read, if one is.
+    reserved: Option<Reservation>,
+    /// Whether the last read filled all the space it had.
+    streaming: bool,
 }
 
 impl<S, C> Connection<S, C> {
@@ -30,8 +44,11 @@ impl<S, C> Connection<S, C> {
         Connection {
             stream,
             codec,
-            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            read_buf: BytesMut::new(),
             write_buf: BytesMut::new(),
+            read_size: SMALL_READ,
+            reserved: None,
+            streaming: false,
         }
     }
 
@@ -43,7 +60,15 @@ impl<S, C> Connection<S, C> {
             codec: f(self.codec),
             read_buf: self.read_buf,
             write_buf: self.write_buf,
+            read_size: self.read_size,
+            reserved: self.reserved,
+            streaming: self.streaming,
         }
+    }
+
+    /// The codec, e.g. to change its limits once a handshake is done.
+    pub(crate) fn codec_mut(&mut self) -> &mut C {
+        &mut self.codec
     }
 
     /// Separates reading from writing so that each can run in its own
@@ -63,6 +88,9 @@ impl<S, C> Connection<S, C> {
                 codec: self.codec,
                 read_buf: self.read_buf,
                 write_buf: BytesMut::new(),
+                read_size: self.read_size,
+                reserved: self.reserved,
+                streaming: self.streaming,
             },
             w,
         )
@@ -88,12 +116,49 @@ where
     /// the peer closed its side. Cancel-safe: dropping the future loses no
     /// data, so it can sit in a `select!`.
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+        if self.read_buf.is_empty() && !self.streaming {
+            // Everything was handed out and the peer paused: hold nothing
+            // for it (a large frame's allocation goes with its frame).
+            if self.read_buf.capacity() > SMALL_READ {
+                self.read_buf = BytesMut::new();
+            }
+            self.read_size = SMALL_READ;
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < self.read_size / 4 {
             // Reclaims the consumed front of the buffer when possible, so a
             // long stream keeps reusing one allocation.
-            self.read_buf.reserve(READ_CHUNK);
+            self.read_buf.reserve(self.read_size);
         }
-        self.stream.read_buf(&mut self.read_buf).await
+        let room = self.read_buf.capacity() - self.read_buf.len();
+        let n = self.stream.read_buf(&mut self.read_buf).await?;
+        // A read that filled the space means the peer has more to say:
+        // ask for more next time, and keep the buffer.
+        self.streaming = n == room;
+        if self.streaming {
+            self.read_size = (self.read_size * 2).min(READ_CHUNK);
+        }
+        Ok(n)
+    }
+
+    /// Like [`Connection::fill`], but first takes from `budget` the bytes
+    /// the frame being read claims (`claimed`, whole length) when it is
+    /// larger than a read: until they are free, this connection is not
+    /// read at all. The reservation is returned once no large frame is
+    /// pending. Cancel-safe like `fill`.
+    pub(crate) async fn fill_within(
+        &mut self,
+        budget: &MemoryBudget,
+        claimed: Option<usize>,
+    ) -> io::Result<usize> {
+        match claimed.filter(|&len| len > UNBUDGETED_FRAME) {
+            None => self.reserved = None,
+            Some(len) if self.reserved.as_ref().is_some_and(|r| r.bytes() >= len) => {}
+            Some(len) => {
+                self.reserved = None;
+                self.reserved = Some(budget.reserve(len).await);
+            }
+        }
+        self.fill().await
     }
 
     /// Bytes read but not yet decoded.

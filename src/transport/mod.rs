@@ -7,10 +7,12 @@
 
 mod connection;
 mod deadline;
+mod memory_budget;
 mod receive_batch;
 mod write_queue;
 
 pub(crate) use connection::Connection;
 pub(crate) use deadline::Deadline;
+pub(crate) use memory_budget::MemoryBudget;
 pub(crate) use receive_batch::{BatchError, ReceiveBatch};
 pub(crate) use write_queue::{QueueError, WriteQueue};

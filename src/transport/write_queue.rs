@@ -19,6 +19,9 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
+/// The writer's spare buffer is kept between writes up to this size.
+const KEEP_SPARE: usize = 64 * 1024;
+
 /// Why bytes could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum QueueError {
@@ -200,7 +203,13 @@ impl<T> WriteQueue<T> {
             if !spare.is_empty() {
                 self.room.notify_waiters();
                 out.write_all(&spare).await?;
-                spare.clear();
+                if spare.capacity() > KEEP_SPARE {
+                    // A large frame went out: do not keep its room for an
+                    // idle peer.
+                    spare = BytesMut::new();
+                } else {
+                    spare.clear();
+                }
                 continue;
             }
             if closed {

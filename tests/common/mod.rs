@@ -52,6 +52,18 @@ impl ServerProcess {
         Self::spawn(cmd)
     }
 
+    /// Like `start`, with glibc's allocator told to return every large
+    /// allocation to the system when it is freed (a fixed mmap threshold),
+    /// so the server's RSS shows what it holds, not what malloc caches.
+    pub fn start_measured(extra: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
+        cmd.args(["--addr", "127.0.0.1:0"])
+            .args(extra)
+            .env("MALLOC_MMAP_THRESHOLD_", "131072")
+            .env("MALLOC_TRIM_THRESHOLD_", "131072");
+        Self::spawn(cmd)
+    }
+
     /// Like `start`, but with the server's file-descriptor limit set to
     /// `limit`, to drive `accept` into "too many open files".
     pub fn start_with_fd_limit(limit: u32) -> Self {

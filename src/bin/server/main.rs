@@ -81,6 +81,14 @@ struct Args {
     #[arg(long, default_value = "300", value_parser = parse_secs)]
     idle_timeout_secs: Duration,
 
+    /// One budget, in bytes, for the large frames the server buffers on
+    /// behalf of peers: a frame over 64 KiB is admitted by the length it
+    /// claims before it is read; a connection that wants more than is free
+    /// waits, unread (its frame deadline still runs). Must be at least
+    /// --max-frame-bytes.
+    #[arg(long, default_value_t = 1024 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    max_memory: u64,
+
     /// Relay each text message to every other connected v2 client,
     /// labelled with the sender's name (`NAME: TEXT`).
     #[arg(long)]
@@ -124,6 +132,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .handshake_timeout(args.handshake_timeout_secs)
         .frame_timeout(args.frame_timeout_secs)
         .min_frame_rate(args.min_frame_rate)
+        .max_memory(usize::try_from(args.max_memory).unwrap_or(usize::MAX))
         .idle_timeout((!args.idle_timeout_secs.is_zero()).then_some(args.idle_timeout_secs));
     let server = Server::bind(&args.addr, config).await?;
     // Handlers first: whoever reads the address below may signal at once.

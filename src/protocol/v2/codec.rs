@@ -51,6 +51,12 @@ impl V2Codec {
         V2Codec { max_recv, max_send }
     }
 
+    /// Changes what we accept: a server accepts only a small HELLO until the
+    /// handshake is done, then the limit it announced.
+    pub fn set_max_recv(&mut self, max: u32) {
+        self.max_recv = max;
+    }
+
     /// Adopts the limit the peer announced in the handshake.
     pub fn set_max_send(&mut self, max: u32) {
         self.max_send = max;

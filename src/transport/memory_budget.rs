@@ -1,0 +1,88 @@
+//! One server-wide budget for the bytes held on behalf of peers, learned
+//! from Kafka's request memory pool: a frame larger than a small read is
+//! admitted by the length it claims *before* its bytes are buffered. When
+//! the budget is short, the connection that wants more simply stops being
+//! read until some is returned; TCP pushes back on that peer, while
+//! connections sending small frames are served as before (and a peer that
+//! waits too long is cut by its frame deadline).
+
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Frames up to this size are read without asking the budget: every
+/// connection may hold one read's worth.
+pub(crate) const UNBUDGETED_FRAME: usize = 64 * 1024;
+
+/// The server's budget, shared by all its connections.
+#[derive(Debug, Clone)]
+pub(crate) struct MemoryBudget {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
+
+/// Bytes taken from the budget; returned when dropped.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    _permit: OwnedSemaphorePermit,
+    bytes: usize,
+}
+
+impl Reservation {
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl MemoryBudget {
+    /// A budget of `total` bytes (capped at what a semaphore can count).
+    pub(crate) fn new(total: usize) -> Self {
+        let total = total.min(Semaphore::MAX_PERMITS);
+        MemoryBudget {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Waits until `bytes` are free, then takes them. A request larger
+    /// than the whole budget takes all of it (configuration keeps frames
+    /// smaller than the budget, so this is a backstop, not a deadlock).
+    pub(crate) async fn reserve(&self, bytes: usize) -> Reservation {
+        let bytes = bytes.min(self.total);
+        let n = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let permit = self
+            .permits
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("the budget's semaphore is never closed");
+        Reservation {
+            _permit: permit,
+            bytes: n as usize,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reservation_waits_until_bytes_are_returned() {
+        let budget = MemoryBudget::new(100);
+        let first = budget.reserve(80).await;
+        assert_eq!(budget.permits.available_permits(), 20);
+        let waiting = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.reserve(50).await.bytes() }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "only 20 bytes free");
+        drop(first);
+        assert_eq!(waiting.await.unwrap(), 50);
+        assert_eq!(
+            budget.reserve(1000).await.bytes(),
+            100,
+            "capped at the total"
+        );
+    }
+}
