@@ -41,8 +41,18 @@ pub(crate) enum QueueError {
 struct Inner<T> {
     state: T,
     buf: BytesMut,
+    /// Bytes the writer has taken and not yet written to the stream: still
+    /// held for the peer, so they count against the bound (spec 3.7).
+    writing: usize,
     /// No more pushes; the writer drains what is left, then stops.
     closed: bool,
+}
+
+impl<T> Inner<T> {
+    /// Every byte queued and not yet written to the stream.
+    fn held(&self) -> usize {
+        self.buf.len() + self.writing
+    }
 }
 
 /// A bounded, shared write buffer with state `T` guarded by the same lock
@@ -74,6 +84,7 @@ impl<T> WriteQueue<T> {
             inner: Mutex::new(Inner {
                 state,
                 buf: BytesMut::new(),
+                writing: 0,
                 closed: false,
             }),
             data: Notify::new(),
@@ -97,7 +108,7 @@ impl<T> WriteQueue<T> {
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut T, &mut BytesMut) -> R) -> (R, bool) {
         let mut inner = self.lock();
         let result = self.push_locked(&mut inner, f);
-        (result, inner.buf.len() > self.limit.saturating_mul(2))
+        (result, inner.held() > self.limit.saturating_mul(2))
     }
 
     /// Queues without waiting; `Full` if more than the limit is waiting.
@@ -129,16 +140,18 @@ impl<T> WriteQueue<T> {
         if inner.closed {
             return Err(QueueError::Closed);
         }
-        if inner.buf.len() >= limit {
+        if inner.held() >= limit {
             return Err(QueueError::Full {
-                queued: inner.buf.len(),
+                queued: inner.held(),
                 limit,
             });
         }
         Ok(self.push_locked(&mut inner, f))
     }
 
-    /// Queues, first waiting for room while more than the limit is queued.
+    /// Queues, first waiting for room while more than the limit is queued
+    /// (not counting what the writer is writing: a sender that waits is
+    /// pushed back already, and may refill while the writer writes).
     pub(crate) async fn push<R, E>(
         &self,
         f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
@@ -176,9 +189,9 @@ impl<T> WriteQueue<T> {
         result
     }
 
-    /// Bytes waiting for the writer.
+    /// Bytes queued or being written, not yet handed to the stream.
     pub(crate) fn queued(&self) -> usize {
-        self.lock().buf.len()
+        self.lock().held()
     }
 
     /// No more frames: the writer sends what is queued, then shuts the
@@ -198,11 +211,13 @@ impl<T> WriteQueue<T> {
             let closed = {
                 let mut inner = self.lock();
                 std::mem::swap(&mut inner.buf, &mut spare);
+                inner.writing = spare.len();
                 inner.closed
             };
             if !spare.is_empty() {
                 self.room.notify_waiters();
                 out.write_all(&spare).await?;
+                self.lock().writing = 0;
                 if spare.capacity() > KEEP_SPARE {
                     // A large frame went out: do not keep its room for an
                     // idle peer.
@@ -268,6 +283,34 @@ mod tests {
         );
         q.push_control(put(b"c")).unwrap().unwrap();
         assert_eq!(q.queued(), 6);
+    }
+
+    /// Spec 3.7's bound counts what the writer has taken but not written:
+    /// with the stream stalled, at most the limit plus one frame is held,
+    /// not a limit queued on top of a limit being written.
+    #[tokio::test]
+    async fn bytes_being_written_count_against_the_bound() {
+        let q = Arc::new(WriteQueue::new((), 1000));
+        let (a, _stalled_reader) = tokio::io::duplex(10);
+        let writer = tokio::spawn({
+            let q = q.clone();
+            async move { q.run_writer(a).await }
+        });
+        let frame = [7u8; 100];
+        let mut accepted = 0;
+        for _ in 0..100 {
+            if q.try_push(put(&frame)).is_ok() {
+                accepted += frame.len();
+            }
+            // Let the writer take what is queued and block on the stream.
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            accepted <= 1000 + 100,
+            "{accepted} bytes accepted for a bound of 1000"
+        );
+        assert!(q.queued() <= 1100);
+        writer.abort();
     }
 
     #[tokio::test]
