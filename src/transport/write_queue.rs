@@ -296,13 +296,15 @@ mod tests {
             let q = q.clone();
             async move { q.run_writer(a).await }
         });
+        // A large frame first: the writer takes it and blocks writing it.
+        q.try_push(put(&[1u8; 900])).unwrap().unwrap();
+        tokio::task::yield_now().await;
+        let mut accepted = 900;
         let frame = [7u8; 100];
-        let mut accepted = 0;
         for _ in 0..100 {
             if q.try_push(put(&frame)).is_ok() {
                 accepted += frame.len();
             }
-            // Let the writer take what is queued and block on the stream.
             tokio::task::yield_now().await;
         }
         assert!(
