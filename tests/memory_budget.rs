@@ -125,3 +125,60 @@ fn buffers_shrink_back_after_a_large_frame() {
         payload: bytes::Bytes::new(),
     };
 }
+
+/// Row "one 16 MiB broadcast TEXT, 100 clients that don't read: +1.6 GiB,
+/// a copy per receiver": scaled to a 12 MiB message and 20 receivers that
+/// never read (the kernel takes a few MiB of it for each; the rest waits in
+/// the server), the server holds the message about once, not 20 times.
+#[test]
+fn a_broadcast_is_held_once_whatever_the_number_of_receivers() {
+    let server = ServerProcess::start_measured(&[
+        "--broadcast",
+        "--max-queued-bytes",
+        &(64 * MIB).to_string(),
+    ]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Receivers with a tiny receive window, so what they do not read stays
+    // queued in the server rather than in the kernel.
+    let receivers: Vec<_> = (0..20)
+        .map(|i| {
+            rt.block_on(async {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.set_recv_buffer_size(4096).unwrap();
+                let mut s = socket.connect(server.addr).await.unwrap();
+                use tokio::io::AsyncWriteExt;
+                let hello = Frame::Hello(rust_tcp::protocol::v2::Hello {
+                    versions: vec![2],
+                    max_frame_size: 16 * MIB as u32,
+                    heartbeat_ms: 0,
+                    name: format!("deaf{i}"),
+                });
+                s.write_all(&encode(&[hello])).await.unwrap();
+                s
+            })
+        })
+        .collect();
+    server.wait_for_logs(&["v2 session open"; 20]);
+    let before = server.rss_kib();
+    let sender = rt
+        .block_on(Client::connect_with(
+            &server.addr_arg(),
+            ClientConfig::default().name("loud"),
+        ))
+        .unwrap();
+    rt.block_on(sender.send_text("m".repeat(12 * MIB))).unwrap();
+    // A request after it is answered once the broadcast has been queued
+    // for everyone.
+    let answer =
+        rt.block_on(async { tokio::time::timeout(PATIENCE, sender.request("after")).await });
+    assert_eq!(answer.expect("answered in time").unwrap(), "after");
+    let after = server.rss_kib();
+    eprintln!("RSS {before} KiB before a 12 MiB broadcast to 20 deaf clients, {after} KiB after");
+    assert!(
+        after < before + 64 * 1024,
+        "a 12 MiB broadcast to 20 clients took {} KiB",
+        after.saturating_sub(before)
+    );
+    rt.block_on(sender.close()).unwrap();
+    drop(receivers);
+}

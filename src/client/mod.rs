@@ -14,7 +14,7 @@ mod reader;
 mod requests;
 mod shared;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::net::TcpStream;
@@ -22,8 +22,9 @@ use tokio::sync::mpsc;
 
 use crate::protocol::Message;
 use crate::protocol::v1::{self, V1Codec};
+use crate::protocol::v2::frame::FrameSink;
 use crate::protocol::v2::{self, CloseCode, Frame, RequestFrame, SendError, Session, V2Codec};
-use crate::transport::{Connection, QueueError};
+use crate::transport::{Connection, Outgoing, QueueError};
 pub use config::{ClientConfig, ProtocolVersion};
 use end::End;
 pub use error::ClientError;
@@ -171,8 +172,10 @@ impl Client {
         let message = text.into();
         match self.handle.version {
             ProtocolVersion::V1 => {
-                self.push(|_, buf| v1::encode_message(message.as_str(), buf).map_err(Into::into))
-                    .await
+                self.push(|_, buf| {
+                    v1::encode_message(message.as_str(), buf.buf()).map_err(Into::into)
+                })
+                .await
             }
             ProtocolVersion::V2 => self.push_frame(Frame::Text(message)).await,
         }
@@ -219,7 +222,7 @@ impl Client {
     pub async fn close(&self) -> Result<(), ClientError> {
         let queued = match self.handle.version {
             ProtocolVersion::V1 => {
-                self.push(|_, buf| v1::encode_message(v1::EXIT, buf).map_err(Into::into))
+                self.push(|_, buf| v1::encode_message(v1::EXIT, buf.buf()).map_err(Into::into))
                     .await
             }
             ProtocolVersion::V2 => {
@@ -255,7 +258,7 @@ impl Client {
 
     async fn push(
         &self,
-        f: impl FnOnce(&mut Option<Session>, &mut BytesMut) -> Result<(), ClientError>,
+        f: impl FnOnce(&mut Option<Session>, &mut Outgoing) -> Result<(), ClientError>,
     ) -> Result<(), ClientError> {
         match self.handle.core.queue.push(f).await {
             Ok(result) => result,

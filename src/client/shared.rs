@@ -2,7 +2,6 @@
 //! queue (with the session under the same lock), the requests waiting for
 //! answers, and how the connection ended.
 
-use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, watch};
 
@@ -10,7 +9,7 @@ use super::end::End;
 use super::incoming::Pushed;
 use super::requests::Requests;
 use crate::protocol::v2::Session;
-use crate::transport::WriteQueue;
+use crate::transport::{Outgoing, WriteQueue};
 
 /// Everything the reader and writer tasks share with the handles.
 pub(crate) struct Core {
@@ -35,7 +34,7 @@ impl Core {
     /// Runs `f` on the v2 session with the queue's buffer, whatever is
     /// queued: the reader's receive path and clock, whose answers (pong,
     /// ping, close) must go out even while data is backed up.
-    pub(crate) fn session<R>(&self, f: impl FnOnce(&mut Session, &mut BytesMut) -> R) -> R {
+    pub(crate) fn session<R>(&self, f: impl FnOnce(&mut Session, &mut Outgoing) -> R) -> R {
         self.queue
             .update(|st, out| f(st.as_mut().expect("v2 has a session"), out))
             .0

@@ -61,6 +61,12 @@ impl Message {
         &self.content
     }
 
+    /// The content's reference-counted buffer, so an encoder can share it
+    /// (one broadcast to many clients) instead of copying it.
+    pub fn as_shared_bytes(&self) -> &Bytes {
+        &self.content
+    }
+
     /// Gives the underlying buffer back, e.g. to forward it without copying.
     pub fn into_bytes(self) -> Bytes {
         self.content

@@ -5,13 +5,13 @@
 //! rules (spec 3.10: nothing new after a CLOSE; the client's size limit)
 //! hold for all of them, in the order they were queued.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::Message;
 use crate::protocol::v2::{Frame, SendError, Session};
-use crate::transport::{QueueError, WriteQueue};
+use crate::transport::{Outgoing, QueueError, WriteQueue};
 
 /// Why a frame could not be sent to a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,7 +94,7 @@ impl Outbound {
     /// not be refused while data is backed up. A client that lets even
     /// those pile up past the control bound (a ping flood it never reads)
     /// is a slow consumer like any other.
-    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut Session, &mut BytesMut) -> R) -> R {
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut Session, &mut Outgoing) -> R) -> R {
         let (result, overflowed) = self.queue.update(f);
         if overflowed {
             self.overflow.cancel();

@@ -8,11 +8,13 @@
 mod connection;
 mod deadline;
 mod memory_budget;
+mod outgoing;
 mod receive_batch;
 mod write_queue;
 
 pub(crate) use connection::Connection;
 pub(crate) use deadline::Deadline;
 pub(crate) use memory_budget::MemoryBudget;
+pub(crate) use outgoing::Outgoing;
 pub(crate) use receive_batch::{BatchError, ReceiveBatch};
 pub(crate) use write_queue::{QueueError, WriteQueue};

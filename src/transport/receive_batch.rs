@@ -9,11 +9,11 @@
 //! state it would have met one at a time, after the application has seen
 //! everything that came before it (the close handshake's promise).
 
-use bytes::BytesMut;
 use std::time::Instant;
 use tokio::io::AsyncRead;
 
 use super::Connection;
+use crate::protocol::v2::frame::FrameSink;
 use crate::protocol::v2::{Frame, Session, SessionError, SessionEvent, V2Codec, V2CodecError};
 
 /// Frames per batch at most: enough to amortise the lock, few enough that
@@ -48,7 +48,7 @@ impl ReceiveBatch {
         session: &mut Session,
         conn: &mut Connection<R, V2Codec>,
         now: Instant,
-        out: &mut BytesMut,
+        out: &mut impl FrameSink,
         events: &mut Vec<SessionEvent>,
     ) -> Result<usize, BatchError> {
         let mut taken = 0;
@@ -86,6 +86,7 @@ mod tests {
     use super::*;
     use crate::protocol::Message;
     use crate::protocol::v2::{CloseCode, CodeReason, SessionConfig, SessionState};
+    use bytes::BytesMut;
     use tokio::io::AsyncWriteExt;
 
     #[tokio::test]

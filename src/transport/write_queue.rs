@@ -13,14 +13,11 @@
 //! (pong, close) get room beyond the bound, up to twice it, so a protocol
 //! answer is not refused just because data is backed up.
 
-use bytes::BytesMut;
+use super::Outgoing;
 use std::io;
 use std::sync::{Mutex, MutexGuard};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
-
-/// The writer's spare buffer is kept between writes up to this size.
-const KEEP_SPARE: usize = 64 * 1024;
 
 /// Why bytes could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +37,7 @@ pub(crate) enum QueueError {
 
 struct Inner<T> {
     state: T,
-    buf: BytesMut,
+    buf: Outgoing,
     /// Bytes the writer has taken and not yet written to the stream: still
     /// held for the peer, so they count against the bound (spec 3.7).
     writing: usize,
@@ -83,7 +80,7 @@ impl<T> WriteQueue<T> {
         WriteQueue {
             inner: Mutex::new(Inner {
                 state,
-                buf: BytesMut::new(),
+                buf: Outgoing::default(),
                 writing: 0,
                 closed: false,
             }),
@@ -105,7 +102,7 @@ impl<T> WriteQueue<T> {
     /// answers: pong, close). Also true once the queue is closed; bytes
     /// written then are never sent. The flag says whether the queue is now
     /// past the control bound (twice the limit): the peer is not reading.
-    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut T, &mut BytesMut) -> R) -> (R, bool) {
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut T, &mut Outgoing) -> R) -> (R, bool) {
         let mut inner = self.lock();
         let result = self.push_locked(&mut inner, f);
         (result, inner.held() > self.limit.saturating_mul(2))
@@ -114,7 +111,7 @@ impl<T> WriteQueue<T> {
     /// Queues without waiting; `Full` if more than the limit is waiting.
     pub(crate) fn try_push<R, E>(
         &self,
-        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
+        f: impl FnOnce(&mut T, &mut Outgoing) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
         self.push_now(self.limit, f)
     }
@@ -126,7 +123,7 @@ impl<T> WriteQueue<T> {
     /// queue without bound.
     pub(crate) fn push_control<R, E>(
         &self,
-        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
+        f: impl FnOnce(&mut T, &mut Outgoing) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
         self.push_now(self.limit.saturating_mul(2), f)
     }
@@ -134,7 +131,7 @@ impl<T> WriteQueue<T> {
     fn push_now<R, E>(
         &self,
         limit: usize,
-        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
+        f: impl FnOnce(&mut T, &mut Outgoing) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
         let mut inner = self.lock();
         if inner.closed {
@@ -154,7 +151,7 @@ impl<T> WriteQueue<T> {
     /// pushed back already, and may refill while the writer writes).
     pub(crate) async fn push<R, E>(
         &self,
-        f: impl FnOnce(&mut T, &mut BytesMut) -> Result<R, E>,
+        f: impl FnOnce(&mut T, &mut Outgoing) -> Result<R, E>,
     ) -> Result<Result<R, E>, QueueError> {
         loop {
             let room = self.room.notified();
@@ -178,7 +175,7 @@ impl<T> WriteQueue<T> {
     fn push_locked<R>(
         &self,
         inner: &mut Inner<T>,
-        f: impl FnOnce(&mut T, &mut BytesMut) -> R,
+        f: impl FnOnce(&mut T, &mut Outgoing) -> R,
     ) -> R {
         let before = inner.buf.len();
         let Inner { state, buf, .. } = inner;
@@ -206,7 +203,7 @@ impl<T> WriteQueue<T> {
     /// then shuts `out` down. Each wake-up writes everything queued so far
     /// in one call.
     pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(&self, mut out: W) -> io::Result<()> {
-        let mut spare = BytesMut::new();
+        let mut spare = Outgoing::default();
         loop {
             let closed = {
                 let mut inner = self.lock();
@@ -216,15 +213,8 @@ impl<T> WriteQueue<T> {
             };
             if !spare.is_empty() {
                 self.room.notify_waiters();
-                out.write_all(&spare).await?;
+                spare.write_to(&mut out).await?;
                 self.lock().writing = 0;
-                if spare.capacity() > KEEP_SPARE {
-                    // A large frame went out: do not keep its room for an
-                    // idle peer.
-                    spare = BytesMut::new();
-                } else {
-                    spare.clear();
-                }
                 continue;
             }
             if closed {
@@ -240,13 +230,14 @@ impl<T> WriteQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::v2::frame::FrameSink;
     use bytes::BufMut;
     use std::sync::Arc;
     use tokio::io::AsyncReadExt;
 
-    fn put(b: &[u8]) -> impl FnOnce(&mut (), &mut BytesMut) -> Result<(), ()> + '_ {
+    fn put(b: &[u8]) -> impl FnOnce(&mut (), &mut Outgoing) -> Result<(), ()> + '_ {
         move |_, buf| {
-            buf.put_slice(b);
+            buf.buf().put_slice(b);
             Ok(())
         }
     }

@@ -84,12 +84,19 @@ struct Seat {
 
 impl Seat {
     fn relay(&self, text: &str) {
+        // Built once, outside the lock: every receiver's queue shares this
+        // one message (large payloads are not copied per receiver).
         let message = Message::new(format!("{}: {}", self.name, text));
-        let members = self.room.members.lock().unwrap_or_else(|p| p.into_inner());
-        for (id, pusher) in members.iter() {
-            if *id != self.id
-                && let Err(e) = pusher.send_text(message.clone())
-            {
+        let others: Vec<Pusher> = {
+            let members = self.room.members.lock().unwrap_or_else(|p| p.into_inner());
+            members
+                .iter()
+                .filter(|(id, _)| **id != self.id)
+                .map(|(_, pusher)| pusher.clone())
+                .collect()
+        };
+        for pusher in others {
+            if let Err(e) = pusher.send_text(message.clone()) {
                 // The receiver's own connection logs why it ends (a slow
                 // consumer, say); one line per message here would flood.
                 debug!(from = %self.name, "not relayed to one client: {e}");

@@ -7,13 +7,15 @@ mod fields;
 mod handshake;
 mod ping;
 mod request;
+mod sink;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 pub use super::frame_type::FrameType;
 pub use code_reason::CodeReason;
 pub use handshake::{Hello, Welcome};
 pub use request::{RequestFrame, ResponseFrame};
+pub use sink::{FrameSink, SHARED_PAYLOAD};
 
 use super::{FrameError, HEADER_LEN, VERSION};
 use crate::protocol::Message;
@@ -87,21 +89,22 @@ impl Frame {
     /// Appends the whole frame to `dst`. The caller has checked the size
     /// against the peer's limit; sizes beyond u32 are a caller bug and are
     /// refused by the codec before this is reached.
-    pub fn encode(&self, dst: &mut BytesMut) {
+    pub fn encode(&self, dst: &mut impl FrameSink) {
         let len = self.payload_len();
-        dst.reserve(HEADER_LEN + len);
-        dst.put_u8(VERSION);
-        dst.put_u8(self.frame_type() as u8);
-        dst.put_u32(len as u32);
+        let buf = dst.buf();
+        buf.reserve(HEADER_LEN + len.min(SHARED_PAYLOAD));
+        buf.put_u8(VERSION);
+        buf.put_u8(self.frame_type() as u8);
+        buf.put_u32(len as u32);
         match self {
-            Frame::Hello(h) => h.encode(dst),
-            Frame::Welcome(w) => w.encode(dst),
-            Frame::Text(m) => dst.put_slice(m.as_bytes()),
-            Frame::Binary(b) => dst.put_slice(b),
+            Frame::Hello(h) => h.encode(dst.buf()),
+            Frame::Welcome(w) => w.encode(dst.buf()),
+            Frame::Text(m) => dst.put_payload(m.as_shared_bytes()),
+            Frame::Binary(b) => dst.put_payload(b),
             Frame::Request(r) => r.encode(dst),
             Frame::Response(r) => r.encode(dst),
-            Frame::Ping(n) | Frame::Pong(n) => ping::encode(*n, dst),
-            Frame::Error(c) | Frame::Close(c) | Frame::GoAway(c) => c.encode(dst),
+            Frame::Ping(n) | Frame::Pong(n) => ping::encode(*n, dst.buf()),
+            Frame::Error(c) | Frame::Close(c) | Frame::GoAway(c) => c.encode(dst.buf()),
         }
     }
 
@@ -129,6 +132,7 @@ impl Frame {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     /// Encodes, checks the header, and decodes the payload back.
     pub(crate) fn round_trip(frame: &Frame) -> Frame {

@@ -15,9 +15,10 @@
 //! ```
 //! The requester picks ids and must not reuse one that is still in flight.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use super::fields::Fields;
+use super::sink::FrameSink;
 use crate::protocol::v2::FrameError;
 
 /// A request awaiting a [`ResponseFrame`] with the same id.
@@ -46,9 +47,9 @@ impl RequestFrame {
         4 + self.payload.len()
     }
 
-    pub(super) fn encode(&self, dst: &mut BytesMut) {
-        dst.put_u32(self.id);
-        dst.put_slice(&self.payload);
+    pub(super) fn encode(&self, dst: &mut impl FrameSink) {
+        dst.buf().put_u32(self.id);
+        dst.put_payload(&self.payload);
     }
 
     pub(super) fn decode(f: &mut Fields) -> Result<Self, FrameError> {
@@ -67,16 +68,16 @@ impl ResponseFrame {
         }
     }
 
-    pub(super) fn encode(&self, dst: &mut BytesMut) {
-        dst.put_u32(self.id);
+    pub(super) fn encode(&self, dst: &mut impl FrameSink) {
+        dst.buf().put_u32(self.id);
         match &self.result {
             Ok(b) => {
-                dst.put_u8(STATUS_OK);
-                dst.put_slice(b);
+                dst.buf().put_u8(STATUS_OK);
+                dst.put_payload(b);
             }
             Err(reason) => {
-                dst.put_u8(STATUS_ERROR);
-                dst.put_slice(reason.as_bytes());
+                dst.buf().put_u8(STATUS_ERROR);
+                dst.buf().put_slice(reason.as_bytes());
             }
         }
     }
@@ -97,6 +98,7 @@ mod tests {
     use super::super::tests::round_trip;
     use super::super::{Frame, FrameType};
     use super::*;
+    use bytes::BytesMut;
 
     #[test]
     fn requests_and_both_kinds_of_response_round_trip() {

@@ -1,7 +1,7 @@
 //! Ending a v2 session: the close handshake (nothing sent before a CLOSE is
 //! lost), the server's go-away, and closing because the peer broke a rule.
 
-use bytes::BytesMut;
+use crate::protocol::v2::frame::FrameSink;
 use std::time::Instant;
 
 use super::{Role, Session, SessionState};
@@ -17,7 +17,7 @@ impl Session {
         &mut self,
         code: CloseCode,
         reason: impl Into<String>,
-        out: &mut BytesMut,
+        out: &mut impl FrameSink,
     ) -> Result<(), SendError> {
         self.state = match self.state {
             SessionState::Open => SessionState::Closing,
@@ -31,7 +31,7 @@ impl Session {
 
     /// Acknowledges the peer's CLOSE, once everything before it has been
     /// processed: writes our CLOSE to `out`; the session is over.
-    pub fn ack_close(&mut self, out: &mut BytesMut) -> Result<(), SendError> {
+    pub fn ack_close(&mut self, out: &mut impl FrameSink) -> Result<(), SendError> {
         match self.state {
             SessionState::PeerClosing => {
                 self.state = SessionState::Closed;
@@ -55,7 +55,7 @@ impl Session {
         &mut self,
         reason: impl Into<String>,
         now: Instant,
-        out: &mut BytesMut,
+        out: &mut impl FrameSink,
     ) -> Result<(), SendError> {
         if self.role != Role::Server {
             return Err(SendError::NotAllowed {
@@ -84,14 +84,14 @@ impl Session {
 
     /// The peer sent bytes that are no v2 frame: tell it why with a CLOSE
     /// in `out` and end the session. Returns the error for the caller's log.
-    pub fn receive_invalid(&mut self, e: &FrameError, out: &mut BytesMut) -> SessionError {
+    pub fn receive_invalid(&mut self, e: &FrameError, out: &mut impl FrameSink) -> SessionError {
         self.fail(SessionError::new(e.close_code(), e.to_string()), out)
     }
 
     /// Ends the session because the peer broke a rule: a CLOSE with the
     /// code and reason goes out (unless ours already has), nothing more.
     #[cold]
-    pub(super) fn fail(&mut self, e: SessionError, out: &mut BytesMut) -> SessionError {
+    pub(super) fn fail(&mut self, e: SessionError, out: &mut impl FrameSink) -> SessionError {
         if !matches!(self.state, SessionState::Closed | SessionState::Closing) {
             Frame::Close(CodeReason::new(e.code, e.reason.clone())).encode(out);
         }

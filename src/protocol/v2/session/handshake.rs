@@ -1,7 +1,7 @@
 //! The v2 handshake: how a HELLO is judged by a server and a WELCOME by a
 //! client, and why either may be refused.
 
-use bytes::BytesMut;
+use crate::protocol::v2::frame::FrameSink;
 use std::time::{Duration, Instant};
 
 use super::heartbeat::Heartbeat;
@@ -29,7 +29,7 @@ impl Session {
         &mut self,
         h: Hello,
         now: Instant,
-        out: &mut BytesMut,
+        out: &mut impl FrameSink,
     ) -> Result<SessionEvent, SessionError> {
         if !h.versions.contains(&VERSION) {
             return Err(refuse(format!(

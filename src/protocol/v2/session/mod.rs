@@ -18,7 +18,9 @@
 //! handshake is judged, when silence ends a connection — in one place that
 //! tests drive frame by frame, on a made-up clock.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+
+use crate::protocol::v2::frame::FrameSink;
 use std::time::Instant;
 
 mod closing;
@@ -93,7 +95,7 @@ impl Session {
     }
 
     /// A client session: writes the HELLO that opens it to `out`.
-    pub fn client(config: SessionConfig, now: Instant, out: &mut BytesMut) -> Session {
+    pub fn client(config: SessionConfig, now: Instant, out: &mut impl FrameSink) -> Session {
         let session = Session::new(Role::Client, config, now);
         session.hello().encode(out);
         session
@@ -149,7 +151,7 @@ impl Session {
         &mut self,
         frame: Frame,
         now: Instant,
-        out: &mut BytesMut,
+        out: &mut impl FrameSink,
     ) -> Result<Option<SessionEvent>, SessionError> {
         self.frame_received(now);
         self.apply(frame, now, out).map_err(|e| self.fail(e, out))
@@ -171,7 +173,7 @@ impl Session {
         &mut self,
         frame: Frame,
         now: Instant,
-        out: &mut BytesMut,
+        out: &mut impl FrameSink,
     ) -> Result<Option<SessionEvent>, SessionError> {
         use SessionState::*;
         let event = match (self.state, frame) {

@@ -3,7 +3,7 @@
 //! (nothing new after a CLOSE) and the peer's size limit are enforced in
 //! this one place, for server and client alike.
 
-use bytes::BytesMut;
+use crate::protocol::v2::frame::FrameSink;
 
 use super::{Role, Session, SessionState};
 use crate::protocol::v2::SendError;
@@ -44,7 +44,7 @@ impl Session {
 
     /// Checks `frame` (see [`Session::check_send`]) and, if allowed,
     /// encodes it into `out`; nothing is written when it is refused.
-    pub fn send(&mut self, frame: &Frame, out: &mut BytesMut) -> Result<(), SendError> {
+    pub fn send(&mut self, frame: &Frame, out: &mut impl FrameSink) -> Result<(), SendError> {
         self.check_send(frame)?;
         frame.encode(out);
         Ok(())

@@ -4,6 +4,7 @@
 use super::*;
 use crate::protocol::v2::codec::decode_frame;
 use crate::protocol::v2::{SendError, frame::Hello};
+use bytes::BytesMut;
 use std::time::Duration;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;

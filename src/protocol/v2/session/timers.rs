@@ -4,7 +4,7 @@
 //! (or until bytes arrive), and calls [`Session::handle_timeout`]. No
 //! timer lives anywhere else, so tests run them on a made-up clock.
 
-use bytes::BytesMut;
+use crate::protocol::v2::frame::FrameSink;
 use std::time::{Duration, Instant};
 
 use super::heartbeat::{Heartbeat, HeartbeatAction};
@@ -80,7 +80,7 @@ impl Session {
 
     /// Applies the clock at `now`: writes a PING to `out` when one is due,
     /// or ends the session (writing its CLOSE) and says why.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut BytesMut) -> Option<Expired> {
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut impl FrameSink) -> Option<Expired> {
         if self.state == SessionState::Closed {
             return None;
         }
