@@ -23,7 +23,7 @@ use super::pusher::{Outbound, Pusher};
 use super::responder::{InFlight, Responder};
 use super::service::{Handler, PeerInfo, Service};
 use crate::protocol::v2::{
-    Expired, Session, SessionEvent, V2Codec, V2CodecError, claimed_frame_len,
+    CodeReason, Expired, Session, SessionEvent, V2Codec, V2CodecError, claimed_frame_len,
 };
 use crate::transport::{BatchError, Connection, Deadline, MemoryBudget, ReceiveBatch, WriteQueue};
 
@@ -199,6 +199,21 @@ impl<Svc: Service> Driver<'_, Svc> {
         }
     }
 
+    /// Logs a code and reason the peer sent (ERROR, CLOSE): its text
+    /// escaped and capped, within this connection's allowance of lines.
+    fn log_peer_said(&mut self, what: &str, said: &CodeReason, warning: bool) {
+        let Some(suppressed) = self.log_gate.admit() else {
+            return;
+        };
+        let (peer, suppressed) = (self.peer, suppressed_field(suppressed));
+        let (code, reason) = (said.code, PeerText(&said.reason));
+        if warning {
+            warn!(%peer, suppressed, "{what}: {code} {reason}");
+        } else {
+            info!(%peer, suppressed, "{what}: {code} {reason}");
+        }
+    }
+
     async fn flush_handler(&mut self) {
         if let Some(handler) = &mut self.handler {
             handler.flush().await;
@@ -235,17 +250,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                 let responder = Responder::new(r.id, self.out.clone(), self.in_flight.start());
                 handler.on_request(r.payload, responder).await;
             }
-            SessionEvent::Error(e) => {
-                if let Some(suppressed) = self.log_gate.admit() {
-                    warn!(
-                        peer = %self.peer,
-                        suppressed = suppressed_field(suppressed),
-                        "client reported: {} {}",
-                        e.code,
-                        PeerText(&e.reason)
-                    );
-                }
-            }
+            SessionEvent::Error(e) => self.log_peer_said("client reported", &e, true),
             SessionEvent::CloseRequested(reason) => {
                 // Everything before the CLOSE has been handed over; make the
                 // handler finish it and let pending requests be answered,
@@ -259,15 +264,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                     warn!(peer = %self.peer, "requests still unanswered at close; acknowledging anyway");
                 }
                 let _ = self.out.update(|s, out| s.ack_close(out));
-                if let Some(suppressed) = self.log_gate.admit() {
-                    info!(
-                        peer = %self.peer,
-                        suppressed = suppressed_field(suppressed),
-                        "client closed: {} {}",
-                        reason.code,
-                        PeerText(&reason.reason)
-                    );
-                }
+                self.log_peer_said("client closed", &reason, false);
                 return Ok(Some(ConnectionEnd::ClientClosed));
             }
             SessionEvent::Closed(_) => return Ok(Some(ConnectionEnd::PeerClosed)),
