@@ -49,6 +49,7 @@ pub use server::{
     Handler, PeerInfo, PushError, Pusher, Responder, Server, ServerConfig, ServerError, Service,
     terminate_signal,
 };
+pub use transport::{ClientTls, ServerTls, TlsError};
 
 /// The README's code examples compile and run as doc tests, so they stay true.
 #[doc = include_str!("../README.md")]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::error::ClientError;
 use crate::config_setters::setters;
 use crate::protocol::v2::{self, SessionConfig};
+use crate::transport::ClientTls;
 
 /// Which protocol a [`super::Client`] speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,8 @@ pub struct ClientConfig {
     /// [`ClientError::RequestTimeout`]; `None` (the default) waits as long
     /// as the connection lives.
     pub request_timeout: Option<Duration>,
+    /// TLS, or plain TCP (`None`, the default).
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -70,6 +73,7 @@ impl Default for ClientConfig {
             incoming_capacity: 1024,
             connect_timeout: Duration::from_secs(10),
             request_timeout: None,
+            tls: None,
         }
     }
 }
@@ -86,6 +90,12 @@ impl ClientConfig {
     /// Sets [`ClientConfig::name`].
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Connects with TLS, with these settings (see [`ClientTls`]).
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 

@@ -34,6 +34,14 @@ pub enum ClientError {
         /// What the OS said.
         source: io::Error,
     },
+    /// The TLS handshake failed (an untrusted or expired certificate, a
+    /// name that does not match, a server that does not speak TLS), or the
+    /// server speaks TLS and we did not.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// TLS settings could not be used (a bad file, an invalid name).
+    #[error(transparent)]
+    TlsConfig(#[from] crate::transport::TlsError),
     /// Connecting or the handshake took longer than the configured timeout.
     #[error("no answer from the server within {0:?}")]
     Timeout(Duration),

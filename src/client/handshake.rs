@@ -4,13 +4,12 @@
 
 use bytes::BytesMut;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 use super::config::ClientConfig;
 use super::error::ClientError;
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v2::{Frame, Session, SessionEvent, V2Codec, V2CodecError};
-use crate::transport::Connection;
+use crate::transport::{Connection, Stream};
 
 /// What the handshake learned about the server.
 pub(super) struct Welcomed {
@@ -21,7 +20,7 @@ pub(super) struct Welcomed {
 
 /// Sends HELLO and reads the server's answer, giving up after `limit`.
 pub(super) async fn handshake(
-    conn: &mut Connection<TcpStream, V2Codec>,
+    conn: &mut Connection<Stream, V2Codec>,
     config: &ClientConfig,
     limit: Duration,
 ) -> Result<Welcomed, ClientError> {
@@ -71,8 +70,14 @@ pub(super) async fn handshake(
 /// not speak v2 (an `Err` from the outer result), or bytes that are no v2
 /// frame (the inner `Err`).
 async fn read_answer(
-    conn: &mut Connection<TcpStream, V2Codec>,
+    conn: &mut Connection<Stream, V2Codec>,
 ) -> Result<Result<Frame, crate::protocol::v2::FrameError>, ClientError> {
+    // A TLS record (an alert or a handshake) where a frame should be.
+    if matches!(conn.peek_first_byte().await?, Some(0x15 | 0x16)) {
+        return Err(ClientError::Tls(
+            "the server speaks TLS: connect with TLS (--tls)".into(),
+        ));
+    }
     if conn.peek_first_byte().await? == Some(0) {
         // Not a v2 frame: the reply every version can read.
         loop {
@@ -96,7 +101,7 @@ async fn read_answer(
 }
 
 /// Tells the server why we are leaving, if it still listens.
-async fn send_best_effort(conn: &mut Connection<TcpStream, V2Codec>, bytes: &[u8]) {
+async fn send_best_effort(conn: &mut Connection<Stream, V2Codec>, bytes: &[u8]) {
     if !bytes.is_empty() {
         conn.queue_raw(bytes);
         let _ = conn.flush().await;

@@ -24,7 +24,7 @@ use crate::protocol::Message;
 use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::frame::FrameSink;
 use crate::protocol::v2::{self, CloseCode, Frame, RequestFrame, SendError, Session, V2Codec};
-use crate::transport::{Connection, Outgoing, QueueError};
+use crate::transport::{Connection, Outgoing, QueueError, Stream, server_name_of};
 pub use config::{ClientConfig, ProtocolVersion};
 use end::End;
 pub use error::ClientError;
@@ -32,6 +32,7 @@ use handshake::{Welcomed, handshake};
 pub use incoming::{Incoming, Pushed};
 use reader::{read_v1, read_v2};
 use shared::Core;
+use tokio_rustls::TlsConnector;
 
 /// Closes the connection when the last [`Client`] clone is dropped.
 struct Handle {
@@ -83,7 +84,7 @@ impl Client {
         config.validate()?;
         let limit = config.connect_timeout;
         let started = Instant::now();
-        let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
+        let tcp = tokio::time::timeout(limit, TcpStream::connect(addr))
             .await
             .map_err(|_| ClientError::Timeout(limit))?
             .map_err(|source| ClientError::Connect {
@@ -91,7 +92,23 @@ impl Client {
                 source,
             })?;
         // We batch writes ourselves; Nagle would only delay the last one.
-        stream.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let stream = match &config.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => {
+                let name = match &tls.server_name {
+                    Some(name) => name.clone(),
+                    None => server_name_of(addr)?,
+                };
+                let left = limit.saturating_sub(started.elapsed());
+                let connecting = TlsConnector::from(tls.config.clone()).connect(name, tcp);
+                let tls_stream = tokio::time::timeout(left, connecting)
+                    .await
+                    .map_err(|_| ClientError::Timeout(limit))?
+                    .map_err(|e| ClientError::Tls(format!("handshake with {addr} failed: {e}")))?;
+                Stream::Client(Box::new(tls_stream))
+            }
+        };
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_capacity.max(1));
         let make_core = |session| Arc::new(Core::new(session, config.max_queued_bytes));
         let (core, server_name, server_max_frame_size) = match config.version {
@@ -271,7 +288,7 @@ impl Client {
     }
 }
 
-fn spawn_writer(core: &Arc<Core>, writer: tokio::io::WriteHalf<TcpStream>) {
+fn spawn_writer(core: &Arc<Core>, writer: tokio::io::WriteHalf<Stream>) {
     let core = core.clone();
     tokio::spawn(async move {
         if let Err(e) = core.queue.run_writer(writer).await {

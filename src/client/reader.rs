@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::ReadHalf;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::end::End;
@@ -17,11 +16,11 @@ use crate::protocol::v1::V1Codec;
 use crate::protocol::v2::{
     CloseCode, Expired, SessionEvent, SessionState, V2Codec, V2CodecError, claimed_frame_len,
 };
-use crate::transport::{BatchError, Connection, Deadline, ReceiveBatch};
+use crate::transport::{BatchError, Connection, Deadline, ReceiveBatch, Stream};
 
 /// v1 servers send nothing; we only wait for the end of the stream (or the
 /// frozen reply of a server that does not speak v1).
-pub(crate) async fn read_v1(mut reader: Connection<ReadHalf<TcpStream>, V1Codec>, core: Arc<Core>) {
+pub(crate) async fn read_v1(mut reader: Connection<ReadHalf<Stream>, V1Codec>, core: Arc<Core>) {
     let end = loop {
         match reader.fill().await {
             Ok(0) => {
@@ -41,7 +40,7 @@ pub(crate) async fn read_v1(mut reader: Connection<ReadHalf<TcpStream>, V1Codec>
 
 /// Reads a v2 connection until it ends, then records how.
 pub(crate) async fn read_v2(
-    mut reader: Connection<ReadHalf<TcpStream>, V2Codec>,
+    mut reader: Connection<ReadHalf<Stream>, V2Codec>,
     core: Arc<Core>,
     incoming: mpsc::Sender<Pushed>,
 ) {
@@ -50,7 +49,7 @@ pub(crate) async fn read_v2(
 }
 
 async fn drive(
-    reader: &mut Connection<ReadHalf<TcpStream>, V2Codec>,
+    reader: &mut Connection<ReadHalf<Stream>, V2Codec>,
     core: &Core,
     incoming: &mpsc::Sender<Pushed>,
 ) -> End {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::config_setters::setters;
 use crate::protocol::StallLimits;
 use crate::protocol::v2::{self, LimitError, SessionConfig};
+use crate::transport::ServerTls;
 
 /// Limits and timings of a [`super::Server`].
 ///
@@ -73,6 +74,9 @@ pub struct ServerConfig {
     /// length it claims before its bytes are buffered, and a connection
     /// that wants more than is free is not read until some is returned.
     pub max_memory: usize,
+    /// TLS: with it, the port serves TLS only (v1 and v2 inside it alike);
+    /// without it (the default), plain TCP.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +96,7 @@ impl Default for ServerConfig {
             server_name: "rust-tcp".into(),
             // What a small machine survives; 64 frames of the largest size.
             max_memory: 1024 * 1024 * 1024,
+            tls: None,
         }
     }
 }
@@ -109,6 +114,12 @@ impl ServerConfig {
         min_frame_rate: u32,
         idle_timeout: Option<Duration>,
         max_memory: usize,
+    }
+
+    /// Serves TLS only, with these settings (see [`ServerTls`]).
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Sets [`ServerConfig::server_name`].

@@ -33,6 +33,8 @@ pub(crate) enum ConnectionError {
     V2Session(#[from] v2::SessionError),
     #[error("no HELLO in time")]
     HandshakeTimeout,
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     #[error("too slow: {0}")]
     Stalled(crate::protocol::Stalled),
     #[error("client is not reading: {queued} bytes queued for it; disconnected (slow consumer)")]

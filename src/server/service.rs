@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use super::pusher::Pusher;
 use super::responder::Responder;
 use crate::protocol::Message;
+use rustls_pki_types::CertificateDer;
 
 /// Who is on the other end of a connection, as far as the server knows.
 /// More may be added (a verified identity, a real address behind a proxy),
@@ -25,6 +26,10 @@ pub struct PeerInfo {
     /// Sends messages to this client at any time (v2 only; for a v1 peer
     /// every push fails with `Unsupported`).
     pub pusher: Pusher,
+    /// The certificate the client presented and the server verified (mutual
+    /// TLS), DER-encoded: who it is, for a service that authorises per
+    /// identity. `None` without TLS or without client certificates.
+    pub tls_client_certificate: Option<CertificateDer<'static>>,
 }
 
 /// The user's application: it makes one [`Handler`] per connection.

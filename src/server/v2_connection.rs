@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use super::config::ServerConfig;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{LogGate, PeerText, suppressed_field};
+use super::peer_facts::PeerFacts;
 use super::pusher::{Outbound, Pusher};
 use super::responder::{InFlight, Responder};
 use super::service::{Handler, PeerInfo, Service};
@@ -26,14 +27,14 @@ use crate::protocol::v2::{
     CodeReason, Expired, Session, SessionEvent, V2Codec, V2CodecError, claimed_frame_len,
 };
 use crate::transport::{BatchError, Connection, Deadline, MemoryBudget, ReceiveBatch, WriteQueue};
+use rustls_pki_types::CertificateDer;
 
-/// Serves a v2 connection accepted at `accepted` (its deadlines count
-/// from then) until it ends, and says how.
+/// Serves a v2 connection (its deadlines count from when it was
+/// accepted) until it ends, and says how.
 pub(crate) async fn serve_v2<S, Svc>(
     conn: Connection<S, V2Codec>,
     service: &Svc,
-    peer: SocketAddr,
-    accepted: Instant,
+    peer: &PeerFacts,
     config: &ServerConfig,
     budget: &MemoryBudget,
     stop: &CancellationToken,
@@ -42,7 +43,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     Svc: Service,
 {
-    let session = Session::server(config.session_config(), accepted);
+    let session = Session::server(config.session_config(), peer.accepted);
     let (mut reader, write_half) = conn.split();
     let queue = Arc::new(WriteQueue::new(session, config.max_queued_bytes));
     let writer = queue.run_writer(write_half);
@@ -52,7 +53,8 @@ where
         handler: None,
         out: Outbound::new(queue.clone()),
         in_flight: Arc::new(InFlight::default()),
-        peer,
+        peer: peer.addr,
+        certificate: peer.certificate.clone(),
         drain: config.shutdown_grace / 2,
         events: Vec::new(),
         log_gate: LogGate::default(),
@@ -65,7 +67,7 @@ where
             Ok(()) => ConnectionError::Io(std::io::ErrorKind::BrokenPipe.into()),
         }), true),
     };
-    driver.log_gate.report_suppressed(peer);
+    driver.log_gate.report_suppressed(peer.addr);
     // Handlers may hold pushers; let them go before the final flush.
     drop(driver);
     // A finished writer must not be polled again; a stuck one (slow
@@ -87,6 +89,8 @@ struct Driver<'a, Svc: Service> {
     out: Outbound,
     in_flight: Arc<InFlight>,
     peer: SocketAddr,
+    /// The client's verified TLS certificate, for `PeerInfo`.
+    certificate: Option<CertificateDer<'static>>,
     /// How long the close handshake waits for unanswered requests.
     drain: Duration,
     /// The events of one batch of frames, kept to reuse its allocation.
@@ -232,6 +236,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                 version: 2,
                 name: peer_name.clone(),
                 pusher: Pusher::new(Some(self.out.clone())),
+                tls_client_certificate: self.certificate.clone(),
             }));
             // Logged once the handler exists, so "open" means "served" (a
             // chat member is in the room by then).

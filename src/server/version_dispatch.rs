@@ -10,14 +10,16 @@ use tracing::{info, warn};
 use super::config::ServerConfig;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{PeerText, admit_global, suppressed_field};
+use super::peer_facts::PeerFacts;
 use super::pusher::Pusher;
 use super::service::{PeerInfo, Service};
+use super::tls_accept::accept_tls;
 use super::v1_connection::serve_v1;
 use super::v2_connection::serve_v2;
 use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::{self, V2Codec};
 use crate::protocol::{StallClock, Stalled, unsupported_version_reply};
-use crate::transport::{Connection, MemoryBudget};
+use crate::transport::{Connection, MemoryBudget, Stream};
 
 /// One connection, start to end, with its log lines.
 pub(super) async fn serve_connection<S: Service>(
@@ -34,35 +36,41 @@ pub(super) async fn serve_connection<S: Service>(
     }
     // Replies are batched by us already; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
-    let result = dispatch_by_version(
-        Connection::new(stream, V1Codec),
-        peer,
-        accepted,
-        service,
-        config,
-        budget,
-        stop,
-    )
+    let first_frame_by = accepted + config.handshake_timeout;
+    let result = async {
+        let (stream, certificate) = match &config.tls {
+            None => (Stream::Plain(stream), None),
+            Some(tls) => accept_tls(stream, tls, first_frame_by, budget).await?,
+        };
+        let facts = PeerFacts {
+            addr: peer,
+            accepted,
+            certificate,
+        };
+        let conn = Connection::new(stream, V1Codec);
+        dispatch_by_version(conn, &facts, service, config, budget, stop).await
+    }
     .await;
     // Every peer causes these two lines; a flood of peers is summarised.
     let Some(suppressed) = admit_global() else {
         return;
     };
+    let suppressed = suppressed_field(suppressed);
     match result {
         Ok(ConnectionEnd::ClientExit) => {
-            info!(%peer, suppressed = suppressed_field(suppressed), "connection closed: client sent exit")
+            info!(%peer, suppressed, "connection closed: client sent exit")
         }
         Ok(ConnectionEnd::ClientClosed) => {
-            info!(%peer, suppressed = suppressed_field(suppressed), "connection closed: close handshake complete")
+            info!(%peer, suppressed, "connection closed: close handshake complete")
         }
         Ok(ConnectionEnd::PeerClosed) => {
-            info!(%peer, suppressed = suppressed_field(suppressed), "connection closed: peer disconnected without exit or CLOSE")
+            info!(%peer, suppressed, "connection closed: peer disconnected without exit or CLOSE")
         }
         Ok(ConnectionEnd::ServerShutdown) => {
-            info!(%peer, suppressed = suppressed_field(suppressed), "connection closed: server shutting down")
+            info!(%peer, suppressed, "connection closed: server shutting down")
         }
         Err(e) => {
-            warn!(%peer, suppressed = suppressed_field(suppressed), "connection closed: {}", PeerText(&e.to_string()))
+            warn!(%peer, suppressed, "connection closed: {}", PeerText(&e.to_string()))
         }
     }
 }
@@ -70,9 +78,8 @@ pub(super) async fn serve_connection<S: Service>(
 /// The first byte of the first frame is its version, and decides the
 /// protocol for the whole connection.
 async fn dispatch_by_version<S: Service>(
-    mut conn: Connection<TcpStream, V1Codec>,
-    peer: SocketAddr,
-    accepted: Instant,
+    mut conn: Connection<Stream, V1Codec>,
+    peer: &PeerFacts,
     service: &S,
     config: &ServerConfig,
     budget: &MemoryBudget,
@@ -80,7 +87,7 @@ async fn dispatch_by_version<S: Service>(
 ) -> Result<ConnectionEnd, ConnectionError> {
     // A socket that sends nothing at all is held no longer than one that
     // sends too little: the first frame's deadline counts from accept.
-    let first_frame_by = accepted + config.handshake_timeout;
+    let first_frame_by = peer.accepted + config.handshake_timeout;
     let version = tokio::select! {
         _ = stop.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
         _ = tokio::time::sleep_until(first_frame_by.into()) => {
@@ -92,12 +99,13 @@ async fn dispatch_by_version<S: Service>(
         None => Ok(ConnectionEnd::PeerClosed),
         Some(v1::VERSION) => {
             let mut handler = service.connect(&PeerInfo {
-                addr: peer,
+                addr: peer.addr,
                 version: v1::VERSION,
-                name: peer.to_string(),
+                name: peer.addr.to_string(),
                 pusher: Pusher::new(None),
+                tls_client_certificate: peer.certificate.clone(),
             });
-            let mut stall = StallClock::new(config.v1_stall_limits(), accepted);
+            let mut stall = StallClock::new(config.v1_stall_limits(), peer.accepted);
             let result = serve_v1(&mut conn, &mut handler, &mut stall, stop).await;
             // Best effort: the peer may already be gone.
             let _ = conn.shutdown().await;
@@ -110,7 +118,7 @@ async fn dispatch_by_version<S: Service>(
                 conn.map_codec(|_| V2Codec::new(v2::MIN_MAX_FRAME_SIZE, v2::MIN_MAX_FRAME_SIZE));
             // The codec only decodes here: frames out are encoded by the
             // session, which knows the client's limit once it has said it.
-            serve_v2(conn, service, peer, accepted, config, budget, stop).await
+            serve_v2(conn, service, peer, config, budget, stop).await
         }
         Some(other) => {
             // The one reply that clients of every version can read.

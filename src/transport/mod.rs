@@ -1,7 +1,8 @@
 //! Moving frames between a byte stream and the protocol layer.
 //!
 //! A [`Connection`] works over any `AsyncRead + AsyncWrite`, so the same code
-//! serves plain TCP, TLS or an in-memory pipe in tests. Once a connection
+//! serves plain TCP, TLS ([`Stream`], set up from `tls.rs`) or an in-memory
+//! pipe in tests. Once a connection
 //! carries traffic both ways, its write side moves into a [`WriteQueue`]
 //! that any number of tasks send through.
 
@@ -10,6 +11,8 @@ mod deadline;
 mod memory_budget;
 mod outgoing;
 mod receive_batch;
+mod stream;
+mod tls;
 mod write_queue;
 
 pub(crate) use connection::Connection;
@@ -17,4 +20,7 @@ pub(crate) use deadline::Deadline;
 pub(crate) use memory_budget::MemoryBudget;
 pub(crate) use outgoing::Outgoing;
 pub(crate) use receive_batch::{BatchError, ReceiveBatch};
+pub(crate) use stream::Stream;
+pub(crate) use tls::server_name_of;
+pub use tls::{ClientTls, ServerTls, TlsError};
 pub(crate) use write_queue::{QueueError, WriteQueue};

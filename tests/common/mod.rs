@@ -4,6 +4,7 @@
 //! processes (`chat.rs`); and the split-point helper (`split.rs`).
 #![allow(dead_code, unused_imports)]
 
+pub mod certs;
 pub mod chat;
 pub mod split;
 pub mod v2;

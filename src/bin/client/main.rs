@@ -11,7 +11,7 @@ use bytes::Bytes;
 use chat::run_chat;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use display::show_payload;
-use rust_tcp::{Client, ClientConfig, ProtocolVersion};
+use rust_tcp::{Client, ClientConfig, ClientTls, ProtocolVersion};
 use stdin::send_stdin;
 
 /// Talk to a rust-tcp server.
@@ -49,6 +49,51 @@ pub(crate) struct ConnArgs {
     /// Name to introduce ourselves with (v2).
     #[arg(long, global = true, default_value = "client")]
     pub(crate) name: String,
+
+    /// Connect with TLS, verifying the server against the system's roots
+    /// (or --ca).
+    #[arg(long, global = true)]
+    pub(crate) tls: bool,
+
+    /// Trust only the CA certificates in this PEM file (implies --tls).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) ca: Option<std::path::PathBuf>,
+
+    /// The name the server's certificate must carry (implies --tls);
+    /// default: the host of --addr (an IP address is checked as one).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) server_name: Option<String>,
+
+    /// Present this certificate chain (PEM) to a server that asks
+    /// (implies --tls; needs --tls-key).
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<std::path::PathBuf>,
+}
+
+impl ConnArgs {
+    /// The TLS settings the flags ask for, if any.
+    fn client_tls(&self) -> anyhow::Result<Option<ClientTls>> {
+        let wanted =
+            self.tls || self.ca.is_some() || self.server_name.is_some() || self.tls_cert.is_some();
+        if !wanted {
+            return Ok(None);
+        }
+        let mut tls = match &self.ca {
+            Some(ca) => ClientTls::with_ca_file(ca)?,
+            None => ClientTls::system_roots()?,
+        };
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            tls = tls.with_client_certificate(cert, key)?;
+        }
+        if let Some(name) = &self.server_name {
+            tls = tls.with_server_name(name)?;
+        }
+        Ok(Some(tls))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,13 +131,16 @@ async fn main() {
 }
 
 pub(crate) async fn connect(conn: &ConnArgs) -> anyhow::Result<Client> {
-    let config = ClientConfig::default()
+    let mut config = ClientConfig::default()
         .name(conn.name.clone())
         .version(if conn.v1 {
             ProtocolVersion::V1
         } else {
             ProtocolVersion::V2
         });
+    if let Some(tls) = conn.client_tls()? {
+        config = config.tls(tls);
+    }
     Ok(Client::connect_with(&conn.addr, config).await?)
 }
 

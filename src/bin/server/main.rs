@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use line_output::spawn_line_output;
 use print_service::PrintService;
-use rust_tcp::{Server, ServerConfig, terminate_signal};
+use rust_tcp::{Server, ServerConfig, ServerTls, terminate_signal};
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -89,6 +89,20 @@ struct Args {
     #[arg(long, default_value_t = 1024 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: u64,
 
+    /// Serve TLS only, with this certificate chain (PEM); needs --tls-key.
+    /// Without it, plain TCP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+
+    /// Require every client to present a certificate signed by a CA in
+    /// this PEM file (mutual TLS). Needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
+
     /// Relay each text message to every other connected v2 client,
     /// labelled with the sender's name (`NAME: TEXT`).
     #[arg(long)]
@@ -134,6 +148,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .min_frame_rate(args.min_frame_rate)
         .max_memory(usize::try_from(args.max_memory).unwrap_or(usize::MAX))
         .idle_timeout((!args.idle_timeout_secs.is_zero()).then_some(args.idle_timeout_secs));
+    let config = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => config.tls(ServerTls::from_pem_files(
+            cert,
+            key,
+            args.tls_client_ca.as_deref(),
+        )?),
+        _ => config,
+    };
     let server = Server::bind(&args.addr, config).await?;
     // Handlers first: whoever reads the address below may signal at once.
     let stop = terminate_signal();

@@ -1,0 +1,234 @@
+//! TLS against the real server, with certificates made at test time:
+//! trusted, untrusted, wrong name, expired, plain text on a TLS port (and
+//! the reverse), mutual TLS with and without a client certificate, and an
+//! independent TLS peer (Python's `ssl`).
+
+mod common;
+
+use common::certs::TestCa;
+use common::*;
+use rust_tcp::{Client, ClientConfig, ClientTls, ServerConfig, ServerTls};
+use std::time::{Duration, Instant};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A TLS server whose certificate is for 127.0.0.1 and localhost.
+fn tls_server(ca: &TestCa, extra: &[&str]) -> ServerProcess {
+    let leaf = ca.leaf("server", &["127.0.0.1", "localhost"], false);
+    let mut args = vec![
+        "--tls-cert".to_string(),
+        leaf.cert.display().to_string(),
+        "--tls-key".into(),
+        leaf.key.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    ServerProcess::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn a_trusted_server_serves_v1_and_v2_inside_tls() {
+    let ca = TestCa::new("trusted");
+    let server = tls_server(&ca, &[]);
+    let ca_arg = ca.cert.display().to_string();
+    let addr = server.addr_arg();
+    let out = run_client(&["--addr", &addr, "--ca", &ca_arg, "over tls"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.next_output_line(), printed("over tls"));
+    let out = run_client(
+        &["--addr", &addr, "--ca", &ca_arg, "--v1", "v1 over tls"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.next_output_line(), printed("v1 over tls"));
+    // By DNS name too, and with requests.
+    let out = run_client(
+        &[
+            "--addr",
+            &addr,
+            "--ca",
+            &ca_arg,
+            "--server-name",
+            "localhost",
+            "request",
+            "echo me",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "echo me\n");
+}
+
+/// Each failure is one line on the client and a log line naming the peer
+/// on the server, and never a hang.
+#[test]
+fn untrusted_wrong_name_expired_and_plain_text_each_fail_clearly() {
+    let ca = TestCa::new("real");
+    let other = TestCa::new("other");
+    let server = tls_server(&ca, &[]);
+    let addr = server.addr_arg();
+    let ca_arg = ca.cert.display().to_string();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--ca", &other.cert.display().to_string()],
+            "UnknownIssuer",
+        ),
+        (
+            &["--ca", &ca_arg, "--server-name", "elsewhere.example"],
+            "not valid for name",
+        ),
+        // An IP address is checked as an IP address.
+        (
+            &["--ca", &ca_arg, "--server-name", "127.0.0.2"],
+            "not valid for name",
+        ),
+    ];
+    for (flags, why) in cases {
+        let started = Instant::now();
+        let mut args = vec!["--addr", addr.as_str()];
+        args.extend_from_slice(flags);
+        args.push("never sent");
+        let out = run_client(&args, None);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: TLS: handshake with"), "{err}");
+        assert!(err.contains(why), "{err}");
+        assert!(started.elapsed() < PATIENCE);
+        server.wait_for_log("connection closed: TLS handshake failed");
+    }
+    // A plain-text client on the TLS port.
+    let out = run_client(&["--addr", &addr, "plain"], None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the server speaks TLS"),
+        "{}",
+        stderr(&out)
+    );
+    server.wait_for_log("TLS handshake failed");
+    // An expired server certificate.
+    let expired = ca.leaf("expired", &["127.0.0.1"], true);
+    let old = ServerProcess::start(&[
+        "--tls-cert",
+        &expired.cert.display().to_string(),
+        "--tls-key",
+        &expired.key.display().to_string(),
+    ]);
+    let out = run_client(&["--addr", &old.addr_arg(), "--ca", &ca_arg, "late"], None);
+    assert!(
+        stderr(&out).contains("certificate expired"),
+        "{}",
+        stderr(&out)
+    );
+    // A TLS client on a plain port.
+    let plain = ServerProcess::start(&[]);
+    let out = run_client(
+        &["--addr", &plain.addr_arg(), "--ca", &ca_arg, "hello?"],
+        None,
+    );
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("TLS"), "{}", stderr(&out));
+}
+
+/// Records each connection's verified client certificate.
+struct Identities(std::sync::mpsc::Sender<Option<Vec<u8>>>);
+struct Nobody;
+impl rust_tcp::Service for Identities {
+    type Handler = Nobody;
+    fn connect(&self, peer: &rust_tcp::PeerInfo) -> Nobody {
+        let _ = self
+            .0
+            .send(peer.tls_client_certificate.as_ref().map(|c| c.to_vec()));
+        Nobody
+    }
+}
+impl rust_tcp::Handler for Nobody {
+    async fn on_text(&mut self, _: rust_tcp::Message) {}
+}
+
+#[tokio::test]
+async fn mutual_tls_requires_a_client_certificate_and_hands_it_to_the_service() {
+    let ca = TestCa::new("mutual");
+    let server_leaf = ca.leaf("server", &["127.0.0.1"], false);
+    let client_leaf = ca.leaf("alice", &["alice.example"], false);
+    let tls =
+        ServerTls::from_pem_files(&server_leaf.cert, &server_leaf.key, Some(&ca.cert)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = InProcessServer::start(Identities(tx), ServerConfig::default().tls(tls)).await;
+
+    let without = ClientTls::with_ca_file(&ca.cert).unwrap();
+    let refused = Client::connect_with(&server.addr, ClientConfig::default().tls(without)).await;
+    assert!(refused.is_err(), "served without a client certificate");
+
+    let with = ClientTls::with_ca_file(&ca.cert)
+        .unwrap()
+        .with_client_certificate(&client_leaf.cert, &client_leaf.key)
+        .unwrap();
+    let client = Client::connect_with(&server.addr, ClientConfig::default().tls(with))
+        .await
+        .unwrap();
+    client.send_text("it's me").await.unwrap();
+    client.close().await.unwrap();
+    let seen = rx
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("the service sees a certificate");
+    let pem = std::fs::read_to_string(&client_leaf.cert).unwrap();
+    let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
+        .unwrap();
+    assert_eq!(seen, der, "exactly the certificate alice presented");
+    server.shut_down().await;
+}
+
+/// An independent TLS implementation (Python's `ssl`) completes the
+/// handshake with our server and gets a WELCOME for its HELLO.
+#[test]
+fn python_ssl_talks_to_our_server() {
+    let ca = TestCa::new("python");
+    let server = tls_server(&ca, &[]);
+    let script = format!(
+        r#"
+import socket, ssl, struct
+ctx = ssl.create_default_context(cafile={ca:?})
+with socket.create_connection(("127.0.0.1", {port}), timeout=20) as raw:
+    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        name = b"py"
+        hello = bytes([1, 2]) + struct.pack(">IIH", 1 << 20, 0, len(name)) + name
+        s.sendall(bytes([2, 1]) + struct.pack(">I", len(hello)) + hello)
+        head = s.recv(6)
+        print(s.version(), head[0], head[1])
+"#,
+        ca = ca.cert.display().to_string(),
+        port = server.addr.port()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said} {}", stderr(&out));
+    // TLS 1.2 or 1.3, then a v2 frame of type 2 (WELCOME).
+    assert!(said.starts_with("TLSv1."), "{said}");
+    assert!(said.trim_end().ends_with("2 2"), "{said}");
+    let _ = Duration::ZERO;
+}
+
+/// The TLS handshake counts against the first frame's deadline: a peer
+/// that connects to a TLS port and says nothing is cut on time.
+#[test]
+fn a_silent_peer_on_a_tls_port_is_cut_at_the_handshake_deadline() {
+    let ca = TestCa::new("silent");
+    let server = tls_server(&ca, &["--handshake-timeout-secs", "0.3"]);
+    let started = Instant::now();
+    let mut silent = raw_connect(server.addr);
+    read_until_closed(&mut silent);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    server.wait_for_log("TLS handshake failed: not complete in time");
+}
