@@ -46,8 +46,8 @@ mod transport;
 pub use client::{Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed};
 pub use protocol::Message;
 pub use server::{
-    Handler, PeerInfo, PushError, Pusher, Responder, Server, ServerConfig, ServerError, Service,
-    terminate_signal,
+    AuthTokens, AuthTokensError, Handler, PeerInfo, PushError, Pusher, Responder, Server,
+    ServerConfig, ServerError, Service, terminate_signal,
 };
 pub use transport::{ClientTls, ServerTls, TlsError};
 

@@ -152,6 +152,7 @@ fn a_broadcast_is_held_once_whatever_the_number_of_receivers() {
                     max_frame_size: 16 * MIB as u32,
                     heartbeat_ms: 0,
                     name: format!("deaf{i}"),
+                    extensions: Vec::new(),
                 });
                 s.write_all(&encode(&[hello])).await.unwrap();
                 s

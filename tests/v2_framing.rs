@@ -7,8 +7,8 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use rust_tcp::protocol::Message;
 use rust_tcp::protocol::v2::{
-    CloseCode, CodeReason, Frame, FrameError, Hello, RequestFrame, ResponseFrame, V2Codec,
-    V2CodecError, Welcome,
+    CloseCode, CodeReason, Extension, Frame, FrameError, Hello, RequestFrame, ResponseFrame,
+    V2Codec, V2CodecError, Welcome,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -21,14 +21,19 @@ fn any_frame() -> impl Strategy<Value = Frame> {
             prop::collection::vec(any::<u8>(), 0..4),
             any::<u32>(),
             any::<u32>(),
-            ".{0,20}"
+            ".{0,20}",
+            prop::collection::vec((any::<u16>(), bytes()), 0..3),
         )
             .prop_map(
-                |(versions, max_frame_size, heartbeat_ms, name)| Frame::Hello(Hello {
+                |(versions, max_frame_size, heartbeat_ms, name, extensions)| Frame::Hello(Hello {
                     versions,
                     max_frame_size,
                     heartbeat_ms,
-                    name
+                    name,
+                    extensions: extensions
+                        .into_iter()
+                        .map(|(kind, data)| Extension::new(kind, data))
+                        .collect(),
                 })
             ),
         (any::<u8>(), any::<u32>(), any::<u32>(), ".{0,20}").prop_map(
@@ -36,7 +41,8 @@ fn any_frame() -> impl Strategy<Value = Frame> {
                 version,
                 max_frame_size,
                 heartbeat_ms,
-                server_name
+                server_name,
+                extensions: Vec::new(),
             })
         ),
         text().prop_map(|t| Frame::Text(Message::new(t))),
@@ -129,6 +135,7 @@ fn every_pair_of_split_points_of_a_session_stream() {
             max_frame_size: 4096,
             heartbeat_ms: 0,
             name: "alice".into(),
+            extensions: Vec::new(),
         }),
         Frame::Text(Message::new("hi")),
         Frame::Request(RequestFrame {

@@ -54,6 +54,7 @@ async fn a_silent_server_is_pinged_then_given_up() {
             max_frame_size: 1 << 20,
             heartbeat_ms: 100,
             server_name: "mute".into(),
+            extensions: Vec::new(),
         }))
         .await
         .unwrap();

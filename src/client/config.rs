@@ -61,6 +61,9 @@ pub struct ClientConfig {
     pub request_timeout: Option<Duration>,
     /// TLS, or plain TCP (`None`, the default).
     pub tls: Option<ClientTls>,
+    /// The token sent in the HELLO, for a server that requires one (use
+    /// TLS, or it crosses the network in clear text).
+    pub auth_token: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -74,6 +77,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: None,
             tls: None,
+            auth_token: None,
         }
     }
 }
@@ -90,6 +94,12 @@ impl ClientConfig {
     /// Sets [`ClientConfig::name`].
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Sends this token in the HELLO.
+    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
+        self.auth_token = Some(token.into());
         self
     }
 
@@ -122,5 +132,6 @@ impl ClientConfig {
             .name(self.name.clone())
             .max_frame_size(self.max_frame_size)
             .handshake_timeout(Some(limit))
+            .auth_token(self.auth_token.clone().map(bytes::Bytes::from))
     }
 }

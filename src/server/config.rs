@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use super::auth_tokens::AuthTokens;
 use crate::config_setters::setters;
 use crate::protocol::StallLimits;
-use crate::protocol::v2::{self, LimitError, SessionConfig};
+use crate::protocol::v2::{self, LimitError, SessionConfig, TokenCheck};
 use crate::transport::ServerTls;
+use std::sync::Arc;
 
 /// Limits and timings of a [`super::Server`].
 ///
@@ -77,6 +79,12 @@ pub struct ServerConfig {
     /// TLS: with it, the port serves TLS only (v1 and v2 inside it alike);
     /// without it (the default), plain TCP.
     pub tls: Option<ServerTls>,
+    /// Token authentication: with it, every v2 client must send a token
+    /// these accept (CLOSE 1008 otherwise), and v1 connections, which
+    /// cannot carry one, are refused unless `allow_v1` is set.
+    pub auth_tokens: Option<AuthTokens>,
+    /// With `auth_tokens`: admit v1 connections anyway (unauthenticated).
+    pub allow_v1: bool,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +105,8 @@ impl Default for ServerConfig {
             // What a small machine survives; 64 frames of the largest size.
             max_memory: 1024 * 1024 * 1024,
             tls: None,
+            auth_tokens: None,
+            allow_v1: false,
         }
     }
 }
@@ -119,6 +129,18 @@ impl ServerConfig {
     /// Serves TLS only, with these settings (see [`ServerTls`]).
     pub fn tls(mut self, tls: ServerTls) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Requires a token from these for every v2 client.
+    pub fn auth_tokens(mut self, tokens: AuthTokens) -> Self {
+        self.auth_tokens = Some(tokens);
+        self
+    }
+
+    /// With tokens required: admit v1 connections anyway.
+    pub fn allow_v1(mut self, allow: bool) -> Self {
+        self.allow_v1 = allow;
         self
     }
 
@@ -174,6 +196,11 @@ impl ServerConfig {
             .drain_timeout(self.shutdown_grace / 2)
             .frame_timeout(self.frame_timeout)
             .min_frame_rate(self.min_frame_rate)
+            .token_check(
+                self.auth_tokens
+                    .clone()
+                    .map(|t| Arc::new(t) as Arc<dyn TokenCheck>),
+            )
     }
 
     /// The deadlines of a v1 connection, which has no heartbeats.

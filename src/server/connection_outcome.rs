@@ -35,6 +35,10 @@ pub(crate) enum ConnectionError {
     HandshakeTimeout,
     #[error("TLS handshake failed: {0}")]
     Tls(String),
+    #[error(
+        "v1 refused: this server requires a token, which v1 cannot carry (--allow-v1 admits v1)"
+    )]
+    V1NeedsToken,
     #[error("too slow: {0}")]
     Stalled(crate::protocol::Stalled),
     #[error("client is not reading: {queued} bytes queued for it; disconnected (slow consumer)")]

@@ -5,6 +5,7 @@
 
 mod accept_backoff;
 mod admission;
+mod auth_tokens;
 mod config;
 mod connection_outcome;
 mod log_gate;
@@ -13,12 +14,14 @@ mod pusher;
 mod refusal;
 mod responder;
 mod service;
+mod shared;
 mod shutdown;
 mod tls_accept;
 mod v1_connection;
 mod v2_connection;
 mod version_dispatch;
 
+pub use auth_tokens::{AuthTokens, AuthTokensError};
 pub use config::{ServerConfig, ServerError};
 pub use pusher::{PushError, Pusher};
 pub use responder::Responder;
@@ -37,6 +40,8 @@ use tracing::{debug, error, info, warn};
 use crate::transport::MemoryBudget;
 use accept_backoff::{AcceptBackoff, is_per_connection};
 use admission::Admission;
+use auth_tokens::AuthBackoff;
+use shared::Shared;
 use version_dispatch::serve_connection;
 
 /// Refused connections being answered at once, at most.
@@ -80,7 +85,12 @@ impl Server {
         // their futures releases the handlers (and what they hold) for sure.
         let abandon = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let budget = MemoryBudget::new(self.config.max_memory);
+        let shared = Arc::new(Shared {
+            config: self.config.clone(),
+            budget: MemoryBudget::new(self.config.max_memory),
+            auth_backoff: AuthBackoff::default(),
+            stop: stop.clone(),
+        });
         let admission = Admission::new(
             self.config.max_connections,
             self.config.max_connections_per_ip,
@@ -113,12 +123,10 @@ impl Server {
                         }
                     };
                     let service = service.clone();
-                    let config = self.config.clone();
-                    let stop = stop.clone();
+                    let shared = shared.clone();
                     let abandon = abandon.clone();
-                    let budget = budget.clone();
                     tracker.spawn(async move {
-                        let served = serve_connection(stream, peer, accepted, &*service, &config, &budget, &stop);
+                        let served = serve_connection(stream, peer, accepted, &*service, &shared);
                         tokio::select! {
                             _ = served => {}
                             _ = abandon.cancelled() => warn!(%peer, "connection abandoned at shutdown"),

@@ -30,6 +30,9 @@ pub struct PeerInfo {
     /// TLS), DER-encoded: who it is, for a service that authorises per
     /// identity. `None` without TLS or without client certificates.
     pub tls_client_certificate: Option<CertificateDer<'static>>,
+    /// The token the client authenticated with, when the server requires
+    /// tokens: which one it used, so a service can authorise per token.
+    pub auth_token: Option<Bytes>,
 }
 
 /// The user's application: it makes one [`Handler`] per connection.

@@ -16,15 +16,16 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::config::ServerConfig;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{LogGate, PeerText, suppressed_field};
 use super::peer_facts::PeerFacts;
 use super::pusher::{Outbound, Pusher};
 use super::responder::{InFlight, Responder};
 use super::service::{Handler, PeerInfo, Service};
+use super::shared::Shared;
 use crate::protocol::v2::{
-    CodeReason, Expired, Session, SessionEvent, V2Codec, V2CodecError, claimed_frame_len,
+    AUTHENTICATION_FAILED, CodeReason, Expired, Session, SessionEvent, V2Codec, V2CodecError,
+    claimed_frame_len,
 };
 use crate::transport::{BatchError, Connection, Deadline, MemoryBudget, ReceiveBatch, WriteQueue};
 use rustls_pki_types::CertificateDer;
@@ -35,14 +36,20 @@ pub(crate) async fn serve_v2<S, Svc>(
     conn: Connection<S, V2Codec>,
     service: &Svc,
     peer: &PeerFacts,
-    config: &ServerConfig,
-    budget: &MemoryBudget,
-    stop: &CancellationToken,
+    shared: &Shared,
 ) -> Result<ConnectionEnd, ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     Svc: Service,
 {
+    let (config, auth_backoff) = (&shared.config, &shared.auth_backoff);
+    // An address whose tokens keep failing waits before it is judged
+    // again (within its handshake deadline, which still runs).
+    if config.auth_tokens.is_some()
+        && let Some(delay) = auth_backoff.delay_for(peer.addr.ip())
+    {
+        tokio::time::sleep(delay).await;
+    }
     let session = Session::server(config.session_config(), peer.accepted);
     let (mut reader, write_half) = conn.split();
     let queue = Arc::new(WriteQueue::new(session, config.max_queued_bytes));
@@ -61,13 +68,22 @@ where
         max_frame_size: config.max_frame_size,
     };
     let (result, writer_done) = tokio::select! {
-        result = driver.run(&mut reader, budget, stop) => (result, false),
+        result = driver.run(&mut reader, &shared.budget, &shared.stop) => (result, false),
         written = &mut writer => (Err(match written {
             Err(e) => ConnectionError::Io(e),
             Ok(()) => ConnectionError::Io(std::io::ErrorKind::BrokenPipe.into()),
         }), true),
     };
     driver.log_gate.report_suppressed(peer.addr);
+    if config.auth_tokens.is_some() {
+        match &result {
+            Err(ConnectionError::V2Session(e)) if e.reason == AUTHENTICATION_FAILED => {
+                auth_backoff.failed(peer.addr.ip())
+            }
+            _ if driver.handler.is_some() => auth_backoff.succeeded(peer.addr.ip()),
+            _ => {}
+        }
+    }
     // Handlers may hold pushers; let them go before the final flush.
     drop(driver);
     // A finished writer must not be polled again; a stuck one (slow
@@ -230,13 +246,19 @@ impl<Svc: Service> Driver<'_, Svc> {
         &mut self,
         event: SessionEvent,
     ) -> Result<Option<ConnectionEnd>, ConnectionError> {
-        if let SessionEvent::Opened { peer_name, .. } = event {
+        if let SessionEvent::Opened {
+            peer_name,
+            auth_token,
+            ..
+        } = event
+        {
             self.handler = Some(self.service.connect(&PeerInfo {
                 addr: self.peer,
                 version: 2,
                 name: peer_name.clone(),
                 pusher: Pusher::new(Some(self.out.clone())),
                 tls_client_certificate: self.certificate.clone(),
+                auth_token,
             }));
             // Logged once the handler exists, so "open" means "served" (a
             // chat member is in the room by then).

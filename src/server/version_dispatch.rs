@@ -4,22 +4,21 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::config::ServerConfig;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{PeerText, admit_global, suppressed_field};
 use super::peer_facts::PeerFacts;
 use super::pusher::Pusher;
 use super::service::{PeerInfo, Service};
+use super::shared::Shared;
 use super::tls_accept::accept_tls;
 use super::v1_connection::serve_v1;
 use super::v2_connection::serve_v2;
 use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::{self, V2Codec};
 use crate::protocol::{StallClock, Stalled, unsupported_version_reply};
-use crate::transport::{Connection, MemoryBudget, Stream};
+use crate::transport::{Connection, Stream};
 
 /// One connection, start to end, with its log lines.
 pub(super) async fn serve_connection<S: Service>(
@@ -27,10 +26,9 @@ pub(super) async fn serve_connection<S: Service>(
     peer: SocketAddr,
     accepted: Instant,
     service: &S,
-    config: &ServerConfig,
-    budget: &MemoryBudget,
-    stop: &CancellationToken,
+    shared: &Shared,
 ) {
+    let config = &shared.config;
     if let Some(suppressed) = admit_global() {
         info!(%peer, suppressed = suppressed_field(suppressed), "connection opened");
     }
@@ -40,7 +38,7 @@ pub(super) async fn serve_connection<S: Service>(
     let result = async {
         let (stream, certificate) = match &config.tls {
             None => (Stream::Plain(stream), None),
-            Some(tls) => accept_tls(stream, tls, first_frame_by, budget).await?,
+            Some(tls) => accept_tls(stream, tls, first_frame_by, &shared.budget).await?,
         };
         let facts = PeerFacts {
             addr: peer,
@@ -48,7 +46,7 @@ pub(super) async fn serve_connection<S: Service>(
             certificate,
         };
         let conn = Connection::new(stream, V1Codec);
-        dispatch_by_version(conn, &facts, service, config, budget, stop).await
+        dispatch_by_version(conn, &facts, service, shared).await
     }
     .await;
     // Every peer causes these two lines; a flood of peers is summarised.
@@ -81,10 +79,9 @@ async fn dispatch_by_version<S: Service>(
     mut conn: Connection<Stream, V1Codec>,
     peer: &PeerFacts,
     service: &S,
-    config: &ServerConfig,
-    budget: &MemoryBudget,
-    stop: &CancellationToken,
+    shared: &Shared,
 ) -> Result<ConnectionEnd, ConnectionError> {
+    let (config, stop) = (&shared.config, &shared.stop);
     // A socket that sends nothing at all is held no longer than one that
     // sends too little: the first frame's deadline counts from accept.
     let first_frame_by = peer.accepted + config.handshake_timeout;
@@ -97,6 +94,10 @@ async fn dispatch_by_version<S: Service>(
     };
     match version {
         None => Ok(ConnectionEnd::PeerClosed),
+        Some(v1::VERSION) if config.auth_tokens.is_some() && !config.allow_v1 => {
+            let _ = conn.shutdown().await;
+            Err(ConnectionError::V1NeedsToken)
+        }
         Some(v1::VERSION) => {
             let mut handler = service.connect(&PeerInfo {
                 addr: peer.addr,
@@ -104,6 +105,7 @@ async fn dispatch_by_version<S: Service>(
                 name: peer.addr.to_string(),
                 pusher: Pusher::new(None),
                 tls_client_certificate: peer.certificate.clone(),
+                auth_token: None,
             });
             let mut stall = StallClock::new(config.v1_stall_limits(), peer.accepted);
             let result = serve_v1(&mut conn, &mut handler, &mut stall, stop).await;
@@ -118,7 +120,7 @@ async fn dispatch_by_version<S: Service>(
                 conn.map_codec(|_| V2Codec::new(v2::MIN_MAX_FRAME_SIZE, v2::MIN_MAX_FRAME_SIZE));
             // The codec only decodes here: frames out are encoded by the
             // session, which knows the client's limit once it has said it.
-            serve_v2(conn, service, peer, config, budget, stop).await
+            serve_v2(conn, service, peer, shared).await
         }
         Some(other) => {
             // The one reply that clients of every version can read.

@@ -295,6 +295,11 @@ pub fn run_client(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
 }
 
 impl ServerProcess {
+    /// The server's process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// The server's resident memory, from /proc.
     pub fn rss_kib(&self) -> u64 {
         let pid = self.child.as_ref().expect("running").id();

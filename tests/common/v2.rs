@@ -16,6 +16,7 @@ pub fn hello(name: &str) -> Frame {
         max_frame_size: 1 << 20,
         heartbeat_ms: 0,
         name: name.into(),
+        extensions: Vec::new(),
     })
 }
 

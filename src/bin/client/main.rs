@@ -5,7 +5,7 @@ mod chat;
 mod display;
 mod stdin;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use bench::{BenchArgs, run_bench};
 use bytes::Bytes;
 use chat::run_chat;
@@ -72,9 +72,32 @@ pub(crate) struct ConnArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
     pub(crate) tls_key: Option<std::path::PathBuf>,
+
+    /// Authenticate with the token on the first line of this file (v2).
+    /// Without it, the RUST_TCP_TOKEN environment variable, if set.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) auth_token_file: Option<std::path::PathBuf>,
 }
 
 impl ConnArgs {
+    /// The token to authenticate with, if any.
+    fn auth_token(&self) -> anyhow::Result<Option<String>> {
+        match &self.auth_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the auth token from {}", path.display()))?;
+                let token = text.lines().next().unwrap_or("").trim().to_owned();
+                if token.is_empty() {
+                    bail!("{} holds no token on its first line", path.display());
+                }
+                Ok(Some(token))
+            }
+            None => Ok(std::env::var("RUST_TCP_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())),
+        }
+    }
+
     /// The TLS settings the flags ask for, if any.
     fn client_tls(&self) -> anyhow::Result<Option<ClientTls>> {
         let wanted =
@@ -140,6 +163,9 @@ pub(crate) async fn connect(conn: &ConnArgs) -> anyhow::Result<Client> {
         });
     if let Some(tls) = conn.client_tls()? {
         config = config.tls(tls);
+    }
+    if let Some(token) = conn.auth_token()? {
+        config = config.auth_token(token);
     }
     Ok(Client::connect_with(&conn.addr, config).await?)
 }

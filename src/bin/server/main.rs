@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use line_output::spawn_line_output;
 use print_service::PrintService;
-use rust_tcp::{Server, ServerConfig, ServerTls, terminate_signal};
+use rust_tcp::{AuthTokens, Server, ServerConfig, ServerTls, terminate_signal};
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -103,10 +103,33 @@ struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
 
+    /// Require every v2 client to send one of the tokens in this file (one
+    /// per line); re-read on SIGHUP, so tokens rotate without dropping a
+    /// connection. v1 connections, which cannot carry a token, are then
+    /// refused unless --allow-v1.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<std::path::PathBuf>,
+
+    /// With --auth-token-file: admit v1 connections anyway
+    /// (unauthenticated).
+    #[arg(long, requires = "auth_token_file")]
+    allow_v1: bool,
+
     /// Relay each text message to every other connected v2 client,
     /// labelled with the sender's name (`NAME: TEXT`).
     #[arg(long)]
     broadcast: bool,
+}
+
+/// Re-reads the token file on every SIGHUP; a bad file keeps the tokens in
+/// use and says why.
+async fn reload_on_sighup(tokens: AuthTokens, mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
+        match tokens.reload() {
+            Ok(n) => tracing::info!("auth tokens reloaded ({n} accepted)"),
+            Err(e) => tracing::error!("auth tokens not reloaded, the old ones stay: {e}"),
+        }
+    }
 }
 
 /// A number of seconds, fractions allowed (`0.5`), as a duration.
@@ -156,7 +179,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         )?),
         _ => config,
     };
+    let tokens = match &args.auth_token_file {
+        Some(path) => Some(AuthTokens::from_file(path)?),
+        None => None,
+    };
+    let config = match &tokens {
+        Some(tokens) => config.auth_tokens(tokens.clone()).allow_v1(args.allow_v1),
+        None => config,
+    };
     let server = Server::bind(&args.addr, config).await?;
+    if let Some(tokens) = tokens {
+        // Registered now, before the address is announced: a SIGHUP's
+        // default action would end the process.
+        use tokio::signal::unix::{SignalKind, signal};
+        let hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        tokio::spawn(reload_on_sighup(tokens, hangups));
+    }
     // Handlers first: whoever reads the address below may signal at once.
     let stop = terminate_signal();
     tracing::info!("listening on {}", server.local_addr());

@@ -20,10 +20,13 @@ mod state;
 pub use close_code::CloseCode;
 pub use codec::{V2Codec, V2CodecError, claimed_frame_len};
 pub use error::{FrameError, SendError, SessionError};
-pub use frame::{CodeReason, Frame, FrameType, Hello, RequestFrame, ResponseFrame, Welcome};
+pub use frame::{
+    CodeReason, Extension, Frame, FrameType, Hello, RequestFrame, ResponseFrame, Welcome,
+};
 pub use limits::{DEFAULT_MAX_FRAME_SIZE, LimitError, MAX_NAME_LEN, MIN_MAX_FRAME_SIZE};
 pub use session::{
-    Expired, MISSED_HEARTBEATS, Role, Session, SessionConfig, SessionEvent, SessionState,
+    AUTHENTICATION_FAILED, Expired, MISSED_HEARTBEATS, Role, Session, SessionConfig, SessionEvent,
+    SessionState, TokenCheck,
 };
 
 /// The version byte that starts every v2 frame.

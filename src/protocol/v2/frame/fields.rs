@@ -81,6 +81,11 @@ impl Fields {
         })
     }
 
+    /// Whether every byte has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     /// Frames with fixed fields must not carry trailing bytes.
     pub(crate) fn finish(&self) -> Result<(), FrameError> {
         if !self.bytes.is_empty() {

@@ -15,8 +15,21 @@
 //! Each side's `max_frame` is the largest payload it accepts; the other
 //! side must not send more. The welcome's heartbeat interval is the one both
 //! sides use (0 turns heartbeats off).
+//!
+//! Both may end with an extensions area, for what the handshake needs to
+//! carry now and later (an authentication token; trace context,
+//! compression, resumption). Without extensions the area is absent, so
+//! every older handshake is still valid byte for byte:
+//! ```text
+//! +-----------+---------------------------------------------------+
+//! | count u16 | count × ( type u16 | length u16 | data [length] ) |
+//! +-----------+---------------------------------------------------+
+//! ```
+//! A receiver ignores an extension type it does not know, unless the type
+//! has its high bit set ([`Extension::CRITICAL`]): then it must refuse the
+//! handshake (1010) rather than go on without understanding it.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::fields::Fields;
 use crate::protocol::v2::FrameError;
@@ -32,6 +45,77 @@ pub struct Hello {
     pub heartbeat_ms: u32,
     /// How the client wants to be known (labels in chat, logs).
     pub name: String,
+    /// Handshake extensions, in order; empty for none.
+    pub extensions: Vec<Extension>,
+}
+
+/// One handshake extension: its type, and bytes whose meaning the type
+/// defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    /// What it is; see the constants.
+    pub kind: u16,
+    /// Its content.
+    pub data: Bytes,
+}
+
+impl Extension {
+    /// HELLO: the client's authentication token.
+    pub const AUTH_TOKEN: u16 = 0x0001;
+    /// The bit that marks a type the receiver must understand.
+    pub const CRITICAL: u16 = 0x8000;
+
+    /// An extension of type `kind`.
+    pub fn new(kind: u16, data: impl Into<Bytes>) -> Self {
+        Extension {
+            kind,
+            data: data.into(),
+        }
+    }
+
+    /// Whether a receiver that does not know this type must refuse.
+    pub fn is_critical(&self) -> bool {
+        self.kind & Extension::CRITICAL != 0
+    }
+}
+
+fn extensions_len(extensions: &[Extension]) -> usize {
+    match extensions {
+        [] => 0,
+        _ => 2 + extensions.iter().map(|e| 4 + e.data.len()).sum::<usize>(),
+    }
+}
+
+fn encode_extensions(extensions: &[Extension], dst: &mut BytesMut) {
+    if extensions.is_empty() {
+        return;
+    }
+    dst.put_u16(extensions.len() as u16);
+    for e in extensions {
+        dst.put_u16(e.kind);
+        dst.put_u16(e.data.len() as u16);
+        dst.put_slice(&e.data);
+    }
+}
+
+/// The area after the last fixed field, if present. An area that is
+/// present must hold at least one extension (so every frame has one
+/// encoding).
+fn decode_extensions(f: &mut Fields) -> Result<Vec<Extension>, FrameError> {
+    if f.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = f.u16("extension count")?;
+    if count == 0 {
+        return Err(f.malformed("an empty extensions area"));
+    }
+    (0..count)
+        .map(|_| {
+            let kind = f.u16("extension type")?;
+            let len = f.u16("extension length")? as usize;
+            Ok(Extension::new(kind, f.bytes(len, "extension data")?))
+        })
+        .collect()
 }
 
 /// The server's acceptance.
@@ -45,11 +129,13 @@ pub struct Welcome {
     pub heartbeat_ms: u32,
     /// The server's name, for the client's logs.
     pub server_name: String,
+    /// Handshake extensions, in order; empty for none.
+    pub extensions: Vec<Extension>,
 }
 
 impl Hello {
     pub(super) fn payload_len(&self) -> usize {
-        1 + self.versions.len() + 4 + 4 + 2 + self.name.len()
+        1 + self.versions.len() + 4 + 4 + 2 + self.name.len() + extensions_len(&self.extensions)
     }
 
     pub(super) fn encode(&self, dst: &mut BytesMut) {
@@ -59,6 +145,7 @@ impl Hello {
         dst.put_u32(self.heartbeat_ms);
         dst.put_u16(self.name.len() as u16);
         dst.put_slice(self.name.as_bytes());
+        encode_extensions(&self.extensions, dst);
     }
 
     pub(super) fn decode(f: &mut Fields) -> Result<Self, FrameError> {
@@ -69,13 +156,14 @@ impl Hello {
             max_frame_size: f.u32("max frame size")?,
             heartbeat_ms: f.u32("heartbeat interval")?,
             name: f.short_string("name")?,
+            extensions: decode_extensions(f)?,
         })
     }
 }
 
 impl Welcome {
     pub(super) fn payload_len(&self) -> usize {
-        1 + 4 + 4 + 2 + self.server_name.len()
+        1 + 4 + 4 + 2 + self.server_name.len() + extensions_len(&self.extensions)
     }
 
     pub(super) fn encode(&self, dst: &mut BytesMut) {
@@ -84,6 +172,7 @@ impl Welcome {
         dst.put_u32(self.heartbeat_ms);
         dst.put_u16(self.server_name.len() as u16);
         dst.put_slice(self.server_name.as_bytes());
+        encode_extensions(&self.extensions, dst);
     }
 
     pub(super) fn decode(f: &mut Fields) -> Result<Self, FrameError> {
@@ -92,6 +181,7 @@ impl Welcome {
             max_frame_size: f.u32("max frame size")?,
             heartbeat_ms: f.u32("heartbeat interval")?,
             server_name: f.short_string("server name")?,
+            extensions: decode_extensions(f)?,
         })
     }
 }
@@ -109,6 +199,7 @@ mod tests {
             max_frame_size: 16 * 1024 * 1024,
             heartbeat_ms: 30_000,
             name: "alice".into(),
+            extensions: Vec::new(),
         }
     }
 
@@ -131,6 +222,7 @@ mod tests {
             max_frame_size: 1024,
             heartbeat_ms: 0,
             server_name: String::new(),
+            extensions: Vec::new(),
         });
         assert_eq!(round_trip(&w), w);
     }

@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes};
 
 pub use super::frame_type::FrameType;
 pub use code_reason::CodeReason;
-pub use handshake::{Hello, Welcome};
+pub use handshake::{Extension, Hello, Welcome};
 pub use request::{RequestFrame, ResponseFrame};
 pub use sink::{FrameSink, SHARED_PAYLOAD};
 

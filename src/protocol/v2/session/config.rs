@@ -1,6 +1,8 @@
 //! What one side of a session is and accepts: its name, its limit, and the
 //! durations of its timers.
 
+use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config_setters::setters;
@@ -10,7 +12,7 @@ use crate::protocol::v2::limits::{self, DEFAULT_MAX_FRAME_SIZE, LimitError};
 /// One side's settings. Start from [`SessionConfig::default`] and change
 /// what you need with the setters; new settings may be added without
 /// breaking callers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SessionConfig {
     /// Our name in the HELLO or WELCOME.
@@ -31,6 +33,20 @@ pub struct SessionConfig {
     pub frame_timeout: Duration,
     /// The slowest rate, in bytes/s, a frame is given time for.
     pub min_frame_rate: u32,
+    /// Client only: the token sent in the HELLO's auth extension.
+    pub auth_token: Option<Bytes>,
+    /// Server only: when set, a HELLO must carry a token this accepts, or
+    /// the handshake is refused with 1008.
+    pub token_check: Option<Arc<dyn TokenCheck>>,
+}
+
+/// Decides whether a HELLO's token is good: the server's side of token
+/// authentication, kept apart from the session so tokens can come from
+/// anywhere (a file reloaded on SIGHUP, a database). Compare in constant
+/// time: the session tells the peer nothing about why a token failed.
+pub trait TokenCheck: Send + Sync + std::fmt::Debug {
+    /// Whether `token` may open a session.
+    fn accepts(&self, token: &[u8]) -> bool;
 }
 
 impl Default for SessionConfig {
@@ -43,6 +59,8 @@ impl Default for SessionConfig {
             drain_timeout: Duration::from_millis(2500),
             frame_timeout: StallLimits::default().frame_base,
             min_frame_rate: StallLimits::default().min_rate,
+            auth_token: None,
+            token_check: None,
         }
     }
 }
@@ -55,6 +73,8 @@ impl SessionConfig {
         drain_timeout: Duration,
         frame_timeout: Duration,
         min_frame_rate: u32,
+        auth_token: Option<Bytes>,
+        token_check: Option<Arc<dyn TokenCheck>>,
     }
     /// Sets our name.
     pub fn name(mut self, name: impl Into<String>) -> Self {

@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::heartbeat::Heartbeat;
 use super::{Session, SessionEvent, SessionState};
-use crate::protocol::v2::frame::{Frame, Hello, Welcome};
+use crate::protocol::v2::frame::{Extension, Frame, Hello, Welcome};
 use crate::protocol::v2::limits::{check_max_frame_size, check_name};
 use crate::protocol::v2::{CloseCode, SessionError, VERSION};
+
+/// The reason every failed authentication gets.
+pub const AUTHENTICATION_FAILED: &str = "authentication failed";
 
 fn refuse(reason: String) -> SessionError {
     SessionError::new(CloseCode::HANDSHAKE_REFUSED, reason)
@@ -22,6 +25,12 @@ impl Session {
             max_frame_size: self.local.max_frame_size,
             heartbeat_ms: 0,
             name: self.local.name.clone(),
+            extensions: self
+                .local
+                .auth_token
+                .iter()
+                .map(|t| Extension::new(Extension::AUTH_TOKEN, t.clone()))
+                .collect(),
         })
     }
 
@@ -40,15 +49,41 @@ impl Session {
         }
         check_name(&h.name).map_err(|e| refuse(format!("client {e}")))?;
         check_max_frame_size(h.max_frame_size).map_err(|e| refuse(format!("client {e}")))?;
+        if let Some(unknown) = h
+            .extensions
+            .iter()
+            .find(|e| e.is_critical() && e.kind != Extension::AUTH_TOKEN)
+        {
+            return Err(refuse(format!(
+                "critical extension 0x{:04x} is not supported",
+                unknown.kind
+            )));
+        }
+        let token = h
+            .extensions
+            .iter()
+            .find(|e| e.kind == Extension::AUTH_TOKEN)
+            .map(|e| e.data.clone());
+        if let Some(check) = &self.local.token_check {
+            // One reason for every failure: the peer learns nothing more.
+            if !token.as_ref().is_some_and(|t| check.accepts(t)) {
+                return Err(SessionError::new(
+                    CloseCode::POLICY_VIOLATION,
+                    AUTHENTICATION_FAILED,
+                ));
+            }
+        }
         let heartbeat_ms = self.local.heartbeat_ms();
         Frame::Welcome(Welcome {
             version: VERSION,
             max_frame_size: self.local.max_frame_size,
             heartbeat_ms,
             server_name: self.local.name.clone(),
+            extensions: Vec::new(),
         })
         .encode(out);
-        Ok(self.open(h.name, h.max_frame_size, heartbeat_ms, now))
+        let token = self.local.token_check.as_ref().and(token);
+        Ok(self.open(h.name, h.max_frame_size, heartbeat_ms, token, now))
     }
 
     pub(super) fn accept_welcome(
@@ -63,7 +98,13 @@ impl Session {
             )));
         }
         check_max_frame_size(w.max_frame_size).map_err(|e| refuse(format!("server {e}")))?;
-        Ok(self.open(w.server_name, w.max_frame_size, w.heartbeat_ms, now))
+        if let Some(unknown) = w.extensions.iter().find(|e| e.is_critical()) {
+            return Err(refuse(format!(
+                "critical extension 0x{:04x} is not supported",
+                unknown.kind
+            )));
+        }
+        Ok(self.open(w.server_name, w.max_frame_size, w.heartbeat_ms, None, now))
     }
 
     /// Both sides agree: messages may flow, and the heartbeat starts.
@@ -72,6 +113,7 @@ impl Session {
         peer_name: String,
         peer_max_frame_size: u32,
         heartbeat_ms: u32,
+        auth_token: Option<bytes::Bytes>,
         now: Instant,
     ) -> SessionEvent {
         self.state = SessionState::Open;
@@ -83,6 +125,7 @@ impl Session {
             peer_name: self.peer_name.clone(),
             peer_max_frame_size,
             heartbeat_ms,
+            auth_token,
         }
     }
 }

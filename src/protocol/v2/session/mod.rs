@@ -30,7 +30,8 @@ mod heartbeat;
 mod send_rules;
 mod timers;
 
-pub use config::SessionConfig;
+pub use config::{SessionConfig, TokenCheck};
+pub use handshake::AUTHENTICATION_FAILED;
 pub use heartbeat::MISSED_HEARTBEATS;
 pub use timers::Expired;
 
@@ -53,6 +54,9 @@ pub enum SessionEvent {
         peer_max_frame_size: u32,
         /// The heartbeat interval both sides follow, in ms; 0 = off.
         heartbeat_ms: u32,
+        /// Server side: the token the client authenticated with, if the
+        /// server checks tokens.
+        auth_token: Option<Bytes>,
     },
     /// Text from the peer.
     Text(Message),

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::protocol::v2::codec::decode_frame;
-use crate::protocol::v2::{SendError, frame::Hello};
+use crate::protocol::v2::{AUTHENTICATION_FAILED, SendError, TokenCheck, frame::Hello};
 use bytes::BytesMut;
 use std::time::Duration;
 
@@ -100,6 +100,7 @@ fn hello_without_v2_or_with_a_bad_name_is_refused_with_a_reason() {
         max_frame_size: 4096,
         heartbeat_ms: 0,
         name: "x".into(),
+        extensions: Vec::new(),
     });
     let err = s.receive(bad, now, &mut out).unwrap_err();
     assert_eq!(err.code, CloseCode::HANDSHAKE_REFUSED);
@@ -111,6 +112,7 @@ fn hello_without_v2_or_with_a_bad_name_is_refused_with_a_reason() {
             max_frame_size: 4096,
             heartbeat_ms: 0,
             name: name.into(),
+            extensions: Vec::new(),
         });
         let err = s.receive(hello, now, &mut out).unwrap_err();
         assert_eq!(err.code, CloseCode::HANDSHAKE_REFUSED, "{name:?}");
@@ -498,4 +500,51 @@ fn a_frame_trickled_in_is_cut_at_its_deadline() {
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+#[derive(Debug)]
+struct Only(&'static [u8]);
+impl TokenCheck for Only {
+    fn accepts(&self, token: &[u8]) -> bool {
+        token == self.0
+    }
+}
+
+/// A server that checks tokens opens only for a HELLO carrying a good one,
+/// and says the same thing whatever was wrong.
+#[test]
+fn a_token_is_checked_before_the_welcome() {
+    let now = Instant::now();
+    let check: std::sync::Arc<dyn TokenCheck> = std::sync::Arc::new(Only(b"s3cret"));
+    for (token, opens) in [
+        (None, false),
+        (Some("guess"), false),
+        (Some("s3cret"), true),
+    ] {
+        let mut hello = BytesMut::new();
+        let mut config = SessionConfig::default().name("c");
+        if let Some(t) = token {
+            config = config.auth_token(Some(Bytes::from(t)));
+        }
+        Session::client(config, now, &mut hello);
+        let [hello] = frames(&mut hello).try_into().unwrap();
+        let mut server = Session::server(server_config().token_check(Some(check.clone())), now);
+        let mut out = BytesMut::new();
+        match server.receive(hello, now, &mut out) {
+            Ok(Some(SessionEvent::Opened { auth_token, .. })) => {
+                assert!(opens, "{token:?} opened");
+                assert_eq!(auth_token.as_deref(), Some(&b"s3cret"[..]));
+                assert!(matches!(&frames(&mut out)[..], [Frame::Welcome(_)]));
+            }
+            Err(e) => {
+                assert!(!opens, "{token:?} refused");
+                assert_eq!(e.code, CloseCode::POLICY_VIOLATION);
+                assert_eq!(e.reason, AUTHENTICATION_FAILED);
+                assert!(
+                    matches!(&frames(&mut out)[..], [Frame::Close(c)] if c.reason == AUTHENTICATION_FAILED)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
