@@ -232,3 +232,36 @@ fn a_silent_peer_on_a_tls_port_is_cut_at_the_handshake_deadline() {
     );
     server.wait_for_log("TLS handshake failed: not complete in time");
 }
+
+/// A TLS handshake in progress holds memory from the server's budget: with
+/// room for just one, a second client waits until the first, silent one is
+/// cut at its handshake deadline, and is then served.
+#[tokio::test]
+async fn tls_handshakes_count_against_the_memory_budget() {
+    let ca = TestCa::new("budget");
+    let leaf = ca.leaf("server", &["127.0.0.1"], false);
+    let config = ServerConfig::default()
+        .tls(ServerTls::from_pem_files(&leaf.cert, &leaf.key, None).unwrap())
+        .max_frame_size(64 * 1024)
+        .max_memory(64 * 1024)
+        .handshake_timeout(Duration::from_millis(800));
+    let (collect, _rx) = Collect::new();
+    let server = InProcessServer::start(collect, config).await;
+    // The silent one comes first and takes the memory; the real client
+    // comes 200 ms later (part of the scenario: its own handshake deadline
+    // then falls after the silent one's).
+    let _silent = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let tls = ClientTls::with_ca_file(&ca.cert).unwrap();
+    let client = Client::connect_with(&server.addr, ClientConfig::default().tls(tls))
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "served after {waited:?}: no wait for memory"
+    );
+    client.close().await.unwrap();
+    server.shut_down().await;
+}
