@@ -117,6 +117,7 @@ impl StallClock {
     }
 
     /// A complete frame arrived at `now`: progress.
+    #[inline]
     pub fn frame_received(&mut self, now: Instant) {
         self.first_frame_by = None;
         self.last_frame = now;

@@ -42,14 +42,16 @@ pub enum PushError {
 pub(crate) struct Outbound {
     queue: Arc<WriteQueue<Session>>,
     /// Cancelled when the queue overflows: the connection task ends.
-    overflow: CancellationToken,
+    /// Behind an `Arc`: every responder holds an `Outbound`, and cloning a
+    /// token itself takes a lock in its tree, an `Arc` one atomic add.
+    overflow: Arc<CancellationToken>,
 }
 
 impl Outbound {
     pub(crate) fn new(queue: Arc<WriteQueue<Session>>) -> Self {
         Outbound {
             queue,
-            overflow: CancellationToken::new(),
+            overflow: Arc::new(CancellationToken::new()),
         }
     }
 

@@ -22,10 +22,12 @@ pub(crate) struct Outgoing {
 }
 
 impl FrameSink for Outgoing {
+    #[inline]
     fn buf(&mut self) -> &mut BytesMut {
         &mut self.tail
     }
 
+    #[inline]
     fn put_payload(&mut self, payload: &Bytes) {
         if payload.len() < SHARED_PAYLOAD {
             self.tail.extend_from_slice(payload);

@@ -68,6 +68,7 @@ impl Frame {
 
     /// Payload size on the wire, checked against the receiver's limit
     /// before sending.
+    #[inline]
     pub fn payload_len(&self) -> usize {
         match self {
             Frame::Hello(h) => h.payload_len(),

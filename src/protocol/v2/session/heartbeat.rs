@@ -42,6 +42,7 @@ impl Heartbeat {
     }
 
     /// Any bytes from the peer count as a sign of life.
+    #[inline]
     pub(crate) fn heard(&mut self, now: Instant) {
         self.last_heard = self.last_heard.max(now);
         self.pings = 0;

@@ -114,6 +114,7 @@ impl Session {
                 heartbeat: None,
                 drain_deadline: None,
                 last_ping: 0,
+                progress_at: None,
             },
             local,
             peer_max_frame_size: MIN_MAX_FRAME_SIZE,

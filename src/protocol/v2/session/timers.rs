@@ -24,6 +24,9 @@ pub(super) struct Timers {
     pub(super) drain_deadline: Option<Instant>,
     /// The nonce of the last PING sent.
     pub(super) last_ping: u64,
+    /// When a complete frame was last counted: a batch of frames read at
+    /// one instant is counted once.
+    pub(super) progress_at: Option<Instant>,
 }
 
 /// A deadline that ended the session. Its CLOSE has been written.
@@ -63,7 +66,12 @@ impl Session {
 
     /// A complete frame arrived: a sign of life. (Bytes alone are not: a
     /// peer that trickles would stay alive forever.)
+    #[inline]
     pub(super) fn frame_received(&mut self, now: Instant) {
+        if self.timers.progress_at == Some(now) {
+            return;
+        }
+        self.timers.progress_at = Some(now);
         self.timers.stall.frame_received(now);
         if let Some(hb) = &mut self.timers.heartbeat {
             hb.heard(now);
@@ -75,6 +83,8 @@ impl Session {
     /// bytes in all once its header is known. From its first byte, the
     /// frame has the frame timeout plus its length at the minimum rate.
     pub fn pending(&mut self, now: Instant, buffered: usize, claimed: Option<usize>) {
+        // The next complete frame is progress again, whatever its instant.
+        self.timers.progress_at = None;
         self.timers.stall.pending(now, buffered, claimed);
     }
 
