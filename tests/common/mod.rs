@@ -171,6 +171,12 @@ impl ServerProcess {
         (status, self.stdout.iter().collect())
     }
 
+    /// Like `stop_with`, and also returns every log line not read yet.
+    pub fn stop_and_collect_log(mut self, signal: &str) -> (ExitStatus, Vec<String>) {
+        let status = self.stop(signal);
+        (status, self.stderr.iter().collect())
+    }
+
     fn stop(&mut self, signal: &str) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         let pid = child.id().to_string();

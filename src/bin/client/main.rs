@@ -36,7 +36,7 @@ struct Args {
     command: Option<Command>,
 }
 
-#[derive(Debug, ClapArgs)]
+#[derive(Debug, Clone, ClapArgs)]
 pub(crate) struct ConnArgs {
     /// Server address, HOST:PORT.
     #[arg(long, global = true, default_value = "127.0.0.1:8080")]
@@ -135,21 +135,29 @@ enum Command {
     Bench(BenchArgs),
 }
 
-// One thread: a client is one connection, and keeping its reader, writer
-// and callers on one thread saves a cross-thread wake-up on every hop.
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
     let args = Args::parse();
     let result = match &args.command {
-        Some(Command::Request { payloads }) => run_requests(&args.conn, payloads).await,
-        Some(Command::Chat) => run_chat(&args.conn).await,
-        Some(Command::Bench(bench)) => run_bench(&args.conn, bench).await,
-        None if args.messages.is_empty() => send_stdin(&args.conn).await,
-        None => send_args(&args.conn, &args.messages).await,
+        // The benchmark picks its own runtime (one thread or all).
+        Some(Command::Bench(bench)) => run_bench(&args.conn, bench),
+        _ => run_one_connection(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+// One thread: a client is one connection, and keeping its reader, writer
+// and callers on one thread saves a cross-thread wake-up on every hop.
+#[tokio::main(flavor = "current_thread")]
+async fn run_one_connection(args: &Args) -> anyhow::Result<()> {
+    match &args.command {
+        Some(Command::Request { payloads }) => run_requests(&args.conn, payloads).await,
+        Some(Command::Chat) => run_chat(&args.conn).await,
+        Some(Command::Bench(_)) => unreachable!("run by main on its own runtime"),
+        None if args.messages.is_empty() => send_stdin(&args.conn).await,
+        None => send_args(&args.conn, &args.messages).await,
     }
 }
 

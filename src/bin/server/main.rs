@@ -2,12 +2,14 @@
 
 mod line_output;
 mod print_service;
+mod sink_service;
 
 use anyhow::Context;
 use clap::Parser;
 use line_output::spawn_line_output;
 use print_service::PrintService;
 use rust_tcp::{AuthTokens, Server, ServerConfig, ServerTls, terminate_signal};
+use sink_service::SinkService;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -115,6 +117,12 @@ struct Args {
     #[arg(long, requires = "auth_token_file")]
     allow_v1: bool,
 
+    /// Measure the stack alone: decode and validate every frame, but print
+    /// nothing and answer requests with an empty payload. The count of
+    /// messages received is logged at the end.
+    #[arg(long, conflicts_with = "broadcast")]
+    sink: bool,
+
     /// Relay each text message to every other connected v2 client,
     /// labelled with the sender's name (`NAME: TEXT`).
     #[arg(long)]
@@ -198,6 +206,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Handlers first: whoever reads the address below may signal at once.
     let stop = terminate_signal();
     tracing::info!("listening on {}", server.local_addr());
+
+    if args.sink {
+        let sink = SinkService::default();
+        server.run(sink.clone(), stop).await;
+        tracing::info!(
+            "server stopped; {} messages and requests received",
+            sink.received()
+        );
+        return Ok(());
+    }
 
     // Our own handle on stdout, written by one thread in large batches
     // (std's `Stdout` would add a lock and line buffering per write).
