@@ -9,7 +9,7 @@ use clap::{Args as ClapArgs, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rust_tcp::Client;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -316,7 +316,10 @@ fn report(
     } else {
         "messages"
     };
-    println!(
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head -1`) is not an error worth a panic.
+    let _ = writeln!(
+        out,
         "{operations} {what} of {} bytes over {} connection(s) in {secs:.3} s: {:.3} M {what}/s, {mb_per_sec:.1} MB/s",
         bench.size,
         bench.connections,
@@ -325,7 +328,8 @@ fn report(
     let us = |q: f64| latency_ns.map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1e3);
     let max = latency_ns.map_or(0.0, |h| h.max() as f64 / 1e3);
     if latency_ns.is_some() {
-        println!(
+        let _ = writeln!(
+            out,
             "latency ({in_flight} in flight per connection): p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {max:.1} µs",
             us(0.5),
             us(0.9),
@@ -347,6 +351,6 @@ fn report(
                 "p50": us(0.5), "p90": us(0.9), "p99": us(0.99), "p99_9": us(0.999), "max": max,
             },
         });
-        println!("{json}");
+        let _ = writeln!(out, "{json}");
     }
 }

@@ -12,6 +12,7 @@ use chat::run_chat;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use display::show_payload;
 use rust_tcp::{Client, ClientConfig, ClientTls, ProtocolVersion};
+use std::io::Write;
 use stdin::send_stdin;
 
 /// Talk to a rust-tcp server.
@@ -216,7 +217,10 @@ async fn run_requests(conn: &ConnArgs, payloads: &[String]) -> anyhow::Result<()
     let mut failed = false;
     for (payload, response) in payloads.iter().zip(responses) {
         match response {
-            Ok(r) => println!("{}", show_payload(&r)),
+            Ok(r) => {
+                // A closed pipe (`| head -1`) is not an error worth a panic.
+                let _ = writeln!(std::io::stdout(), "{}", show_payload(&r));
+            }
             Err(e) => {
                 eprintln!("error: request {payload:?}: {e}");
                 failed = true;
