@@ -20,31 +20,13 @@ fn token_file(tokens: &str) -> std::path::PathBuf {
     path
 }
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Records the token each connection authenticated with.
-struct Tokens(std::sync::mpsc::Sender<Option<bytes::Bytes>>);
-struct Quiet;
-impl rust_tcp::Service for Tokens {
-    type Handler = Quiet;
-    fn connect(&self, peer: &rust_tcp::PeerInfo) -> Quiet {
-        let _ = self.0.send(peer.auth_token.clone());
-        Quiet
-    }
-}
-impl rust_tcp::Handler for Quiet {
-    async fn on_text(&mut self, _: rust_tcp::Message) {}
-}
-
 #[tokio::test]
 async fn only_a_right_token_reaches_the_service_which_learns_which_one() {
     let path = token_file("alpha\nbeta\n");
     let tokens = AuthTokens::from_file(&path).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (admitted, rx) = Admitted::new();
     let server =
-        InProcessServer::start(Tokens(tx), ServerConfig::default().auth_tokens(tokens)).await;
+        InProcessServer::start(admitted, ServerConfig::default().auth_tokens(tokens)).await;
     for config in [
         ClientConfig::default().auth_token("gamma"),
         ClientConfig::default(),
@@ -69,7 +51,7 @@ async fn only_a_right_token_reaches_the_service_which_learns_which_one() {
         .unwrap();
     client.close().await.unwrap();
     assert_eq!(
-        rx.recv_timeout(PATIENCE).unwrap().as_deref(),
+        rx.recv_timeout(PATIENCE).unwrap().auth_token.as_deref(),
         Some(&b"beta"[..])
     );
     server.shut_down().await;
@@ -118,9 +100,9 @@ fn tokens_rotate_on_sighup_without_dropping_anyone() {
     let out = with(&old_file, "old again");
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("1008 (policy violation): authentication failed"),
+        stderr_of(&out).contains("1008 (policy violation): authentication failed"),
         "{}",
-        stderr(&out)
+        stderr_of(&out)
     );
     server.wait_for_log("connection closed: authentication failed");
     // The token from the environment works as well.
@@ -129,7 +111,7 @@ fn tokens_rotate_on_sighup_without_dropping_anyone() {
         .env("RUST_TCP_TOKEN", "new-token")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(server.next_output_line(), printed("after"));
     rt.block_on(held.send_text("still here")).unwrap();
     rt.block_on(held.close()).unwrap();
@@ -151,7 +133,7 @@ fn v1_is_refused_when_tokens_are_required_unless_allowed() {
         &["--addr", &allowing.addr_arg(), "--v1", "welcome v1"],
         None,
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(allowing.next_output_line(), printed("welcome v1"));
     let _ = std::fs::remove_file(path);
 }
@@ -162,15 +144,11 @@ fn v1_is_refused_when_tokens_are_required_unless_allowed() {
 async fn repeated_failures_from_one_address_are_slowed_down() {
     let path = token_file("right\n");
     let tokens = AuthTokens::from_file(&path).unwrap();
-    let (tx, _rx) = std::sync::mpsc::channel();
+    let (admitted, _rx) = Admitted::new();
     let server =
-        InProcessServer::start(Tokens(tx), ServerConfig::default().auth_tokens(tokens)).await;
+        InProcessServer::start(admitted, ServerConfig::default().auth_tokens(tokens)).await;
     let addr: std::net::SocketAddr = server.addr.parse().unwrap();
     let attempt = |from: &'static str| async move {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        let stream = socket.connect(addr).await.unwrap();
-        let mut framed = tokio_util::codec::Framed::new(stream, V2Codec::default());
         let hello = Frame::Hello(Hello {
             versions: vec![2],
             max_frame_size: 1 << 20,
@@ -179,7 +157,7 @@ async fn repeated_failures_from_one_address_are_slowed_down() {
             extensions: vec![Extension::new(Extension::AUTH_TOKEN, "wrong")],
         });
         let started = Instant::now();
-        framed.send(hello).await.unwrap();
+        let mut framed = raw_v2_from(addr, from, hello).await;
         let answer = next_frame(&mut framed).await;
         assert!(
             matches!(answer, Frame::Close(ref c) if c.code == CloseCode::POLICY_VIOLATION),

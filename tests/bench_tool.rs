@@ -6,7 +6,8 @@ mod common;
 use common::*;
 
 fn bench(server: &ServerProcess, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--addr", server.addr.to_string().leak() as &str];
+    let addr = server.addr_arg();
+    let mut all = vec!["--addr", addr.as_str()];
     all.extend_from_slice(args);
     all.push("--json");
     let out = run_client(&all, None);

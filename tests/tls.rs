@@ -10,10 +10,6 @@ use common::*;
 use rust_tcp::{Client, ClientConfig, ClientTls, ServerConfig, ServerTls};
 use std::time::{Duration, Instant};
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// A TLS server whose certificate is for 127.0.0.1 and localhost.
 fn tls_server(ca: &TestCa, extra: &[&str]) -> ServerProcess {
     let leaf = ca.leaf("server", &["127.0.0.1", "localhost"], false);
@@ -34,13 +30,13 @@ fn a_trusted_server_serves_v1_and_v2_inside_tls() {
     let ca_arg = ca.cert.display().to_string();
     let addr = server.addr_arg();
     let out = run_client(&["--addr", &addr, "--ca", &ca_arg, "over tls"], None);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(server.next_output_line(), printed("over tls"));
     let out = run_client(
         &["--addr", &addr, "--ca", &ca_arg, "--v1", "v1 over tls"],
         None,
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(server.next_output_line(), printed("v1 over tls"));
     // By DNS name too, and with requests.
     let out = run_client(
@@ -56,7 +52,7 @@ fn a_trusted_server_serves_v1_and_v2_inside_tls() {
         ],
         None,
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "echo me\n");
 }
 
@@ -91,7 +87,7 @@ fn untrusted_wrong_name_expired_and_plain_text_each_fail_clearly() {
         args.push("never sent");
         let out = run_client(&args, None);
         assert!(!out.status.success());
-        let err = stderr(&out);
+        let err = stderr_of(&out);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("error: TLS: handshake with"), "{err}");
         assert!(err.contains(why), "{err}");
@@ -102,9 +98,9 @@ fn untrusted_wrong_name_expired_and_plain_text_each_fail_clearly() {
     let out = run_client(&["--addr", &addr, "plain"], None);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("the server speaks TLS"),
+        stderr_of(&out).contains("the server speaks TLS"),
         "{}",
-        stderr(&out)
+        stderr_of(&out)
     );
     server.wait_for_log("TLS handshake failed");
     // An expired server certificate.
@@ -117,9 +113,9 @@ fn untrusted_wrong_name_expired_and_plain_text_each_fail_clearly() {
     ]);
     let out = run_client(&["--addr", &old.addr_arg(), "--ca", &ca_arg, "late"], None);
     assert!(
-        stderr(&out).contains("certificate expired"),
+        stderr_of(&out).contains("certificate expired"),
         "{}",
-        stderr(&out)
+        stderr_of(&out)
     );
     // A TLS client on a plain port.
     let plain = ServerProcess::start(&[]);
@@ -128,24 +124,8 @@ fn untrusted_wrong_name_expired_and_plain_text_each_fail_clearly() {
         None,
     );
     assert!(!out.status.success());
-    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("TLS"), "{}", stderr(&out));
-}
-
-/// Records each connection's verified client certificate.
-struct Identities(std::sync::mpsc::Sender<Option<Vec<u8>>>);
-struct Nobody;
-impl rust_tcp::Service for Identities {
-    type Handler = Nobody;
-    fn connect(&self, peer: &rust_tcp::PeerInfo) -> Nobody {
-        let _ = self
-            .0
-            .send(peer.tls_client_certificate.as_ref().map(|c| c.to_vec()));
-        Nobody
-    }
-}
-impl rust_tcp::Handler for Nobody {
-    async fn on_text(&mut self, _: rust_tcp::Message) {}
+    assert_eq!(stderr_of(&out).lines().count(), 1, "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("TLS"), "{}", stderr_of(&out));
 }
 
 #[tokio::test]
@@ -155,8 +135,8 @@ async fn mutual_tls_requires_a_client_certificate_and_hands_it_to_the_service() 
     let client_leaf = ca.leaf("alice", &["alice.example"], false);
     let tls =
         ServerTls::from_pem_files(&server_leaf.cert, &server_leaf.key, Some(&ca.cert)).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = InProcessServer::start(Identities(tx), ServerConfig::default().tls(tls)).await;
+    let (admitted, rx) = Admitted::new();
+    let server = InProcessServer::start(admitted, ServerConfig::default().tls(tls)).await;
 
     let without = ClientTls::with_ca_file(&ca.cert).unwrap();
     let refused = Client::connect_with(&server.addr, ClientConfig::default().tls(without)).await;
@@ -174,7 +154,9 @@ async fn mutual_tls_requires_a_client_certificate_and_hands_it_to_the_service() 
     let seen = rx
         .recv_timeout(PATIENCE)
         .unwrap()
-        .expect("the service sees a certificate");
+        .tls_client_certificate
+        .expect("the service sees a certificate")
+        .to_vec();
     let pem = std::fs::read_to_string(&client_leaf.cert).unwrap();
     let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
         .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
@@ -209,7 +191,7 @@ with socket.create_connection(("127.0.0.1", {port}), timeout=20) as raw:
         .output()
         .expect("python3 runs");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said} {}", stderr(&out));
+    assert!(out.status.success(), "{said} {}", stderr_of(&out));
     // TLS 1.2 or 1.3, then a v2 frame of type 2 (WELCOME).
     assert!(said.starts_with("TLSv1."), "{said}");
     assert!(said.trim_end().ends_with("2 2"), "{said}");

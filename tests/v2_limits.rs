@@ -108,20 +108,9 @@ fn past_max_connections_new_clients_are_refused_at_once_with_a_reason() {
 /// served.
 #[tokio::test]
 async fn one_address_cannot_take_every_slot() {
-    use futures::{SinkExt, StreamExt};
+    use futures::StreamExt;
     let server = ServerProcess::start(&["--max-connections-per-ip", "2"]);
-    let from = |ip: &'static str| {
-        let addr = server.addr;
-        async move {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
-            let stream = socket.connect(addr).await.unwrap();
-            let mut framed =
-                tokio_util::codec::Framed::new(stream, rust_tcp::protocol::v2::V2Codec::default());
-            framed.send(hello("from-host")).await.unwrap();
-            framed
-        }
-    };
+    let from = |ip: &'static str| raw_v2_from(server.addr, ip, hello("from-host"));
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut f = from("127.0.0.2").await;

@@ -110,7 +110,11 @@ async fn drive(
                     Some(Expired::Stalled(stalled)) => {
                         return End::violation(CloseCode::POLICY_VIOLATION, stalled.to_string());
                     }
-                    Some(other) => return End::Lost(format!("session expired: {other:?}")),
+                    // A client session has neither a handshake deadline here
+                    // (the handshake is over) nor a go-away drain.
+                    Some(other @ (Expired::Handshake(_) | Expired::Drained)) => {
+                        return End::Lost(format!("session expired: {other:?}"));
+                    }
                     None => {}
                 }
             }

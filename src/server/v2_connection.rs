@@ -24,8 +24,8 @@ use super::responder::{InFlight, Responder};
 use super::service::{Handler, PeerInfo, Service};
 use super::shared::Shared;
 use crate::protocol::v2::{
-    AUTHENTICATION_FAILED, CodeReason, Expired, Session, SessionEvent, V2Codec, V2CodecError,
-    claimed_frame_len,
+    AUTHENTICATION_FAILED, CodeReason, Expired, Session, SessionEvent, SessionState, V2Codec,
+    V2CodecError, claimed_frame_len,
 };
 use crate::transport::{BatchError, Connection, Deadline, MemoryBudget, ReceiveBatch, WriteQueue};
 use rustls_pki_types::CertificateDer;
@@ -185,7 +185,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                     stopping = true;
                     let closed = self.out.update(|s, out| {
                         let _ = s.go_away("server shutting down", Instant::now(), out);
-                        s.poll_timeout().is_none()
+                        s.state() == SessionState::Closed
                     });
                     if closed {
                         // Still in the handshake: refused instead.
@@ -202,7 +202,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                         Some(Expired::Stalled(stalled)) => {
                             return Err(ConnectionError::Stalled(stalled));
                         }
-                        Some(_) => return Ok(ConnectionEnd::ServerShutdown),
+                        Some(Expired::Drained) => return Ok(ConnectionEnd::ServerShutdown),
                     }
                 }
                 read = reader.fill_within(budget, claimed) => {

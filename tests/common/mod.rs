@@ -11,7 +11,7 @@ pub mod v2;
 
 pub use chat::ChatProcess;
 pub use split::for_every_pair_of_split_points;
-pub use v2::{encode, hello, named, next_frame, raw_v2};
+pub use v2::{encode, hello, named, next_frame, raw_v2, raw_v2_from};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -346,4 +346,34 @@ impl rust_tcp::Handler for CollectHandler {
     async fn on_request(&mut self, payload: bytes::Bytes, responder: rust_tcp::Responder) {
         let _ = responder.respond(payload);
     }
+}
+
+/// A service that hands the test the `PeerInfo` of every connection it
+/// admits, and ignores what they send: for asserting who got in, and as
+/// whom (certificate, token).
+pub struct Admitted(pub std::sync::mpsc::Sender<rust_tcp::PeerInfo>);
+pub struct Ignore;
+
+impl Admitted {
+    pub fn new() -> (Self, std::sync::mpsc::Receiver<rust_tcp::PeerInfo>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        (Admitted(tx), rx)
+    }
+}
+
+impl rust_tcp::Service for Admitted {
+    type Handler = Ignore;
+    fn connect(&self, peer: &rust_tcp::PeerInfo) -> Ignore {
+        let _ = self.0.send(peer.clone());
+        Ignore
+    }
+}
+
+impl rust_tcp::Handler for Ignore {
+    async fn on_text(&mut self, _: rust_tcp::protocol::Message) {}
+}
+
+/// A process's standard error, as text.
+pub fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -52,3 +52,18 @@ pub async fn next_frame(framed: &mut Framed<TcpStream, V2Codec>) -> Frame {
 pub fn named(name: &str) -> ClientConfig {
     ClientConfig::default().name(name)
 }
+
+/// A raw v2 conversation from the loopback address `from` (127.0.0.2 and
+/// up, for per-address rules), after sending `first`.
+pub async fn raw_v2_from(
+    server: std::net::SocketAddr,
+    from: &str,
+    first: Frame,
+) -> Framed<TcpStream, V2Codec> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let stream = socket.connect(server).await.unwrap();
+    let mut framed = Framed::new(stream, V2Codec::default());
+    framed.send(first).await.unwrap();
+    framed
+}
