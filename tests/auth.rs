@@ -12,6 +12,23 @@ use rust_tcp::{AuthTokens, Client, ClientConfig, ClientError, ServerConfig};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+/// An in-process server accepting the tokens in a fresh file, and what its
+/// service admits.
+async fn token_server(
+    tokens: &str,
+) -> (
+    InProcessServer,
+    std::sync::mpsc::Receiver<rust_tcp::PeerInfo>,
+    std::path::PathBuf,
+) {
+    let path = token_file(tokens);
+    let tokens = AuthTokens::from_file(&path).unwrap();
+    let (admitted, rx) = Admitted::new();
+    let server =
+        InProcessServer::start(admitted, ServerConfig::default().auth_tokens(tokens)).await;
+    (server, rx, path)
+}
+
 fn token_file(tokens: &str) -> std::path::PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -22,11 +39,7 @@ fn token_file(tokens: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn only_a_right_token_reaches_the_service_which_learns_which_one() {
-    let path = token_file("alpha\nbeta\n");
-    let tokens = AuthTokens::from_file(&path).unwrap();
-    let (admitted, rx) = Admitted::new();
-    let server =
-        InProcessServer::start(admitted, ServerConfig::default().auth_tokens(tokens)).await;
+    let (server, rx, path) = token_server("alpha\nbeta\n").await;
     for config in [
         ClientConfig::default().auth_token("gamma"),
         ClientConfig::default(),
@@ -142,11 +155,7 @@ fn v1_is_refused_when_tokens_are_required_unless_allowed() {
 /// 400 ms before it is judged; another address is not slowed.
 #[tokio::test]
 async fn repeated_failures_from_one_address_are_slowed_down() {
-    let path = token_file("right\n");
-    let tokens = AuthTokens::from_file(&path).unwrap();
-    let (admitted, _rx) = Admitted::new();
-    let server =
-        InProcessServer::start(admitted, ServerConfig::default().auth_tokens(tokens)).await;
+    let (server, _rx, path) = token_server("right\n").await;
     let addr: std::net::SocketAddr = server.addr.parse().unwrap();
     let attempt = |from: &'static str| async move {
         let hello = Frame::Hello(Hello {

@@ -140,9 +140,7 @@ fn a_client_that_never_reads_is_dropped_and_memory_stays_bounded() {
     let server = ServerProcess::start(&["--max-queued-bytes", "1048576"]);
     let mut c = raw_connect(server.addr);
     c.set_write_timeout(Some(PATIENCE)).unwrap();
-    let mut bytes = bytes::BytesMut::new();
-    hello("mute").encode(&mut bytes);
-    c.write_all(&bytes).unwrap();
+    c.write_all(&encode(&[hello("mute")])).unwrap();
 
     let payload = Bytes::from(vec![b'x'; 64 * 1024]);
     let mut sent = 0usize;
@@ -181,9 +179,7 @@ fn a_ping_flood_that_never_reads_is_dropped_too() {
     let server = ServerProcess::start(&["--max-queued-bytes", "1048576"]);
     let mut c = raw_connect(server.addr);
     c.set_write_timeout(Some(PATIENCE)).unwrap();
-    let mut bytes = bytes::BytesMut::new();
-    hello("pinger").encode(&mut bytes);
-    c.write_all(&bytes).unwrap();
+    c.write_all(&encode(&[hello("pinger")])).unwrap();
     let mut pings = bytes::BytesMut::new();
     for n in 0..4096u64 {
         Frame::Ping(n).encode(&mut pings);
