@@ -109,7 +109,8 @@ struct Driver<'a, Svc: Service> {
     certificate: Option<CertificateDer<'static>>,
     /// How long the close handshake waits for unanswered requests.
     drain: Duration,
-    /// The events of one batch of frames, kept to reuse its allocation.
+    /// The events of one batch of frames, kept to reuse its allocation
+    /// while frames keep coming.
     events: Vec<SessionEvent>,
     /// This connection's allowance of log lines.
     log_gate: LogGate,
@@ -164,6 +165,10 @@ impl<Svc: Service> Driver<'_, Svc> {
                 }
             }
             self.flush_handler().await;
+            if reader.buffered().is_empty() {
+                // Caught up: an idle connection keeps no event storage.
+                self.events = Vec::new();
+            }
 
             // What is left is part of a frame: it has a deadline of its own.
             let (left, claimed) = (

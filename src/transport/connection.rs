@@ -1,8 +1,11 @@
 use bytes::BytesMut;
+use std::cell::RefCell;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use super::memory_budget::{MemoryBudget, Reservation, UNBUDGETED_FRAME};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio_util::codec::Decoder;
 
 /// The most free space a read asks for. Reads are sized by the traffic,
@@ -14,6 +17,35 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 /// buffer is empty: an idle connection holds a few KiB at most, whatever
 /// it sent before.
 const SMALL_READ: usize = 4 * 1024;
+
+thread_local! {
+    /// Where a connection with nothing buffered reads into: allocated once
+    /// per thread, so ten thousand idle connections hold no read buffers.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// One read into this thread's scratch space, the bytes read then copied
+/// into `buf` (sized to fit them). The scratch is borrowed only inside this
+/// synchronous poll, never across an `.await`; if it is somehow in use
+/// already, the read goes straight into `buf` instead.
+fn read_via_scratch<S: AsyncRead>(
+    stream: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let mut read = ReadBuf::new(&mut scratch);
+            ready!(stream.poll_read(cx, &mut read))?;
+            buf.extend_from_slice(read.filled());
+            Poll::Ready(Ok(read.filled().len()))
+        }
+        Err(_) => {
+            buf.reserve(SMALL_READ);
+            tokio_util::io::poll_read_buf(stream, cx, buf)
+        }
+    })
+}
 
 /// A byte stream plus the buffers and codec that turn it into frames.
 ///
@@ -118,11 +150,20 @@ where
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
         if self.read_buf.is_empty() && !self.streaming {
             // Everything was handed out and the peer paused: hold nothing
-            // for it (a large frame's allocation goes with its frame).
-            if self.read_buf.capacity() > SMALL_READ {
-                self.read_buf = BytesMut::new();
-            }
+            // for it while it stays quiet (a large frame's allocation goes
+            // with its frame), and read what it sends next into this
+            // thread's scratch space, keeping only what arrived.
+            self.read_buf = BytesMut::new();
             self.read_size = SMALL_READ;
+            let n = std::future::poll_fn(|cx| {
+                read_via_scratch(Pin::new(&mut self.stream), cx, &mut self.read_buf)
+            })
+            .await?;
+            self.streaming = n == READ_CHUNK;
+            if self.streaming {
+                self.read_size = READ_CHUNK;
+            }
+            return Ok(n);
         }
         if self.read_buf.capacity() - self.read_buf.len() < self.read_size / 4 {
             // Reclaims the consumed front of the buffer when possible, so a

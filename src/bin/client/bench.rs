@@ -27,6 +27,10 @@ pub(crate) enum Mode {
     Binary,
     /// v2 requests, each waiting for its response (latency measured).
     Request,
+    /// Open the connections (v1 or v2, handshake done), send nothing, and
+    /// hold them for --duration seconds (default 10), for measuring what
+    /// an idle connection costs the server.
+    Idle,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -47,7 +51,7 @@ pub(crate) struct BenchArgs {
     /// --mode request unless a mode is given).
     #[arg(long)]
     in_flight: Option<usize>,
-    /// What to send: v1, text, binary (one-way), or request. Default:
+    /// What to send: v1, text, binary (one-way), request, or idle. Default:
     /// request with --in-flight, v1 with --v1, else text.
     #[arg(long, value_enum)]
     mode: Option<Mode>,
@@ -107,6 +111,9 @@ impl Plan {
 /// reader, writer and callers wake each other without crossing threads.
 pub(crate) fn run_bench(conn: &ConnArgs, bench: &BenchArgs) -> anyhow::Result<()> {
     let mode = bench.mode(conn);
+    if mode == Mode::Idle {
+        return hold_idle(conn, bench);
+    }
     if mode == Mode::V1 && !conn.v1 {
         bail!("--mode v1 needs --v1 (the connection's protocol)");
     }
@@ -204,11 +211,54 @@ pub(crate) fn run_bench(conn: &ConnArgs, bench: &BenchArgs) -> anyhow::Result<()
     Ok(())
 }
 
+/// Idle mode: every connection opened (on one thread: they do nothing
+/// after), one line on stderr once all are open, held for the duration,
+/// then closed cleanly.
+fn hold_idle(conn: &ConnArgs, bench: &BenchArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let hold = Duration::from_secs_f64(bench.duration.unwrap_or(10.0).max(0.0));
+    runtime.block_on(async {
+        let started = Instant::now();
+        let mut clients = Vec::with_capacity(bench.connections as usize);
+        for _ in 0..bench.connections {
+            clients.push(connect(conn).await?);
+        }
+        let opened = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{} idle connections open (in {opened:.2} s); holding them for {:.1} s",
+            clients.len(),
+            hold.as_secs_f64()
+        );
+        tokio::time::sleep(hold).await;
+        for c in &clients {
+            c.close().await?;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "{} idle connections held for {:.1} s",
+            clients.len(),
+            hold.as_secs_f64()
+        );
+        if bench.json {
+            let json = serde_json::json!({
+                "mode": "idle", "connections": clients.len(), "open_seconds": opened,
+                "per_sec": 0.0, "mb_per_sec": 0.0,
+            });
+            let _ = writeln!(out, "{json}");
+        }
+        Ok(())
+    })
+}
+
 async fn warm_up(client: &Client, mode: Mode, payload: &Bytes) -> anyhow::Result<()> {
     match mode {
         Mode::Request => drop(client.request(payload.clone()).await?),
         Mode::Binary => client.send_binary(payload.clone()).await?,
         Mode::V1 | Mode::Text => client.send_text(text(payload)).await?,
+        Mode::Idle => {}
     }
     Ok(())
 }

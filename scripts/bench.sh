@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks in one command: our server against a raw TCP byte
+# sink (the physical limit), a minimal LengthDelimitedCodec server (what a
+# user would write instead) and redis-server with redis-benchmark, on this
+# machine, in alternated rounds; then our TLS cost, what an idle connection
+# costs, and how throughput, latency and memory scale with connections and
+# payload size. Writes docs/BENCHMARKS.md and its plots (docs/bench/*.svg),
+# and prints the table of ratios.
+#
+#   scripts/bench.sh            # the full run (about 10 minutes on 2 cores)
+#   scripts/bench.sh --quick    # one short round of everything (a check)
+#
+# Options: --rounds N (alternated rounds, default 3), --secs S (seconds per
+# measured run, default 2), --out FILE (default docs/BENCHMARKS.md).
+# Every process it starts listens on a free 127.0.0.1 port and is stopped by
+# its PID when the script ends, however it ends.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ROUNDS=3
+SECS=2
+OUT=docs/BENCHMARKS.md
+QUICK=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1; ROUNDS=1; SECS=0.5 ;;
+        --rounds) ROUNDS=$2; shift ;;
+        --secs) SECS=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+die() { echo "bench.sh: $*" >&2; exit 1; }
+
+# --- what the machine needs -------------------------------------------------
+need_packages=()
+command -v redis-server >/dev/null || need_packages+=(redis-server)
+command -v redis-benchmark >/dev/null || need_packages+=(redis-tools)
+command -v openssl >/dev/null || need_packages+=(openssl)
+if [ ${#need_packages[@]} -gt 0 ]; then
+    say "installing ${need_packages[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq >/dev/null && \
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_packages[@]}" >/dev/null \
+        || die "could not install ${need_packages[*]} (apt-get failed)"
+fi
+# 10,000 connections need 10,000 descriptors on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -ge 10100 ] || echo "bench.sh: only $(ulimit -n) open files allowed; the 10,000-connection runs may fail" >&2
+
+say "building (release)"
+cargo build --release --quiet --bin server --bin client --example raw_sink \
+    --example ldc_server --example bench_report
+BIN=$ROOT/target/release
+WORK=$ROOT/target/bench
+rm -rf "$WORK" && mkdir -p "$WORK"
+RESULTS=$WORK/results.jsonl
+: > "$RESULTS"
+
+# --- processes: started on free ports, stopped by PID -----------------------
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    local port
+    for _ in $(seq 100); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"; return
+        fi
+    done
+    die "no free port found"
+}
+
+# start NAME PORT CMD...: runs CMD (stdout to $WORK/NAME.out), waits until the
+# port accepts connections; sets SERVER_PID.
+start() {
+    local name=$1 port=$2; shift 2
+    "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    for _ in $(seq 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return; fi
+        kill -0 "$SERVER_PID" 2>/dev/null || die "$name did not start: $(tail -3 "$WORK/$name.err")"
+        sleep 0.05
+    done
+    die "$name is not listening on port $port"
+}
+stop() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+
+# record CASE IMPL ROUND JSON: one line of results.
+record() { printf '{"case":"%s","impl":"%s","round":%s,"result":%s}\n' "$1" "$2" "$3" "$4" >> "$RESULTS"; }
+
+# One client bench run against 127.0.0.1:PORT; prints its JSON line.
+bench() {
+    local port=$1; shift
+    local line
+    line=$("$BIN/client" --addr "127.0.0.1:$port" "$@" --json 2>>"$WORK/client.err" | tail -1) \
+        || die "client bench $* failed: $(tail -3 "$WORK/client.err")"
+    echo "$line"
+}
+
+# redis-benchmark PING (the multi-bulk form) as the same JSON fields.
+redis_ping() {
+    local port=$1 clients=$2 pipeline=$3 count=$4
+    redis-benchmark -h 127.0.0.1 -p "$port" -t ping_mbulk -c "$clients" -P "$pipeline" \
+        -n "$count" --csv 2>/dev/null | awk -F'"' -v c="$clients" -v p="$pipeline" \
+        '$2=="PING_MBULK" { printf "{\"mode\":\"redis-ping\",\"connections\":%s,\"in_flight\":%s,\"per_sec\":%s,\"mb_per_sec\":0,\"latency_us\":{\"p50\":%s,\"p99\":%s,\"max\":%s}}\n", c, p, $4, $10*1000, $14*1000, $16*1000 }'
+}
+
+# Requests for about SECS seconds at RATE per second (redis-benchmark has
+# no duration option).
+count_for() { awk -v r="$1" -v s="$SECS" 'BEGIN { n = int(r * s); if (n < 1000) n = 1000; print n }'; }
+
+# ours IMPL-NAME SERVER-ARGS...: starts our server on $PORT.
+ours() { PORT=$(free_port); start "$1" "$PORT" "$BIN/server" --addr "127.0.0.1:$PORT" "${@:2}"; }
+ldc() { PORT=$(free_port); start "$1" "$PORT" "$BIN/examples/ldc_server" "127.0.0.1:$PORT" "${@:2}"; }
+raw() { PORT=$(free_port); start raw "$PORT" "$BIN/examples/raw_sink" "127.0.0.1:$PORT"; }
+redis() {
+    PORT=$(free_port)
+    start redis "$PORT" redis-server --bind 127.0.0.1 --port "$PORT" --save '' \
+        --appendonly no --protected-mode no --maxclients 20000
+}
+
+# --- side by side, alternated -------------------------------------------------
+say "side by side: $ROUNDS alternated round(s) of $SECS s runs"
+for round in $(seq "$ROUNDS"); do
+    say "round $round/$ROUNDS"
+    # v2 one-way, one connection, 32-byte and 64 KiB payloads, counting only.
+    for impl in ours ldc raw; do
+        case $impl in
+            ours) ours ours --sink ;;
+            ldc) ldc ldc --sink ;;
+            raw) raw ;;
+        esac
+        record oneway32 "$impl" "$round" "$(bench "$PORT" bench --mode text --size 32 --duration "$SECS")"
+        record oneway64k "$impl" "$round" "$(bench "$PORT" bench --mode binary --size 65536 --duration "$SECS")"
+        stop
+    done
+    # v1 ingest, printing every message to a file.
+    for impl in ours ldc; do
+        case $impl in
+            ours) ours ours-print ;;
+            ldc) ldc ldc-print ;;
+        esac
+        record v1print "$impl" "$round" "$(bench "$PORT" --v1 bench --size 20 --duration "$SECS")"
+        stop
+        rm -f "$WORK"/*-print.out
+    done
+    # Requests: 50 connections x 16 in flight, 50 x 1, 1 x 1.
+    for impl in ours ldc redis; do
+        case $impl in
+            ours) ours ours --sink ;;
+            ldc) ldc ldc --sink ;;
+            redis) redis ;;
+        esac
+        for shape in "50 16" "50 1" "1 1"; do
+            set -- $shape
+            case_name="req_${1}x${2}"
+            if [ "$impl" = redis ]; then
+                rate=$([ "$2" -gt 1 ] && echo 1500000 || { [ "$1" -gt 1 ] && echo 200000 || echo 40000; })
+                result=$(redis_ping "$PORT" "$1" "$2" "$(count_for "$rate")")
+            else
+                result=$(bench "$PORT" bench --mode request --connections "$1" --in-flight "$2" --duration "$SECS")
+            fi
+            record "$case_name" "$impl" "$round" "$result"
+        done
+        stop
+    done
+done
+
+# --- TLS: the same work over TLS, against ours in plain TCP ------------------
+say "TLS: the same table over TLS"
+TLS=$WORK/tls
+mkdir -p "$TLS"
+(
+    cd "$TLS"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=bench CA" -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=server" \
+        -keyout server.key -out server.csr 2>/dev/null
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile <(printf "subjectAltName=IP:127.0.0.1") -out server.pem 2>/dev/null
+)
+for round in $(seq "$ROUNDS"); do
+    for impl in plain tls; do
+        if [ "$impl" = tls ]; then
+            ours ours-tls --sink --tls-cert "$TLS/server.pem" --tls-key "$TLS/server.key"
+            conn=(--ca "$TLS/ca.pem")
+        else
+            ours ours --sink
+            conn=()
+        fi
+        record tls_oneway32 "$impl" "$round" "$(bench "$PORT" "${conn[@]}" bench --mode text --size 32 --duration "$SECS")"
+        record tls_oneway64k "$impl" "$round" "$(bench "$PORT" "${conn[@]}" bench --mode binary --size 65536 --duration "$SECS")"
+        record tls_req_50x16 "$impl" "$round" "$(bench "$PORT" "${conn[@]}" bench --mode request --connections 50 --in-flight 16 --duration "$SECS")"
+        record tls_req_1x1 "$impl" "$round" "$(bench "$PORT" "${conn[@]}" bench --mode request --connections 1 --in-flight 1 --duration "$SECS")"
+        stop
+    done
+done
+
+# --- what an idle connection costs ------------------------------------------
+IDLE=10000
+[ "$QUICK" = 1 ] && IDLE=2000
+say "memory: $IDLE idle connections"
+# idle IMPL ROUND CLIENT...: server RSS growth per connection while CLIENT
+# holds $IDLE idle connections (the server is already running).
+idle() {
+    local impl=$1 round=$2; shift 2
+    local before after log=$WORK/idle-client.err
+    before=$(rss_kib "$SERVER_PID")
+    : > "$log"
+    "$@" > "$log" 2>&1 &
+    local holder=$!
+    PIDS+=("$holder")
+    for _ in $(seq 1200); do
+        grep -q "idle connections open\|clients: $IDLE" "$log" && break
+        kill -0 "$holder" 2>/dev/null || die "idle client ended early: $(tail -2 "$log")"
+        sleep 0.05
+    done
+    sleep 0.5
+    after=$(rss_kib "$SERVER_PID")
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    record idle "$impl" "$round" "{\"connections\":$IDLE,\"rss_before_kib\":$before,\"rss_after_kib\":$after,\"bytes_per_conn\":$(( (after - before) * 1024 / IDLE ))}"
+}
+for round in $(seq "$ROUNDS"); do
+    for impl in ours-v2 ours-v1 redis; do
+        case $impl in
+            ours-v2|ours-v1)
+                ours ours-idle --sink --max-connections 20000 --max-connections-per-ip 20000
+                v1=(); [ "$impl" = ours-v1 ] && v1=(--v1)
+                idle "$impl" "$round" "$BIN/client" --addr "127.0.0.1:$PORT" "${v1[@]}" bench \
+                    --mode idle --connections "$IDLE" --duration 3600 ;;
+            redis)
+                redis
+                # redis-benchmark -I opens the connections and waits; its
+                # progress line names them once all are open.
+                idle redis "$round" redis-benchmark -h 127.0.0.1 -p "$PORT" \
+                    -c "$IDLE" -I ;;
+        esac
+        stop
+    done
+done
+
+# --- scaling ------------------------------------------------------------------
+say "scaling: connections and payload sizes"
+CONNS="1 10 100 1000 10000"
+[ "$QUICK" = 1 ] && CONNS="1 10 100 1000"
+ours ours-scaling --sink --max-connections 20000 --max-connections-per-ip 20000
+for n in $CONNS; do
+    before=$(rss_kib "$SERVER_PID")
+    result=$(bench "$PORT" bench --mode request --connections "$n" --in-flight 1 --duration "$SECS")
+    # The peak only grows, and the runs go from few connections to many.
+    peak=$(awk '/VmHWM/{print $2}' "/proc/$SERVER_PID/status")
+    record "scale_conns" ours "$n" "$(printf '%s' "$result" | sed "s/}\$/,\"server_hwm_kib\":$peak,\"server_base_kib\":$before}/")"
+done
+stop
+for size in 16 256 4096 65536 1048576; do
+    for impl in ours raw; do
+        if [ "$impl" = ours ]; then ours ours --sink; else raw; fi
+        record scale_size "$impl" "$size" "$(bench "$PORT" bench --mode binary --size "$size" --duration "$SECS")"
+        stop
+    done
+done
+
+# --- the report -------------------------------------------------------------
+say "writing $OUT"
+{
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+changes')"
+    echo "cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
+    echo "cores=$(nproc)"
+    echo "memory=$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "kernel=$(uname -sr)"
+    echo "rustc=$(rustc --version)"
+    echo "redis=$(redis-server --version | awk '{print $3}')"
+    echo "rounds=$ROUNDS"
+    echo "secs=$SECS"
+    echo "idle=$IDLE"
+} > "$WORK/machine.txt"
+"$BIN/examples/bench_report" "$RESULTS" "$WORK/machine.txt" "$OUT"
