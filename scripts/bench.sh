@@ -71,10 +71,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Below the kernel's ephemeral range, so no client connection can hold it.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
     local port
     for _ in $(seq 100); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"; return
         fi
@@ -101,6 +103,18 @@ stop() {
     wait "$SERVER_PID" 2>/dev/null || true
 }
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+# CPU time (user + system) a process has used, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
+# with_cpu JSON: adds the server's CPU time per operation since $cpu_before
+# (a fair figure even where the load generators differ).
+with_cpu() {
+    local ticks ops
+    ticks=$(( $(cpu_ticks "$SERVER_PID") - cpu_before ))
+    ops=$(printf '%s' "$1" | sed -n 's/.*"operations":\([0-9]*\).*/\1/p')
+    [ -n "$ops" ] || ops=$redis_count
+    printf '%s' "$1" | sed "s/}\$/,\"server_cpu_us_per_op\":$(awk -v t="$ticks" -v h="$CLK_TCK" -v n="$ops" 'BEGIN { printf "%.3f", t * 1e6 / h / n }')}/"
+}
 
 # record CASE IMPL ROUND JSON: one line of results.
 record() { printf '{"case":"%s","impl":"%s","round":%s,"result":%s}\n' "$1" "$2" "$3" "$4" >> "$RESULTS"; }
@@ -171,13 +185,15 @@ for round in $(seq "$ROUNDS"); do
         for shape in "50 16" "50 1" "1 1"; do
             set -- $shape
             case_name="req_${1}x${2}"
+            cpu_before=$(cpu_ticks "$SERVER_PID")
             if [ "$impl" = redis ]; then
                 rate=$([ "$2" -gt 1 ] && echo 1500000 || { [ "$1" -gt 1 ] && echo 200000 || echo 40000; })
-                result=$(redis_ping "$PORT" "$1" "$2" "$(count_for "$rate")")
+                redis_count=$(count_for "$rate")
+                result=$(redis_ping "$PORT" "$1" "$2" "$redis_count")
             else
                 result=$(bench "$PORT" bench --mode request --connections "$1" --in-flight "$2" --duration "$SECS")
             fi
-            record "$case_name" "$impl" "$round" "$result"
+            record "$case_name" "$impl" "$round" "$(with_cpu "$result")"
         done
         stop
     done

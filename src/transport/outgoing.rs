@@ -3,15 +3,18 @@
 //! a broadcast to many clients is held once, however many queues it sits
 //! in.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::protocol::v2::frame::{FrameSink, SHARED_PAYLOAD};
 
 /// The writer's buffer is kept between writes up to this size.
 const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// Chunks handed to one vectored write (the system's limit is 1,024).
+const MAX_SLICES: usize = 64;
 
 /// Bytes in order: every chunk, then the tail.
 #[derive(Debug, Default)]
@@ -54,20 +57,52 @@ impl Outgoing {
     }
 
     /// Writes everything, in order, then empties itself for reuse (letting
-    /// a large buffer go rather than keeping it for an idle peer).
+    /// a large buffer go rather than keeping it for an idle peer). Many
+    /// chunks go out in one vectored write (`writev`), not one call each.
     pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&mut self, out: &mut W) -> io::Result<()> {
-        for chunk in &self.chunks {
-            out.write_all(chunk).await?;
+        if !self.chunks.is_empty() {
+            let tail = self.tail.split().freeze();
+            if !tail.is_empty() {
+                self.chunks.push_back(tail);
+            }
+            while !self.chunks.is_empty() {
+                let slices: Vec<IoSlice<'_>> = self
+                    .chunks
+                    .iter()
+                    .take(MAX_SLICES)
+                    .map(|c| IoSlice::new(c))
+                    .collect();
+                let n = out.write_vectored(&slices).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                self.consume(n);
+            }
+            self.chunks_len = 0;
         }
         out.write_all(&self.tail).await?;
-        self.chunks.clear();
-        self.chunks_len = 0;
         if self.tail.capacity() > KEEP_CAPACITY {
             self.tail = BytesMut::new();
         } else {
             self.tail.clear();
         }
         Ok(())
+    }
+
+    /// Drops the first `n` bytes of the chunks (written).
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                return;
+            };
+            if front.len() <= n {
+                n -= front.len();
+                self.chunks.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
     }
 }
 
@@ -100,6 +135,35 @@ mod tests {
         assert_eq!(q.len(), expected.len());
         q.write_to(&mut written).await.unwrap();
         assert_eq!(written, expected);
+        assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn partial_vectored_writes_keep_every_byte_in_order() {
+        let mut q = Outgoing::default();
+        let mut expected = BytesMut::new();
+        for i in 0..200u32 {
+            let size = if i % 3 == 0 {
+                SHARED_PAYLOAD + i as usize
+            } else {
+                10
+            };
+            let frame = Frame::Binary(Bytes::from(vec![i as u8; size]));
+            frame.encode(&mut q);
+            frame.encode(&mut expected);
+        }
+        // A pipe that takes at most 7 bytes per write.
+        let (mut writer, mut reader) = tokio::io::duplex(7);
+        let read = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut got)
+                .await
+                .unwrap();
+            got
+        });
+        q.write_to(&mut writer).await.unwrap();
+        drop(writer);
+        assert_eq!(read.await.unwrap(), expected);
         assert!(q.is_empty());
     }
 }

@@ -1,0 +1,722 @@
+//! Turns the results of `scripts/bench.sh` into `docs/BENCHMARKS.md`, its
+//! plots (SVG, drawn with `plotters`) and the table of ratios on stdout.
+//!
+//! `bench_report RESULTS.jsonl MACHINE.txt OUT.md`: every figure in the
+//! document comes from RESULTS, one JSON object per run
+//! (`{"case", "impl", "round", "result"}`); ratios are paired within a
+//! round (ours and the reference measured back to back) and the median of
+//! the rounds is reported, because this machine's speed swings between
+//! runs far more than it does within one.
+
+use anyhow::{Context, bail};
+use plotters::prelude::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+struct Run {
+    case: String,
+    imp: String,
+    round: u64,
+    result: Value,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [results, machine, out] = args.as_slice() else {
+        bail!("usage: bench_report RESULTS.jsonl MACHINE.txt OUT.md");
+    };
+    let runs = read_runs(results)?;
+    let machine: BTreeMap<String, String> = std::fs::read_to_string(machine)
+        .with_context(|| format!("reading {machine}"))?
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let out = Path::new(out);
+    let plots = out.parent().unwrap_or(Path::new(".")).join("bench");
+    std::fs::create_dir_all(&plots)?;
+
+    let table = comparisons(&runs);
+    let mut md = String::new();
+    header(&mut md, &machine);
+    side_by_side(&mut md, &table);
+    plot_side_by_side(&plots.join("side_by_side.svg"), &table)?;
+    server_cpu(&mut md, &runs);
+    tls(&mut md, &runs);
+    idle(&mut md, &runs);
+    scaling(&mut md, &runs, &plots)?;
+    std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
+
+    println!(
+        "{:<58} {:>10} {:>8} {:>6}",
+        "comparison", "ratio", "target", "met"
+    );
+    for c in &table {
+        println!(
+            "{:<58} {:>10.3} {:>8} {:>6}",
+            c.what,
+            c.ratio,
+            c.target.map_or("-".into(), |t| format!("≥ {t}")),
+            c.met().map_or("", |m| if m { "yes" } else { "NO" })
+        );
+    }
+    println!("wrote {} and {}", out.display(), plots.display());
+    Ok(())
+}
+
+fn read_runs(path: &str) -> anyhow::Result<Vec<Run>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let v: Value = serde_json::from_str(line)
+                .with_context(|| format!("{path}:{}: not JSON", i + 1))?;
+            Ok(Run {
+                case: v["case"].as_str().unwrap_or_default().to_owned(),
+                imp: v["impl"].as_str().unwrap_or_default().to_owned(),
+                round: v["round"].as_u64().unwrap_or_default(),
+                result: v["result"].clone(),
+            })
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// A figure of one run: a top-level field, or `latency_us.FIELD`.
+fn field(v: &Value, name: &str) -> Option<f64> {
+    match name.split_once('.') {
+        Some((a, b)) => v[a][b].as_f64(),
+        None => v[name].as_f64(),
+    }
+}
+
+/// The values of `metric` for (case, impl), by round.
+fn by_round(runs: &[Run], case: &str, imp: &str, metric: &str) -> BTreeMap<u64, f64> {
+    runs.iter()
+        .filter(|r| r.case == case && r.imp == imp)
+        .filter_map(|r| Some((r.round, field(&r.result, metric)?)))
+        .collect()
+}
+
+fn median_of(runs: &[Run], case: &str, imp: &str, metric: &str) -> f64 {
+    median(by_round(runs, case, imp, metric).into_values().collect())
+}
+
+/// One line of the ratio table.
+struct Comparison {
+    what: String,
+    case: &'static str,
+    ours: f64,
+    reference: f64,
+    unit: &'static str,
+    reference_name: &'static str,
+    /// Paired per round, median of rounds; above 1 means ours is better.
+    ratio: f64,
+    target: Option<f64>,
+}
+
+impl Comparison {
+    fn met(&self) -> Option<bool> {
+        self.target.map(|t| self.ratio >= t)
+    }
+}
+
+/// Ours against each reference, every ratio paired within its round.
+fn comparisons(runs: &[Run]) -> Vec<Comparison> {
+    // (case, description, metric, unit, scale, reference impl, reference
+    // name, target, lower is better)
+    type Spec = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        f64,
+        &'static str,
+        &'static str,
+        Option<f64>,
+        bool,
+    );
+    const SPECS: &[Spec] = &[
+        (
+            "oneway32",
+            "v2 one-way, 1 conn, 32 B, counting: messages/s",
+            "per_sec",
+            "M msg/s",
+            1e-6,
+            "ldc",
+            "LengthDelimitedCodec",
+            Some(1.0),
+            false,
+        ),
+        (
+            "oneway32",
+            "v2 one-way, 1 conn, 32 B, counting: bytes/s",
+            "mb_per_sec",
+            "MB/s",
+            1.0,
+            "raw",
+            "raw TCP sink",
+            Some(0.5),
+            false,
+        ),
+        (
+            "oneway64k",
+            "v2 one-way, 1 conn, 64 KiB, counting: bytes/s",
+            "mb_per_sec",
+            "MB/s",
+            1.0,
+            "raw",
+            "raw TCP sink",
+            Some(0.9),
+            false,
+        ),
+        (
+            "oneway64k",
+            "v2 one-way, 1 conn, 64 KiB, counting: bytes/s",
+            "mb_per_sec",
+            "MB/s",
+            1.0,
+            "ldc",
+            "LengthDelimitedCodec",
+            None,
+            false,
+        ),
+        (
+            "v1print",
+            "v1 ingest, 1 conn, 20 B, printing to a file",
+            "per_sec",
+            "M msg/s",
+            1e-6,
+            "ldc",
+            "LengthDelimitedCodec",
+            Some(1.5),
+            false,
+        ),
+        (
+            "req_50x16",
+            "requests, 50 conns x 16 in flight",
+            "per_sec",
+            "M req/s",
+            1e-6,
+            "redis",
+            "redis PING -c 50 -P 16",
+            Some(1.0),
+            false,
+        ),
+        (
+            "req_50x16",
+            "requests, 50 conns x 16 in flight",
+            "per_sec",
+            "M req/s",
+            1e-6,
+            "ldc",
+            "LengthDelimitedCodec",
+            None,
+            false,
+        ),
+        (
+            "req_50x1",
+            "requests, 50 conns x 1 in flight",
+            "per_sec",
+            "M req/s",
+            1e-6,
+            "redis",
+            "redis PING -c 50",
+            Some(1.0),
+            false,
+        ),
+        (
+            "req_50x1",
+            "requests, 50 conns x 1 in flight",
+            "per_sec",
+            "M req/s",
+            1e-6,
+            "ldc",
+            "LengthDelimitedCodec",
+            None,
+            false,
+        ),
+        (
+            "req_1x1",
+            "requests, 1 conn x 1: p50 latency",
+            "latency_us.p50",
+            "µs",
+            1.0,
+            "redis",
+            "redis PING -c 1",
+            Some(1.0),
+            true,
+        ),
+        (
+            "req_1x1",
+            "requests, 1 conn x 1: p50 latency",
+            "latency_us.p50",
+            "µs",
+            1.0,
+            "ldc",
+            "LengthDelimitedCodec",
+            None,
+            true,
+        ),
+    ];
+    SPECS
+        .iter()
+        .filter_map(
+            |&(case, what, metric, unit, scale, reference, name, target, lower)| {
+                let ours = by_round(runs, case, "ours", metric);
+                let theirs = by_round(runs, case, reference, metric);
+                let paired: Vec<f64> = ours
+                    .iter()
+                    .filter_map(|(round, o)| {
+                        let t = theirs.get(round)?;
+                        Some(if lower { t / o } else { o / t })
+                    })
+                    .collect();
+                if paired.is_empty() {
+                    return None;
+                }
+                Some(Comparison {
+                    what: format!("{what} vs {name}"),
+                    case,
+                    ours: median(ours.into_values().collect()) * scale,
+                    reference: median(theirs.into_values().collect()) * scale,
+                    unit,
+                    reference_name: name,
+                    ratio: median(paired),
+                    target,
+                })
+            },
+        )
+        .collect()
+}
+
+fn header(md: &mut String, m: &BTreeMap<String, String>) {
+    let get = |k: &str| m.get(k).map_or("?", String::as_str);
+    let _ = writeln!(
+        md,
+        "# Benchmarks\n\n\
+         Every figure on this page was produced by one run of `scripts/bench.sh` \
+         (on {date}, commit `{commit}`); rerun it to get your own. Nothing here is \
+         asserted by the test suite.\n\n\
+         | machine | |\n|---|---|\n\
+         | CPU | {cpu}, {cores} cores |\n| memory | {mem} |\n| kernel | {kernel} |\n\
+         | compiler | {rustc} |\n| redis | {redis} |\n| rounds | {rounds} alternated, {secs} s per measured run |\n\n\
+         Client and server share the machine's cores over loopback, so every \
+         figure is for the pair; the same load generator (`client bench`) drives \
+         our server and the references, except for redis, which is driven by \
+         `redis-benchmark`. Ratios are paired within a round and the median of the \
+         rounds is shown: this machine's speed swings by up to 2x between runs, \
+         far less within one.\n",
+        date = get("date"),
+        commit = get("commit"),
+        cpu = get("cpu"),
+        cores = get("cores"),
+        mem = get("memory"),
+        kernel = get("kernel"),
+        rustc = get("rustc"),
+        redis = get("redis"),
+        rounds = get("rounds"),
+        secs = get("secs"),
+    );
+    let _ = writeln!(
+        md,
+        "## What is compared\n\n\
+         - **ours**: `server --sink` (decodes and validates every frame, answers \
+         requests with empty responses, prints nothing), or `server` printing to a \
+         file for v1 ingest.\n\
+         - **raw TCP sink** (`examples/raw_sink.rs`): reads and discards bytes; the \
+         physical limit of loopback TCP with this generator.\n\
+         - **LengthDelimitedCodec** (`examples/ldc_server.rs`): what a user would \
+         write instead: tokio-util's codec doing the same work (UTF-8 checks, \
+         printing or counting, requests answered) with none of our limits or \
+         session rules.\n\
+         - **redis**: `redis-server` answering PING, driven by `redis-benchmark -t \
+         ping_mbulk` at the same connection counts and depths.\n\n\
+         The commands, for each round (PORT a free loopback port):\n\n\
+         ```sh\n\
+         client --addr 127.0.0.1:PORT bench --mode text   --size 32    --duration S   # one-way 32 B\n\
+         client --addr 127.0.0.1:PORT bench --mode binary --size 65536 --duration S   # one-way 64 KiB\n\
+         client --addr 127.0.0.1:PORT --v1 bench --size 20 --duration S               # v1 ingest (server printing)\n\
+         client --addr 127.0.0.1:PORT bench --mode request --connections 50 --in-flight 16 --duration S\n\
+         client --addr 127.0.0.1:PORT bench --mode request --connections 50 --in-flight 1  --duration S\n\
+         client --addr 127.0.0.1:PORT bench --mode request --connections 1  --in-flight 1  --duration S\n\
+         redis-benchmark -p PORT -t ping_mbulk -c 50 -P 16 -n N --csv   # and -c 50, -c 1\n\
+         ```\n"
+    );
+}
+
+fn side_by_side(md: &mut String, table: &[Comparison]) {
+    let _ = writeln!(
+        md,
+        "## Side by side\n\n\
+         | comparison | ours | reference | ratio | target | met |\n|---|---|---|---|---|---|"
+    );
+    for c in table {
+        let _ = writeln!(
+            md,
+            "| {} | {:.3} {} | {:.3} {} | **{:.3}** | {} | {} |",
+            c.what,
+            c.ours,
+            c.unit,
+            c.reference,
+            c.unit,
+            c.ratio,
+            c.target.map_or("".into(), |t| format!("≥ {t}")),
+            c.met().map_or("", |m| if m { "yes" } else { "**no**" }),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nA ratio above 1 means ours is better (for latency: the reference's p50 \
+         divided by ours).\n\n![ours relative to each reference](bench/side_by_side.svg)\n"
+    );
+}
+
+/// Server CPU time per request: what each server spends, whichever load
+/// generator drives it (ours is a general async client library, redis's a
+/// purpose-built C loop, and on shared cores the generator's CPU is taken
+/// from the server's).
+fn server_cpu(md: &mut String, runs: &[Run]) {
+    let _ = writeln!(
+        md,
+        "### Server CPU per request\n\n\
+         The server process's CPU time (user + system, from `/proc/PID/stat`) \
+         during each request run, divided by the requests: a figure of the \
+         server alone, whatever drives it.\n\n\
+         | requests | ours µs | LengthDelimitedCodec µs | redis µs |\n|---|---|---|---|"
+    );
+    for (case, what) in [
+        ("req_50x16", "50 conns x 16 in flight"),
+        ("req_50x1", "50 conns x 1"),
+        ("req_1x1", "1 conn x 1"),
+    ] {
+        let cpu = |imp| median_of(runs, case, imp, "server_cpu_us_per_op");
+        let _ = writeln!(
+            md,
+            "| {what} | {:.2} | {:.2} | {:.2} |",
+            cpu("ours"),
+            cpu("ldc"),
+            cpu("redis")
+        );
+    }
+    let _ = writeln!(md);
+}
+
+fn tls(md: &mut String, runs: &[Run]) {
+    let _ = writeln!(
+        md,
+        "## Over TLS\n\n\
+         The same server with `--tls-cert/--tls-key` (rustls, ECDSA P-256 \
+         certificate made at run time) against itself in plain TCP, alternated; \
+         the client verifies the server (`--ca`).\n\n\
+         | work | plain | TLS | TLS / plain |\n|---|---|---|---|"
+    );
+    for (case, what, metric, unit, scale) in [
+        (
+            "tls_oneway32",
+            "v2 one-way, 32 B",
+            "per_sec",
+            "M msg/s",
+            1e-6,
+        ),
+        (
+            "tls_oneway64k",
+            "v2 one-way, 64 KiB",
+            "mb_per_sec",
+            "MB/s",
+            1.0,
+        ),
+        (
+            "tls_req_50x16",
+            "requests, 50 x 16",
+            "per_sec",
+            "M req/s",
+            1e-6,
+        ),
+        (
+            "tls_req_1x1",
+            "requests, 1 x 1: p50",
+            "latency_us.p50",
+            "µs",
+            1.0,
+        ),
+    ] {
+        let plain = by_round(runs, case, "plain", metric);
+        let tls = by_round(runs, case, "tls", metric);
+        let ratio = median(
+            plain
+                .iter()
+                .filter_map(|(r, p)| Some(tls.get(r)? / p))
+                .collect(),
+        );
+        let _ = writeln!(
+            md,
+            "| {what} | {:.3} {unit} | {:.3} {unit} | {ratio:.3} |",
+            median(plain.into_values().collect()) * scale,
+            median(tls.into_values().collect()) * scale,
+        );
+    }
+    let _ = writeln!(md);
+}
+
+fn idle(md: &mut String, runs: &[Run]) {
+    let n = runs
+        .iter()
+        .find(|r| r.case == "idle")
+        .and_then(|r| r.result["connections"].as_u64())
+        .unwrap_or(0);
+    let _ = writeln!(
+        md,
+        "## What an idle connection costs\n\n\
+         The server's resident memory (`VmRSS`) before and while {n} connections \
+         are open and idle (v2: handshake done; v1: nothing sent), divided by the \
+         connections. Ours: `client bench --mode idle --connections {n}`; redis: \
+         `redis-benchmark -c {n} -I`. The kernel's socket buffers are not in it.\n\n\
+         | server | bytes per idle connection | target |\n|---|---|---|"
+    );
+    for (imp, name, target) in [
+        ("ours-v2", "ours, v2", "≤ 1024"),
+        ("ours-v1", "ours, v1", "≤ 1024"),
+        ("redis", "redis", ""),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.0} | {target} |",
+            median_of(runs, "idle", imp, "bytes_per_conn")
+        );
+    }
+    let _ = writeln!(md);
+}
+
+fn scaling(md: &mut String, runs: &[Run], plots: &Path) -> anyhow::Result<()> {
+    let conns: Vec<(u64, &Value)> = runs
+        .iter()
+        .filter(|r| r.case == "scale_conns")
+        .map(|r| (r.round, &r.result))
+        .collect();
+    let _ = writeln!(
+        md,
+        "## Scaling with connections\n\n\
+         Requests with one in flight per connection (`client bench --mode request \
+         --connections N --in-flight 1`), one server (`--sink`) for the whole \
+         series; memory is the server's peak resident size (`VmHWM`) above its \
+         size before the series, per connection.\n\n\
+         | connections | requests/s | p50 µs | p99 µs | max µs | server peak RSS | peak above start, per connection |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for (n, v) in &conns {
+        let extra =
+            field(v, "server_hwm_kib").unwrap_or(0.0) - field(v, "server_base_kib").unwrap_or(0.0);
+        let _ = writeln!(
+            md,
+            "| {n} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} MiB | {:.0} B |",
+            field(v, "per_sec").unwrap_or(0.0),
+            field(v, "latency_us.p50").unwrap_or(0.0),
+            field(v, "latency_us.p99").unwrap_or(0.0),
+            field(v, "latency_us.max").unwrap_or(0.0),
+            field(v, "server_hwm_kib").unwrap_or(0.0) / 1024.0,
+            extra * 1024.0 / *n as f64,
+        );
+    }
+    let sizes: BTreeMap<u64, (f64, f64)> =
+        runs.iter()
+            .filter(|r| r.case == "scale_size")
+            .fold(BTreeMap::new(), |mut m, r| {
+                let e = m.entry(r.round).or_insert((f64::NAN, f64::NAN));
+                let mb = field(&r.result, "mb_per_sec").unwrap_or(f64::NAN);
+                if r.imp == "ours" {
+                    e.0 = mb
+                } else {
+                    e.1 = mb
+                }
+                m
+            });
+    let _ = writeln!(
+        md,
+        "\n## Scaling with payload size\n\n\
+         v2 one-way binary messages on one connection (`client bench --mode binary \
+         --size B`), ours (`--sink`) against the raw TCP sink.\n\n\
+         | payload | ours MB/s | raw sink MB/s | ours / raw |\n|---|---|---|---|"
+    );
+    for (size, (ours, raw)) in &sizes {
+        let _ = writeln!(
+            md,
+            "| {} | {ours:.0} | {raw:.0} | {:.3} |",
+            bytes(*size),
+            ours / raw
+        );
+    }
+    let _ = writeln!(md, "\n![scaling](bench/scaling.svg)\n");
+    plot_scaling(&plots.join("scaling.svg"), &conns, &sizes)
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
+/// One bar per comparison: ours relative to the reference (1 = equal).
+fn plot_side_by_side(path: &Path, table: &[Comparison]) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (900, 120 + 36 * table.len() as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = table.iter().map(|c| c.ratio).fold(1.0, f64::max) * 1.15;
+    let n = table.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "ours relative to the reference (higher is better)",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(420)
+        .build_cartesian_2d(0.0..top, 0.0..n)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc("ratio")
+        .draw()?;
+    for (i, c) in table.iter().enumerate() {
+        let y = n - i as f64;
+        let color = match c.met() {
+            Some(false) => RED.mix(0.7),
+            _ => BLUE.mix(0.6),
+        };
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(0.0, y - 0.8), (c.ratio, y - 0.2)],
+            color.filled(),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{:.2}", c.ratio),
+            (c.ratio + top * 0.01, y - 0.35),
+            ("sans-serif", 13),
+        )))?;
+        let label = format!("{} vs {}", short(c.case), c.reference_name);
+        root.draw(&Text::new(
+            label,
+            (8, chart_y(&chart, y - 0.35)),
+            ("sans-serif", 13),
+        ))?;
+    }
+    chart.draw_series(LineSeries::new(
+        [(1.0, 0.0), (1.0, n)],
+        BLACK.stroke_width(1),
+    ))?;
+    root.present()?;
+    Ok(())
+}
+
+fn chart_y<DB: DrawingBackend>(
+    chart: &ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    y: f64,
+) -> i32 {
+    chart.backend_coord(&(0.0, y)).1
+}
+
+fn short(case: &str) -> &'static str {
+    match case {
+        "oneway32" => "one-way 32 B",
+        "oneway64k" => "one-way 64 KiB",
+        "v1print" => "v1 ingest, printing",
+        "req_50x16" => "requests 50 x 16",
+        "req_50x1" => "requests 50 x 1",
+        "req_1x1" => "requests 1 x 1, p50 latency",
+        _ => "?",
+    }
+}
+
+fn plot_scaling(
+    path: &Path,
+    conns: &[(u64, &Value)],
+    sizes: &BTreeMap<u64, (f64, f64)>,
+) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(500);
+
+    let max_conn = conns.iter().map(|(n, _)| *n).max().unwrap_or(10).max(10) as f64;
+    let max_rate = conns
+        .iter()
+        .filter_map(|(_, v)| field(v, "per_sec"))
+        .fold(1.0, f64::max)
+        * 1.2;
+    let mut chart = ChartBuilder::on(&left)
+        .caption("requests/s, 1 in flight per connection", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d((1.0..max_conn * 1.5).log_scale(), 0.0..max_rate)?;
+    chart
+        .configure_mesh()
+        .x_desc("connections")
+        .y_desc("requests/s")
+        .y_label_formatter(&|v| format!("{:.0}k", v / 1e3))
+        .draw()?;
+    let points: Vec<(f64, f64)> = conns
+        .iter()
+        .filter_map(|(n, v)| Some((*n as f64, field(v, "per_sec")?)))
+        .collect();
+    chart.draw_series(LineSeries::new(points.clone(), BLUE.stroke_width(2)))?;
+    chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
+
+    let max_mb = sizes
+        .values()
+        .flat_map(|(a, b)| [*a, *b])
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max)
+        * 1.2;
+    let max_size = sizes.keys().copied().max().unwrap_or(1 << 20) as f64;
+    let mut chart = ChartBuilder::on(&right)
+        .caption("one-way MB/s by payload size", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d((8.0..max_size * 2.0).log_scale(), 0.0..max_mb)?;
+    chart
+        .configure_mesh()
+        .x_desc("payload bytes")
+        .y_desc("MB/s")
+        .draw()?;
+    for (which, color, name) in [(0, BLUE, "ours"), (1, RED, "raw TCP sink")] {
+        let points: Vec<(f64, f64)> = sizes
+            .iter()
+            .map(|(s, (o, r))| (*s as f64, if which == 0 { *o } else { *r }))
+            .filter(|(_, v)| v.is_finite())
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+        chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
