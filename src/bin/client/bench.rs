@@ -10,8 +10,8 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rust_tcp::Client;
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::{ConnArgs, connect};
@@ -160,13 +160,25 @@ pub(crate) fn run_bench(conn: &ConnArgs, bench: &BenchArgs) -> anyhow::Result<()
                     ready.wait();
                     connected?;
                     let (_, until) = *start.wait();
+                    // One histogram per thread, not per request loop: with
+                    // 10,000 connections, one each would be gigabytes.
+                    let latency = Arc::new(Mutex::new(new_histogram()?));
                     let runs: Vec<_> = clients
                         .into_iter()
-                        .map(|c| tokio::spawn(run_connection(c, plan.clone(), until)))
+                        .map(|c| {
+                            tokio::spawn(run_connection(c, plan.clone(), until, latency.clone()))
+                        })
                         .collect();
                     let mut done = Vec::new();
                     for r in runs {
                         done.push(r.await??);
+                    }
+                    if plan.mode == Mode::Request {
+                        let h = std::mem::replace(&mut *lock(&latency), new_histogram()?);
+                        done.push(Done {
+                            operations: 0,
+                            latency_ns: Some(h),
+                        });
                     }
                     Ok(done)
                 })
@@ -253,6 +265,15 @@ fn hold_idle(conn: &ConnArgs, bench: &BenchArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Latencies in nanoseconds, up to a minute, three significant digits.
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000_000, 3)?)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 async fn warm_up(client: &Client, mode: Mode, payload: &Bytes) -> anyhow::Result<()> {
     match mode {
         Mode::Request => drop(client.request(payload.clone()).await?),
@@ -274,36 +295,33 @@ async fn run_connection(
     client: Client,
     plan: Arc<Plan>,
     until: Option<Instant>,
+    latency: Arc<Mutex<Histogram<u64>>>,
 ) -> anyhow::Result<Done> {
     let done = match plan.mode {
         Mode::Request => {
             let loops: Vec<_> = (0..plan.in_flight)
                 .map(|_| {
-                    let (client, plan) = (client.clone(), plan.clone());
+                    let (client, plan, latency) = (client.clone(), plan.clone(), latency.clone());
                     tokio::spawn(async move {
-                        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
                         let mut n = 0;
                         while plan.claim(until) {
                             let sent = Instant::now();
                             client.request(plan.payload.clone()).await?;
-                            h.saturating_record(sent.elapsed().as_nanos() as u64);
+                            lock(&latency).saturating_record(sent.elapsed().as_nanos() as u64);
                             n += 1;
                             plan.done.fetch_add(1, Ordering::Relaxed);
                         }
-                        anyhow::Ok((n, h))
+                        anyhow::Ok(n)
                     })
                 })
                 .collect();
-            let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
             let mut operations = 0;
             for l in loops {
-                let (n, h) = l.await??;
-                operations += n;
-                all.add(h)?;
+                operations += l.await??;
             }
             Done {
                 operations,
-                latency_ns: Some(all),
+                latency_ns: None,
             }
         }
         mode => {
