@@ -48,7 +48,8 @@ pub(crate) struct Admission {
 #[derive(Debug)]
 pub(crate) struct Slot {
     counts: Arc<Mutex<Counts>>,
-    ip: IpAddr,
+    /// The address it counts against (`None` until a PROXY header names it).
+    ip: Option<IpAddr>,
 }
 
 impl Admission {
@@ -78,8 +79,49 @@ impl Admission {
         counts.total += 1;
         Ok(Slot {
             counts: self.counts.clone(),
-            ip,
+            ip: Some(ip),
         })
+    }
+
+    /// A slot counted against the total only: behind a load balancer, the
+    /// address is known once the connection's PROXY header is read, and
+    /// [`Slot::attribute`] counts it then.
+    pub(crate) fn admit_unattributed(&self) -> Result<Slot, Refusal> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.total >= self.max_total {
+            return Err(Refusal::ServerFull {
+                max: self.max_total,
+            });
+        }
+        counts.total += 1;
+        Ok(Slot {
+            counts: self.counts.clone(),
+            ip: None,
+        })
+    }
+
+    fn max_per_ip(&self) -> usize {
+        self.max_per_ip
+    }
+}
+
+impl Slot {
+    /// Counts this slot against `ip` too, or says why not (the slot then
+    /// stays unattributed, and is freed when dropped).
+    pub(crate) fn attribute(&mut self, ip: IpAddr, admission: &Admission) -> Result<(), Refusal> {
+        debug_assert!(self.ip.is_none(), "attributed twice");
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let from_ip = counts.per_ip.entry(ip).or_default();
+        if *from_ip >= admission.max_per_ip() {
+            let max = admission.max_per_ip();
+            if *from_ip == 0 {
+                counts.per_ip.remove(&ip);
+            }
+            return Err(Refusal::TooManyFromAddress { max });
+        }
+        *from_ip += 1;
+        self.ip = Some(ip);
+        Ok(())
     }
 }
 
@@ -87,10 +129,12 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         counts.total -= 1;
-        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+        if let Some(ip) = self.ip
+            && let Some(n) = counts.per_ip.get_mut(&ip)
+        {
             *n -= 1;
             if *n == 0 {
-                counts.per_ip.remove(&self.ip);
+                counts.per_ip.remove(&ip);
             }
         }
     }
@@ -119,5 +163,22 @@ mod tests {
             a.counts.lock().unwrap().per_ip.len() <= 2,
             "no entry for nobody"
         );
+    }
+
+    #[test]
+    fn a_proxied_slot_counts_against_its_real_address_once_known() {
+        let a = Admission::new(10, 1);
+        let real: IpAddr = "198.51.100.9".parse().unwrap();
+        let mut first = a.admit_unattributed().unwrap();
+        let mut second = a.admit_unattributed().unwrap();
+        first.attribute(real, &a).unwrap();
+        assert_eq!(
+            second.attribute(real, &a).unwrap_err(),
+            Refusal::TooManyFromAddress { max: 1 }
+        );
+        drop(second);
+        drop(first);
+        let counts = a.counts.lock().unwrap();
+        assert_eq!((counts.total, counts.per_ip.len()), (0, 0));
     }
 }

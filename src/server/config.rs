@@ -85,6 +85,13 @@ pub struct ServerConfig {
     pub auth_tokens: Option<AuthTokens>,
     /// With `auth_tokens`: admit v1 connections anyway (unauthenticated).
     pub allow_v1: bool,
+    /// Every connection starts with a PROXY protocol v2 header (HAProxy's
+    /// `send-proxy-v2`); the client address it names is the one used for
+    /// logs, [`super::PeerInfo`], per-address limits and authentication.
+    /// A connection without a valid header is refused. Only behind a
+    /// trusted load balancer: anyone reaching the port directly could claim
+    /// any address. Off by default.
+    pub proxy_protocol: bool,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +114,7 @@ impl Default for ServerConfig {
             tls: None,
             auth_tokens: None,
             allow_v1: false,
+            proxy_protocol: false,
         }
     }
 }
@@ -124,6 +132,7 @@ impl ServerConfig {
         min_frame_rate: u32,
         idle_timeout: Option<Duration>,
         max_memory: usize,
+        proxy_protocol: bool,
     }
 
     /// Serves TLS only, with these settings (see [`ServerTls`]).

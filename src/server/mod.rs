@@ -10,6 +10,7 @@ mod config;
 mod connection_outcome;
 mod log_gate;
 mod peer_facts;
+mod proxy_header;
 mod pusher;
 mod refusal;
 mod responder;
@@ -41,6 +42,7 @@ use crate::transport::MemoryBudget;
 use accept_backoff::{AcceptBackoff, is_per_connection};
 use admission::Admission;
 use auth_tokens::AuthBackoff;
+use proxy_header::ProxiedPeer;
 use shared::Shared;
 use version_dispatch::serve_connection;
 
@@ -110,7 +112,15 @@ impl Server {
                 Ok((stream, peer)) => {
                     let accepted = std::time::Instant::now();
                     backoff.reset();
-                    let slot = match admission.admit(peer.ip()) {
+                    let proxied = self.config.proxy_protocol;
+                    let admitted = if proxied {
+                        // Behind a balancer every connection comes from it:
+                        // the per-address count waits for the real address.
+                        admission.admit_unattributed()
+                    } else {
+                        admission.admit(peer.ip())
+                    };
+                    let mut slot = match admitted {
                         Ok(slot) => slot,
                         Err(why) => {
                             if let Ok(permit) = refusals.clone().try_acquire_owned() {
@@ -125,8 +135,33 @@ impl Server {
                     let service = service.clone();
                     let shared = shared.clone();
                     let abandon = abandon.clone();
+                    let admission = admission.clone();
                     tracker.spawn(async move {
-                        let served = serve_connection(stream, peer, accepted, &*service, &shared);
+                        let served = async {
+                            let (mut stream, mut peer) = (stream, peer);
+                            if proxied {
+                                let by = accepted + shared.config.handshake_timeout;
+                                match proxy_header::read_proxy_header(&mut stream, by).await {
+                                    Ok(ProxiedPeer::Client(real)) => {
+                                        if let Err(why) = slot.attribute(real.ip(), &admission) {
+                                            refusal::refuse(stream, real, why).await;
+                                            return;
+                                        }
+                                        peer = real;
+                                    }
+                                    // A health check: the balancer's own address.
+                                    Ok(ProxiedPeer::Balancer) => {}
+                                    Err(e) => {
+                                        if let Some(suppressed) = log_gate::admit_global() {
+                                            let suppressed = log_gate::suppressed_field(suppressed);
+                                            warn!(%peer, suppressed, "connection refused: {e}");
+                                        }
+                                        return;
+                                    }
+                                }
+                            }
+                            serve_connection(stream, peer, accepted, &*service, &shared).await
+                        };
                         tokio::select! {
                             _ = served => {}
                             _ = abandon.cancelled() => warn!(%peer, "connection abandoned at shutdown"),

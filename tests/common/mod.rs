@@ -53,6 +53,23 @@ impl ServerProcess {
         Self::spawn(cmd)
     }
 
+    /// Starts `server --addr ADDR EXTRA...` (a fixed address, e.g. to
+    /// replace a server that stopped).
+    pub fn start_on(addr: &str, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
+        cmd.args(["--addr", addr]).args(extra);
+        Self::spawn(cmd)
+    }
+
+    /// Sends `signal` (e.g. "STOP") without waiting.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Like `start`, with glibc's allocator told to return every large
     /// allocation to the system when it is freed (a fixed mmap threshold),
     /// so the server's RSS shows what it holds, not what malloc caches.
@@ -129,6 +146,20 @@ impl ServerProcess {
                     }
                 }
                 Err(_) => panic!("no log line containing {needle:?} in time"),
+            }
+        }
+    }
+
+    /// Like `wait_for_log`, but gives up quietly after `limit`: for a test
+    /// that asks several servers which one a client reached.
+    pub fn try_wait_for_log(&self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.stderr.recv_timeout(left).ok()?;
+            self.log.lock().unwrap().push(line.clone());
+            if line.contains(needle) {
+                return Some(line);
             }
         }
     }
