@@ -37,13 +37,15 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "nats")]
+pub mod bus;
 mod client;
 mod config_setters;
 pub mod protocol;
 mod server;
 mod transport;
 
-pub use client::{Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed};
+pub use client::{Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed, Reconnect};
 pub use protocol::Message;
 pub use server::{
     AuthTokens, AuthTokensError, Handler, PeerInfo, PushError, Pusher, Responder, Server,

@@ -139,7 +139,7 @@ fn each_layer_imports_only_those_below_it() {
     let rank = |top: &str| match top {
         "protocol" => 1,
         "transport" => 2,
-        "server" | "client" => 3,
+        "server" | "client" | "bus" => 3,
         _ => 0,
     };
     for s in library_sources() {

@@ -30,6 +30,11 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
 
+    /// This server's name, sent to v2 clients in the WELCOME (1 to 64
+    /// bytes; useful to tell servers apart behind a load balancer).
+    #[arg(long, default_value = "rust-tcp")]
+    name: String,
+
     /// Connections served at once; past it, new ones are refused at once
     /// with a reason (v2: CLOSE 1016 "server full").
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -127,6 +132,25 @@ struct Args {
     /// labelled with the sender's name (`NAME: TEXT`).
     #[arg(long)]
     broadcast: bool,
+
+    /// With --broadcast: relay through NATS at this address
+    /// (nats://HOST:PORT) to the clients of every server connected to it,
+    /// and deliver theirs here. If NATS is away, local clients are still
+    /// served and relaying resumes when it is back.
+    #[arg(long, value_name = "URL", requires = "broadcast")]
+    nats: Option<String>,
+
+    /// With --nats: the room, whose NATS subject is `rust-tcp.room.ROOM`.
+    #[arg(long, value_name = "ROOM", default_value = "lobby", requires = "nats")]
+    room: String,
+
+    /// Every connection starts with a PROXY protocol v2 header (HAProxy's
+    /// `send-proxy-v2`) naming the client's real address, used for logs,
+    /// per-address limits and authentication; connections without one are
+    /// refused. Only behind a trusted load balancer: anyone who can reach
+    /// this port directly could claim any address.
+    #[arg(long)]
+    proxy_protocol: bool,
 }
 
 /// Re-reads the token file on every SIGHUP; a bad file keeps the tokens in
@@ -178,6 +202,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .frame_timeout(args.frame_timeout_secs)
         .min_frame_rate(args.min_frame_rate)
         .max_memory(usize::try_from(args.max_memory).unwrap_or(usize::MAX))
+        .proxy_protocol(args.proxy_protocol)
+        .server_name(args.name.clone())
         .idle_timeout((!args.idle_timeout_secs.is_zero()).then_some(args.idle_timeout_secs));
     let config = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => config.tls(ServerTls::from_pem_files(
@@ -227,6 +253,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut service = PrintService::new(out);
     if args.broadcast {
         service = service.with_broadcast();
+    }
+    if let Some(url) = &args.nats {
+        #[cfg(feature = "nats")]
+        {
+            let bus = rust_tcp::bus::NatsBus::connect(url, "rust-tcp.room").await?;
+            service = service.with_bus(bus, &args.room).await?;
+        }
+        #[cfg(not(feature = "nats"))]
+        anyhow::bail!("--nats {url}: this server was built without the `nats` feature");
     }
     server.run(service, stop).await;
 

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use tracing::debug;
 
 use crate::line_output::{LineOutput, format_message_line};
+#[cfg(feature = "nats")]
+use rust_tcp::bus::{NatsBus, Subscription};
 use rust_tcp::{Handler, Message, PeerInfo, Pusher, Responder, Service};
 
 /// A batch is handed to the writer once it reaches this size even if more
@@ -24,11 +26,49 @@ pub struct PrintService {
     broadcast: Option<Arc<Room>>,
 }
 
-/// Everyone who can receive relayed messages.
+/// Everyone who can receive relayed messages, and the bus to the other
+/// servers' rooms, if any.
 #[derive(Debug, Default)]
 struct Room {
     next_id: AtomicU64,
     members: Mutex<HashMap<u64, Pusher>>,
+    #[cfg(feature = "nats")]
+    bus: Option<(NatsBus, String)>,
+}
+
+impl Room {
+    /// Delivers `message` to every member but `except`, through each one's
+    /// bounded queue (a slow consumer is dropped by its own connection).
+    fn deliver(&self, message: &Message, except: Option<u64>) {
+        // Collected first: sending outside the lock.
+        let receivers: Vec<Pusher> = {
+            let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+            members
+                .iter()
+                .filter(|(id, _)| Some(**id) != except)
+                .map(|(_, pusher)| pusher.clone())
+                .collect()
+        };
+        for pusher in receivers {
+            if let Err(e) = pusher.send_text(message.clone()) {
+                // The receiver's own connection logs why it ends (a slow
+                // consumer, say); one line per message here would flood.
+                debug!("not relayed to one client: {e}");
+            }
+        }
+    }
+}
+
+/// Delivers what other servers publish to this server's room, for as long
+/// as the bus lives.
+#[cfg(feature = "nats")]
+async fn relay_from_bus(room: Arc<Room>, mut subscription: Subscription) {
+    while let Some(payload) = subscription.next().await {
+        match Message::from_utf8(payload) {
+            Ok(message) => room.deliver(&message, None),
+            Err(_) => debug!("a bus message that is not UTF-8 was dropped"),
+        }
+    }
 }
 
 impl PrintService {
@@ -44,6 +84,20 @@ impl PrintService {
     pub fn with_broadcast(mut self) -> Self {
         self.broadcast = Some(Arc::default());
         self
+    }
+
+    /// Also relays through `bus` to the rooms called `room` of other
+    /// servers, and delivers theirs here (with broadcast on).
+    #[cfg(feature = "nats")]
+    pub async fn with_bus(mut self, bus: NatsBus, room: &str) -> anyhow::Result<Self> {
+        let subscription = bus.subscribe(room).await?;
+        let shared = Arc::new(Room {
+            bus: Some((bus, room.to_owned())),
+            ..Room::default()
+        });
+        tokio::spawn(relay_from_bus(shared.clone(), subscription));
+        self.broadcast = Some(shared);
+        Ok(self)
     }
 }
 
@@ -84,23 +138,15 @@ struct Seat {
 
 impl Seat {
     fn relay(&self, text: &str) {
-        // Built once, outside the lock: every receiver's queue shares this
-        // one message (large payloads are not copied per receiver).
+        // Built once: every receiver's queue shares this one message
+        // (large payloads are not copied per receiver).
         let message = Message::new(format!("{}: {}", self.name, text));
-        let others: Vec<Pusher> = {
-            let members = self.room.members.lock().unwrap_or_else(|p| p.into_inner());
-            members
-                .iter()
-                .filter(|(id, _)| **id != self.id)
-                .map(|(_, pusher)| pusher.clone())
-                .collect()
-        };
-        for pusher in others {
-            if let Err(e) = pusher.send_text(message.clone()) {
-                // The receiver's own connection logs why it ends (a slow
-                // consumer, say); one line per message here would flood.
-                debug!(from = %self.name, "not relayed to one client: {e}");
-            }
+        self.room.deliver(&message, Some(self.id));
+        #[cfg(feature = "nats")]
+        if let Some((bus, room)) = &self.room.bus
+            && let Err(e) = bus.publish(room, message.as_shared_bytes().clone())
+        {
+            debug!(from = %self.name, "not relayed to other servers: {e}");
         }
     }
 }

@@ -1,0 +1,259 @@
+//! [`NatsBus`]: one NATS connection per server, with reconnection (and its
+//! backoff) handled by `async-nats`, and a bounded queue between the
+//! services that publish and the connection, so NATS being away never
+//! blocks a client's connection.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// Messages that may wait for NATS (while it is away, say) before further
+/// ones are dropped.
+const PUBLISH_QUEUE: usize = 8192;
+
+/// The longest wait between two reconnection attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
+/// What can go wrong with the bus.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The address is not a NATS URL we can use.
+    #[error("invalid NATS address {addr}: {reason}")]
+    InvalidAddress {
+        /// The address given.
+        addr: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The subject is not a valid NATS subject.
+    #[error("invalid subject {0:?}: letters, digits, '-', '_' and '.' only")]
+    InvalidSubject(String),
+    /// The publish queue is full (NATS has been away for a while, or is
+    /// slower than the servers publishing): the message was dropped.
+    #[error("the bus is backed up; message dropped")]
+    Backlog,
+    /// The bus has been shut down.
+    #[error("the bus is closed")]
+    Closed,
+    /// NATS refused a subscription.
+    #[error("subscribing to {subject}: {reason}")]
+    Subscribe {
+        /// The subject.
+        subject: String,
+        /// What NATS said.
+        reason: String,
+    },
+}
+
+/// Counts since the bus started, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct BusStats {
+    published: AtomicU64,
+    received: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl BusStats {
+    /// Messages handed to NATS.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+    /// Messages received from other servers.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+    /// Messages dropped because the publish queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A handle to the bus; clone it freely.
+#[derive(Debug, Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    prefix: String,
+    outbox: mpsc::Sender<Outbound>,
+    stats: Arc<BusStats>,
+}
+
+/// What the publishing task is handed, in order.
+#[derive(Debug)]
+enum Outbound {
+    Publish(String, Bytes),
+    /// Answer once everything before has reached NATS.
+    Flush(oneshot::Sender<()>),
+}
+
+/// What other servers publish on one subject.
+#[derive(Debug)]
+pub struct Subscription {
+    inner: async_nats::Subscriber,
+    stats: Arc<BusStats>,
+}
+
+impl Subscription {
+    /// The next message from another server; `None` once the bus is closed.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        let message = self.inner.next().await?;
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        Some(message.payload)
+    }
+}
+
+impl NatsBus {
+    /// Connects to NATS at `addr` (`nats://HOST:PORT`); subjects are
+    /// `PREFIX.NAME`. Returns at once even if NATS is not reachable yet:
+    /// the connection is retried in the background (with backoff) for as
+    /// long as the server runs, and logged when it comes and goes.
+    pub async fn connect(addr: &str, prefix: &str) -> Result<NatsBus, BusError> {
+        check_subject(prefix)?;
+        let invalid = |reason: String| BusError::InvalidAddress {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let server: async_nats::ServerAddr = addr.parse().map_err(|e| invalid(format!("{e}")))?;
+        let logged_addr = addr.to_owned();
+        let client = async_nats::ConnectOptions::new()
+            .name("rust-tcp server")
+            // This server delivers its own messages locally; echoing them
+            // back would deliver them twice.
+            .no_echo()
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempt| {
+                let ms = 50u64.saturating_mul(1 << attempt.min(10) as u64);
+                Duration::from_millis(ms).min(MAX_RECONNECT_DELAY)
+            })
+            .event_callback(move |event| {
+                let addr = logged_addr.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => info!(%addr, "NATS connected; relaying"),
+                        async_nats::Event::Disconnected => warn!(
+                            %addr,
+                            "NATS disconnected; serving local clients only, reconnecting"
+                        ),
+                        other => info!(%addr, "NATS: {other}"),
+                    }
+                }
+            })
+            .connect(server)
+            .await
+            .map_err(|e| invalid(e.to_string()))?;
+        let stats = Arc::new(BusStats::default());
+        let (outbox, mut queued) = mpsc::channel::<Outbound>(PUBLISH_QUEUE);
+        let publisher = client.clone();
+        let counted = stats.clone();
+        tokio::spawn(async move {
+            while let Some(next) = queued.recv().await {
+                match next {
+                    Outbound::Publish(subject, payload) => {
+                        match publisher.publish(subject, payload).await {
+                            Ok(()) => counted.published.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                warn!("NATS publish failed: {e}");
+                                counted.dropped.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                    }
+                    Outbound::Flush(done) => {
+                        let _ = publisher.flush().await;
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        Ok(NatsBus {
+            client,
+            prefix: prefix.to_owned(),
+            outbox,
+            stats,
+        })
+    }
+
+    /// Publishes `payload` to the other servers on `PREFIX.name`, without
+    /// waiting: if the queue to NATS is full the message is dropped
+    /// ([`BusError::Backlog`]) and counted.
+    pub fn publish(&self, name: &str, payload: Bytes) -> Result<(), BusError> {
+        check_subject(name)?;
+        let subject = format!("{}.{name}", self.prefix);
+        let message = Outbound::Publish(subject, payload);
+        self.outbox.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                BusError::Backlog
+            }
+            mpsc::error::TrySendError::Closed(_) => BusError::Closed,
+        })
+    }
+
+    /// What other servers publish on `PREFIX.name` from now on (kept
+    /// across NATS reconnections).
+    pub async fn subscribe(&self, name: &str) -> Result<Subscription, BusError> {
+        check_subject(name)?;
+        let subject = format!("{}.{name}", self.prefix);
+        let inner =
+            self.client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| BusError::Subscribe {
+                    subject,
+                    reason: e.to_string(),
+                })?;
+        Ok(Subscription {
+            inner,
+            stats: self.stats.clone(),
+        })
+    }
+
+    /// Counts since the bus started.
+    pub fn stats(&self) -> &BusStats {
+        &self.stats
+    }
+
+    /// Waits until what was published so far has reached NATS (for tests
+    /// and orderly shutdown).
+    pub async fn flush(&self) -> Result<(), BusError> {
+        let (done, flushed) = oneshot::channel();
+        self.outbox
+            .send(Outbound::Flush(done))
+            .await
+            .map_err(|_| BusError::Closed)?;
+        flushed.await.map_err(|_| BusError::Closed)
+    }
+}
+
+fn check_subject(s: &str) -> Result<(), BusError> {
+    let ok = !s.is_empty()
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+        && !s.contains("..")
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BusError::InvalidSubject(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_checked() {
+        for good in ["rust-tcp.room", "lobby", "a_b-c.d"] {
+            assert!(check_subject(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".a", "a.", "a..b", "a b", "a*", "a>"] {
+            assert!(check_subject(bad).is_err(), "{bad:?}");
+        }
+    }
+}
