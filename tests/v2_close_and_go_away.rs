@@ -69,7 +69,7 @@ async fn go_away_lets_clients_finish_and_close() {
 #[test]
 fn chat_clients_leave_politely_when_the_server_goes_away() {
     let server = ServerProcess::start(&["--broadcast"]);
-    let mut carol = ChatProcess::start(&server, "carol");
+    let mut carol = ChatProcess::start_with(&server, "carol", &["--no-reconnect"]);
     let status = server.stop_with("TERM");
     assert_eq!(status.code(), Some(0));
     let line = carol.next_line();

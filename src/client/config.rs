@@ -64,6 +64,9 @@ pub struct ClientConfig {
     /// The token sent in the HELLO, for a server that requires one (use
     /// TLS, or it crosses the network in clear text).
     pub auth_token: Option<String>,
+    /// Reconnect when the connection is lost or the server goes away
+    /// (`None`, the default: the client ends with its connection).
+    pub reconnect: Option<super::Reconnect>,
 }
 
 impl Default for ClientConfig {
@@ -78,6 +81,7 @@ impl Default for ClientConfig {
             request_timeout: None,
             tls: None,
             auth_token: None,
+            reconnect: None,
         }
     }
 }
@@ -90,6 +94,7 @@ impl ClientConfig {
         incoming_capacity: usize,
         connect_timeout: Duration,
         request_timeout: Option<Duration>,
+        reconnect: Option<super::Reconnect>,
     }
     /// Sets [`ClientConfig::name`].
     pub fn name(mut self, name: impl Into<String>) -> Self {

@@ -88,6 +88,12 @@ pub enum ClientError {
     /// The connection is over (closed by either side, or lost).
     #[error("connection closed: {0}")]
     Closed(String),
+    /// The connection was lost (or the server went away) while this
+    /// request was in flight, and the client is reconnecting. The request
+    /// was not resent, since the server may have acted on it: send it
+    /// again if that is safe.
+    #[error("request interrupted, not resent: {0}")]
+    Interrupted(String),
     /// The connection failed while in use.
     #[error("connection failed")]
     Io(#[from] io::Error),

@@ -20,11 +20,22 @@ pub enum Pushed {
     Binary(Bytes),
     /// A non-fatal error report.
     Error(CodeReason),
-    /// The server is shutting down: finish up and close.
+    /// The server is shutting down: finish up and close (a reconnecting
+    /// client moves to a new connection by itself).
     GoAway(CodeReason),
+    /// Not from the server: the connection was lost or the server went
+    /// away (why), and the client is reconnecting
+    /// ([`super::ClientConfig::reconnect`]).
+    Disconnected(String),
+    /// Not from the server: the client is connected again, to this server.
+    Reconnected {
+        /// The new server's name from its welcome.
+        server_name: String,
+    },
 }
 
-/// Server-pushed messages, in arrival order. Ends when the connection does.
+/// Server-pushed messages, in arrival order. Ends when the connection does
+/// (for a reconnecting client: when the client is closed or gives up).
 #[derive(Debug)]
 pub struct Incoming {
     pub(super) rx: mpsc::Receiver<Pushed>,

@@ -2,8 +2,9 @@
 //! or v1. The handle API is here; `config.rs` says how it connects,
 //! `handshake.rs` opens a v2 session, `reader.rs` drives it and turns what
 //! the server sends into answers and pushes (`incoming.rs`), `requests.rs`
-//! keeps the requests in flight, `end.rs` says how a connection ended, and
-//! `shared.rs` is what the handles and those tasks share.
+//! keeps the requests in flight, `end.rs` says how a connection ended,
+//! `shared.rs` is what the handles and those tasks share, and
+//! `reconnect.rs` fails over to a new connection when one is lost.
 
 mod config;
 mod end;
@@ -11,14 +12,16 @@ mod error;
 mod handshake;
 mod incoming;
 mod reader;
+mod reconnect;
 mod requests;
 mod shared;
 
 use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::protocol::Message;
 use crate::protocol::v1::{self, V1Codec};
@@ -31,22 +34,45 @@ pub use error::ClientError;
 use handshake::{Welcomed, handshake};
 pub use incoming::{Incoming, Pushed};
 use reader::{read_v1, read_v2};
+pub use reconnect::Reconnect;
 use shared::Core;
 use tokio_rustls::TlsConnector;
 
+/// One open connection: its shared core and what its welcome said.
+#[derive(Clone)]
+struct Link {
+    core: Arc<Core>,
+    server_name: Arc<str>,
+    server_max_frame_size: u32,
+}
+
+/// What the handles share with the reconnecting task.
+struct Shared {
+    /// The connection in use; a reconnecting client replaces it.
+    link: watch::Sender<Link>,
+    /// Closed or dropped by the application: no more reconnecting.
+    closing: AtomicBool,
+    /// Reconnecting stopped after too many failed attempts.
+    gave_up: AtomicBool,
+    /// The application has taken [`Client::incoming`].
+    incoming_taken: Arc<AtomicBool>,
+}
+
 /// Closes the connection when the last [`Client`] clone is dropped.
 struct Handle {
-    core: Arc<Core>,
+    shared: Arc<Shared>,
     version: ProtocolVersion,
-    server_name: String,
-    server_max_frame_size: u32,
     request_timeout: Option<std::time::Duration>,
+    /// How long a call waits for a reconnecting client's new connection
+    /// (`None`: the client does not reconnect).
+    reconnect_wait: Option<std::time::Duration>,
     incoming: Mutex<Option<mpsc::Receiver<Pushed>>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.core.queue.close();
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.link.borrow().core.queue.close();
     }
 }
 
@@ -65,7 +91,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("version", &self.handle.version)
-            .field("server_name", &self.handle.server_name)
+            .field("server_name", &self.link().server_name)
             .finish_non_exhaustive()
     }
 }
@@ -80,71 +106,44 @@ impl Client {
     /// [`ClientConfig::validate`]); for v2 this includes the handshake, so a
     /// returned client is ready to use. Connecting and the handshake
     /// together take at most the configured connect timeout.
+    ///
+    /// With [`ClientConfig::reconnect`] set, a lost connection (or a
+    /// server going away) is replaced by a new one in the background; see
+    /// [`Reconnect`].
     pub async fn connect_with(addr: &str, config: ClientConfig) -> Result<Client, ClientError> {
         config.validate()?;
-        let limit = config.connect_timeout;
-        let started = Instant::now();
-        let tcp = tokio::time::timeout(limit, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::Timeout(limit))?
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
-        // We batch writes ourselves; Nagle would only delay the last one.
-        tcp.set_nodelay(true)?;
-        let stream = match &config.tls {
-            None => Stream::Plain(tcp),
-            Some(tls) => {
-                let name = match &tls.server_name {
-                    Some(name) => name.clone(),
-                    None => server_name_of(addr)?,
-                };
-                let left = limit.saturating_sub(started.elapsed());
-                let connecting = TlsConnector::from(tls.config.clone()).connect(name, tcp);
-                let tls_stream = tokio::time::timeout(left, connecting)
-                    .await
-                    .map_err(|_| ClientError::Timeout(limit))?
-                    .map_err(|e| ClientError::Tls(format!("handshake with {addr} failed: {e}")))?;
-                Stream::Client(Box::new(tls_stream))
-            }
-        };
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_capacity.max(1));
-        let make_core = |session| Arc::new(Core::new(session, config.max_queued_bytes));
-        let (core, server_name, server_max_frame_size) = match config.version {
-            ProtocolVersion::V1 => {
-                let core = make_core(None);
-                let (reader, writer) = Connection::new(stream, V1Codec).split();
-                drop(incoming_tx);
-                tokio::spawn(read_v1(reader, core.clone()));
-                spawn_writer(&core, writer);
-                (core, String::new(), v1::MAX_CONTENT_LEN as u32)
+        let incoming_taken = Arc::new(AtomicBool::new(false));
+        let link = open_link(addr, &config, &incoming_taken, incoming_tx.clone()).await?;
+        let shared = Arc::new(Shared {
+            link: watch::channel(link).0,
+            closing: AtomicBool::new(false),
+            gave_up: AtomicBool::new(false),
+            incoming_taken,
+        });
+        let reconnect_wait = config
+            .reconnect
+            .as_ref()
+            .map(|_| config.request_timeout.unwrap_or(config.connect_timeout));
+        match config.reconnect.clone() {
+            Some(policy) => {
+                tokio::spawn(reconnect::supervise(
+                    addr.to_owned(),
+                    config.clone(),
+                    policy,
+                    shared.clone(),
+                    incoming_tx,
+                ));
             }
-            ProtocolVersion::V2 => {
-                let mut conn = Connection::new(
-                    stream,
-                    V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE),
-                );
-                let left = limit.saturating_sub(started.elapsed());
-                let Welcomed {
-                    session,
-                    server_name,
-                    server_max_frame_size,
-                } = handshake(&mut conn, &config, left).await?;
-                let core = make_core(Some(session));
-                let (reader, writer) = conn.split();
-                tokio::spawn(read_v2(reader, core.clone(), incoming_tx));
-                spawn_writer(&core, writer);
-                (core, server_name, server_max_frame_size)
-            }
-        };
+            // The stream ends with the connection's reader.
+            None => drop(incoming_tx),
+        }
         Ok(Client {
             handle: Arc::new(Handle {
-                core,
+                shared,
                 version: config.version,
-                server_name,
-                server_max_frame_size,
                 request_timeout: config.request_timeout,
+                reconnect_wait,
                 incoming: Mutex::new(Some(incoming_rx)),
             }),
         })
@@ -155,19 +154,52 @@ impl Client {
         self.handle.version
     }
 
-    /// The server's name from its welcome (empty for v1).
-    pub fn server_name(&self) -> &str {
-        &self.handle.server_name
+    /// The server's name from its welcome (empty for v1); after a
+    /// reconnection, the new server's.
+    pub fn server_name(&self) -> String {
+        self.link().server_name.to_string()
     }
 
     /// The largest message the server accepts.
     pub fn server_max_frame_size(&self) -> u32 {
-        self.handle.server_max_frame_size
+        self.link().server_max_frame_size
     }
 
     /// Requests sent (or being sent) and not yet answered.
     pub fn pending_requests(&self) -> usize {
-        self.handle.core.requests.len()
+        self.link().core.requests.len()
+    }
+
+    /// The connection in use now.
+    fn link(&self) -> Link {
+        self.handle.shared.link.borrow().clone()
+    }
+
+    /// The connection to use for a new call: the current one, or, for a
+    /// reconnecting client whose connection is spent, the next one (waited
+    /// for up to the request timeout, or the connect timeout).
+    async fn live_link(&self) -> Result<Link, ClientError> {
+        let link = self.link();
+        let Some(wait) = self.handle.reconnect_wait else {
+            return Ok(link);
+        };
+        if !link.core.is_spent() {
+            return Ok(link);
+        }
+        let shared = &self.handle.shared;
+        let mut rx = shared.link.subscribe();
+        let next = tokio::time::timeout(
+            wait,
+            rx.wait_for(|l| !l.core.is_spent() || shared.gave_up.load(Ordering::Acquire)),
+        )
+        .await;
+        match next {
+            Ok(Ok(l)) if !l.core.is_spent() => Ok(l.clone()),
+            Ok(_) => Err(ClientError::Closed("gave up reconnecting".into())),
+            Err(_) => Err(ClientError::Closed(format!(
+                "not connected: still reconnecting after {wait:?}"
+            ))),
+        }
     }
 
     /// Server-pushed messages. There is one stream per connection: the
@@ -179,7 +211,10 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()?;
-        self.handle.core.mark_incoming_taken();
+        self.handle
+            .shared
+            .incoming_taken
+            .store(true, Ordering::Release);
         Some(Incoming { rx })
     }
 
@@ -218,12 +253,13 @@ impl Client {
         if self.handle.version == ProtocolVersion::V1 {
             return Err(ClientError::NeedsV2("a request"));
         }
-        let mut ticket = self.handle.core.requests.start()?;
+        let link = self.live_link().await?;
+        let mut ticket = link.core.requests.start()?;
         let frame = Frame::Request(RequestFrame {
             id: ticket.id(),
             payload: payload.into(),
         });
-        self.push_frame(frame).await?;
+        self.push_frame_on(&link, frame).await?;
         match self.handle.request_timeout {
             None => ticket.answer().await,
             Some(limit) => tokio::time::timeout(limit, ticket.answer())
@@ -237,13 +273,17 @@ impl Client {
     /// processed everything sent before; v1 sends `exit` and waits for the
     /// server to close. `Ok` means the server has everything.
     pub async fn close(&self) -> Result<(), ClientError> {
+        self.handle.shared.closing.store(true, Ordering::Release);
+        let link = self.link();
         let queued = match self.handle.version {
             ProtocolVersion::V1 => {
-                self.push(|_, buf| v1::encode_message(v1::EXIT, buf.buf()).map_err(Into::into))
-                    .await
+                self.push_on(&link, |_, buf| {
+                    v1::encode_message(v1::EXIT, buf.buf()).map_err(Into::into)
+                })
+                .await
             }
             ProtocolVersion::V2 => {
-                self.push(|st, buf| {
+                self.push_on(&link, |st, buf| {
                     let session = st.as_mut().expect("v2 has a session");
                     Ok(session.close(CloseCode::NORMAL, "client done", buf)?)
                 })
@@ -257,7 +297,7 @@ impl Client {
             | Err(ClientError::Refused(SendError::Closed | SendError::Closing)) => {}
             Err(e) => return Err(e),
         }
-        match self.handle.core.wait_end().await {
+        match link.core.wait_end().await {
             End::Completed => Ok(()),
             other => Err(other.to_error()),
         }
@@ -266,7 +306,12 @@ impl Client {
     /// Sends one frame through the session, which checks it against the
     /// state and the server's limit and encodes it under the queue's lock.
     async fn push_frame(&self, frame: Frame) -> Result<(), ClientError> {
-        self.push(|st, buf| {
+        let link = self.live_link().await?;
+        self.push_frame_on(&link, frame).await
+    }
+
+    async fn push_frame_on(&self, link: &Link, frame: Frame) -> Result<(), ClientError> {
+        self.push_on(link, |st, buf| {
             let session = st.as_mut().expect("v2 has a session");
             Ok(session.send(&frame, buf)?)
         })
@@ -277,15 +322,113 @@ impl Client {
         &self,
         f: impl FnOnce(&mut Option<Session>, &mut Outgoing) -> Result<(), ClientError>,
     ) -> Result<(), ClientError> {
-        match self.handle.core.queue.push(f).await {
+        let link = self.live_link().await?;
+        self.push_on(&link, f).await
+    }
+
+    async fn push_on(
+        &self,
+        link: &Link,
+        f: impl FnOnce(&mut Option<Session>, &mut Outgoing) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError> {
+        match link.core.queue.push(f).await {
             Ok(result) => result,
-            Err(QueueError::Closed) => Err(self.handle.core.requests.ended().map_or_else(
+            Err(QueueError::Closed) => Err(link.core.requests.ended().map_or_else(
                 || ClientError::Closed("connection is closing".into()),
                 |e| e.to_error(),
             )),
             Err(QueueError::Full { .. }) => unreachable!("push waits for room"),
         }
     }
+}
+
+/// Opens one connection (TCP, TLS, the v2 handshake) and starts its reader
+/// and writer; pushed messages go to `incoming`.
+async fn open_link(
+    addr: &str,
+    config: &ClientConfig,
+    incoming_taken: &Arc<AtomicBool>,
+    incoming: mpsc::Sender<Pushed>,
+) -> Result<Link, ClientError> {
+    let limit = config.connect_timeout;
+    let started = Instant::now();
+    let tcp = tokio::time::timeout(limit, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ClientError::Timeout(limit))?
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?;
+    // We batch writes ourselves; Nagle would only delay the last one.
+    tcp.set_nodelay(true)?;
+    let stream = match &config.tls {
+        None => Stream::Plain(tcp),
+        Some(tls) => {
+            let name = match &tls.server_name {
+                Some(name) => name.clone(),
+                None => server_name_of(addr)?,
+            };
+            let left = limit.saturating_sub(started.elapsed());
+            let connecting = TlsConnector::from(tls.config.clone()).connect(name, tcp);
+            let tls_stream = tokio::time::timeout(left, connecting)
+                .await
+                .map_err(|_| ClientError::Timeout(limit))?
+                .map_err(|e| ClientError::Tls(format!("handshake with {addr} failed: {e}")))?;
+            Stream::Client(Box::new(tls_stream))
+        }
+    };
+    let make_core = |session| {
+        Arc::new(Core::new(
+            session,
+            config.max_queued_bytes,
+            incoming_taken.clone(),
+            config.reconnect.is_some(),
+        ))
+    };
+    Ok(match config.version {
+        ProtocolVersion::V1 => {
+            let core = make_core(None);
+            let (reader, writer) = Connection::new(stream, V1Codec).split();
+            tokio::spawn(read_v1(reader, core.clone()));
+            spawn_writer(&core, writer);
+            Link {
+                core,
+                server_name: Arc::from(""),
+                server_max_frame_size: v1::MAX_CONTENT_LEN as u32,
+            }
+        }
+        ProtocolVersion::V2 => {
+            let mut conn = Connection::new(
+                stream,
+                V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE),
+            );
+            let left = limit.saturating_sub(started.elapsed());
+            let Welcomed {
+                session,
+                server_name,
+                server_max_frame_size,
+            } = handshake(&mut conn, config, left).await?;
+            let core = make_core(Some(session));
+            let (reader, writer) = conn.split();
+            tokio::spawn(read_v2(reader, core.clone(), incoming));
+            spawn_writer(&core, writer);
+            Link {
+                core,
+                server_name: Arc::from(server_name),
+                server_max_frame_size,
+            }
+        }
+    })
+}
+
+/// [`open_link`] for the reconnecting task.
+async fn open(
+    addr: &str,
+    config: &ClientConfig,
+    shared: &Shared,
+    incoming: mpsc::Sender<Pushed>,
+) -> Result<Link, ClientError> {
+    open_link(addr, config, &shared.incoming_taken, incoming).await
 }
 
 fn spawn_writer(core: &Arc<Core>, writer: tokio::io::WriteHalf<Stream>) {

@@ -152,7 +152,10 @@ async fn on_event(
         SessionEvent::Text(m) => core.deliver(incoming, Pushed::Text(m)).await,
         SessionEvent::Binary(b) => core.deliver(incoming, Pushed::Binary(b)).await,
         SessionEvent::Error(e) => core.deliver(incoming, Pushed::Error(e)).await,
-        SessionEvent::GoAway(g) => core.deliver(incoming, Pushed::GoAway(g)).await,
+        SessionEvent::GoAway(g) => {
+            core.note_going_away(g.clone());
+            core.deliver(incoming, Pushed::GoAway(g)).await
+        }
         SessionEvent::CloseRequested(reason) => {
             let _ = core.session(|s, out| s.ack_close(out));
             return Some(End::ByServer(reason));

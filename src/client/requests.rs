@@ -111,14 +111,22 @@ impl Requests {
 
     /// The connection is over: every waiting request fails with `end`,
     /// and no new one is accepted.
-    pub(crate) fn end(&self, end: &End) {
+    /// With `interrupts`, requests cut off by a lost connection fail as
+    /// [`ClientError::Interrupted`] (a reconnecting client).
+    pub(crate) fn end(&self, end: &End, interrupts: bool) {
         let waiting = {
             let mut table = self.lock();
             table.ended.get_or_insert(end.clone());
             std::mem::take(&mut table.waiting)
         };
         for (_, tx) in waiting {
-            let _ = tx.send(Err(end.to_error()));
+            let error = match end {
+                End::Lost(_) | End::ByServer(_) if interrupts => {
+                    ClientError::Interrupted(end.to_error().to_string())
+                }
+                _ => end.to_error(),
+            };
+            let _ = tx.send(Err(error));
         }
     }
 
@@ -206,7 +214,7 @@ mod tests {
     fn after_the_end_requests_are_refused() {
         let requests = Requests::default();
         let ticket = requests.start().unwrap();
-        requests.end(&End::Lost("gone".into()));
+        requests.end(&End::Lost("gone".into()), false);
         assert!(requests.start().is_err());
         drop(ticket);
         assert_eq!(requests.len(), 0);

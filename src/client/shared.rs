@@ -2,13 +2,14 @@
 //! queue (with the session under the same lock), the requests waiting for
 //! answers, and how the connection ended.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, watch};
 
 use super::end::End;
 use super::incoming::Pushed;
 use super::requests::Requests;
-use crate::protocol::v2::Session;
+use crate::protocol::v2::{CodeReason, Session};
 use crate::transport::{Outgoing, WriteQueue};
 
 /// Everything the reader and writer tasks share with the handles.
@@ -18,16 +19,56 @@ pub(crate) struct Core {
     pub(crate) queue: WriteQueue<Option<Session>>,
     pub(crate) requests: Requests,
     end: watch::Sender<Option<End>>,
-    incoming_taken: AtomicBool,
+    /// Set when the server says GOAWAY (a reconnecting client moves on).
+    going_away: watch::Sender<Option<CodeReason>>,
+    /// Whether the application reads pushes: shared by every connection
+    /// of one client, since a reconnecting client has several in turn.
+    incoming_taken: Arc<AtomicBool>,
+    /// Requests cut off by the end fail as interrupted (a reconnecting
+    /// client) rather than closed.
+    interrupts: bool,
 }
 
 impl Core {
-    pub(crate) fn new(session: Option<Session>, max_queued_bytes: usize) -> Self {
+    pub(crate) fn new(
+        session: Option<Session>,
+        max_queued_bytes: usize,
+        incoming_taken: Arc<AtomicBool>,
+        interrupts: bool,
+    ) -> Self {
         Core {
             queue: WriteQueue::new(session, max_queued_bytes),
             requests: Requests::default(),
             end: watch::channel(None).0,
-            incoming_taken: AtomicBool::new(false),
+            going_away: watch::channel(None).0,
+            incoming_taken,
+            interrupts,
+        }
+    }
+
+    /// The server said GOAWAY.
+    pub(crate) fn note_going_away(&self, reason: CodeReason) {
+        self.going_away.send_replace(Some(reason));
+    }
+
+    /// Whether the server has said GOAWAY, or the connection has ended:
+    /// either way, new work belongs on a new connection.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.going_away.borrow().is_some() || self.requests.ended().is_some()
+    }
+
+    /// Waits until the server says GOAWAY, with its reason.
+    pub(crate) async fn wait_going_away(&self) -> CodeReason {
+        let mut rx = self.going_away.subscribe();
+        let reason = rx
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|reason| reason.clone());
+        match reason {
+            Some(reason) => reason,
+            // The sender lives as long as this core: never.
+            None => std::future::pending().await,
         }
     }
 
@@ -49,11 +90,6 @@ impl Core {
             .unwrap_or_else(|_| End::Lost("connection dropped".into()))
     }
 
-    /// From now on pushes wait for the application to take them.
-    pub(crate) fn mark_incoming_taken(&self) {
-        self.incoming_taken.store(true, Ordering::Release);
-    }
-
     /// Hands a pushed message to the application. Once it has taken the
     /// stream this waits (backpressure to the server); before that, pushes
     /// are kept up to the capacity and then dropped, so a client that only
@@ -70,7 +106,7 @@ impl Core {
     /// Records the end: fails every waiting request, stops the writer once
     /// it has sent what is queued, and wakes `close`.
     pub(crate) fn finish(&self, end: End) {
-        self.requests.end(&end);
+        self.requests.end(&end, self.interrupts);
         self.queue.close();
         self.end.send_if_modified(|e| {
             if e.is_none() {

@@ -130,8 +130,14 @@ enum Command {
         payloads: Vec<String>,
     },
     /// Chat: send standard input line by line and print what others send
-    /// as it arrives (needs a server started with --broadcast).
-    Chat,
+    /// as it arrives (needs a server started with --broadcast). A lost
+    /// connection, or a server going away, is followed by reconnecting
+    /// (said on stderr), unless --no-reconnect.
+    Chat {
+        /// End when the connection ends instead of reconnecting.
+        #[arg(long)]
+        no_reconnect: bool,
+    },
     /// Measure throughput against a running server.
     Bench(BenchArgs),
 }
@@ -155,7 +161,7 @@ fn main() {
 async fn run_one_connection(args: &Args) -> anyhow::Result<()> {
     match &args.command {
         Some(Command::Request { payloads }) => run_requests(&args.conn, payloads).await,
-        Some(Command::Chat) => run_chat(&args.conn).await,
+        Some(Command::Chat { no_reconnect }) => run_chat(&args.conn, !no_reconnect).await,
         Some(Command::Bench(_)) => unreachable!("run by main on its own runtime"),
         None if args.messages.is_empty() => send_stdin(&args.conn).await,
         None => send_args(&args.conn, &args.messages).await,
@@ -163,6 +169,11 @@ async fn run_one_connection(args: &Args) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn connect(conn: &ConnArgs) -> anyhow::Result<Client> {
+    Ok(Client::connect_with(&conn.addr, client_config(conn)?).await?)
+}
+
+/// The library settings the connection flags ask for.
+pub(crate) fn client_config(conn: &ConnArgs) -> anyhow::Result<ClientConfig> {
     let mut config = ClientConfig::default()
         .name(conn.name.clone())
         .version(if conn.v1 {
@@ -176,7 +187,7 @@ pub(crate) async fn connect(conn: &ConnArgs) -> anyhow::Result<Client> {
     if let Some(token) = conn.auth_token()? {
         config = config.auth_token(token);
     }
-    Ok(Client::connect_with(&conn.addr, config).await?)
+    Ok(config)
 }
 
 /// The largest message the chosen protocol can carry before connecting.

@@ -1,0 +1,155 @@
+//! Failing over: when the server says GOAWAY or the connection is lost, a
+//! client with [`Reconnect`] set opens a new connection (backoff with
+//! jitter, the whole handshake and authentication again) and new calls use
+//! it. Requests in flight on the old connection fail with
+//! [`super::ClientError::Interrupted`]: they are never resent, since the
+//! server may have acted on them already.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::incoming::Pushed;
+use super::{ClientConfig, Link, Shared, open};
+
+/// How a client reconnects (see [`ClientConfig::reconnect`]).
+///
+/// The delay before attempt `n` (from 0) is `initial_delay * 2^n`, capped
+/// at `max_delay`, then scaled by a random factor between 0.5 and 1 so that
+/// many clients cut off at once do not all return at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconnect {
+    /// The first delay.
+    pub initial_delay: Duration,
+    /// The longest delay.
+    pub max_delay: Duration,
+    /// Give up after this many failed attempts in a row (`None`: never).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            max_attempts: None,
+        }
+    }
+}
+
+impl Reconnect {
+    /// Sets [`Reconnect::initial_delay`].
+    pub fn initial_delay(mut self, delay: Duration) -> Self {
+        self.initial_delay = delay;
+        self
+    }
+
+    /// Sets [`Reconnect::max_delay`].
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// Sets [`Reconnect::max_attempts`].
+    pub fn max_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The delay before attempt `attempt` (0 for the first).
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+        let full = self
+            .initial_delay
+            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
+            .min(self.max_delay);
+        // A fresh random hasher is a random number without a dependency.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        full.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)
+    }
+}
+
+/// Watches the current connection; when it ends or the server says GOAWAY,
+/// opens the next one. Ends when the client is closed or dropped, or after
+/// `max_attempts` failures in a row.
+pub(super) async fn supervise(
+    addr: String,
+    config: ClientConfig,
+    policy: Reconnect,
+    shared: Arc<Shared>,
+    incoming: mpsc::Sender<Pushed>,
+) {
+    loop {
+        let core = shared.link.borrow().core.clone();
+        let why = tokio::select! {
+            end = core.wait_end() => end.to_error().to_string(),
+            goaway = core.wait_going_away() => format!("the server is going away ({goaway})"),
+        };
+        if shared.closing.load(Ordering::Acquire) {
+            return;
+        }
+        warn!(%addr, "{why}; reconnecting");
+        report(&shared, &incoming, Pushed::Disconnected(why)).await;
+        let mut attempt = 0;
+        let link: Link = loop {
+            tokio::time::sleep(policy.delay(attempt)).await;
+            if shared.closing.load(Ordering::Acquire) {
+                return;
+            }
+            match open(&addr, &config, &shared, incoming.clone()).await {
+                Ok(link) => break link,
+                Err(e) => {
+                    attempt += 1;
+                    warn!(%addr, attempt, "reconnecting failed: {e}");
+                    if policy.max_attempts.is_some_and(|max| attempt >= max) {
+                        warn!(%addr, "giving up after {attempt} attempts");
+                        shared.gave_up.store(true, Ordering::Release);
+                        shared.link.send_modify(|_| {});
+                        return;
+                    }
+                }
+            }
+        };
+        if shared.closing.load(Ordering::Acquire) {
+            link.core.queue.close();
+            return;
+        }
+        info!(%addr, server = %link.server_name, "reconnected");
+        let server_name = link.server_name.to_string();
+        shared.link.send_replace(link);
+        report(&shared, &incoming, Pushed::Reconnected { server_name }).await;
+    }
+}
+
+/// Tells the application, the same way pushed messages reach it.
+async fn report(shared: &Shared, incoming: &mpsc::Sender<Pushed>, event: Pushed) {
+    if shared.incoming_taken.load(Ordering::Acquire) {
+        let _ = incoming.send(event).await;
+    } else {
+        let _ = incoming.try_send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_to_the_cap_with_jitter() {
+        let policy = Reconnect::default();
+        for attempt in 0..40 {
+            let d = policy.delay(attempt);
+            let full =
+                (Duration::from_millis(100) * 2u32.pow(attempt.min(20))).min(policy.max_delay);
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempt}: {d:?} vs {full:?}"
+            );
+        }
+    }
+}
