@@ -1,0 +1,244 @@
+//! docs/DEPLOY.md, tested: two real servers behind a real HAProxy (the
+//! `haproxy.cfg` is read from the document, only its ports changed), joined
+//! by a real nats-server, all on free loopback ports and stopped by PID.
+//! `.ci/run` installs `haproxy` and `nats-server` (Debian packages).
+
+mod common;
+
+use common::{ChatProcess, PATIENCE, ServerProcess};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+/// HAProxy connects to the servers from this address, so a server that
+/// logs 127.0.0.1 for a client took it from the PROXY header.
+const BALANCER_SOURCE: &str = "127.0.0.3";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (by its PID) when dropped, with its stderr lines.
+struct Daemon {
+    child: Child,
+    stderr: Receiver<String>,
+    name: &'static str,
+}
+
+impl Daemon {
+    fn start(name: &'static str, program: &str, args: &[&str]) -> Daemon {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {program} ({e}); .ci/run installs it (apt-get install {name})")
+            });
+        let (tx, stderr) = channel();
+        let from = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        Daemon {
+            child,
+            stderr,
+            name,
+        }
+    }
+
+    fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        while let Ok(line) = self
+            .stderr
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(needle) {
+                return;
+            }
+            seen.push(line);
+        }
+        panic!("{} did not log {needle:?} in time: {seen:?}", self.name);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nats(port: u16) -> Daemon {
+    let port = port.to_string();
+    let nats = Daemon::start(
+        "nats-server",
+        "nats-server",
+        &["-a", "127.0.0.1", "-p", &port],
+    );
+    nats.wait_for_log("Server is ready");
+    nats
+}
+
+/// The `haproxy.cfg` of docs/DEPLOY.md with this test's ports.
+fn haproxy_config(front: u16, s1: &ServerProcess, s2: &ServerProcess) -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/DEPLOY.md")).unwrap();
+    let start = doc
+        .find("```haproxy\n")
+        .expect("DEPLOY.md has a haproxy.cfg")
+        + 11;
+    let len = doc[start..].find("```").unwrap();
+    let config = doc[start..start + len]
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{front}"))
+        .replace("127.0.0.1:9001", &s1.addr_arg())
+        .replace("127.0.0.1:9002", &s2.addr_arg())
+        .replace(
+            "\nbackend servers\n",
+            &format!("\nbackend servers\n    source {BALANCER_SOURCE}\n"),
+        );
+    assert!(config.contains(&s2.addr_arg()), "the ports were replaced");
+    config
+}
+
+fn server(name: &str, nats_port: u16) -> ServerProcess {
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let s = ServerProcess::start(&[
+        "--name",
+        name,
+        "--broadcast",
+        "--nats",
+        &url,
+        "--proxy-protocol",
+        "--shutdown-grace-secs",
+        "2",
+    ]);
+    s.wait_for_log("NATS connected");
+    s
+}
+
+/// Which of the servers logged `needle` (a client's session).
+fn which(servers: [&ServerProcess; 2], needle: &str) -> usize {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        for (i, s) in servers.iter().enumerate() {
+            if s.try_wait_for_log(needle, Duration::from_millis(50))
+                .is_some()
+            {
+                return i;
+            }
+        }
+    }
+    panic!("no server logged {needle:?}");
+}
+
+/// `from` says `text` until `to` shows it (each try waits up to 2 s for
+/// it): right after NATS comes back, a server's subscription may still be
+/// on its way, and what is published before it arrives is not relayed.
+fn say_until_heard(from: &ChatProcess, from_name: &str, text: &str, to: &ChatProcess) {
+    for attempt in 0..10 {
+        let line = format!("{text} #{attempt}");
+        from.say(&line);
+        if to.try_wait_for_line(&format!("{from_name}: {line}"), Duration::from_secs(2)) {
+            return;
+        }
+    }
+    panic!("{text:?} never reached the other server's client");
+}
+
+#[test]
+fn two_servers_behind_haproxy_share_a_chat_over_nats_and_clients_fail_over() {
+    let nats_port = free_port();
+    let mut nats_server = nats(nats_port);
+    let s1 = server("s1", nats_port);
+    let s2 = server("s2", nats_port);
+
+    let front = free_port();
+    let config_path = std::env::temp_dir().join(format!("rust-tcp-haproxy-{front}.cfg"));
+    std::fs::write(&config_path, haproxy_config(front, &s1, &s2)).unwrap();
+    let _haproxy = Daemon::start(
+        "haproxy",
+        "haproxy",
+        &["-f", config_path.to_str().unwrap(), "-db"],
+    );
+    // The health check completes a whole v2 session on each server: a
+    // clean close, from the balancer's own address.
+    for s in [&s1, &s2] {
+        let line = s.wait_for_log("connection closed");
+        assert!(line.contains("close handshake complete"), "{line}");
+        assert!(line.contains(BALANCER_SOURCE), "{line}");
+    }
+
+    let addr = format!("127.0.0.1:{front}");
+    let alice = ChatProcess::start_via(&addr, "alice", &[]);
+    let alice_on = which([&s1, &s2], "name=alice");
+    let bob = ChatProcess::start_via(&addr, "bob", &[]);
+    let bob_on = which([&s1, &s2], "name=bob");
+    assert_ne!(
+        alice_on, bob_on,
+        "leastconn put the two clients on different servers"
+    );
+
+    // The servers logged the clients' real addresses, not HAProxy's.
+    for s in [&s1, &s2] {
+        for line in s.log_so_far() {
+            if line.contains("v2 session open") && !line.contains("name=haproxy") {
+                assert!(line.contains("peer=127.0.0.1:"), "{line}");
+            }
+        }
+    }
+
+    // Across servers, both ways.
+    alice.say("hello from s-alice");
+    bob.wait_for_line("alice: hello from s-alice");
+    bob.say("hello from s-bob");
+    alice.wait_for_line("bob: hello from s-bob");
+
+    // NATS goes away: each server keeps its own room.
+    drop(nats_server);
+    s1.wait_for_log("NATS disconnected");
+    s2.wait_for_log("NATS disconnected");
+    let carol = ChatProcess::start_via(&addr, "carol", &[]);
+    let carol_on = which([&s1, &s2], "name=carol");
+    let neighbour = if carol_on == alice_on { &alice } else { &bob };
+    carol.say("only my server hears this");
+    neighbour.wait_for_line("carol: only my server hears this");
+
+    // NATS is back: relaying resumes.
+    nats_server = nats(nats_port);
+    s1.wait_for_log("NATS connected");
+    s2.wait_for_log("NATS connected");
+    let far = if carol_on == alice_on { &bob } else { &alice };
+    say_until_heard(&carol, "carol", "across again", far);
+
+    // SIGTERM alice's server: alice reconnects through HAProxy to the other
+    // one and keeps chatting with bob.
+    let (leaving, staying) = if alice_on == 0 { (s1, s2) } else { (s2, s1) };
+    let status = leaving.stop_with("TERM");
+    assert!(status.success(), "{status:?}");
+    let notices = alice.wait_for_notice("reconnected to");
+    assert!(
+        notices.iter().any(|n| n.contains("reconnecting")),
+        "alice said why she reconnects: {notices:?}"
+    );
+    staying.wait_for_log("name=alice");
+    alice.say("still here");
+    bob.wait_for_line("alice: still here");
+
+    drop(nats_server);
+    let _ = std::fs::remove_file(config_path);
+    for c in [alice, bob, carol] {
+        c.finish();
+    }
+}
