@@ -6,8 +6,9 @@
 //! rule is the same for local and relayed messages.
 //!
 //! A [`Service`](crate::Service) holds a [`NatsBus`] handle like any other
-//! shared state: [`NatsBus::publish`] never waits (a message that cannot be
-//! queued while NATS is away is dropped and counted), and
+//! shared state: [`NatsBus::publish`] waits only while NATS is connected
+//! and busy (a message that cannot be queued while NATS is away is dropped
+//! and counted, so a missing NATS never holds a client up), and
 //! [`NatsBus::subscribe`] yields what other servers publish (never this
 //! server's own messages: its clients had them already).
 

@@ -56,6 +56,7 @@ pub struct BusStats {
     published: AtomicU64,
     received: AtomicU64,
     dropped: AtomicU64,
+    slow: AtomicU64,
 }
 
 impl BusStats {
@@ -70,6 +71,11 @@ impl BusStats {
     /// Messages dropped because the publish queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+    /// Messages from other servers dropped because they arrived faster
+    /// than this server delivered them (NATS core is at-most-once).
+    pub fn dropped_incoming(&self) -> u64 {
+        self.slow.load(Ordering::Relaxed)
     }
 }
 
@@ -119,6 +125,9 @@ impl NatsBus {
         };
         let server: async_nats::ServerAddr = addr.parse().map_err(|e| invalid(format!("{e}")))?;
         let logged_addr = addr.to_owned();
+        let stats = Arc::new(BusStats::default());
+        let counted = stats.clone();
+        let last_slow_report = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
         let client = async_nats::ConnectOptions::new()
             .name("rust-tcp server")
             // This server delivers its own messages locally; echoing them
@@ -132,6 +141,7 @@ impl NatsBus {
             })
             .event_callback(move |event| {
                 let addr = logged_addr.clone();
+                let (counted, last) = (counted.clone(), last_slow_report.clone());
                 async move {
                     match event {
                         async_nats::Event::Connected => info!(%addr, "NATS connected; relaying"),
@@ -139,6 +149,21 @@ impl NatsBus {
                             %addr,
                             "NATS disconnected; serving local clients only, reconnecting"
                         ),
+                        async_nats::Event::SlowConsumer(_) => {
+                            // Each burst of drops reports once per message:
+                            // count them all, say so at most once a second.
+                            let n = counted.slow.fetch_add(1, Ordering::Relaxed) + 1;
+                            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                            if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                                *last = Some(std::time::Instant::now());
+                                warn!(
+                                    %addr,
+                                    dropped_so_far = n,
+                                    "relayed messages arrive faster than this server delivers them; \
+                                     dropping some (at-most-once, as NATS core)"
+                                );
+                            }
+                        }
                         other => info!(%addr, "NATS: {other}"),
                     }
                 }
@@ -146,7 +171,6 @@ impl NatsBus {
             .connect(server)
             .await
             .map_err(|e| invalid(e.to_string()))?;
-        let stats = Arc::new(BusStats::default());
         let (outbox, mut queued) = mpsc::channel::<Outbound>(PUBLISH_QUEUE);
         let publisher = client.clone();
         let counted = stats.clone();
@@ -177,13 +201,21 @@ impl NatsBus {
         })
     }
 
-    /// Publishes `payload` to the other servers on `PREFIX.name`, without
-    /// waiting: if the queue to NATS is full the message is dropped
-    /// ([`BusError::Backlog`]) and counted.
-    pub fn publish(&self, name: &str, payload: Bytes) -> Result<(), BusError> {
+    /// Publishes `payload` to the other servers on `PREFIX.name`. While
+    /// NATS is connected and merely busy, this waits for room in the queue
+    /// (backpressure, as TCP would give); while NATS is away it never
+    /// waits: a full queue drops the message ([`BusError::Backlog`], counted).
+    pub async fn publish(&self, name: &str, payload: Bytes) -> Result<(), BusError> {
         check_subject(name)?;
         let subject = format!("{}.{name}", self.prefix);
         let message = Outbound::Publish(subject, payload);
+        if self.client.connection_state() == async_nats::connection::State::Connected {
+            return self
+                .outbox
+                .send(message)
+                .await
+                .map_err(|_| BusError::Closed);
+        }
         self.outbox.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);

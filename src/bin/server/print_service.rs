@@ -137,14 +137,14 @@ struct Seat {
 }
 
 impl Seat {
-    fn relay(&self, text: &str) {
+    async fn relay(&self, text: &str) {
         // Built once: every receiver's queue shares this one message
         // (large payloads are not copied per receiver).
         let message = Message::new(format!("{}: {}", self.name, text));
         self.room.deliver(&message, Some(self.id));
         #[cfg(feature = "nats")]
         if let Some((bus, room)) = &self.room.bus
-            && let Err(e) = bus.publish(room, message.as_shared_bytes().clone())
+            && let Err(e) = bus.publish(room, message.as_shared_bytes().clone()).await
         {
             debug!(from = %self.name, "not relayed to other servers: {e}");
         }
@@ -189,7 +189,7 @@ impl Handler for PrintHandler {
     async fn on_text(&mut self, message: Message) {
         format_message_line(&mut self.batch, message.as_str());
         if let Some(seat) = &self.seat {
-            seat.relay(message.as_str());
+            seat.relay(message.as_str()).await;
         }
         if self.batch.len() >= BATCH_BYTES {
             self.send_batch().await;
