@@ -383,7 +383,16 @@ fn side_by_side(md: &mut String, table: &[Comparison]) {
     let _ = writeln!(
         md,
         "\nA ratio above 1 means ours is better (for latency: the reference's p50 \
-         divided by ours).\n\n![ours relative to each reference](bench/side_by_side.svg)\n"
+         divided by ours).\n\n![ours relative to each reference](bench/side_by_side.svg)\n\n\
+         **Reading the figures.** One-way on one connection, the load generator \
+         is the limit: it feeds the raw byte sink no faster than our server, so \
+         every server there measures within noise of the generator (ours, the \
+         codec server and the raw sink alike), and a ratio near 1 means \
+         \"as fast as it can be fed\". Requests are different: the generator \
+         (`client bench`, a general async client library) and the server share \
+         two cores, and redis is driven by `redis-benchmark`, a purpose-built C \
+         loop that leaves more of the machine to its server. The server CPU time \
+         per request below compares the servers alone.\n"
     );
 }
 
