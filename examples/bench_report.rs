@@ -403,24 +403,36 @@ fn side_by_side(md: &mut String, table: &[Comparison]) {
 fn server_cpu(md: &mut String, runs: &[Run]) {
     let _ = writeln!(
         md,
-        "### Server CPU per request\n\n\
+        "### Server CPU per message or request\n\n\
          The server process's CPU time (user + system, from `/proc/PID/stat`) \
-         during each request run, divided by the requests: a figure of the \
-         server alone, whatever drives it.\n\n\
-         | requests | ours µs | LengthDelimitedCodec µs | redis µs |\n|---|---|---|---|"
+         during each run, divided by the messages or requests: a figure of the \
+         server alone, whatever drives it and however busy the generator is \
+         (the raw sink's is the cost of reading the bytes).\n\n\
+         | work | ours µs | LengthDelimitedCodec µs | redis µs | raw sink µs |\n|---|---|---|---|---|"
     );
     for (case, what) in [
-        ("req_50x16", "50 conns x 16 in flight"),
-        ("req_50x1", "50 conns x 1"),
-        ("req_1x1", "1 conn x 1"),
+        ("oneway32", "one-way 32 B"),
+        ("oneway64k", "one-way 64 KiB"),
+        ("v1print", "v1 ingest, printing"),
+        ("req_50x16", "requests 50 conns x 16 in flight"),
+        ("req_50x1", "requests 50 conns x 1"),
+        ("req_1x1", "requests 1 conn x 1"),
     ] {
         let cpu = |imp| median_of(runs, case, imp, "server_cpu_us_per_op");
+        let show = |v: f64| {
+            if v.is_nan() {
+                "-".to_owned()
+            } else {
+                format!("{v:.3}")
+            }
+        };
         let _ = writeln!(
             md,
-            "| {what} | {:.2} | {:.2} | {:.2} |",
-            cpu("ours"),
-            cpu("ldc"),
-            cpu("redis")
+            "| {what} | {} | {} | {} | {} |",
+            show(cpu("ours")),
+            show(cpu("ldc")),
+            show(cpu("redis")),
+            show(cpu("raw"))
         );
     }
     let _ = writeln!(md);

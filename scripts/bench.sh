@@ -161,8 +161,10 @@ for round in $(seq "$ROUNDS"); do
             ldc) ldc ldc --sink ;;
             raw) raw ;;
         esac
-        record oneway32 "$impl" "$round" "$(bench "$PORT" bench --mode text --size 32 --duration "$SECS")"
-        record oneway64k "$impl" "$round" "$(bench "$PORT" bench --mode binary --size 65536 --duration "$SECS")"
+        cpu_before=$(cpu_ticks "$SERVER_PID")
+        record oneway32 "$impl" "$round" "$(with_cpu "$(bench "$PORT" bench --mode text --size 32 --duration "$SECS")")"
+        cpu_before=$(cpu_ticks "$SERVER_PID")
+        record oneway64k "$impl" "$round" "$(with_cpu "$(bench "$PORT" bench --mode binary --size 65536 --duration "$SECS")")"
         stop
     done
     # v1 ingest, printing every message to a file.
@@ -171,7 +173,8 @@ for round in $(seq "$ROUNDS"); do
             ours) ours ours-print ;;
             ldc) ldc ldc-print ;;
         esac
-        record v1print "$impl" "$round" "$(bench "$PORT" --v1 bench --size 20 --duration "$SECS")"
+        cpu_before=$(cpu_ticks "$SERVER_PID")
+        record v1print "$impl" "$round" "$(with_cpu "$(bench "$PORT" --v1 bench --size 20 --duration "$SECS")")"
         stop
         rm -f "$WORK"/*-print.out
     done
