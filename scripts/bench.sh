@@ -53,6 +53,8 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge 10100 ] || echo "bench.sh: only $(ulimit -n) open files allowed; the 10,000-connection runs may fail" >&2
 
+# What is measured is what is built now.
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+uncommitted changes')"
 say "building (release)"
 cargo build --release --quiet --bin server --bin client --example raw_sink \
     --example ldc_server --example bench_report
@@ -301,7 +303,7 @@ done
 say "writing $OUT"
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+changes')"
+    echo "commit=$COMMIT"
     echo "cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
     echo "cores=$(nproc)"
     echo "memory=$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
