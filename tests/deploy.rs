@@ -16,6 +16,16 @@ use std::time::{Duration, Instant};
 /// logs 127.0.0.1 for a client took it from the PROXY header.
 const BALANCER_SOURCE: &str = "127.0.0.3";
 
+/// The Prometheus text of the server whose metrics are on `port`.
+fn scrape_metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -112,9 +122,9 @@ fn haproxy_config(front: u16, s1: &ServerProcess, s2: &ServerProcess) -> String 
     config
 }
 
-fn server(name: &str, nats_port: u16) -> ServerProcess {
+fn server(name: &str, nats_port: u16, extra: &[&str]) -> ServerProcess {
     let url = format!("nats://127.0.0.1:{nats_port}");
-    let s = ServerProcess::start(&[
+    let mut args = vec![
         "--name",
         name,
         "--broadcast",
@@ -123,7 +133,9 @@ fn server(name: &str, nats_port: u16) -> ServerProcess {
         "--proxy-protocol",
         "--shutdown-grace-secs",
         "2",
-    ]);
+    ];
+    args.extend(extra);
+    let s = ServerProcess::start(&args);
     s.wait_for_log("NATS connected");
     s
 }
@@ -161,8 +173,10 @@ fn say_until_heard(from: &ChatProcess, from_name: &str, text: &str, to: &ChatPro
 fn two_servers_behind_haproxy_share_a_chat_over_nats_and_clients_fail_over() {
     let nats_port = free_port();
     let mut nats_server = nats(nats_port);
-    let s1 = server("s1", nats_port);
-    let s2 = server("s2", nats_port);
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let s1 = server("s1", nats_port, &["--metrics-addr", &metrics_addr]);
+    let s2 = server("s2", nats_port, &[]);
 
     let front = free_port();
     let config_path = std::env::temp_dir().join(format!("rust-tcp-haproxy-{front}.cfg"));
@@ -221,6 +235,22 @@ fn two_servers_behind_haproxy_share_a_chat_over_nats_and_clients_fail_over() {
     s2.wait_for_log("NATS connected");
     let far = if carol_on == alice_on { &bob } else { &alice };
     say_until_heard(&carol, "carol", "across again", far);
+
+    // s1 relayed and received through NATS, and says so in its metrics.
+    let metrics = scrape_metrics(metrics_port);
+    for series in [
+        "rust_tcp_bus_published_total ",
+        "rust_tcp_bus_received_total ",
+    ] {
+        let value: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .unwrap_or_else(|| panic!("{series}missing: {metrics}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(value >= 1.0, "{series}{value}");
+    }
 
     // SIGTERM alice's server: alice reconnects through HAProxy to the other
     // one and keeps chatting with bob.

@@ -50,13 +50,37 @@ pub enum BusError {
     },
 }
 
-/// Counts since the bus started, for logs and metrics.
+/// Counts since the bus started, for logs and metrics (also exported as
+/// `rust_tcp_bus_published_total`, `rust_tcp_bus_received_total` and
+/// `rust_tcp_bus_dropped_total{direction="out"|"in"}`).
 #[derive(Debug, Default)]
 pub struct BusStats {
     published: AtomicU64,
     received: AtomicU64,
     dropped: AtomicU64,
     slow: AtomicU64,
+    metrics: BusMetrics,
+}
+
+/// The same counts as metrics.
+#[derive(Debug)]
+struct BusMetrics {
+    published: metrics::Counter,
+    received: metrics::Counter,
+    dropped_out: metrics::Counter,
+    dropped_in: metrics::Counter,
+}
+
+impl Default for BusMetrics {
+    fn default() -> Self {
+        let dropped = "rust_tcp_bus_dropped_total";
+        BusMetrics {
+            published: metrics::counter!("rust_tcp_bus_published_total"),
+            received: metrics::counter!("rust_tcp_bus_received_total"),
+            dropped_out: metrics::counter!(dropped, "direction" => "out"),
+            dropped_in: metrics::counter!(dropped, "direction" => "in"),
+        }
+    }
 }
 
 impl BusStats {
@@ -108,6 +132,7 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<Bytes> {
         let message = self.inner.next().await?;
         self.stats.received.fetch_add(1, Ordering::Relaxed);
+        self.stats.metrics.received.increment(1);
         Some(message.payload)
     }
 }
@@ -153,6 +178,7 @@ impl NatsBus {
                             // Each burst of drops reports once per message:
                             // count them all, say so at most once a second.
                             let n = counted.slow.fetch_add(1, Ordering::Relaxed) + 1;
+                            counted.metrics.dropped_in.increment(1);
                             let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
                             if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                                 *last = Some(std::time::Instant::now());
@@ -179,9 +205,13 @@ impl NatsBus {
                 match next {
                     Outbound::Publish(subject, payload) => {
                         match publisher.publish(subject, payload).await {
-                            Ok(()) => counted.published.fetch_add(1, Ordering::Relaxed),
+                            Ok(()) => {
+                                counted.metrics.published.increment(1);
+                                counted.published.fetch_add(1, Ordering::Relaxed)
+                            }
                             Err(e) => {
                                 warn!("NATS publish failed: {e}");
+                                counted.metrics.dropped_out.increment(1);
                                 counted.dropped.fetch_add(1, Ordering::Relaxed)
                             }
                         };
@@ -219,6 +249,7 @@ impl NatsBus {
         self.outbox.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats.metrics.dropped_out.increment(1);
                 BusError::Backlog
             }
             mpsc::error::TrySendError::Closed(_) => BusError::Closed,

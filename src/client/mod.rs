@@ -434,7 +434,11 @@ async fn open(
 fn spawn_writer(core: &Arc<Core>, writer: tokio::io::WriteHalf<Stream>) {
     let core = core.clone();
     tokio::spawn(async move {
-        if let Err(e) = core.queue.run_writer(writer).await {
+        if let Err(e) = core
+            .queue
+            .run_writer(writer, &metrics::Counter::noop())
+            .await
+        {
             core.finish(End::Lost(format!("write failed: {e}")));
         }
     });

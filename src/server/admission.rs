@@ -17,6 +17,16 @@ pub(crate) enum Refusal {
     TooManyFromAddress { max: usize },
 }
 
+impl Refusal {
+    /// The `reason` label of the refused-connections metric.
+    pub(crate) fn metric_label(&self) -> &'static str {
+        match self {
+            Refusal::ServerFull { .. } => "server_full",
+            Refusal::TooManyFromAddress { .. } => "per_address",
+        }
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

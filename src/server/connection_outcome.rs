@@ -70,3 +70,44 @@ impl From<V2CodecError> for ConnectionError {
         }
     }
 }
+
+impl ConnectionEnd {
+    /// The `reason` label of the closed-connections metric.
+    pub(crate) fn metric_label(&self) -> &'static str {
+        match self {
+            ConnectionEnd::ClientExit => "client_exit",
+            ConnectionEnd::ClientClosed => "close_handshake",
+            ConnectionEnd::PeerClosed => "peer_disconnected",
+            ConnectionEnd::ServerShutdown => "shutdown",
+        }
+    }
+}
+
+impl ConnectionError {
+    /// The `reason` label of the closed-connections metric.
+    pub(crate) fn metric_label(&self) -> &'static str {
+        match self {
+            ConnectionError::V1Protocol(_)
+            | ConnectionError::V2Frame(_)
+            | ConnectionError::V2Session(_) => "protocol_error",
+            ConnectionError::UnsupportedVersion(_) => "unsupported_version",
+            ConnectionError::HandshakeTimeout => "handshake_timeout",
+            ConnectionError::Tls(_) => "tls_error",
+            ConnectionError::V1NeedsToken => "v1_needs_token",
+            ConnectionError::Stalled(_) => "too_slow",
+            ConnectionError::SlowConsumer { .. } => "slow_consumer",
+            ConnectionError::HeartbeatTimeout(_) => "heartbeat_timeout",
+            ConnectionError::Io(_) => "io_error",
+        }
+    }
+
+    /// The close code sent for a protocol violation, if it was one.
+    pub(crate) fn protocol_code(&self) -> Option<u16> {
+        match self {
+            ConnectionError::V2Frame(f) => Some(f.close_code().0),
+            ConnectionError::V2Session(s) => Some(s.code.0),
+            ConnectionError::V1Protocol(_) => Some(1002),
+            _ => None,
+        }
+    }
+}

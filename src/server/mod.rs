@@ -9,6 +9,7 @@ mod auth_tokens;
 mod config;
 mod connection_outcome;
 mod log_gate;
+mod metrics;
 mod peer_facts;
 mod proxy_header;
 mod pusher;
@@ -36,12 +37,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, Span, debug, error, field, info, info_span, warn};
 
 use crate::transport::MemoryBudget;
 use accept_backoff::{AcceptBackoff, is_per_connection};
 use admission::Admission;
 use auth_tokens::AuthBackoff;
+use metrics::ServerMetrics;
 use proxy_header::ProxiedPeer;
 use shared::Shared;
 use version_dispatch::serve_connection;
@@ -92,6 +94,7 @@ impl Server {
             budget: MemoryBudget::new(self.config.max_memory),
             auth_backoff: AuthBackoff::default(),
             stop: stop.clone(),
+            metrics: ServerMetrics::new(),
         });
         let admission = Admission::new(
             self.config.max_connections,
@@ -123,6 +126,7 @@ impl Server {
                     let mut slot = match admitted {
                         Ok(slot) => slot,
                         Err(why) => {
+                            ServerMetrics::refused(why.metric_label());
                             if let Ok(permit) = refusals.clone().try_acquire_owned() {
                                 tracker.spawn(async move {
                                     refusal::refuse(stream, peer, why).await;
@@ -136,6 +140,14 @@ impl Server {
                     let shared = shared.clone();
                     let abandon = abandon.clone();
                     let admission = admission.clone();
+                    // One span per connection: every line it logs carries
+                    // who it is (peer, then version and client name).
+                    let span = info_span!(
+                        "conn",
+                        peer = field::Empty,
+                        version = field::Empty,
+                        client_name = field::Empty
+                    );
                     tracker.spawn(async move {
                         let served = async {
                             let (mut stream, mut peer) = (stream, peer);
@@ -144,6 +156,7 @@ impl Server {
                                 match proxy_header::read_proxy_header(&mut stream, by).await {
                                     Ok(ProxiedPeer::Client(real)) => {
                                         if let Err(why) = slot.attribute(real.ip(), &admission) {
+                                            ServerMetrics::refused(why.metric_label());
                                             refusal::refuse(stream, real, why).await;
                                             return;
                                         }
@@ -152,6 +165,7 @@ impl Server {
                                     // A health check: the balancer's own address.
                                     Ok(ProxiedPeer::Balancer) => {}
                                     Err(e) => {
+                                        ServerMetrics::refused("proxy_header");
                                         if let Some(suppressed) = log_gate::admit_global() {
                                             let suppressed = log_gate::suppressed_field(suppressed);
                                             warn!(%peer, suppressed, "connection refused: {e}");
@@ -160,6 +174,7 @@ impl Server {
                                     }
                                 }
                             }
+                            Span::current().record("peer", field::display(peer));
                             serve_connection(stream, peer, accepted, &*service, &shared).await
                         };
                         tokio::select! {
@@ -167,10 +182,14 @@ impl Server {
                             _ = abandon.cancelled() => warn!(%peer, "connection abandoned at shutdown"),
                         }
                         drop(slot);
-                    });
+                    }.instrument(span));
                 }
-                Err(e) if is_per_connection(&e) => debug!("accept: {e}; retrying"),
+                Err(e) if is_per_connection(&e) => {
+                    shared.metrics.accept_errors.increment(1);
+                    debug!("accept: {e}; retrying")
+                }
                 Err(e) => {
+                    shared.metrics.accept_errors.increment(1);
                     let delay = backoff.next_delay();
                     error!("accept failed: {e}; retrying in {delay:?}");
                     tokio::select! {

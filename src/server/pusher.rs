@@ -45,13 +45,16 @@ pub(crate) struct Outbound {
     /// Behind an `Arc`: every responder holds an `Outbound`, and cloning a
     /// token itself takes a lock in its tree, an `Arc` one atomic add.
     overflow: Arc<CancellationToken>,
+    /// Frames queued by handlers and broadcasts (a metric).
+    sent: metrics::Counter,
 }
 
 impl Outbound {
-    pub(crate) fn new(queue: Arc<WriteQueue<Session>>) -> Self {
+    pub(crate) fn new(queue: Arc<WriteQueue<Session>>, sent: metrics::Counter) -> Self {
         Outbound {
             queue,
             overflow: Arc::new(CancellationToken::new()),
+            sent,
         }
     }
 
@@ -82,7 +85,11 @@ impl Outbound {
 
     fn settle(&self, queued: Result<Result<(), SendError>, QueueError>) -> Result<(), PushError> {
         match queued {
-            Ok(sent) => Ok(sent?),
+            Ok(sent) => {
+                sent?;
+                self.sent.increment(1);
+                Ok(())
+            }
             Err(QueueError::Full { queued, limit }) => {
                 self.overflow.cancel();
                 Err(PushError::SlowConsumer { queued, limit })

@@ -59,15 +59,26 @@ pub struct Responder {
     out: Outbound,
     answered: bool,
     _in_flight: InFlightGuard,
+    /// When the request arrived, for the request-duration metric.
+    arrived: std::time::Instant,
+    duration: metrics::Histogram,
 }
 
 impl Responder {
-    pub(crate) fn new(id: u32, out: Outbound, in_flight: InFlightGuard) -> Self {
+    pub(crate) fn new(
+        id: u32,
+        out: Outbound,
+        in_flight: InFlightGuard,
+        arrived: std::time::Instant,
+        duration: metrics::Histogram,
+    ) -> Self {
         Responder {
             id,
             out,
             answered: false,
             _in_flight: in_flight,
+            arrived,
+            duration,
         }
     }
 
@@ -119,5 +130,6 @@ impl Drop for Responder {
         if !self.answered {
             self.send_error("the server dropped the request without answering".into());
         }
+        self.duration.record(self.arrived.elapsed());
     }
 }

@@ -5,6 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth_tokens::AuthBackoff;
 use super::config::ServerConfig;
+use super::metrics::ServerMetrics;
 use crate::transport::MemoryBudget;
 
 /// One server's shared state, built once by `Server::run`.
@@ -15,4 +16,6 @@ pub(crate) struct Shared {
     pub(crate) auth_backoff: AuthBackoff,
     /// Cancelled when the server stops: connections say GOAWAY and drain.
     pub(crate) stop: CancellationToken,
+    /// The hot paths' metric handles.
+    pub(crate) metrics: ServerMetrics,
 }

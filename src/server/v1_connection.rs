@@ -25,6 +25,7 @@ pub(crate) async fn serve_v1<S, H>(
     handler: &mut H,
     stall: &mut StallClock,
     shutdown: &CancellationToken,
+    (messages, bytes): (&metrics::Counter, &metrics::Counter),
 ) -> Result<ConnectionEnd, ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -36,6 +37,7 @@ where
         // Drain every whole frame already received before waiting again.
         while let Some(message) = next(conn, handler).await? {
             stall.frame_received(now);
+            messages.increment(1);
             if v1::is_exit(&message) {
                 handler.flush().await;
                 return Ok(ConnectionEnd::ClientExit);
@@ -57,7 +59,9 @@ where
             read = conn.fill() => read,
         };
         now = Instant::now();
-        if read.map_err(ConnectionError::Io)? == 0 {
+        let read = read.map_err(ConnectionError::Io)?;
+        bytes.increment(read as u64);
+        if read == 0 {
             // The peer is gone. The old tutorial kept polling a closed
             // socket here; we report truncation, or a plain hang-up.
             return match conn.finish() {

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{LogGate, PeerText, suppressed_field};
+use super::metrics::ServerMetrics;
 use super::peer_facts::PeerFacts;
 use super::pusher::{Outbound, Pusher};
 use super::responder::{InFlight, Responder};
@@ -53,12 +54,13 @@ where
     let session = Session::server(config.session_config(), peer.accepted);
     let (mut reader, write_half) = conn.split();
     let queue = Arc::new(WriteQueue::new(session, config.max_queued_bytes));
-    let writer = queue.run_writer(write_half);
+    let writer = queue.run_writer(write_half, &shared.metrics.sent_bytes);
     tokio::pin!(writer);
     let mut driver = Driver {
         service,
         handler: None,
-        out: Outbound::new(queue.clone()),
+        out: Outbound::new(queue.clone(), shared.metrics.sent_messages.clone()),
+        metrics: &shared.metrics,
         in_flight: Arc::new(InFlight::default()),
         peer: peer.addr,
         certificate: peer.certificate.clone(),
@@ -78,6 +80,7 @@ where
     if config.auth_tokens.is_some() {
         match &result {
             Err(ConnectionError::V2Session(e)) if e.reason == AUTHENTICATION_FAILED => {
+                shared.metrics.auth_failures.increment(1);
                 auth_backoff.failed(peer.addr.ip())
             }
             _ if driver.handler.is_some() => auth_backoff.succeeded(peer.addr.ip()),
@@ -116,6 +119,7 @@ struct Driver<'a, Svc: Service> {
     log_gate: LogGate,
     /// What we accept once the handshake is done.
     max_frame_size: u32,
+    metrics: &'a ServerMetrics,
 }
 
 impl<Svc: Service> Driver<'_, Svc> {
@@ -138,6 +142,9 @@ impl<Svc: Service> Driver<'_, Svc> {
                 let received = self
                     .out
                     .update(|s, out| batch.receive(s, reader, now, out, &mut events));
+                if let Ok(n) = received {
+                    self.metrics.received_messages[1].increment(n as u64);
+                }
                 for event in events.drain(..) {
                     if let Some(end) = self.on_event(event).await? {
                         return Ok(end);
@@ -211,7 +218,9 @@ impl<Svc: Service> Driver<'_, Svc> {
                     }
                 }
                 read = reader.fill_within(budget, claimed) => {
-                    if read? == 0 {
+                    let read = read?;
+                    self.metrics.received_bytes[1].increment(read as u64);
+                    if read == 0 {
                         return match reader.finish() {
                             Ok(_) => Ok(ConnectionEnd::PeerClosed),
                             Err(e) => Err(e.into()),
@@ -267,6 +276,7 @@ impl<Svc: Service> Driver<'_, Svc> {
             }));
             // Logged once the handler exists, so "open" means "served" (a
             // chat member is in the room by then).
+            tracing::Span::current().record("client_name", tracing::field::display(&peer_name));
             info!(peer = %self.peer, name = %peer_name, "v2 session open");
             return Ok(None);
         }
@@ -279,7 +289,13 @@ impl<Svc: Service> Driver<'_, Svc> {
             SessionEvent::Text(m) => handler.on_text(m).await,
             SessionEvent::Binary(b) => handler.on_binary(b).await,
             SessionEvent::Request(r) => {
-                let responder = Responder::new(r.id, self.out.clone(), self.in_flight.start());
+                let responder = Responder::new(
+                    r.id,
+                    self.out.clone(),
+                    self.in_flight.start(),
+                    Instant::now(),
+                    self.metrics.request_duration.clone(),
+                );
                 handler.on_request(r.payload, responder).await;
             }
             SessionEvent::Error(e) => self.log_peer_said("client reported", &e, true),

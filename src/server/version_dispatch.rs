@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{PeerText, admit_global, suppressed_field};
+use super::metrics::ServerMetrics;
 use super::peer_facts::PeerFacts;
 use super::pusher::Pusher;
 use super::service::{PeerInfo, Service};
@@ -49,6 +50,18 @@ pub(super) async fn serve_connection<S: Service>(
         dispatch_by_version(conn, &facts, service, shared).await
     }
     .await;
+    match &result {
+        Ok(end) => ServerMetrics::closed(end.metric_label()),
+        Err(e) => {
+            ServerMetrics::closed(e.metric_label());
+            if let Some(code) = e.protocol_code() {
+                ServerMetrics::protocol_error(code);
+            }
+            if matches!(e, ConnectionError::SlowConsumer { .. }) {
+                shared.metrics.slow_consumers.increment(1);
+            }
+        }
+    }
     // Every peer causes these two lines; a flood of peers is summarised.
     let Some(suppressed) = admit_global() else {
         return;
@@ -92,6 +105,21 @@ async fn dispatch_by_version<S: Service>(
         }
         v = conn.peek_first_byte() => v?,
     };
+    ServerMetrics::accepted(version);
+    // The bytes of the read that showed the version (counted here, since
+    // the protocol drivers count only their own reads).
+    match version {
+        Some(v1::VERSION) => {
+            shared.metrics.received_bytes[0].increment(conn.buffered().len() as u64)
+        }
+        Some(v2::VERSION) => {
+            shared.metrics.received_bytes[1].increment(conn.buffered().len() as u64)
+        }
+        _ => {}
+    }
+    if let Some(v) = version {
+        tracing::Span::current().record("version", v);
+    }
     match version {
         None => Ok(ConnectionEnd::PeerClosed),
         Some(v1::VERSION) if config.auth_tokens.is_some() && !config.allow_v1 => {
@@ -108,7 +136,12 @@ async fn dispatch_by_version<S: Service>(
                 auth_token: None,
             });
             let mut stall = StallClock::new(config.v1_stall_limits(), peer.accepted);
-            let result = serve_v1(&mut conn, &mut handler, &mut stall, stop).await;
+            let _open = OpenGauge::new(&shared.metrics.open[0]);
+            let metrics = (
+                &shared.metrics.received_messages[0],
+                &shared.metrics.received_bytes[0],
+            );
+            let result = serve_v1(&mut conn, &mut handler, &mut stall, stop, metrics).await;
             // Best effort: the peer may already be gone.
             let _ = conn.shutdown().await;
             result
@@ -120,6 +153,7 @@ async fn dispatch_by_version<S: Service>(
                 conn.map_codec(|_| V2Codec::new(v2::MIN_MAX_FRAME_SIZE, v2::MIN_MAX_FRAME_SIZE));
             // The codec only decodes here: frames out are encoded by the
             // session, which knows the client's limit once it has said it.
+            let _open = OpenGauge::new(&shared.metrics.open[1]);
             serve_v2(conn, service, peer, shared).await
         }
         Some(other) => {
@@ -128,5 +162,21 @@ async fn dispatch_by_version<S: Service>(
             let _ = conn.shutdown().await;
             Err(ConnectionError::UnsupportedVersion(other))
         }
+    }
+}
+
+/// Counts a connection in the open-connections gauge while it lives.
+struct OpenGauge<'a>(&'a metrics::Gauge);
+
+impl<'a> OpenGauge<'a> {
+    fn new(gauge: &'a metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        OpenGauge(gauge)
+    }
+}
+
+impl Drop for OpenGauge<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }

@@ -13,11 +13,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// connection may hold one read's worth.
 pub(crate) const UNBUDGETED_FRAME: usize = 64 * 1024;
 
+/// The metric of the bytes held (a gauge).
+pub(crate) const USED_METRIC: &str = "rust_tcp_memory_budget_used_bytes";
+/// The metric of the budget's size (a gauge).
+pub(crate) const LIMIT_METRIC: &str = "rust_tcp_memory_budget_limit_bytes";
+
 /// The server's budget, shared by all its connections.
 #[derive(Debug, Clone)]
 pub(crate) struct MemoryBudget {
     permits: Arc<Semaphore>,
     total: usize,
+    used: metrics::Gauge,
 }
 
 /// Bytes taken from the budget; returned when dropped.
@@ -25,6 +31,13 @@ pub(crate) struct MemoryBudget {
 pub(crate) struct Reservation {
     _permit: OwnedSemaphorePermit,
     bytes: usize,
+    used: metrics::Gauge,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.used.decrement(self.bytes as f64);
+    }
 }
 
 impl Reservation {
@@ -37,9 +50,11 @@ impl MemoryBudget {
     /// A budget of `total` bytes (capped at what a semaphore can count).
     pub(crate) fn new(total: usize) -> Self {
         let total = total.min(Semaphore::MAX_PERMITS);
+        metrics::gauge!(LIMIT_METRIC).set(total as f64);
         MemoryBudget {
             permits: Arc::new(Semaphore::new(total)),
             total,
+            used: metrics::gauge!(USED_METRIC),
         }
     }
 
@@ -58,6 +73,10 @@ impl MemoryBudget {
         Reservation {
             _permit: permit,
             bytes: n as usize,
+            used: {
+                self.used.increment(f64::from(n));
+                self.used.clone()
+            },
         }
     }
 }

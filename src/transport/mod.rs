@@ -17,7 +17,10 @@ mod write_queue;
 
 pub(crate) use connection::Connection;
 pub(crate) use deadline::Deadline;
-pub(crate) use memory_budget::MemoryBudget;
+pub(crate) use memory_budget::{
+    LIMIT_METRIC as MEMORY_BUDGET_LIMIT_METRIC, MemoryBudget,
+    USED_METRIC as MEMORY_BUDGET_USED_METRIC,
+};
 pub(crate) use outgoing::Outgoing;
 pub(crate) use receive_batch::{BatchError, ReceiveBatch};
 pub(crate) use stream::Stream;

@@ -202,7 +202,13 @@ impl<T> WriteQueue<T> {
     /// Writes queued bytes to `out` until the queue is closed and drained,
     /// then shuts `out` down. Each wake-up writes everything queued so far
     /// in one call.
-    pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(&self, mut out: W) -> io::Result<()> {
+    /// `written` counts the bytes written (a metric; `Counter::noop()` for
+    /// none).
+    pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
+        &self,
+        mut out: W,
+        written: &metrics::Counter,
+    ) -> io::Result<()> {
         let mut spare = Outgoing::default();
         loop {
             let closed = {
@@ -213,7 +219,9 @@ impl<T> WriteQueue<T> {
             };
             if !spare.is_empty() {
                 self.room.notify_waiters();
+                let bytes = spare.len() as u64;
                 spare.write_to(&mut out).await?;
+                written.increment(bytes);
                 self.lock().writing = 0;
                 continue;
             }
@@ -248,7 +256,7 @@ mod tests {
         let (a, mut b) = tokio::io::duplex(16);
         let writer = tokio::spawn({
             let q = q.clone();
-            async move { q.run_writer(a).await }
+            async move { q.run_writer(a, &metrics::Counter::noop()).await }
         });
         for i in 0..100u8 {
             q.push(put(&[i])).await.unwrap().unwrap();
@@ -285,7 +293,7 @@ mod tests {
         let (a, _stalled_reader) = tokio::io::duplex(10);
         let writer = tokio::spawn({
             let q = q.clone();
-            async move { q.run_writer(a).await }
+            async move { q.run_writer(a, &metrics::Counter::noop()).await }
         });
         // A large frame first: the writer takes it and blocks writing it.
         q.try_push(put(&[1u8; 900])).unwrap().unwrap();
@@ -319,7 +327,7 @@ mod tests {
         let (a, mut b) = tokio::io::duplex(64);
         let writer = tokio::spawn({
             let q = q.clone();
-            async move { q.run_writer(a).await }
+            async move { q.run_writer(a, &metrics::Counter::noop()).await }
         });
         waiting.await.unwrap().unwrap().unwrap();
         q.close();

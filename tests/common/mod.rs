@@ -112,7 +112,12 @@ impl ServerProcess {
             log: Default::default(),
         };
         let line = server.wait_for_log("listening on ");
-        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        // Text or JSON logs: the address is what follows, up to its end.
+        let after = line.rsplit("listening on ").next().unwrap();
+        let addr: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+            .collect();
         server.addr = addr.parse().expect("server logs a socket address");
         server
     }

@@ -151,6 +151,50 @@ struct Args {
     /// this port directly could claim any address.
     #[arg(long)]
     proxy_protocol: bool,
+
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics: connections,
+    /// messages and bytes each way, request latency, slow consumers,
+    /// protocol errors by close code, authentication failures, the memory
+    /// budget, NATS relaying (names start with rust_tcp_).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Log lines as text for people, or one JSON object per line for
+    /// machines. Each connection's lines carry its peer address, protocol
+    /// version and client name (a `conn` span).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Request-latency buckets, in seconds: 10 µs to 10 s.
+const REQUEST_SECONDS_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Installs the Prometheus exporter (before the server exists, so every
+/// series it registers is exported).
+fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            Matcher::Full("rust_tcp_request_duration_seconds".into()),
+            REQUEST_SECONDS_BUCKETS,
+        )?
+        .install()
+        .with_context(|| format!("serving metrics on {addr}"))?;
+    tracing::info!("metrics on http://{addr}/metrics");
+    Ok(())
 }
 
 /// Re-reads the token file on every SIGHUP; a bad file keeps the tokens in
@@ -183,13 +227,21 @@ async fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+    if let Some(addr) = args.metrics_addr {
+        serve_metrics(addr)?;
+    }
 
     let config = ServerConfig::default()
         .max_connections(usize::try_from(args.max_connections).unwrap_or(usize::MAX))

@@ -120,6 +120,7 @@ impl Service for PrintService {
             }
         });
         PrintHandler {
+            printed: metrics::counter!("rust_tcp_printed_messages_total"),
             out: self.out.clone(),
             batch: Vec::new(),
             output_closed: false,
@@ -168,6 +169,9 @@ pub struct PrintHandler {
     batch: Vec<u8>,
     output_closed: bool,
     seat: Option<Seat>,
+    /// This application's own metric, beside the library's: a service adds
+    /// series with the same `metrics` macros.
+    printed: metrics::Counter,
 }
 
 impl PrintHandler {
@@ -188,6 +192,7 @@ impl PrintHandler {
 impl Handler for PrintHandler {
     async fn on_text(&mut self, message: Message) {
         format_message_line(&mut self.batch, message.as_str());
+        self.printed.increment(1);
         if let Some(seat) = &self.seat {
             seat.relay(message.as_str()).await;
         }
