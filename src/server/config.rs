@@ -92,6 +92,12 @@ pub struct ServerConfig {
     /// trusted load balancer: anyone reaching the port directly could claim
     /// any address. Off by default.
     pub proxy_protocol: bool,
+    /// Time every request (arrival to answer) into the
+    /// `rust_tcp_request_duration_seconds` histogram of the installed
+    /// `metrics` recorder. Off by default: it costs a clock reading per
+    /// request, worth it only when metrics are collected (the `server`
+    /// binary turns it on with `--metrics-addr`).
+    pub time_requests: bool,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +121,7 @@ impl Default for ServerConfig {
             auth_tokens: None,
             allow_v1: false,
             proxy_protocol: false,
+            time_requests: false,
         }
     }
 }
@@ -133,6 +140,7 @@ impl ServerConfig {
         idle_timeout: Option<Duration>,
         max_memory: usize,
         proxy_protocol: bool,
+        time_requests: bool,
     }
 
     /// Serves TLS only, with these settings (see [`ServerTls`]).

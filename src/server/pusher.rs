@@ -41,26 +41,48 @@ pub enum PushError {
 #[derive(Debug, Clone)]
 pub(crate) struct Outbound {
     queue: Arc<WriteQueue<Session>>,
+    /// What every clone shares, behind one `Arc`: every responder holds an
+    /// `Outbound`, and one atomic add is all a clone should cost (cloning a
+    /// cancellation token takes a lock in its tree).
+    shared: Arc<OutboundShared>,
+}
+
+#[derive(Debug)]
+struct OutboundShared {
     /// Cancelled when the queue overflows: the connection task ends.
-    /// Behind an `Arc`: every responder holds an `Outbound`, and cloning a
-    /// token itself takes a lock in its tree, an `Arc` one atomic add.
-    overflow: Arc<CancellationToken>,
+    overflow: CancellationToken,
     /// Frames queued by handlers and broadcasts (a metric).
     sent: metrics::Counter,
+    /// Request durations, when they are timed (a metric).
+    request_duration: Option<metrics::Histogram>,
 }
 
 impl Outbound {
-    pub(crate) fn new(queue: Arc<WriteQueue<Session>>, sent: metrics::Counter) -> Self {
+    /// `request_duration`: where to record how long requests take, if
+    /// they are timed.
+    pub(crate) fn new(
+        queue: Arc<WriteQueue<Session>>,
+        sent: metrics::Counter,
+        request_duration: Option<metrics::Histogram>,
+    ) -> Self {
         Outbound {
             queue,
-            overflow: Arc::new(CancellationToken::new()),
-            sent,
+            shared: Arc::new(OutboundShared {
+                overflow: CancellationToken::new(),
+                sent,
+                request_duration,
+            }),
         }
+    }
+
+    /// Where request durations go, if requests are timed.
+    pub(crate) fn request_duration(&self) -> Option<&metrics::Histogram> {
+        self.shared.request_duration.as_ref()
     }
 
     /// Resolves when the client has let the queue overflow.
     pub(crate) async fn overflowed(&self) {
-        self.overflow.cancelled().await
+        self.shared.overflow.cancelled().await
     }
 
     /// Bytes waiting for the writer.
@@ -87,11 +109,11 @@ impl Outbound {
         match queued {
             Ok(sent) => {
                 sent?;
-                self.sent.increment(1);
+                self.shared.sent.increment(1);
                 Ok(())
             }
             Err(QueueError::Full { queued, limit }) => {
-                self.overflow.cancel();
+                self.shared.overflow.cancel();
                 Err(PushError::SlowConsumer { queued, limit })
             }
             Err(QueueError::Closed) => Err(SendError::Closed.into()),
@@ -106,7 +128,7 @@ impl Outbound {
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut Session, &mut Outgoing) -> R) -> R {
         let (result, overflowed) = self.queue.update(f);
         if overflowed {
-            self.overflow.cancel();
+            self.shared.overflow.cancel();
         }
         result
     }

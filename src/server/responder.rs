@@ -59,9 +59,8 @@ pub struct Responder {
     out: Outbound,
     answered: bool,
     _in_flight: InFlightGuard,
-    /// When the request arrived, for the request-duration metric.
-    arrived: std::time::Instant,
-    duration: metrics::Histogram,
+    /// When the request arrived, if requests are timed (a metric).
+    arrived: Option<std::time::Instant>,
 }
 
 impl Responder {
@@ -70,15 +69,14 @@ impl Responder {
         out: Outbound,
         in_flight: InFlightGuard,
         arrived: std::time::Instant,
-        duration: metrics::Histogram,
     ) -> Self {
+        let arrived = out.request_duration().is_some().then_some(arrived);
         Responder {
             id,
             out,
             answered: false,
             _in_flight: in_flight,
             arrived,
-            duration,
         }
     }
 
@@ -130,6 +128,8 @@ impl Drop for Responder {
         if !self.answered {
             self.send_error("the server dropped the request without answering".into());
         }
-        self.duration.record(self.arrived.elapsed());
+        if let (Some(arrived), Some(duration)) = (self.arrived, self.out.request_duration()) {
+            duration.record(arrived.elapsed());
+        }
     }
 }

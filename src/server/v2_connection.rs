@@ -59,7 +59,13 @@ where
     let mut driver = Driver {
         service,
         handler: None,
-        out: Outbound::new(queue.clone(), shared.metrics.sent_messages.clone()),
+        out: Outbound::new(
+            queue.clone(),
+            shared.metrics.sent_messages.clone(),
+            config
+                .time_requests
+                .then(|| shared.metrics.request_duration.clone()),
+        ),
         metrics: &shared.metrics,
         in_flight: Arc::new(InFlight::default()),
         peer: peer.addr,
@@ -146,7 +152,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                     self.metrics.received_messages[1].increment(n as u64);
                 }
                 for event in events.drain(..) {
-                    if let Some(end) = self.on_event(event).await? {
+                    if let Some(end) = self.on_event(event, now).await? {
                         return Ok(end);
                     }
                 }
@@ -256,9 +262,11 @@ impl<Svc: Service> Driver<'_, Svc> {
 
     /// Acts on one event of a received frame; `Some` when it ended the
     /// session.
+    /// `now` is when the frame's bytes were read (a request's arrival).
     async fn on_event(
         &mut self,
         event: SessionEvent,
+        now: Instant,
     ) -> Result<Option<ConnectionEnd>, ConnectionError> {
         if let SessionEvent::Opened {
             peer_name,
@@ -289,13 +297,7 @@ impl<Svc: Service> Driver<'_, Svc> {
             SessionEvent::Text(m) => handler.on_text(m).await,
             SessionEvent::Binary(b) => handler.on_binary(b).await,
             SessionEvent::Request(r) => {
-                let responder = Responder::new(
-                    r.id,
-                    self.out.clone(),
-                    self.in_flight.start(),
-                    Instant::now(),
-                    self.metrics.request_duration.clone(),
-                );
+                let responder = Responder::new(r.id, self.out.clone(), self.in_flight.start(), now);
                 handler.on_request(r.payload, responder).await;
             }
             SessionEvent::Error(e) => self.log_peer_said("client reported", &e, true),

@@ -255,6 +255,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .min_frame_rate(args.min_frame_rate)
         .max_memory(usize::try_from(args.max_memory).unwrap_or(usize::MAX))
         .proxy_protocol(args.proxy_protocol)
+        .time_requests(args.metrics_addr.is_some())
         .server_name(args.name.clone())
         .idle_timeout((!args.idle_timeout_secs.is_zero()).then_some(args.idle_timeout_secs));
     let config = match (&args.tls_cert, &args.tls_key) {
