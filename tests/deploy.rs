@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{ChatProcess, PATIENCE, ServerProcess};
+use common::{ChatProcess, PATIENCE, ServerProcess, free_port, scrape_metrics};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -15,24 +14,6 @@ use std::time::{Duration, Instant};
 /// HAProxy connects to the servers from this address, so a server that
 /// logs 127.0.0.1 for a client took it from the PROXY header.
 const BALANCER_SOURCE: &str = "127.0.0.3";
-
-/// The Prometheus text of the server whose metrics are on `port`.
-fn scrape_metrics(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child process killed (by its PID) when dropped, with its stderr lines.
 struct Daemon {

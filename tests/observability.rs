@@ -3,30 +3,16 @@
 
 mod common;
 
-use common::{ServerProcess, encode, hello, named};
+use common::{ServerProcess, encode, free_port, hello, named, scrape_metrics};
 use rust_tcp::Client;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::net::TcpStream;
 
 /// GET /metrics, parsed: `name{labels}` → value.
 fn scrape(port: u16) -> HashMap<String, f64> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1."), "{response}");
-    let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
-    body.lines()
+    scrape_metrics(port)
+        .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| {
             let (key, value) = l.rsplit_once(' ')?;
