@@ -34,7 +34,7 @@ use rustls_pki_types::CertificateDer;
 /// Serves a v2 connection (its deadlines count from when it was
 /// accepted) until it ends, and says how.
 pub(crate) async fn serve_v2<S, Svc>(
-    conn: Connection<S, V2Codec>,
+    conn: Box<Connection<S, V2Codec>>,
     service: &Svc,
     peer: &PeerFacts,
     shared: &Shared,

@@ -68,6 +68,21 @@ impl ServerProcess {
             .status()
             .unwrap();
         assert!(status.success());
+        if signal == "STOP" {
+            // Delivery is asynchronous: wait until the kernel reports the
+            // process stopped, so nothing it does afterwards can race.
+            let stat = format!("/proc/{}/stat", self.pid());
+            let deadline = Instant::now() + PATIENCE;
+            while !std::fs::read_to_string(&stat)
+                .unwrap()
+                .rsplit(") ")
+                .next()
+                .is_some_and(|rest| rest.starts_with('T'))
+            {
+                assert!(Instant::now() < deadline, "the server did not stop");
+                std::thread::yield_now();
+            }
+        }
     }
 
     /// Like `start`, with glibc's allocator told to return every large
