@@ -80,9 +80,9 @@ impl Outbound {
         self.shared.request_duration.as_ref()
     }
 
-    /// Resolves when the client has let the queue overflow.
-    pub(crate) async fn overflowed(&self) {
-        self.shared.overflow.cancelled().await
+    /// Cancelled when the client has let the queue overflow.
+    pub(crate) fn overflow_token(&self) -> CancellationToken {
+        self.shared.overflow.clone()
     }
 
     /// Bytes waiting for the writer.

@@ -33,6 +33,9 @@ where
 {
     let mut now = Instant::now();
     let mut deadline = Deadline::new();
+    // Made once: registering with the token takes its tree's lock.
+    let stopped = shutdown.cancelled();
+    tokio::pin!(stopped);
     loop {
         // Drain every whole frame already received before waiting again.
         while let Some(message) = next(conn, handler).await? {
@@ -51,7 +54,7 @@ where
 
         let read = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
+            _ = &mut stopped => return Ok(ConnectionEnd::ServerShutdown),
             _ = deadline.fired() => match stall.check(Instant::now()) {
                 Some(stalled) => return Err(ConnectionError::Stalled(stalled)),
                 None => continue,

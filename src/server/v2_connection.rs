@@ -139,6 +139,12 @@ impl<Svc: Service> Driver<'_, Svc> {
         let mut deadline = Deadline::new();
         let mut batch = ReceiveBatch::default();
         let mut stopping = false;
+        // Made once, not once per wait: registering with a cancellation
+        // token takes the lock of its tree, which every connection shares.
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
+        let overflowed = self.out.overflow_token().cancelled_owned();
+        tokio::pin!(overflowed);
         loop {
             // Everything already received, in order, before waiting again:
             // a batch of frames through the session under one lock, then
@@ -194,12 +200,12 @@ impl<Svc: Service> Driver<'_, Svc> {
             }));
             tokio::select! {
                 biased;
-                _ = self.out.overflowed() => {
+                _ = &mut overflowed => {
                     return Err(ConnectionError::SlowConsumer {
                         queued: self.out.queued(),
                     });
                 }
-                _ = stop.cancelled(), if !stopping => {
+                _ = &mut stopped, if !stopping => {
                     stopping = true;
                     let closed = self.out.update(|s, out| {
                         let _ = s.go_away("server shutting down", Instant::now(), out);
