@@ -30,11 +30,6 @@ async fn metrics_move_with_traffic() {
     let port = free_port();
     let server = ServerProcess::start(&["--metrics-addr", &format!("127.0.0.1:{port}")]);
     let before = scrape(port);
-    assert_eq!(
-        get(&before, "rust_tcp_memory_budget_limit_bytes"),
-        1024.0 * 1024.0 * 1024.0,
-        "the budget's size is exported from the start"
-    );
 
     // Traffic: three texts and two requests from one client, a clean close.
     let client = Client::connect_with(&server.addr_arg(), named("metered"))
@@ -57,6 +52,11 @@ async fn metrics_move_with_traffic() {
     server.wait_for_log("connection closed: ");
 
     let after = scrape(port);
+    assert_eq!(
+        get(&after, "rust_tcp_memory_budget_limit_bytes"),
+        1024.0 * 1024.0 * 1024.0,
+        "the budget's size is exported"
+    );
     let moved = |key: &str| get(&after, key) - get(&before, key);
     assert_eq!(
         moved("rust_tcp_connections_accepted_total{version=\"2\"}"),
