@@ -99,3 +99,27 @@ fn a_duration_run_stops_by_itself() {
     assert!(r["operations"].as_u64().unwrap() > 0);
     assert!(r["seconds"].as_f64().unwrap() < 10.0);
 }
+
+#[test]
+fn idle_mode_holds_its_connections_open_then_closes_them_cleanly() {
+    let server = ServerProcess::start(&["--sink"]);
+    let r = bench(
+        &server,
+        &[
+            "bench",
+            "--mode",
+            "idle",
+            "--connections",
+            "5",
+            "--duration",
+            "0",
+        ],
+    );
+    assert_eq!(r["mode"], "idle");
+    assert_eq!(r["connections"], 5);
+    // Each was a whole v2 session: opened, then closed with the handshake.
+    let opened = vec!["v2 session open"; 5];
+    server.wait_for_logs(&opened);
+    let closed = vec!["close handshake complete"; 5];
+    server.wait_for_logs(&closed);
+}

@@ -92,15 +92,15 @@ impl Capture {
 
     /// A connection from `client_port` to 8080, handshake done: the two
     /// directions.
-    fn connect(&mut self, client_port: u16) -> (Flow, Flow) {
+    fn connect(&mut self, client_port: u16, server_port: u16) -> (Flow, Flow) {
         let mut c = Flow {
             from: client_port,
-            to: 8080,
+            to: server_port,
             seq: 1000,
             ack: 0,
         };
         let mut s = Flow {
-            from: 8080,
+            from: server_port,
             to: client_port,
             seq: 5000,
             ack: 1001,
@@ -120,8 +120,9 @@ impl Capture {
     }
 }
 
-/// The spec's session, a v1 message and the frozen reply, as captured.
-fn capture() -> Vec<u8> {
+/// The spec's session, a v1 message and the frozen reply, as captured
+/// with the server on `port`.
+fn capture(port: u16) -> Vec<u8> {
     let client = spec_hex("client");
     let server = spec_hex("server");
     let mut cap = Capture::new();
@@ -131,7 +132,7 @@ fn capture() -> Vec<u8> {
     // CLOSE in one segment.
     let hello_len = 6 + usize::from(client[5]);
     let text_end = hello_len + 8;
-    let (mut c, mut s) = cap.connect(40001);
+    let (mut c, mut s) = cap.connect(40001, port);
     cap.send(&mut c, &mut s, &client[..10]);
     cap.send(&mut c, &mut s, &client[10..text_end]);
     let welcome_len = 6 + usize::from(server[5]);
@@ -141,20 +142,21 @@ fn capture() -> Vec<u8> {
 
     // v1: "hello" split after its first two bytes, then exit.
     let v1 = spec_hex("v1");
-    let (mut c, mut s) = cap.connect(40002);
+    let (mut c, mut s) = cap.connect(40002, port);
     cap.send(&mut c, &mut s, &v1[..2]);
     cap.send(&mut c, &mut s, &v1[2..]);
     cap.send(&mut c, &mut s, b"\x01\x00\x04exit");
 
     // A client speaking version 7, and the frozen reply.
-    let (mut c, mut s) = cap.connect(40003);
+    let (mut c, mut s) = cap.connect(40003, port);
     cap.send(&mut c, &mut s, &[7, 0, 0, 0, 0, 0]);
     cap.send(&mut s, &mut c, &spec_hex("reply"));
     cap.bytes
 }
 
-/// Runs tshark on `pcap` with the dissector (as `nobody` when we are root).
-fn tshark(dir: &Path, args: &[&str]) -> String {
+/// Runs tshark on `dir`'s `capture` with the dissector (as `nobody` when
+/// we are root).
+fn tshark(dir: &Path, capture: &str, args: &[&str]) -> String {
     let script = dir.join("rust_tcp.lua");
     let lua = format!("lua_script:{}", script.display());
     let mut cmd = if is_root() {
@@ -167,7 +169,7 @@ fn tshark(dir: &Path, args: &[&str]) -> String {
     let out = cmd
         .env("HOME", dir)
         .args(["-X", &lua, "-r"])
-        .arg(dir.join("session.pcap"))
+        .arg(dir.join(capture))
         .args(args)
         .output()
         .unwrap_or_else(|e| {
@@ -196,7 +198,8 @@ fn workdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rust-tcp-wireshark-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    std::fs::write(dir.join("session.pcap"), capture()).unwrap();
+    std::fs::write(dir.join("session.pcap"), capture(8080)).unwrap();
+    std::fs::write(dir.join("other-port.pcap"), capture(9000)).unwrap();
     std::fs::copy(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -205,7 +208,7 @@ fn workdir() -> PathBuf {
         dir.join("rust_tcp.lua"),
     )
     .unwrap();
-    for f in ["session.pcap", "rust_tcp.lua"] {
+    for f in ["session.pcap", "other-port.pcap", "rust_tcp.lua"] {
         std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     dir
@@ -214,22 +217,18 @@ fn workdir() -> PathBuf {
 #[test]
 fn the_dissector_decodes_the_specs_session_frame_by_frame() {
     let dir = workdir();
-    let fields = tshark(
-        &dir,
-        &[
-            "-T",
-            "fields",
-            "-e",
-            "rust_tcp.summary",
-            "-E",
-            "aggregator=|",
-        ],
-    );
-    let frames: Vec<&str> = fields
-        .lines()
-        .filter(|l| !l.is_empty())
-        .flat_map(|l| l.split('|'))
-        .collect();
+    let summaries = |capture: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = extra.to_vec();
+        args.extend(["-T", "fields", "-e", "rust_tcp.summary"]);
+        args.extend(["-E", "aggregator=|"]);
+        tshark(&dir, capture, &args)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .flat_map(|l| l.split('|'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let frames = summaries("session.pcap", &[]);
     assert_eq!(
         frames,
         [
@@ -246,13 +245,24 @@ fn the_dissector_decodes_the_specs_session_frame_by_frame() {
             "UNSUPPORTED VERSION reply: speaks 0102, \"unsupported version 7, this server speaks 1 and 2\"",
         ]
     );
+    // Any other port: nothing until the user says "Decode As", then the same.
+    assert!(summaries("other-port.pcap", &[]).is_empty());
+    assert_eq!(
+        summaries("other-port.pcap", &["-d", "tcp.port==9000,rust_tcp"]),
+        frames
+    );
     // Nothing malformed, by Wireshark's own verdict or ours.
-    let malformed = tshark(&dir, &["-Y", "_ws.malformed || rust_tcp.malformed"]);
+    let malformed = tshark(
+        &dir,
+        "session.pcap",
+        &["-Y", "_ws.malformed || rust_tcp.malformed"],
+    );
     assert_eq!(malformed.trim(), "", "malformed packets: {malformed}");
     // Fields are there for filters: the request id, the close code, the
     // HELLO's name.
     let ids = tshark(
         &dir,
+        "session.pcap",
         &[
             "-Y",
             "rust_tcp.request_id == 1",
@@ -269,6 +279,7 @@ fn the_dissector_decodes_the_specs_session_frame_by_frame() {
     );
     let closes = tshark(
         &dir,
+        "session.pcap",
         &[
             "-Y",
             "rust_tcp.code == 1000",
