@@ -44,7 +44,6 @@ use accept_backoff::{AcceptBackoff, is_per_connection};
 use admission::Admission;
 use auth_tokens::AuthBackoff;
 use metrics::ServerMetrics;
-use proxy_header::ProxiedPeer;
 use shared::Shared;
 use version_dispatch::serve_connection;
 
@@ -150,30 +149,18 @@ impl Server {
                     );
                     tracker.spawn(async move {
                         let served = async {
-                            let (mut stream, mut peer) = (stream, peer);
-                            if proxied {
+                            let (stream, peer) = if proxied {
                                 let by = accepted + shared.config.handshake_timeout;
-                                match proxy_header::read_proxy_header(&mut stream, by).await {
-                                    Ok(ProxiedPeer::Client(real)) => {
-                                        if let Err(why) = slot.attribute(real.ip(), &admission) {
-                                            ServerMetrics::refused(why.metric_label());
-                                            refusal::refuse(stream, real, why).await;
-                                            return;
-                                        }
-                                        peer = real;
-                                    }
-                                    // A health check: the balancer's own address.
-                                    Ok(ProxiedPeer::Balancer) => {}
-                                    Err(e) => {
-                                        ServerMetrics::refused("proxy_header");
-                                        if let Some(suppressed) = log_gate::admit_global() {
-                                            let suppressed = log_gate::suppressed_field(suppressed);
-                                            warn!(%peer, suppressed, "connection refused: {e}");
-                                        }
-                                        return;
-                                    }
+                                let found = proxy_header::proxied_peer(
+                                    stream, peer, &mut slot, &admission, by,
+                                );
+                                match found.await {
+                                    Some(found) => found,
+                                    None => return,
                                 }
-                            }
+                            } else {
+                                (stream, peer)
+                            };
                             Span::current().record("peer", field::display(peer));
                             serve_connection(stream, peer, accepted, &*service, &shared).await
                         };

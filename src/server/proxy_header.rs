@@ -13,6 +13,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tracing::warn;
+
+use super::admission::{Admission, Slot};
+use super::log_gate::{admit_global, suppressed_field};
+use super::metrics::ServerMetrics;
+use super::refusal;
 
 /// The fixed part: 12-byte signature, version/command, family, length.
 const FIXED: usize = 16;
@@ -46,8 +52,41 @@ pub(crate) enum ProxiedPeer {
     Balancer,
 }
 
+/// The connection's real peer, from its header: the slot is counted
+/// against that address now. `None` when the connection was refused
+/// instead (no valid header, or that address is over its limit), which is
+/// logged and counted here.
+pub(super) async fn proxied_peer(
+    mut stream: TcpStream,
+    socket_peer: SocketAddr,
+    slot: &mut Slot,
+    admission: &Admission,
+    deadline: Instant,
+) -> Option<(TcpStream, SocketAddr)> {
+    match read_proxy_header(&mut stream, deadline).await {
+        Ok(ProxiedPeer::Client(real)) => match slot.attribute(real.ip(), admission) {
+            Ok(()) => Some((stream, real)),
+            Err(why) => {
+                ServerMetrics::refused(why.metric_label());
+                refusal::refuse(stream, real, why).await;
+                None
+            }
+        },
+        // A health check: the balancer's own address stands.
+        Ok(ProxiedPeer::Balancer) => Some((stream, socket_peer)),
+        Err(e) => {
+            ServerMetrics::refused("proxy_header");
+            if let Some(suppressed) = admit_global() {
+                let suppressed = suppressed_field(suppressed);
+                warn!(peer = %socket_peer, suppressed, "connection refused: {e}");
+            }
+            None
+        }
+    }
+}
+
 /// Reads the PROXY v2 header at the start of `stream`, by `deadline`.
-pub(crate) async fn read_proxy_header(
+async fn read_proxy_header(
     stream: &mut TcpStream,
     deadline: Instant,
 ) -> Result<ProxiedPeer, ProxyHeaderError> {
