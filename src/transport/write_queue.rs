@@ -180,7 +180,10 @@ impl<T> WriteQueue<T> {
         let before = inner.buf.len();
         let Inner { state, buf, .. } = inner;
         let result = f(state, buf);
-        if inner.buf.len() != before {
+        // Only the first bytes after the writer took the buffer need a
+        // wake-up: until it takes them, it is already woken or writing,
+        // and it takes everything queued at once.
+        if before == 0 && !inner.buf.is_empty() {
             self.data.notify_one();
         }
         result
@@ -218,7 +221,11 @@ impl<T> WriteQueue<T> {
                 inner.closed
             };
             if !spare.is_empty() {
-                self.room.notify_waiters();
+                // Senders wait only while the buffer is at its limit, so
+                // below it there is nobody to wake.
+                if spare.len() >= self.limit {
+                    self.room.notify_waiters();
+                }
                 let bytes = spare.len() as u64;
                 spare.write_to(&mut out).await?;
                 written.increment(bytes);
