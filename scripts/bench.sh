@@ -121,6 +121,14 @@ with_cpu() {
 # record CASE IMPL ROUND JSON: one line of results.
 record() { printf '{"case":"%s","impl":"%s","round":%s,"result":%s}\n' "$1" "$2" "$3" "$4" >> "$RESULTS"; }
 
+# measure CASE IMPL ROUND CLIENT-ARGS...: one `client bench` run against the
+# server on $PORT, recorded with the server's CPU time per operation.
+measure() {
+    local case=$1 impl=$2 round=$3; shift 3
+    cpu_before=$(cpu_ticks "$SERVER_PID")
+    record "$case" "$impl" "$round" "$(with_cpu "$(bench "$PORT" "$@")")"
+}
+
 # One client bench run against 127.0.0.1:PORT; prints its JSON line.
 bench() {
     local port=$1; shift
@@ -163,10 +171,8 @@ for round in $(seq "$ROUNDS"); do
             ldc) ldc ldc --sink ;;
             raw) raw ;;
         esac
-        cpu_before=$(cpu_ticks "$SERVER_PID")
-        record oneway32 "$impl" "$round" "$(with_cpu "$(bench "$PORT" bench --mode text --size 32 --duration "$SECS")")"
-        cpu_before=$(cpu_ticks "$SERVER_PID")
-        record oneway64k "$impl" "$round" "$(with_cpu "$(bench "$PORT" bench --mode binary --size 65536 --duration "$SECS")")"
+        measure oneway32 "$impl" "$round" bench --mode text --size 32 --duration "$SECS"
+        measure oneway64k "$impl" "$round" bench --mode binary --size 65536 --duration "$SECS"
         stop
     done
     # v1 ingest, printing every message to a file.
@@ -175,8 +181,7 @@ for round in $(seq "$ROUNDS"); do
             ours) ours ours-print ;;
             ldc) ldc ldc-print ;;
         esac
-        cpu_before=$(cpu_ticks "$SERVER_PID")
-        record v1print "$impl" "$round" "$(with_cpu "$(bench "$PORT" --v1 bench --size 20 --duration "$SECS")")"
+        measure v1print "$impl" "$round" --v1 bench --size 20 --duration "$SECS"
         stop
         rm -f "$WORK"/*-print.out
     done
@@ -190,15 +195,16 @@ for round in $(seq "$ROUNDS"); do
         for shape in "50 16" "50 1" "1 1"; do
             set -- $shape
             case_name="req_${1}x${2}"
-            cpu_before=$(cpu_ticks "$SERVER_PID")
             if [ "$impl" = redis ]; then
                 rate=$([ "$2" -gt 1 ] && echo 1500000 || { [ "$1" -gt 1 ] && echo 200000 || echo 40000; })
                 redis_count=$(count_for "$rate")
-                result=$(redis_ping "$PORT" "$1" "$2" "$redis_count")
+                cpu_before=$(cpu_ticks "$SERVER_PID")
+                record "$case_name" redis "$round" \
+                    "$(with_cpu "$(redis_ping "$PORT" "$1" "$2" "$redis_count")")"
             else
-                result=$(bench "$PORT" bench --mode request --connections "$1" --in-flight "$2" --duration "$SECS")
+                measure "$case_name" "$impl" "$round" \
+                    bench --mode request --connections "$1" --in-flight "$2" --duration "$SECS"
             fi
-            record "$case_name" "$impl" "$round" "$(with_cpu "$result")"
         done
         stop
     done
@@ -226,10 +232,10 @@ for round in $(seq "$ROUNDS"); do
             ours ours --sink
             conn=()
         fi
-        record tls_oneway32 "$impl" "$round" "$(bench "$PORT" "${conn[@]}" bench --mode text --size 32 --duration "$SECS")"
-        record tls_oneway64k "$impl" "$round" "$(bench "$PORT" "${conn[@]}" bench --mode binary --size 65536 --duration "$SECS")"
-        record tls_req_50x16 "$impl" "$round" "$(bench "$PORT" "${conn[@]}" bench --mode request --connections 50 --in-flight 16 --duration "$SECS")"
-        record tls_req_1x1 "$impl" "$round" "$(bench "$PORT" "${conn[@]}" bench --mode request --connections 1 --in-flight 1 --duration "$SECS")"
+        measure tls_oneway32 "$impl" "$round" "${conn[@]}" bench --mode text --size 32 --duration "$SECS"
+        measure tls_oneway64k "$impl" "$round" "${conn[@]}" bench --mode binary --size 65536 --duration "$SECS"
+        measure tls_req_50x16 "$impl" "$round" "${conn[@]}" bench --mode request --connections 50 --in-flight 16 --duration "$SECS"
+        measure tls_req_1x1 "$impl" "$round" "${conn[@]}" bench --mode request --connections 1 --in-flight 1 --duration "$SECS"
         stop
     done
 done

@@ -186,12 +186,15 @@ fn two_servers_behind_haproxy_share_a_chat_over_nats_and_clients_fail_over() {
     );
 
     // The servers logged the clients' real addresses, not HAProxy's.
-    for s in [&s1, &s2] {
-        for line in s.log_so_far() {
-            if line.contains("v2 session open") && !line.contains("name=haproxy") {
-                assert!(line.contains("peer=127.0.0.1:"), "{line}");
-            }
-        }
+    let sessions: Vec<String> = [&s1, &s2]
+        .iter()
+        .flat_map(|s| s.log_so_far())
+        .filter(|l| l.contains("v2 session open") && !l.contains("name=haproxy"))
+        .collect();
+    assert_eq!(sessions.len(), 2, "alice's and bob's: {sessions:?}");
+    for line in &sessions {
+        assert!(line.contains("peer=127.0.0.1:"), "{line}");
+        assert!(!line.contains(BALANCER_SOURCE), "{line}");
     }
 
     // Across servers, both ways.

@@ -101,6 +101,25 @@ impl BusStats {
     pub fn dropped_incoming(&self) -> u64 {
         self.slow.load(Ordering::Relaxed)
     }
+
+    // Each count is kept twice: here for `stats()`, and as a metric.
+    fn note_published(&self) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        self.metrics.published.increment(1);
+    }
+    fn note_received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.metrics.received.increment(1);
+    }
+    fn note_dropped_out(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.metrics.dropped_out.increment(1);
+    }
+    /// Returns how many have been dropped so far.
+    fn note_dropped_in(&self) -> u64 {
+        self.metrics.dropped_in.increment(1);
+        self.slow.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// A handle to the bus; clone it freely.
@@ -131,8 +150,7 @@ impl Subscription {
     /// The next message from another server; `None` once the bus is closed.
     pub async fn next(&mut self) -> Option<Bytes> {
         let message = self.inner.next().await?;
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
-        self.stats.metrics.received.increment(1);
+        self.stats.note_received();
         Some(message.payload)
     }
 }
@@ -177,8 +195,7 @@ impl NatsBus {
                         async_nats::Event::SlowConsumer(_) => {
                             // Each burst of drops reports once per message:
                             // count them all, say so at most once a second.
-                            let n = counted.slow.fetch_add(1, Ordering::Relaxed) + 1;
-                            counted.metrics.dropped_in.increment(1);
+                            let n = counted.note_dropped_in();
                             let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
                             if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                                 *last = Some(std::time::Instant::now());
@@ -205,14 +222,10 @@ impl NatsBus {
                 match next {
                     Outbound::Publish(subject, payload) => {
                         match publisher.publish(subject, payload).await {
-                            Ok(()) => {
-                                counted.metrics.published.increment(1);
-                                counted.published.fetch_add(1, Ordering::Relaxed)
-                            }
+                            Ok(()) => counted.note_published(),
                             Err(e) => {
                                 warn!("NATS publish failed: {e}");
-                                counted.metrics.dropped_out.increment(1);
-                                counted.dropped.fetch_add(1, Ordering::Relaxed)
+                                counted.note_dropped_out();
                             }
                         };
                     }
@@ -248,8 +261,7 @@ impl NatsBus {
         }
         self.outbox.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                self.stats.metrics.dropped_out.increment(1);
+                self.stats.note_dropped_out();
                 BusError::Backlog
             }
             mpsc::error::TrySendError::Closed(_) => BusError::Closed,

@@ -3,10 +3,12 @@
 //! `handshake.rs` opens a v2 session, `reader.rs` drives it and turns what
 //! the server sends into answers and pushes (`incoming.rs`), `requests.rs`
 //! keeps the requests in flight, `end.rs` says how a connection ended,
-//! `shared.rs` is what the handles and those tasks share, and
-//! `reconnect.rs` fails over to a new connection when one is lost.
+//! `shared.rs` is what the handles and those tasks share, `connect.rs`
+//! opens one connection, and `reconnect.rs` fails over to a new one when
+//! it is lost.
 
 mod config;
+mod connect;
 mod end;
 mod error;
 mod handshake;
@@ -19,24 +21,19 @@ mod shared;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::protocol::Message;
-use crate::protocol::v1::{self, V1Codec};
+use crate::protocol::v1;
 use crate::protocol::v2::frame::FrameSink;
-use crate::protocol::v2::{self, CloseCode, Frame, RequestFrame, SendError, Session, V2Codec};
-use crate::transport::{Connection, Outgoing, QueueError, Stream, server_name_of};
+use crate::protocol::v2::{CloseCode, Frame, RequestFrame, SendError, Session};
+use crate::transport::{Outgoing, QueueError};
 pub use config::{ClientConfig, ProtocolVersion};
 use end::End;
 pub use error::ClientError;
-use handshake::{Welcomed, handshake};
 pub use incoming::{Incoming, Pushed};
-use reader::{read_v1, read_v2};
 pub use reconnect::Reconnect;
 use shared::Core;
-use tokio_rustls::TlsConnector;
 
 /// One open connection: its shared core and what its welcome said.
 #[derive(Clone)]
@@ -114,7 +111,7 @@ impl Client {
         config.validate()?;
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_capacity.max(1));
         let incoming_taken = Arc::new(AtomicBool::new(false));
-        let link = open_link(addr, &config, &incoming_taken, incoming_tx.clone()).await?;
+        let link = connect::open_link(addr, &config, &incoming_taken, incoming_tx.clone()).await?;
         let shared = Arc::new(Shared {
             link: watch::channel(link).0,
             closing: AtomicBool::new(false),
@@ -340,106 +337,4 @@ impl Client {
             Err(QueueError::Full { .. }) => unreachable!("push waits for room"),
         }
     }
-}
-
-/// Opens one connection (TCP, TLS, the v2 handshake) and starts its reader
-/// and writer; pushed messages go to `incoming`.
-async fn open_link(
-    addr: &str,
-    config: &ClientConfig,
-    incoming_taken: &Arc<AtomicBool>,
-    incoming: mpsc::Sender<Pushed>,
-) -> Result<Link, ClientError> {
-    let limit = config.connect_timeout;
-    let started = Instant::now();
-    let tcp = tokio::time::timeout(limit, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ClientError::Timeout(limit))?
-        .map_err(|source| ClientError::Connect {
-            addr: addr.to_owned(),
-            source,
-        })?;
-    // We batch writes ourselves; Nagle would only delay the last one.
-    tcp.set_nodelay(true)?;
-    let stream = match &config.tls {
-        None => Stream::Plain(tcp),
-        Some(tls) => {
-            let name = match &tls.server_name {
-                Some(name) => name.clone(),
-                None => server_name_of(addr)?,
-            };
-            let left = limit.saturating_sub(started.elapsed());
-            let connecting = TlsConnector::from(tls.config.clone()).connect(name, tcp);
-            let tls_stream = tokio::time::timeout(left, connecting)
-                .await
-                .map_err(|_| ClientError::Timeout(limit))?
-                .map_err(|e| ClientError::Tls(format!("handshake with {addr} failed: {e}")))?;
-            Stream::Client(Box::new(tls_stream))
-        }
-    };
-    let make_core = |session| {
-        Arc::new(Core::new(
-            session,
-            config.max_queued_bytes,
-            incoming_taken.clone(),
-            config.reconnect.is_some(),
-        ))
-    };
-    Ok(match config.version {
-        ProtocolVersion::V1 => {
-            let core = make_core(None);
-            let (reader, writer) = Connection::new(stream, V1Codec).split();
-            tokio::spawn(read_v1(reader, core.clone()));
-            spawn_writer(&core, writer);
-            Link {
-                core,
-                server_name: Arc::from(""),
-                server_max_frame_size: v1::MAX_CONTENT_LEN as u32,
-            }
-        }
-        ProtocolVersion::V2 => {
-            let mut conn = Connection::new(
-                stream,
-                V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE),
-            );
-            let left = limit.saturating_sub(started.elapsed());
-            let Welcomed {
-                session,
-                server_name,
-                server_max_frame_size,
-            } = handshake(&mut conn, config, left).await?;
-            let core = make_core(Some(session));
-            let (reader, writer) = conn.split();
-            tokio::spawn(read_v2(reader, core.clone(), incoming));
-            spawn_writer(&core, writer);
-            Link {
-                core,
-                server_name: Arc::from(server_name),
-                server_max_frame_size,
-            }
-        }
-    })
-}
-
-/// [`open_link`] for the reconnecting task.
-async fn open(
-    addr: &str,
-    config: &ClientConfig,
-    shared: &Shared,
-    incoming: mpsc::Sender<Pushed>,
-) -> Result<Link, ClientError> {
-    open_link(addr, config, &shared.incoming_taken, incoming).await
-}
-
-fn spawn_writer(core: &Arc<Core>, writer: tokio::io::WriteHalf<Stream>) {
-    let core = core.clone();
-    tokio::spawn(async move {
-        if let Err(e) = core
-            .queue
-            .run_writer(writer, &metrics::Counter::noop())
-            .await
-        {
-            core.finish(End::Lost(format!("write failed: {e}")));
-        }
-    });
 }

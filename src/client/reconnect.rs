@@ -12,8 +12,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::connect::open_link;
 use super::incoming::Pushed;
-use super::{ClientConfig, Link, Shared, open};
+use super::{ClientConfig, Link, Shared};
+use crate::config_setters::setters;
 
 /// How a client reconnects (see [`ClientConfig::reconnect`]).
 ///
@@ -42,22 +44,10 @@ impl Default for Reconnect {
 }
 
 impl Reconnect {
-    /// Sets [`Reconnect::initial_delay`].
-    pub fn initial_delay(mut self, delay: Duration) -> Self {
-        self.initial_delay = delay;
-        self
-    }
-
-    /// Sets [`Reconnect::max_delay`].
-    pub fn max_delay(mut self, delay: Duration) -> Self {
-        self.max_delay = delay;
-        self
-    }
-
-    /// Sets [`Reconnect::max_attempts`].
-    pub fn max_attempts(mut self, attempts: Option<u32>) -> Self {
-        self.max_attempts = attempts;
-        self
+    setters! {
+        initial_delay: Duration,
+        max_delay: Duration,
+        max_attempts: Option<u32>,
     }
 
     /// The delay before attempt `attempt` (0 for the first).
@@ -101,7 +91,7 @@ pub(super) async fn supervise(
             if shared.closing.load(Ordering::Acquire) {
                 return;
             }
-            match open(&addr, &config, &shared, incoming.clone()).await {
+            match open_link(&addr, &config, &shared.incoming_taken, incoming.clone()).await {
                 Ok(link) => break link,
                 Err(e) => {
                     attempt += 1;
