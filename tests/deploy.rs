@@ -256,3 +256,31 @@ fn two_servers_behind_haproxy_share_a_chat_over_nats_and_clients_fail_over() {
         c.finish();
     }
 }
+
+#[test]
+fn a_server_whose_nats_is_unreachable_serves_its_own_clients_and_says_so_once() {
+    let nowhere = format!("nats://127.0.0.1:{}", free_port());
+    let server = ServerProcess::start(&["--broadcast", "--nats", &nowhere]);
+    server.wait_for_log("NATS unreachable");
+    let alice = ChatProcess::start(&server, "alice");
+    let bob = ChatProcess::start(&server, "bob");
+    alice.say("local chat still works");
+    bob.wait_for_line("alice: local chat still works");
+    // Retries go on in the background without a line each.
+    let unreachable = server
+        .log_so_far()
+        .iter()
+        .filter(|l| l.contains("NATS unreachable"))
+        .count();
+    assert_eq!(unreachable, 1);
+    // Ours, that is: RUST_LOG=info also shows the NATS client's own lines.
+    let ours_per_attempt = server
+        .log_so_far()
+        .iter()
+        .filter(|l| l.contains("rust_tcp::bus") && l.contains("IO error"))
+        .count();
+    assert_eq!(ours_per_attempt, 1, "no line of ours per failed attempt");
+    for c in [alice, bob] {
+        c.finish();
+    }
+}

@@ -171,6 +171,8 @@ impl NatsBus {
         let stats = Arc::new(BusStats::default());
         let counted = stats.clone();
         let last_slow_report = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+        // Failed attempts are said once per outage, not once per retry.
+        let outage_reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let client = async_nats::ConnectOptions::new()
             .name("rust-tcp server")
             // This server delivers its own messages locally; echoing them
@@ -185,13 +187,28 @@ impl NatsBus {
             .event_callback(move |event| {
                 let addr = logged_addr.clone();
                 let (counted, last) = (counted.clone(), last_slow_report.clone());
+                let outage = outage_reported.clone();
                 async move {
                     match event {
-                        async_nats::Event::Connected => info!(%addr, "NATS connected; relaying"),
-                        async_nats::Event::Disconnected => warn!(
-                            %addr,
-                            "NATS disconnected; serving local clients only, reconnecting"
-                        ),
+                        async_nats::Event::Connected => {
+                            outage.store(false, Ordering::Relaxed);
+                            info!(%addr, "NATS connected; relaying")
+                        }
+                        async_nats::Event::Disconnected => {
+                            outage.store(true, Ordering::Relaxed);
+                            warn!(
+                                %addr,
+                                "NATS disconnected; serving local clients only, reconnecting"
+                            )
+                        }
+                        async_nats::Event::ClientError(e) => {
+                            if !outage.swap(true, Ordering::Relaxed) {
+                                warn!(
+                                    %addr,
+                                    "NATS unreachable ({e}); serving local clients only, retrying"
+                                );
+                            }
+                        }
                         async_nats::Event::SlowConsumer(_) => {
                             // Each burst of drops reports once per message:
                             // count them all, say so at most once a second.
