@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::admission::AdmissionRules;
 use super::auth_tokens::AuthTokens;
 use crate::config_setters::setters;
 use crate::protocol::StallLimits;
@@ -37,11 +38,33 @@ pub struct ServerConfig {
     /// or file descriptors. Past this, new connections are refused at once
     /// with a reason (v2: CLOSE 1016 "server full").
     pub max_connections: usize,
-    /// Connections one IP address may hold at once, so that one host cannot
-    /// take every slot. Past it, or past `max_connections`, a new
-    /// connection is refused at once with a reason (v2: CLOSE 1008 or
-    /// 1016), never left waiting.
+    /// Connections one address group (see [`ServerConfig::ipv6_prefix`])
+    /// may hold at once, so that one host cannot take every slot. Past it,
+    /// a new connection is refused at once with a reason (v2: CLOSE 1008),
+    /// never left waiting.
     pub max_connections_per_ip: usize,
+    /// Connections still in their handshake (no HELLO or first v1 message
+    /// yet) held at once, OpenSSH's `MaxStartups` idea. When this is full,
+    /// or every slot is taken, a newcomer displaces the oldest such
+    /// connection instead of being refused; established sessions are never
+    /// displaced. So silent sockets from many addresses cannot lock honest
+    /// clients out: they only churn among themselves.
+    pub max_pending_handshakes: usize,
+    /// The handshake deadline for connections that arrive while more than
+    /// half of [`ServerConfig::max_pending_handshakes`] is in use (when it
+    /// is shorter than [`ServerConfig::handshake_timeout`]): under pressure
+    /// a slot is lent for less time, as Envoy's overload manager does.
+    pub handshake_timeout_under_pressure: Duration,
+    /// New connections per second one address group may open (a token
+    /// bucket holding ten seconds' worth, HAProxy's `src_conn_rate`); past
+    /// it, refused at once (v2: CLOSE 1008). 0 turns the limit off.
+    pub max_connection_rate_per_ip: u32,
+    /// IPv4 addresses are counted (per-address limit and rate) by this
+    /// prefix: 32, each address on its own, by default.
+    pub ipv4_prefix: u8,
+    /// IPv6 addresses are counted by this prefix: a /64 by default, since
+    /// anyone given an IPv6 network has 2^64 addresses in it.
+    pub ipv6_prefix: u8,
     /// How long a shutdown waits for open connections to finish before
     /// abandoning them. v2 clients get a go-away at once and half of this
     /// to close by themselves.
@@ -105,6 +128,13 @@ impl Default for ServerConfig {
         ServerConfig {
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
+            max_pending_handshakes: 1_000,
+            handshake_timeout_under_pressure: Duration::from_secs(2),
+            // A NAT of a thousand users reconnecting after a restart fits
+            // in the bucket (1,000); a flood does not.
+            max_connection_rate_per_ip: 100,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
             shutdown_grace: Duration::from_secs(5),
             max_frame_size: v2::DEFAULT_MAX_FRAME_SIZE,
             heartbeat: Duration::from_secs(30),
@@ -130,6 +160,11 @@ impl ServerConfig {
     setters! {
         max_connections: usize,
         max_connections_per_ip: usize,
+        max_pending_handshakes: usize,
+        handshake_timeout_under_pressure: Duration,
+        max_connection_rate_per_ip: u32,
+        ipv4_prefix: u8,
+        ipv6_prefix: u8,
         shutdown_grace: Duration,
         max_frame_size: u32,
         heartbeat: Duration,
@@ -179,10 +214,24 @@ impl ServerConfig {
                 "max connections (in all and per address) must be at least 1".into(),
             ));
         }
-        if self.handshake_timeout.is_zero() || self.frame_timeout.is_zero() {
+        if self.max_pending_handshakes == 0 {
+            return Err(ServerError::InvalidConfig(
+                "max pending handshakes must be at least 1".into(),
+            ));
+        }
+        if self.handshake_timeout.is_zero()
+            || self.frame_timeout.is_zero()
+            || self.handshake_timeout_under_pressure.is_zero()
+        {
             return Err(ServerError::InvalidConfig(
                 "the handshake and frame timeouts must be longer than zero".into(),
             ));
+        }
+        if self.ipv4_prefix > 32 || self.ipv6_prefix > 128 {
+            return Err(ServerError::InvalidConfig(format!(
+                "address prefixes must be at most /32 (IPv4) and /128 (IPv6), not /{} and /{}",
+                self.ipv4_prefix, self.ipv6_prefix
+            )));
         }
         if self.max_memory < self.max_frame_size as usize {
             return Err(ServerError::InvalidConfig(format!(
@@ -203,6 +252,21 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// The rules of who gets a slot.
+    pub(crate) fn admission_rules(&self) -> AdmissionRules {
+        AdmissionRules {
+            max_total: self.max_connections,
+            max_per_group: self.max_connections_per_ip,
+            max_pending: self.max_pending_handshakes,
+            handshake_timeout: self.handshake_timeout,
+            handshake_timeout_under_pressure: self.handshake_timeout_under_pressure,
+            rate: self.max_connection_rate_per_ip,
+            burst: self.max_connection_rate_per_ip.saturating_mul(10),
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
+        }
+    }
+
     /// What each v2 connection's session is told.
     pub(crate) fn session_config(&self) -> SessionConfig {
         SessionConfig::default()
@@ -220,10 +284,11 @@ impl ServerConfig {
             )
     }
 
-    /// The deadlines of a v1 connection, which has no heartbeats.
-    pub(crate) fn v1_stall_limits(&self) -> StallLimits {
+    /// The deadlines of a v1 connection, which has no heartbeats, given
+    /// this connection's handshake deadline.
+    pub(crate) fn v1_stall_limits(&self, handshake_timeout: Duration) -> StallLimits {
         StallLimits {
-            first_frame: self.handshake_timeout,
+            first_frame: handshake_timeout,
             frame_base: self.frame_timeout,
             min_rate: self.min_frame_rate,
             idle: self.idle_timeout,

@@ -36,6 +36,9 @@ const SENT_BYTES: &str = "rust_tcp_sent_bytes_total";
 const REQUEST_DURATION: &str = "rust_tcp_request_duration_seconds";
 /// Connections closed because they did not read what they were sent.
 const SLOW_CONSUMERS: &str = "rust_tcp_slow_consumers_total";
+/// Connections still in their handshake that a newcomer displaced (the
+/// pending budget was full, or every slot taken).
+const HANDSHAKES_DISPLACED: &str = "rust_tcp_handshakes_displaced_total";
 /// Protocol violations by peers, by the close code sent (`code`).
 const PROTOCOL_ERRORS: &str = "rust_tcp_protocol_errors_total";
 /// v2 handshakes refused for a missing or wrong token.
@@ -60,6 +63,7 @@ pub(crate) struct ServerMetrics {
     pub(crate) slow_consumers: Counter,
     pub(crate) auth_failures: Counter,
     pub(crate) accept_errors: Counter,
+    pub(crate) displaced: Counter,
 }
 
 impl ServerMetrics {
@@ -84,6 +88,7 @@ impl ServerMetrics {
             slow_consumers: counter!(SLOW_CONSUMERS),
             auth_failures: counter!(AUTH_FAILURES),
             accept_errors: counter!(ACCEPT_ERRORS),
+            displaced: counter!(HANDSHAKES_DISPLACED),
         }
     }
 
@@ -145,6 +150,10 @@ fn describe() {
         "Handshakes refused for a missing or wrong token"
     );
     describe_counter!(ACCEPT_ERRORS, "accept() failures");
+    describe_counter!(
+        HANDSHAKES_DISPLACED,
+        "Connections still in their handshake displaced by newcomers"
+    );
     describe_gauge!(MEMORY_BUDGET_USED, Unit::Bytes, "Memory budget held");
     describe_gauge!(MEMORY_BUDGET_LIMIT, Unit::Bytes, "Memory budget size");
 }

@@ -41,7 +41,9 @@ use tracing::{Instrument, Span, debug, error, field, info, info_span, warn};
 
 use crate::transport::MemoryBudget;
 use accept_backoff::{AcceptBackoff, is_per_connection};
-use admission::Admission;
+use admission::{Admission, Admitted};
+use log_gate::{admit_global, suppressed_field};
+use peer_facts::PeerFacts;
 use auth_tokens::AuthBackoff;
 use metrics::ServerMetrics;
 use shared::Shared;
@@ -95,10 +97,7 @@ impl Server {
             stop: stop.clone(),
             metrics: ServerMetrics::new(),
         });
-        let admission = Admission::new(
-            self.config.max_connections,
-            self.config.max_connections_per_ip,
-        );
+        let admission = Admission::new(self.config.admission_rules());
         // Refusals in progress at once; past this a refused peer is just
         // closed, so a flood of them costs nothing more.
         let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
@@ -115,15 +114,15 @@ impl Server {
                     let accepted = std::time::Instant::now();
                     backoff.reset();
                     let proxied = self.config.proxy_protocol;
-                    let admitted = if proxied {
-                        // Behind a balancer every connection comes from it:
-                        // the per-address count waits for the real address.
-                        admission.admit_unattributed()
-                    } else {
-                        admission.admit(peer.ip())
-                    };
-                    let mut slot = match admitted {
-                        Ok(slot) => slot,
+                    // Behind a balancer every connection comes from it: the
+                    // per-address rules wait for the real address.
+                    let ip = (!proxied).then(|| peer.ip());
+                    let Admitted {
+                        mut slot,
+                        displaced,
+                        handshake_timeout,
+                    } = match admission.admit(ip, accepted) {
+                        Ok(admitted) => admitted,
                         Err(why) => {
                             ServerMetrics::refused(why.metric_label());
                             if let Ok(permit) = refusals.clone().try_acquire_owned() {
@@ -150,7 +149,7 @@ impl Server {
                     tracker.spawn(async move {
                         let served = async {
                             let (stream, peer) = if proxied {
-                                let by = accepted + shared.config.handshake_timeout;
+                                let by = accepted + handshake_timeout;
                                 let found = proxy_header::proxied_peer(
                                     stream, peer, &mut slot, &admission, by,
                                 );
@@ -162,10 +161,24 @@ impl Server {
                                 (stream, peer)
                             };
                             Span::current().record("peer", field::display(peer));
-                            serve_connection(stream, peer, accepted, &*service, &shared).await
+                            let arrival = PeerFacts {
+                                addr: peer,
+                                accepted,
+                                handshake_timeout,
+                                slot: &slot,
+                                certificate: None,
+                            };
+                            serve_connection(stream, peer, arrival, &*service, &shared).await
                         };
                         tokio::select! {
                             _ = served => {}
+                            _ = displaced.cancelled() => {
+                                shared.metrics.displaced.increment(1);
+                                if let Some(suppressed) = admit_global() {
+                                    let suppressed = suppressed_field(suppressed);
+                                    info!(%peer, suppressed, "connection dropped: displaced by a newer connection before finishing its handshake (server busy)");
+                                }
+                            }
                             _ = abandon.cancelled() => warn!(%peer, "connection abandoned at shutdown"),
                         }
                         drop(slot);

@@ -3,14 +3,21 @@
 
 use rustls_pki_types::CertificateDer;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use super::admission::Slot;
 
 /// What the server knows about a peer before its first frame.
-pub(crate) struct PeerFacts {
+pub(crate) struct PeerFacts<'a> {
     /// Its address.
     pub(crate) addr: SocketAddr,
     /// When it was accepted: the first frame's deadline counts from here.
     pub(crate) accepted: Instant,
+    /// How long it has for its handshake (shorter when the server was under
+    /// pressure as it arrived).
+    pub(crate) handshake_timeout: Duration,
+    /// Its slot, promoted to a session's once the handshake is done.
+    pub(crate) slot: &'a Slot,
     /// Its verified TLS client certificate, with mutual TLS.
     pub(crate) certificate: Option<CertificateDer<'static>>,
 }

@@ -30,7 +30,9 @@ pub(crate) async fn refuse(mut stream: TcpStream, peer: SocketAddr, why: Refusal
     if version == Some(v2::VERSION) {
         let code = match why {
             Refusal::ServerFull { .. } => CloseCode::SERVER_FULL,
-            Refusal::TooManyFromAddress { .. } => CloseCode::POLICY_VIOLATION,
+            Refusal::TooManyFromAddress { .. } | Refusal::TooFast { .. } => {
+                CloseCode::POLICY_VIOLATION
+            }
         };
         // The session writes the CLOSE, as it writes every v2 frame.
         let mut out = BytesMut::new();

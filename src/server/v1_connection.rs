@@ -5,6 +5,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
+use super::admission::Slot;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::service::Handler;
 use crate::protocol::StallClock;
@@ -19,13 +20,15 @@ use crate::transport::{Connection, Deadline};
 ///
 /// Only complete messages are progress: `stall` cuts a connection whose
 /// first message, any message begun, or the next message after an idle
-/// spell does not arrive in time.
+/// spell does not arrive in time. The first message ends the handshake:
+/// `slot` is promoted then.
 pub(crate) async fn serve_v1<S, H>(
     conn: &mut Connection<S, V1Codec>,
     handler: &mut H,
     stall: &mut StallClock,
     shutdown: &CancellationToken,
     (messages, bytes): (&metrics::Counter, &metrics::Counter),
+    slot: &Slot,
 ) -> Result<ConnectionEnd, ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -33,6 +36,7 @@ where
 {
     let mut now = Instant::now();
     let mut deadline = Deadline::new();
+    let mut promoted = false;
     // Made once: registering with the token takes its tree's lock.
     let stopped = shutdown.cancelled();
     tokio::pin!(stopped);
@@ -41,6 +45,10 @@ where
         while let Some(message) = next(conn, handler).await? {
             stall.frame_received(now);
             messages.increment(1);
+            if !promoted {
+                slot.promote();
+                promoted = true;
+            }
             if v1::is_exit(&message) {
                 handler.flush().await;
                 return Ok(ConnectionEnd::ClientExit);

@@ -16,6 +16,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::admission::Slot;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{LogGate, PeerText, suppressed_field};
 use super::metrics::ServerMetrics;
@@ -36,7 +37,7 @@ use rustls_pki_types::CertificateDer;
 pub(crate) async fn serve_v2<S, Svc>(
     conn: Box<Connection<S, V2Codec>>,
     service: &Svc,
-    peer: &PeerFacts,
+    peer: &PeerFacts<'_>,
     shared: &Shared,
 ) -> Result<ConnectionEnd, ConnectionError>
 where
@@ -51,7 +52,10 @@ where
     {
         tokio::time::sleep(delay).await;
     }
-    let session = Session::server(config.session_config(), peer.accepted);
+    let session_config = config
+        .session_config()
+        .handshake_timeout(Some(peer.handshake_timeout));
+    let session = Session::server(session_config, peer.accepted);
     let (mut reader, write_half) = conn.split();
     let queue = Arc::new(WriteQueue::new(session, config.max_queued_bytes));
     let writer = queue.run_writer(write_half, &shared.metrics.sent_bytes);
@@ -69,6 +73,7 @@ where
         metrics: &shared.metrics,
         in_flight: Arc::new(InFlight::default()),
         peer: peer.addr,
+        slot: peer.slot,
         certificate: peer.certificate.clone(),
         drain: config.shutdown_grace / 2,
         events: Vec::new(),
@@ -110,6 +115,8 @@ where
 /// and the way out.
 struct Driver<'a, Svc: Service> {
     service: &'a Svc,
+    /// Promoted to a session's slot when the handshake completes.
+    slot: &'a Slot,
     handler: Option<Svc::Handler>,
     out: Outbound,
     in_flight: Arc<InFlight>,
@@ -280,6 +287,8 @@ impl<Svc: Service> Driver<'_, Svc> {
             ..
         } = event
         {
+            // A session now: no newcomer can displace it.
+            self.slot.promote();
             self.handler = Some(self.service.connect(&PeerInfo {
                 addr: self.peer,
                 version: 2,

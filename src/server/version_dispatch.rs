@@ -2,7 +2,6 @@
 //! byte, serve it, and log how it ended.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
@@ -21,11 +20,12 @@ use crate::protocol::v2::{self, V2Codec};
 use crate::protocol::{StallClock, Stalled, unsupported_version_reply};
 use crate::transport::{Connection, Stream};
 
-/// One connection, start to end, with its log lines.
+/// One connection, start to end, with its log lines. `arrival` says when
+/// it came, its slot and its handshake deadline; its address is `peer`.
 pub(super) async fn serve_connection<S: Service>(
     stream: TcpStream,
     peer: SocketAddr,
-    accepted: Instant,
+    arrival: PeerFacts<'_>,
     service: &S,
     shared: &Shared,
 ) {
@@ -35,7 +35,7 @@ pub(super) async fn serve_connection<S: Service>(
     }
     // Replies are batched by us already; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
-    let first_frame_by = accepted + config.handshake_timeout;
+    let first_frame_by = arrival.accepted + arrival.handshake_timeout;
     let result = async {
         let (stream, certificate) = match &config.tls {
             None => (Stream::Plain(stream), None),
@@ -43,8 +43,8 @@ pub(super) async fn serve_connection<S: Service>(
         };
         let facts = PeerFacts {
             addr: peer,
-            accepted,
             certificate,
+            ..arrival
         };
         let conn = Box::new(Connection::new(stream, V1Codec));
         dispatch_by_version(conn, &facts, service, shared).await
@@ -95,18 +95,18 @@ pub(super) async fn serve_connection<S: Service>(
 /// the task four times over (~600 bytes per connection, idle or not).
 async fn dispatch_by_version<S: Service>(
     mut conn: Box<Connection<Stream, V1Codec>>,
-    peer: &PeerFacts,
+    peer: &PeerFacts<'_>,
     service: &S,
     shared: &Shared,
 ) -> Result<ConnectionEnd, ConnectionError> {
     let (config, stop) = (&shared.config, &shared.stop);
     // A socket that sends nothing at all is held no longer than one that
     // sends too little: the first frame's deadline counts from accept.
-    let first_frame_by = peer.accepted + config.handshake_timeout;
+    let first_frame_by = peer.accepted + peer.handshake_timeout;
     let version = tokio::select! {
         _ = stop.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
         _ = tokio::time::sleep_until(first_frame_by.into()) => {
-            return Err(ConnectionError::Stalled(Stalled::FirstFrame(config.handshake_timeout)));
+            return Err(ConnectionError::Stalled(Stalled::FirstFrame(peer.handshake_timeout)));
         }
         v = conn.peek_first_byte() => v?,
     };
@@ -140,13 +140,17 @@ async fn dispatch_by_version<S: Service>(
                 tls_client_certificate: peer.certificate.clone(),
                 auth_token: None,
             });
-            let mut stall = StallClock::new(config.v1_stall_limits(), peer.accepted);
+            let mut stall = StallClock::new(
+                config.v1_stall_limits(peer.handshake_timeout),
+                peer.accepted,
+            );
             let _open = OpenGauge::new(&shared.metrics.open[0]);
             let metrics = (
                 &shared.metrics.received_messages[0],
                 &shared.metrics.received_bytes[0],
             );
-            let result = serve_v1(&mut conn, &mut handler, &mut stall, stop, metrics).await;
+            let result =
+                serve_v1(&mut conn, &mut handler, &mut stall, stop, metrics, peer.slot).await;
             // Best effort: the peer may already be gone.
             let _ = conn.shutdown().await;
             result

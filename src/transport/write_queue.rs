@@ -12,6 +12,12 @@
 //! decides what to do (the server closes that connection). Control frames
 //! (pong, close) get room beyond the bound, up to twice it, so a protocol
 //! answer is not refused just because data is backed up.
+//!
+//! A peer is judged by what it fails to read, never by the size of one
+//! legal frame: the largest single frame held is not counted against the
+//! bound (spec 3.7: twice the bound *plus one frame*). So a 16 MiB response
+//! to a client that announced 16 MiB goes out whole however small the
+//! bound, while a client that lets frames pile up behind it is dropped.
 
 use super::Outgoing;
 use std::io;
@@ -41,6 +47,10 @@ struct Inner<T> {
     /// Bytes the writer has taken and not yet written to the stream: still
     /// held for the peer, so they count against the bound (spec 3.7).
     writing: usize,
+    /// The largest single push in `buf`, and in what the writer took: the
+    /// one frame the bound does not count.
+    buf_largest: usize,
+    writing_largest: usize,
     /// No more pushes; the writer drains what is left, then stops.
     closed: bool,
 }
@@ -49,6 +59,11 @@ impl<T> Inner<T> {
     /// Every byte queued and not yet written to the stream.
     fn held(&self) -> usize {
         self.buf.len() + self.writing
+    }
+
+    /// What the bound judges: every byte held but the largest frame's.
+    fn judged(&self) -> usize {
+        self.held() - self.buf_largest.max(self.writing_largest)
     }
 }
 
@@ -82,6 +97,8 @@ impl<T> WriteQueue<T> {
                 state,
                 buf: Outgoing::default(),
                 writing: 0,
+                buf_largest: 0,
+                writing_largest: 0,
                 closed: false,
             }),
             data: Notify::new(),
@@ -101,11 +118,12 @@ impl<T> WriteQueue<T> {
     /// when the peer is behind on reading (what they write are protocol
     /// answers: pong, close). Also true once the queue is closed; bytes
     /// written then are never sent. The flag says whether the queue is now
-    /// past the control bound (twice the limit): the peer is not reading.
+    /// past the control bound (twice the limit, beyond its largest frame):
+    /// the peer is not reading.
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut T, &mut Outgoing) -> R) -> (R, bool) {
         let mut inner = self.lock();
         let result = self.push_locked(&mut inner, f);
-        (result, inner.held() > self.limit.saturating_mul(2))
+        (result, inner.judged() > self.limit.saturating_mul(2))
     }
 
     /// Queues without waiting; `Full` if more than the limit is waiting.
@@ -137,7 +155,7 @@ impl<T> WriteQueue<T> {
         if inner.closed {
             return Err(QueueError::Closed);
         }
-        if inner.held() >= limit {
+        if inner.judged() >= limit {
             return Err(QueueError::Full {
                 queued: inner.held(),
                 limit,
@@ -164,7 +182,7 @@ impl<T> WriteQueue<T> {
                 if inner.closed {
                     return Err(QueueError::Closed);
                 }
-                if inner.buf.len() < self.limit {
+                if inner.buf.len() - inner.buf_largest < self.limit {
                     return Ok(self.push_locked(&mut inner, f));
                 }
             }
@@ -180,6 +198,7 @@ impl<T> WriteQueue<T> {
         let before = inner.buf.len();
         let Inner { state, buf, .. } = inner;
         let result = f(state, buf);
+        inner.buf_largest = inner.buf_largest.max(inner.buf.len() - before);
         // Only the first bytes after the writer took the buffer need a
         // wake-up: until it takes them, it is already woken or writing,
         // and it takes everything queued at once.
@@ -214,22 +233,25 @@ impl<T> WriteQueue<T> {
     ) -> io::Result<()> {
         let mut spare = Outgoing::default();
         loop {
-            let closed = {
+            let (closed, judged) = {
                 let mut inner = self.lock();
                 std::mem::swap(&mut inner.buf, &mut spare);
                 inner.writing = spare.len();
-                inner.closed
+                inner.writing_largest = std::mem::take(&mut inner.buf_largest);
+                (inner.closed, spare.len() - inner.writing_largest)
             };
             if !spare.is_empty() {
                 // Senders wait only while the buffer is at its limit, so
                 // below it there is nobody to wake.
-                if spare.len() >= self.limit {
+                if judged >= self.limit {
                     self.room.notify_waiters();
                 }
                 let bytes = spare.len() as u64;
                 spare.write_to(&mut out).await?;
                 written.increment(bytes);
-                self.lock().writing = 0;
+                let mut inner = self.lock();
+                inner.writing = 0;
+                inner.writing_largest = 0;
                 continue;
             }
             if closed {
@@ -279,20 +301,38 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_try_push_but_takes_control_frames() {
         let q = WriteQueue::new((), 4);
-        q.try_push(put(b"12345")).unwrap().unwrap();
+        // One frame larger than the bound is not held against the peer...
+        q.try_push(put(b"a large frame")).unwrap().unwrap();
+        // ...but what piles up behind it is.
+        q.try_push(put(b"12")).unwrap().unwrap();
+        q.try_push(put(b"34")).unwrap().unwrap();
         assert_eq!(
-            q.try_push(put(b"6")),
+            q.try_push(put(b"5")),
             Err(QueueError::Full {
-                queued: 5,
+                queued: 17,
                 limit: 4
             })
         );
         q.push_control(put(b"c")).unwrap().unwrap();
-        assert_eq!(q.queued(), 6);
+        assert_eq!(q.queued(), 18);
+    }
+
+    /// A legal frame of any size does not make its peer a slow consumer;
+    /// twice the bound piled up behind it does.
+    #[tokio::test]
+    async fn the_control_bound_does_not_count_the_largest_frame() {
+        let q = WriteQueue::new((), 4);
+        let ((), over) = q.update(|_, buf| buf.buf().put_slice(&[0; 100]));
+        assert!(!over, "one 100-byte frame against a bound of 4");
+        let ((), over) = q.update(|_, buf| buf.buf().put_slice(&[0; 8]));
+        assert!(!over, "exactly twice the bound behind it");
+        let ((), over) = q.update(|_, buf| buf.buf().put_slice(&[0; 1]));
+        assert!(over, "more than twice the bound behind it");
     }
 
     /// Spec 3.7's bound counts what the writer has taken but not written:
-    /// with the stream stalled, at most the limit plus one frame is held,
+    /// with the stream stalled, at most the limit plus the one large frame
+    /// it does not count (plus the frame that crossed the limit) is held,
     /// not a limit queued on top of a limit being written.
     #[tokio::test]
     async fn bytes_being_written_count_against_the_bound() {
@@ -314,10 +354,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(
-            accepted <= 1000 + 100,
+            accepted <= 900 + 1000 + 100,
             "{accepted} bytes accepted for a bound of 1000"
         );
-        assert!(q.queued() <= 1100);
+        assert!(q.queued() <= 2000);
         writer.abort();
     }
 
@@ -325,6 +365,7 @@ mod tests {
     async fn push_waits_for_the_writer_to_make_room() {
         let q = Arc::new(WriteQueue::new((), 4));
         q.try_push(put(b"full")).unwrap().unwrap();
+        q.try_push(put(b"more")).unwrap().unwrap();
         let waiting = tokio::spawn({
             let q = q.clone();
             async move { q.push(put(b"next")).await }
@@ -340,7 +381,7 @@ mod tests {
         q.close();
         let mut got = Vec::new();
         b.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"fullnext");
+        assert_eq!(got, b"fullmorenext");
         writer.await.unwrap().unwrap();
     }
 }

@@ -40,10 +40,41 @@ struct Args {
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
 
-    /// Connections one IP address may hold at once; past it, its new ones
-    /// are refused (v2: CLOSE 1008).
+    /// Connections one address may hold at once (IPv6 counted by
+    /// --ipv6-prefix, IPv4 by --ipv4-prefix); past it, its new ones are
+    /// refused (v2: CLOSE 1008).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections_per_ip: u64,
+
+    /// Connections still in their handshake held at once. When full (or
+    /// every slot is taken) a newcomer displaces the oldest of them instead
+    /// of being refused; established sessions are never displaced. So
+    /// silent sockets from many addresses cannot lock honest clients out.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_pending_handshakes: u64,
+
+    /// The handshake deadline, in seconds, for connections arriving while
+    /// more than half of --max-pending-handshakes is in use (if shorter
+    /// than --handshake-timeout-secs). Fractions allowed.
+    #[arg(long, default_value = "2", value_parser = parse_secs)]
+    handshake_timeout_under_pressure_secs: Duration,
+
+    /// New connections per second one address may open (a bucket of ten
+    /// seconds' worth); past it, refused at once (v2: CLOSE 1008). 0 = no
+    /// limit.
+    #[arg(long, default_value_t = 100)]
+    max_connection_rate_per_ip: u32,
+
+    /// IPv4 addresses count against the per-address limits by this prefix
+    /// length (32: each address alone; 24: per /24 network).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u8).range(0..=32))]
+    ipv4_prefix: u8,
+
+    /// IPv6 addresses count against the per-address limits by this prefix
+    /// length: a /64 by default, since whoever has one IPv6 address
+    /// usually has 2^64 of them.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u8).range(0..=128))]
+    ipv6_prefix: u8,
 
     /// Seconds a shutdown waits for open connections to finish. v2 clients
     /// are sent a go-away at once and get half of this to close themselves.
@@ -248,6 +279,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = ServerConfig::default()
         .max_connections(usize::try_from(args.max_connections).unwrap_or(usize::MAX))
         .max_connections_per_ip(usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX))
+        .max_pending_handshakes(usize::try_from(args.max_pending_handshakes).unwrap_or(usize::MAX))
+        .handshake_timeout_under_pressure(args.handshake_timeout_under_pressure_secs)
+        .max_connection_rate_per_ip(args.max_connection_rate_per_ip)
+        .ipv4_prefix(args.ipv4_prefix)
+        .ipv6_prefix(args.ipv6_prefix)
         .shutdown_grace(Duration::from_secs(args.shutdown_grace_secs))
         .max_frame_size(args.max_frame_bytes)
         .heartbeat(Duration::from_secs(args.heartbeat_secs))
