@@ -47,12 +47,26 @@ impl Message {
         }
     }
 
+    /// Passes the content through `rehold`, which must return a view of the
+    /// very same bytes (held differently: the transport ties a large
+    /// payload to the memory budget it was read with). Checked: a different
+    /// view is refused and the content stays as it was.
+    pub(crate) fn rehold(&mut self, rehold: impl FnOnce(Bytes) -> Bytes) {
+        let (ptr, len) = (self.content.as_ptr(), self.content.len());
+        let held = rehold(self.content.clone());
+        // The same memory means the same, already validated, UTF-8.
+        if held.as_ptr() == ptr && held.len() == len {
+            self.content = held;
+        }
+    }
+
     /// The content as text.
     pub fn as_str(&self) -> &str {
         // SAFETY: `content` is valid UTF-8 by the type's invariant: `new` and
         // `from_static` start from `str`, `from_utf8` validates before it
-        // builds, and nothing mutates `content` afterwards (`Bytes` is an
-        // immutable view).
+        // builds, `rehold` only accepts a view of the same memory, and
+        // nothing mutates `content` afterwards (`Bytes` is an immutable
+        // view).
         unsafe { std::str::from_utf8_unchecked(&self.content) }
     }
 

@@ -1,10 +1,11 @@
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use super::memory_budget::{MemoryBudget, Reservation, UNBUDGETED_FRAME};
+use crate::protocol::v2::{Frame, V2Codec, V2CodecError, claimed_frame_len};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio_util::codec::Decoder;
 
@@ -263,6 +264,48 @@ where
     /// completed one, or the codec's verdict on leftover bytes.
     pub(crate) fn finish(&mut self) -> Result<Option<C::Item>, C::Error> {
         self.codec.decode_eof(&mut self.read_buf)
+    }
+}
+
+/// A large payload with the budget it was admitted with: the budget is
+/// returned when the last copy of the payload is gone (a response queued
+/// for a slow reader, a broadcast in many queues), not when it was decoded.
+struct Budgeted {
+    bytes: Bytes,
+    _reservation: Reservation,
+}
+
+impl AsRef<[u8]> for Budgeted {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl<S> Connection<S, V2Codec>
+where
+    S: AsyncRead + Unpin,
+{
+    /// Like [`Connection::next_buffered`], but a large frame read with a
+    /// budget reservation takes the reservation along in its payload, so
+    /// the memory stays counted wherever the payload goes (echoed into an
+    /// outbound queue, shared by a broadcast) until its last copy is gone.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, V2CodecError> {
+        let large = self.reserved.is_some()
+            && claimed_frame_len(&self.read_buf)
+                .is_some_and(|len| len > UNBUDGETED_FRAME && self.read_buf.len() >= len);
+        let mut frame = self.codec.decode(&mut self.read_buf)?;
+        if large
+            && let Some(frame) = frame.as_mut()
+            && let Some(reservation) = self.reserved.take()
+        {
+            frame.rehold_payload(|bytes| {
+                Bytes::from_owner(Budgeted {
+                    bytes,
+                    _reservation: reservation,
+                })
+            });
+        }
+        Ok(frame)
     }
 }
 

@@ -55,7 +55,7 @@ impl ReceiveBatch {
         while taken < MAX_BATCH {
             let frame = match self.held.take() {
                 Some(frame) => frame,
-                None => match conn.next_buffered() {
+                None => match conn.next_frame() {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
                     Err(e) => return Err(BatchError::Codec(e)),

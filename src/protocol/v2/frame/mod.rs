@@ -82,6 +82,22 @@ impl Frame {
         }
     }
 
+    /// Passes the frame's main payload (text, binary, request or response
+    /// bytes) through `rehold`, which returns a view of the same bytes held
+    /// differently: how the transport ties a large payload to the memory
+    /// budget it was read with, for as long as any copy of it lives.
+    pub(crate) fn rehold_payload(&mut self, rehold: impl FnOnce(Bytes) -> Bytes) {
+        match self {
+            Frame::Text(m) => m.rehold(rehold),
+            Frame::Binary(b)
+            | Frame::Request(RequestFrame { payload: b, .. })
+            | Frame::Response(ResponseFrame { result: Ok(b), .. }) => {
+                *b = rehold(std::mem::take(b));
+            }
+            _ => {}
+        }
+    }
+
     /// Header plus payload.
     pub fn wire_len(&self) -> usize {
         HEADER_LEN + self.payload_len()
