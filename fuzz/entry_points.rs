@@ -8,7 +8,8 @@
 
 use bytes::BytesMut;
 use rust_tcp::protocol::v1::MessageReader;
-use rust_tcp::protocol::v2::{Frame, Session, SessionConfig, SessionState, V2Codec};
+use rust_tcp::protocol::v2::{Frame, Session, SessionConfig, SessionState, TokenCheck, V2Codec};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::codec::Decoder;
 
@@ -52,19 +53,52 @@ pub fn v2_codec(data: &[u8]) {
 
 /// A server session fed what a client might send.
 pub fn v2_session_server(data: &[u8]) {
-    v2_session(true, data)
+    v2_session(true, None, data)
 }
 
 /// A client session fed what a server might send.
 pub fn v2_session_client(data: &[u8]) {
-    v2_session(false, data)
+    v2_session(false, None, data)
+}
+
+/// The one token the authenticating server below accepts.
+#[derive(Debug)]
+struct OneToken;
+
+impl TokenCheck for OneToken {
+    fn accepts(&self, token: &[u8]) -> bool {
+        token == b"s3cret"
+    }
+}
+
+/// A server session that requires a token (HELLO extension 0x0001), fed
+/// what a client might send: the extension parse and the token check.
+pub fn v2_hello_auth(data: &[u8]) {
+    v2_session(true, Some(Arc::new(OneToken)), data)
+}
+
+/// The PROXY protocol v2 header a server behind a balancer reads first:
+/// the length its fixed part claims, then the whole header, as the server
+/// reads them; never a panic, and a header longer than the bound is
+/// refused before it is read.
+pub fn proxy_header(data: &[u8]) {
+    let Some(fixed) = data.get(..16) else {
+        return;
+    };
+    let Ok(total) = rust_tcp::fuzzing::proxy_header_len(fixed) else {
+        return;
+    };
+    assert!(total <= rust_tcp::fuzzing::MAX_PROXY_HEADER);
+    if let Some(header) = data.get(..total) {
+        let _ = rust_tcp::fuzzing::proxy_header_peer(header);
+    }
 }
 
 /// A v2 session in one role (the first byte of `data` sets the heartbeat
 /// interval), fed whatever frames the rest decodes to, with the clock
 /// moved on between them by amounts the input chooses, and the timers
 /// driven as a driver would.
-fn v2_session(as_server: bool, data: &[u8]) {
+fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
@@ -75,7 +109,8 @@ fn v2_session(as_server: bool, data: &[u8]) {
         .name("fuzz")
         .max_frame_size(1 << 16)
         .heartbeat(Duration::from_millis(u64::from(first) * 100))
-        .handshake_timeout(Some(Duration::from_secs(10)));
+        .handshake_timeout(Some(Duration::from_secs(10)))
+        .token_check(tokens);
     let mut session = if as_server {
         Session::server(config, t0)
     } else {

@@ -53,6 +53,9 @@ pub use server::{
 };
 pub use transport::{ClientTls, ServerTls, TlsError};
 
+#[doc(hidden)]
+pub use server::fuzzing;
+
 /// The README's code examples compile and run as doc tests, so they stay true.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -60,3 +60,13 @@ fn v2_session_server_corpus() {
 fn v2_session_client_corpus() {
     replay("v2_session_client", entry_points::v2_session_client);
 }
+
+#[test]
+fn v2_hello_auth_corpus() {
+    replay("v2_hello_auth", entry_points::v2_hello_auth);
+}
+
+#[test]
+fn proxy_header_corpus() {
+    replay("proxy_header", entry_points::proxy_header);
+}

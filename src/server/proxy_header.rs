@@ -104,16 +104,23 @@ async fn read_header(stream: &mut TcpStream) -> Result<ProxiedPeer, ProxyHeaderE
             std::io::ErrorKind::UnexpectedEof => ProxyHeaderError::Missing,
             _ => ProxyHeaderError::Io(e),
         })?;
-    if !header.starts_with(ppp::v2::PROTOCOL_PREFIX) {
-        return Err(ProxyHeaderError::Missing);
-    }
-    let total = FIXED + usize::from(u16::from_be_bytes([header[14], header[15]]));
-    if total > MAX_PROXY_HEADER {
-        return Err(ProxyHeaderError::TooLarge(total));
-    }
+    let total = header_len(&header)?;
     header.resize(total, 0);
     stream.read_exact(&mut header[FIXED..]).await?;
     parse(&header)
+}
+
+/// The whole header's length, from its fixed part (16 bytes), or why it is
+/// no header we read: no signature, or longer than we accept.
+pub(crate) fn header_len(fixed: &[u8]) -> Result<usize, ProxyHeaderError> {
+    if fixed.len() < FIXED || !fixed.starts_with(ppp::v2::PROTOCOL_PREFIX) {
+        return Err(ProxyHeaderError::Missing);
+    }
+    let total = FIXED + usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
+    if total > MAX_PROXY_HEADER {
+        return Err(ProxyHeaderError::TooLarge(total));
+    }
+    Ok(total)
 }
 
 /// The peer a complete header names.
