@@ -58,7 +58,8 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::ServerFull { max } => {
-                write!(f, "server full (at most {max} connections); try again later")
+                let s = if *max == 1 { "" } else { "s" };
+                write!(f, "server full (at most {max} connection{s}); try again later")
             }
             Refusal::TooManyFromAddress { max } => {
                 write!(f, "too many connections from your address (at most {max})")

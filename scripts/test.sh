@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The one command that runs every test: `scripts/test.sh` (what .ci/run
+# runs, and what the README tells you to run).
+#
+# First it makes sure the outside programs the tests drive are here, as
+# Debian packages: installed with apt-get when we are root or have sudo,
+# otherwise it names exactly what to install and stops. Then every suite:
+# `cargo test --locked` (Rust: unit, integration, doc tests).
+#
+#   scripts/test.sh [ARGS...]   # ARGS go to `cargo test` (a test name, say)
+#
+# What the tests need beyond Rust, and why:
+# - procps: the integration tests stop the server with the `kill` program;
+# - python3: the TLS tests check our server against Python's ssl module;
+# - haproxy, nats-server: tests/deploy.rs runs docs/DEPLOY.md for real
+#   (each started on a free loopback port and stopped by its PID);
+# - tshark: tests/wireshark.rs runs the Lua dissector on a capture (as
+#   `nobody` via util-linux's setpriv when we are root: tshark refuses Lua
+#   to root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "test.sh: cargo not found: install a Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
+  fi
+fi
+
+# program -> the Debian package that provides it
+declare -A package=(
+  [kill]=procps [python3]=python3 [haproxy]=haproxy [nats-server]=nats-server
+  [tshark]=tshark [setpriv]=util-linux
+)
+missing=()
+for program in kill python3 haproxy nats-server tshark setpriv; do
+  type -P "$program" >/dev/null 2>&1 || missing+=("${package[$program]}")
+done
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -eq 0 ]]; then
+    SUDO=()
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO=(sudo)
+  else
+    echo "test.sh: the tests need these Debian packages: ${missing[*]}" >&2
+    echo "test.sh: install them (as root: apt-get install ${missing[*]}) and run this again" >&2
+    exit 1
+  fi
+  command -v apt-get >/dev/null 2>&1 || {
+    echo "test.sh: no apt-get here; install the programs these packages provide: ${missing[*]}" >&2
+    exit 1
+  }
+  echo "test.sh: installing ${missing[*]}" >&2
+  "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo test --locked "$@"
