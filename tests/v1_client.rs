@@ -78,3 +78,49 @@ fn an_oversized_message_is_a_one_line_error() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(server.next_output_line(), printed("fine"));
 }
+
+/// The one line a refused v1 client prints, and its failure.
+fn assert_refused(out: &std::process::Output) {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr_of(out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("the messages may not have been received"),
+        "{err}"
+    );
+}
+
+/// A full server refuses a v1 client without reading it: the client says
+/// its messages may be lost and fails, with arguments and with stdin.
+#[test]
+fn a_v1_client_refused_by_a_full_server_fails() {
+    let server = ServerProcess::start(&["--max-connections", "1", "--broadcast"]);
+    let holder = ChatProcess::start(&server, "holder");
+    let out = client(&["--addr", &server.addr_arg(), "lost v1 message"], None);
+    assert_refused(&out);
+    let out = client(&["--addr", &server.addr_arg()], Some(b"lost from stdin\n"));
+    assert_refused(&out);
+    server.wait_for_log("connection refused: server full");
+    assert!(holder.finish().success());
+    // Once the slot is free, the same command succeeds.
+    let out = client(&["--addr", &server.addr_arg(), "delivered"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(server.next_output_line(), printed("delivered"));
+}
+
+/// A server that requires tokens refuses v1 (which cannot carry one): the
+/// client fails instead of reporting success.
+#[test]
+fn a_v1_client_refused_by_a_token_server_fails() {
+    let dir = std::env::temp_dir().join(format!("rust-tcp-v1-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tokens = dir.join("tokens.txt");
+    std::fs::write(&tokens, "s3cret\n").unwrap();
+    let server = ServerProcess::start(&["--auth-token-file", tokens.to_str().unwrap()]);
+    let out = client(&["--addr", &server.addr_arg(), "lost v1 message"], None);
+    assert_refused(&out);
+    let out = client(&["--addr", &server.addr_arg()], Some(b"one\ntwo\n"));
+    assert_refused(&out);
+    server.wait_for_log("v1 refused");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -274,8 +274,11 @@ impl Client {
         let link = self.link();
         let queued = match self.handle.version {
             ProtocolVersion::V1 => {
+                let core = &link.core;
                 self.push_on(&link, |_, buf| {
-                    v1::encode_message(v1::EXIT, buf.buf()).map_err(Into::into)
+                    v1::encode_message(v1::EXIT, buf.buf())?;
+                    core.v1_exit_queued.store(true, Ordering::Release);
+                    Ok(())
                 })
                 .await
             }

@@ -4,6 +4,7 @@
 //! and the end of the connection.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::io::ReadHalf;
 use tokio::sync::mpsc;
@@ -18,8 +19,15 @@ use crate::protocol::v2::{
 };
 use crate::transport::{BatchError, Connection, Deadline, ReceiveBatch, Stream};
 
+/// What a v1 client can say when the server did not read everything.
+const V1_NOT_READ: &str = "the messages may not have been received (was it refused? \
+     a server that is full, or that requires a token, closes v1 connections unread)";
+
 /// v1 servers send nothing; we only wait for the end of the stream (or the
-/// frozen reply of a server that does not speak v1).
+/// frozen reply of a server that does not speak v1). v1 has no
+/// acknowledgement, but how the stream ends still tells: a server that
+/// read everything closes in order after our `exit`; one that closes
+/// before our `exit` was queued, or resets the connection, did not.
 pub(crate) async fn read_v1(mut reader: Connection<ReadHalf<Stream>, V1Codec>, core: Arc<Core>) {
     let end = loop {
         match reader.fill().await {
@@ -28,10 +36,16 @@ pub(crate) async fn read_v1(mut reader: Connection<ReadHalf<Stream>, V1Codec>, c
                     Some((versions, reason)) => End::Lost(format!(
                         "server does not speak v1: {reason} (it speaks {versions:?})"
                     )),
-                    None => End::Completed,
+                    None if core.v1_exit_queued.load(Ordering::Acquire) => End::Completed,
+                    None => End::Lost(format!(
+                        "the server closed the connection before we sent `exit`: {V1_NOT_READ}"
+                    )),
                 };
             }
             Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                break End::Lost(format!("the server reset the connection: {V1_NOT_READ}"));
+            }
             Err(e) => break End::Lost(format!("read failed: {e}")),
         }
     };

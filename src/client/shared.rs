@@ -27,6 +27,9 @@ pub(crate) struct Core {
     /// Requests cut off by the end fail as interrupted (a reconnecting
     /// client) rather than closed.
     interrupts: bool,
+    /// v1: our `exit` is queued. A server that closes before that has not
+    /// read everything we sent (v1 has no other way to say it refused).
+    pub(crate) v1_exit_queued: AtomicBool,
 }
 
 impl Core {
@@ -43,6 +46,7 @@ impl Core {
             going_away: watch::channel(None).0,
             incoming_taken,
             interrupts,
+            v1_exit_queued: AtomicBool::new(false),
         }
     }
 

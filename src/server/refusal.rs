@@ -39,6 +39,12 @@ pub(crate) async fn refuse(mut stream: TcpStream, peer: SocketAddr, why: Refusal
         let mut session = Session::server(SessionConfig::default(), Instant::now());
         let _ = session.close(code, why.to_string(), &mut out);
         let _ = tokio::time::timeout(FIRST_BYTE_WAIT, stream.write_all(&out)).await;
+    } else {
+        // v1 reads nothing, so it can only learn of a refusal from how the
+        // connection ends: a reset, never the orderly close that follows
+        // its `exit` when everything was read.
+        let _ = stream.set_zero_linger();
+        return;
     }
     let _ = stream.shutdown().await;
     // Closing with its HELLO unread would reset the connection and could

@@ -128,7 +128,9 @@ async fn dispatch_by_version<S: Service>(
     match version {
         None => Ok(ConnectionEnd::PeerClosed),
         Some(v1::VERSION) if config.auth_tokens.is_some() && !config.allow_v1 => {
-            let _ = conn.shutdown().await;
+            // A reset, not an orderly close: the v1 client must not take
+            // it for "everything was read".
+            conn.stream().reset_on_close();
             Err(ConnectionError::V1NeedsToken)
         }
         Some(v1::VERSION) => {

@@ -99,6 +99,11 @@ impl<S, C> Connection<S, C> {
         }
     }
 
+    /// The stream, e.g. to make its close a reset.
+    pub(crate) fn stream(&self) -> &S {
+        &self.stream
+    }
+
     /// The codec, e.g. to change its limits once a handshake is done.
     pub(crate) fn codec_mut(&mut self) -> &mut C {
         &mut self.codec

@@ -19,6 +19,25 @@ pub(crate) enum Stream {
     Client(Box<client::TlsStream<TcpStream>>),
 }
 
+impl Stream {
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Server(s) => s.get_ref().0,
+            Stream::Client(s) => s.get_ref().0,
+        }
+    }
+
+    /// Makes closing this connection a reset (RST) instead of an orderly
+    /// end (FIN): how a server tells a v1 peer, which reads nothing, that
+    /// what it sent was not read (a refusal), so that it does not take
+    /// the close for "everything arrived".
+    pub(crate) fn reset_on_close(&self) {
+        let _ = self.tcp().set_zero_linger();
+    }
+}
+
 macro_rules! each {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {
