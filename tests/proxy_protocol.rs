@@ -77,3 +77,40 @@ async fn the_per_address_limit_counts_real_addresses() {
     let mut other = connect_with(&server, &proxy_header([203, 0, 113, 6], 2222), "three").await;
     assert!(matches!(next_frame(&mut other).await, Frame::Welcome(_)));
 }
+
+/// A balancer's health check (a PROXY `LOCAL` connection that says HELLO
+/// and CLOSE) is served but logged at debug level, and counted in
+/// `rust_tcp_health_checks_total`; a client's connection is logged as ever.
+#[tokio::test]
+async fn health_checks_are_counted_not_logged_at_info() {
+    use futures::SinkExt;
+    use rust_tcp::protocol::v2::CodeReason;
+    let port = common::free_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let server = ServerProcess::start(&["--proxy-protocol", "--metrics-addr", &metrics]);
+    let local = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00".to_vec();
+    for _ in 0..3 {
+        let mut check = connect_with(&server, &local, "haproxy-check").await;
+        assert!(matches!(next_frame(&mut check).await, Frame::Welcome(_)));
+        check
+            .send(Frame::Close(CodeReason::new(CloseCode::NORMAL, "ok")))
+            .await
+            .unwrap();
+        assert!(matches!(next_frame(&mut check).await, Frame::Close(_)));
+    }
+    let mut client = connect_with(&server, &proxy_header([198, 51, 100, 8], 4000), "real").await;
+    assert!(matches!(next_frame(&mut client).await, Frame::Welcome(_)));
+    server.wait_for_log("name=real");
+    let log = server.log_so_far();
+    assert_eq!(
+        log.iter().filter(|l| l.contains("connection opened")).count(),
+        1,
+        "only the client's connection is logged: {log:?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("haproxy-check")), "{log:?}");
+    let scraped = common::scrape_metrics(port);
+    assert!(
+        scraped.contains("rust_tcp_health_checks_total 3"),
+        "{scraped}"
+    );
+}

@@ -7,6 +7,19 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+/// An INFO line, or a DEBUG one for a quiet connection (a load balancer's
+/// health check, which would otherwise log several lines a second).
+macro_rules! info_unless_quiet {
+    ($quiet:expr, $($line:tt)+) => {
+        if $quiet {
+            tracing::debug!($($line)+)
+        } else {
+            tracing::info!($($line)+)
+        }
+    };
+}
+pub(crate) use info_unless_quiet;
+
 /// Characters of peer text shown in a log line at most.
 const MAX_PEER_TEXT: usize = 200;
 

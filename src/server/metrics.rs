@@ -39,6 +39,9 @@ const SLOW_CONSUMERS: &str = "rust_tcp_slow_consumers_total";
 /// Connections still in their handshake that a newcomer displaced (the
 /// pending budget was full, or every slot taken).
 const HANDSHAKES_DISPLACED: &str = "rust_tcp_handshakes_displaced_total";
+/// A load balancer's health checks (PROXY `LOCAL` connections), served
+/// and logged at debug level.
+const HEALTH_CHECKS: &str = "rust_tcp_health_checks_total";
 /// Protocol violations by peers, by the close code sent (`code`).
 const PROTOCOL_ERRORS: &str = "rust_tcp_protocol_errors_total";
 /// v2 handshakes refused for a missing or wrong token.
@@ -64,6 +67,7 @@ pub(crate) struct ServerMetrics {
     pub(crate) auth_failures: Counter,
     pub(crate) accept_errors: Counter,
     pub(crate) displaced: Counter,
+    pub(crate) health_checks: Counter,
 }
 
 impl ServerMetrics {
@@ -89,6 +93,7 @@ impl ServerMetrics {
             auth_failures: counter!(AUTH_FAILURES),
             accept_errors: counter!(ACCEPT_ERRORS),
             displaced: counter!(HANDSHAKES_DISPLACED),
+            health_checks: counter!(HEALTH_CHECKS),
         }
     }
 
@@ -150,6 +155,7 @@ fn describe() {
         "Handshakes refused for a missing or wrong token"
     );
     describe_counter!(ACCEPT_ERRORS, "accept() failures");
+    describe_counter!(HEALTH_CHECKS, "Load balancer health checks served");
     describe_counter!(
         HANDSHAKES_DISPLACED,
         "Connections still in their handshake displaced by newcomers"

@@ -166,30 +166,32 @@ impl Server {
                     // who it is (peer, then version and client name).
                     let span = info_span!(
                         "conn",
-                        peer = field::Empty,
+                        peer = %peer,
                         version = field::Empty,
                         client_name = field::Empty
                     );
                     tracker.spawn(async move {
                         let served = async {
-                            let (stream, peer) = if proxied {
+                            let (stream, peer, health_check) = if proxied {
                                 let by = accepted + handshake_timeout;
                                 let found = proxy_header::proxied_peer(
                                     stream, peer, &mut slot, &admission, by,
                                 );
-                                match found.await {
-                                    Some(found) => found,
-                                    None => return,
-                                }
+                                let Some((stream, real, health_check)) = found.await else {
+                                    return;
+                                };
+                                // The real address, for every line from now on.
+                                Span::current().record("peer", field::display(real));
+                                (stream, real, health_check)
                             } else {
-                                (stream, peer)
+                                (stream, peer, false)
                             };
-                            Span::current().record("peer", field::display(peer));
                             let arrival = PeerFacts {
                                 addr: peer,
                                 accepted,
                                 handshake_timeout,
                                 slot: &slot,
+                                health_check,
                                 certificate: None,
                             };
                             serve_connection(stream, peer, arrival, &*service, &shared).await
@@ -200,10 +202,10 @@ impl Server {
                                 shared.metrics.displaced.increment(1);
                                 if let Some(suppressed) = admit_global() {
                                     let suppressed = suppressed_field(suppressed);
-                                    info!(%peer, suppressed, "connection dropped: displaced by a newer connection before finishing its handshake (server busy)");
+                                    info!(suppressed, "connection dropped: displaced by a newer connection before finishing its handshake (server busy)");
                                 }
                             }
-                            _ = abandon.cancelled() => warn!(%peer, "connection abandoned at shutdown"),
+                            _ = abandon.cancelled() => warn!("connection abandoned at shutdown"),
                         }
                         drop(slot);
                     }.instrument(span));

@@ -18,6 +18,9 @@ pub(crate) struct PeerFacts<'a> {
     pub(crate) handshake_timeout: Duration,
     /// Its slot, promoted to a session's once the handshake is done.
     pub(crate) slot: &'a Slot,
+    /// A load balancer's health check (PROXY `LOCAL`): logged at debug
+    /// level and counted, not logged at info several times a second.
+    pub(crate) health_check: bool,
     /// Its verified TLS client certificate, with mutual TLS.
     pub(crate) certificate: Option<CertificateDer<'static>>,
 }

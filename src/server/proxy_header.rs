@@ -52,8 +52,9 @@ pub(crate) enum ProxiedPeer {
     Balancer,
 }
 
-/// The connection's real peer, from its header: the slot is counted
-/// against that address now. `None` when the connection was refused
+/// The connection's real peer, from its header (and whether it is the
+/// balancer's own health check): the slot is counted against that address
+/// now. `None` when the connection was refused
 /// instead (no valid header, or that address is over its limit), which is
 /// logged and counted here.
 pub(super) async fn proxied_peer(
@@ -62,10 +63,10 @@ pub(super) async fn proxied_peer(
     slot: &mut Slot,
     admission: &Admission,
     deadline: Instant,
-) -> Option<(TcpStream, SocketAddr)> {
+) -> Option<(TcpStream, SocketAddr, bool)> {
     match read_proxy_header(&mut stream, deadline).await {
         Ok(ProxiedPeer::Client(real)) => match slot.attribute(real.ip(), admission) {
-            Ok(()) => Some((stream, real)),
+            Ok(()) => Some((stream, real, false)),
             Err(why) => {
                 ServerMetrics::refused(why.metric_label());
                 refusal::refuse(stream, real, why).await;
@@ -73,7 +74,7 @@ pub(super) async fn proxied_peer(
             }
         },
         // A health check: the balancer's own address stands.
-        Ok(ProxiedPeer::Balancer) => Some((stream, socket_peer)),
+        Ok(ProxiedPeer::Balancer) => Some((stream, socket_peer, true)),
         Err(e) => {
             ServerMetrics::refused("proxy_header");
             if let Some(suppressed) = admit_global() {

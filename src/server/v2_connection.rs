@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::admission::Slot;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
-use super::log_gate::{LogGate, PeerText, suppressed_field};
+use super::log_gate::{LogGate, PeerText, info_unless_quiet, suppressed_field};
 use super::metrics::ServerMetrics;
 use super::peer_facts::PeerFacts;
 use super::pusher::{Outbound, Pusher};
@@ -74,6 +74,7 @@ where
         in_flight: Arc::new(InFlight::default()),
         peer: peer.addr,
         slot: peer.slot,
+        quiet: peer.health_check,
         certificate: peer.certificate.clone(),
         drain: config.shutdown_grace / 2,
         events: Vec::new(),
@@ -117,6 +118,8 @@ struct Driver<'a, Svc: Service> {
     service: &'a Svc,
     /// Promoted to a session's slot when the handshake completes.
     slot: &'a Slot,
+    /// A health check: its lines at debug level.
+    quiet: bool,
     handler: Option<Svc::Handler>,
     out: Outbound,
     in_flight: Arc<InFlight>,
@@ -258,12 +261,12 @@ impl<Svc: Service> Driver<'_, Svc> {
         let Some(suppressed) = self.log_gate.admit() else {
             return;
         };
-        let (peer, suppressed) = (self.peer, suppressed_field(suppressed));
+        let suppressed = suppressed_field(suppressed);
         let (code, reason) = (said.code, PeerText(&said.reason));
         if warning {
-            warn!(%peer, suppressed, "{what}: {code} {reason}");
+            warn!(suppressed, "{what}: {code} {reason}");
         } else {
-            info!(%peer, suppressed, "{what}: {code} {reason}");
+            info_unless_quiet!(self.quiet, suppressed, "{what}: {code} {reason}");
         }
     }
 
@@ -300,7 +303,7 @@ impl<Svc: Service> Driver<'_, Svc> {
             // Logged once the handler exists, so "open" means "served" (a
             // chat member is in the room by then).
             tracing::Span::current().record("client_name", tracing::field::display(&peer_name));
-            info!(peer = %self.peer, name = %peer_name, "v2 session open");
+            info_unless_quiet!(self.quiet, name = %peer_name, "v2 session open");
             return Ok(None);
         }
         let Some(handler) = &mut self.handler else {
@@ -326,7 +329,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                     .await
                     .is_err()
                 {
-                    warn!(peer = %self.peer, "requests still unanswered at close; acknowledging anyway");
+                    warn!("requests still unanswered at close; acknowledging anyway");
                 }
                 let _ = self.out.update(|s, out| s.ack_close(out));
                 self.log_peer_said("client closed", &reason, false);

@@ -3,10 +3,10 @@
 
 use std::net::SocketAddr;
 use tokio::net::TcpStream;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
-use super::log_gate::{PeerText, admit_global, suppressed_field};
+use super::log_gate::{PeerText, admit_global, info_unless_quiet, suppressed_field};
 use super::metrics::ServerMetrics;
 use super::peer_facts::PeerFacts;
 use super::pusher::Pusher;
@@ -30,8 +30,14 @@ pub(super) async fn serve_connection<S: Service>(
     shared: &Shared,
 ) {
     let config = &shared.config;
+    // Every line below is inside the connection's span, which names the
+    // peer; a health check's lines are at debug level.
+    let quiet = arrival.health_check;
+    if quiet {
+        shared.metrics.health_checks.increment(1);
+    }
     if let Some(suppressed) = admit_global() {
-        info!(%peer, suppressed = suppressed_field(suppressed), "connection opened");
+        info_unless_quiet!(quiet, suppressed = suppressed_field(suppressed), "connection opened");
     }
     // Replies are batched by us already; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
@@ -69,19 +75,23 @@ pub(super) async fn serve_connection<S: Service>(
     let suppressed = suppressed_field(suppressed);
     match result {
         Ok(ConnectionEnd::ClientExit) => {
-            info!(%peer, suppressed, "connection closed: client sent exit")
+            info_unless_quiet!(quiet, suppressed, "connection closed: client sent exit")
         }
         Ok(ConnectionEnd::ClientClosed) => {
-            info!(%peer, suppressed, "connection closed: close handshake complete")
+            info_unless_quiet!(quiet, suppressed, "connection closed: close handshake complete")
         }
         Ok(ConnectionEnd::PeerClosed) => {
-            info!(%peer, suppressed, "connection closed: peer disconnected without exit or CLOSE")
+            info_unless_quiet!(
+                quiet,
+                suppressed,
+                "connection closed: peer disconnected without exit or CLOSE"
+            )
         }
         Ok(ConnectionEnd::ServerShutdown) => {
-            info!(%peer, suppressed, "connection closed: server shutting down")
+            info_unless_quiet!(quiet, suppressed, "connection closed: server shutting down")
         }
         Err(e) => {
-            warn!(%peer, suppressed, "connection closed: {}", PeerText(&e.to_string()))
+            warn!(suppressed, "connection closed: {}", PeerText(&e.to_string()))
         }
     }
 }
