@@ -247,3 +247,60 @@ async fn tls_handshakes_count_against_the_memory_budget() {
     client.close().await.unwrap();
     server.shut_down().await;
 }
+
+/// SIGHUP reloads the certificate and key: a renewed certificate (here from
+/// another CA) is served to new connections without a restart; a broken
+/// file leaves the one in use and says why.
+#[test]
+fn sighup_reloads_the_certificate() {
+    let old_ca = TestCa::new("old");
+    let new_ca = TestCa::new("new");
+    let old = old_ca.leaf("server", &["127.0.0.1"], false);
+    // The files the server was started with, replaced in place later.
+    let cert = old_ca.dir.join("live.pem");
+    let key = old_ca.dir.join("live.key");
+    std::fs::copy(&old.cert, &cert).unwrap();
+    std::fs::copy(&old.key, &key).unwrap();
+    let server = ServerProcess::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let addr = server.addr_arg();
+    let send = |ca: &TestCa, text: &str| {
+        run_client(&["--addr", &addr, "--ca", ca.cert.to_str().unwrap(), text], None)
+    };
+    assert!(send(&old_ca, "old cert").status.success());
+    assert_eq!(server.next_output_line(), printed("old cert"));
+
+    // A broken key: nothing changes, and the log says why.
+    std::fs::write(&key, "not a key").unwrap();
+    server.signal("HUP");
+    let line = server.wait_for_log("TLS certificate not reloaded");
+    assert!(line.contains("the old one stays"), "{line}");
+    assert!(send(&old_ca, "still old").status.success());
+    assert_eq!(server.next_output_line(), printed("still old"));
+
+    let renewed = new_ca.leaf("server", &["127.0.0.1"], false);
+    std::fs::copy(&renewed.cert, &cert).unwrap();
+    std::fs::copy(&renewed.key, &key).unwrap();
+    server.signal("HUP");
+    server.wait_for_log("TLS certificate and key reloaded");
+    let out = send(&new_ca, "new cert");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(server.next_output_line(), printed("new cert"));
+    assert!(!send(&old_ca, "old CA now untrusted").status.success());
+}
+
+/// A server without tokens or TLS survives SIGHUP (its default action
+/// would end the process) and says there is nothing to reload.
+#[test]
+fn sighup_without_anything_to_reload_is_harmless() {
+    let server = ServerProcess::start(&[]);
+    server.signal("HUP");
+    server.wait_for_log("SIGHUP: nothing to reload");
+    let out = run_client(&["--addr", &server.addr_arg(), "still here"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(server.next_output_line(), printed("still here"));
+}

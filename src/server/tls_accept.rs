@@ -22,7 +22,7 @@ pub(crate) async fn accept_tls(
     budget: &MemoryBudget,
 ) -> Result<(Stream, Option<CertificateDer<'static>>), ConnectionError> {
     let _reserved = budget.reserve(HANDSHAKE_MEMORY).await;
-    let accepting = TlsAcceptor::from(tls.config.clone()).accept(stream);
+    let accepting = TlsAcceptor::from(tls.current()).accept(stream);
     let tls_stream = match tokio::time::timeout_at(deadline.into(), accepting).await {
         Err(_) => return Err(ConnectionError::Tls("not complete in time".into())),
         // rustls says what was wrong: a plain-text peer, an unknown CA, …

@@ -78,10 +78,16 @@ fn rustls_err(e: rustls::Error) -> TlsError {
     TlsError::Rustls(e.to_string())
 }
 
-/// A server's TLS: it then serves TLS only on its port. Cheap to clone.
+/// A server's TLS: it then serves TLS only on its port. Cheap to clone;
+/// clones share one configuration, so [`ServerTls::reload`] on any of them
+/// changes what every new connection gets.
 #[derive(Clone)]
 pub struct ServerTls {
-    pub(crate) config: Arc<rustls::ServerConfig>,
+    /// The configuration new connections get; replaced whole on reload,
+    /// so a handshake under way keeps the one it started with.
+    config: Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
+    /// The files it came from, to read again on reload.
+    files: Arc<(PathBuf, PathBuf, Option<PathBuf>)>,
     pub(crate) requires_client_certificate: bool,
 }
 
@@ -105,12 +111,46 @@ impl ServerTls {
         key: impl AsRef<Path>,
         client_ca: Option<&Path>,
     ) -> Result<ServerTls, TlsError> {
-        let chain = certificates(cert_chain.as_ref())?;
-        let key = private_key(key.as_ref())?;
+        let files = (
+            cert_chain.as_ref().to_owned(),
+            key.as_ref().to_owned(),
+            client_ca.map(Path::to_owned),
+        );
+        let config = Self::read(&files)?;
+        Ok(ServerTls {
+            config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
+            files: Arc::new(files),
+            requires_client_certificate: client_ca.is_some(),
+        })
+    }
+
+    /// Reads the certificate chain, key and client CA again, so a renewed
+    /// certificate is served without a restart: connections accepted from
+    /// now on get it, open ones keep theirs. On an error nothing changes
+    /// and the error says what was wrong.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = Self::read(&self.files)?;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        Ok(())
+    }
+
+    /// The configuration for a connection accepted now.
+    pub(crate) fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn read(
+        (cert_chain, key, client_ca): &(PathBuf, PathBuf, Option<PathBuf>),
+    ) -> Result<rustls::ServerConfig, TlsError> {
+        let chain = certificates(cert_chain)?;
+        let key = private_key(key)?;
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(rustls_err)?;
-        let builder = match client_ca {
+        let builder = match client_ca.as_deref() {
             None => builder.with_no_client_auth(),
             Some(ca) => {
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -122,11 +162,7 @@ impl ServerTls {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let config = builder.with_single_cert(chain, key).map_err(rustls_err)?;
-        Ok(ServerTls {
-            config: Arc::new(config),
-            requires_client_certificate: client_ca.is_some(),
-        })
+        builder.with_single_cert(chain, key).map_err(rustls_err)
     }
 }
 

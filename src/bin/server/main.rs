@@ -228,13 +228,37 @@ fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-reads the token file on every SIGHUP; a bad file keeps the tokens in
-/// use and says why.
-async fn reload_on_sighup(tokens: AuthTokens, mut hangups: tokio::signal::unix::Signal) {
+/// On every SIGHUP, re-reads what can change without a restart: the token
+/// file and the TLS certificate and key. Each says whether it reloaded; a
+/// bad file keeps what is in use and says why, as fully as at startup.
+async fn reload_on_sighup(
+    tokens: Option<AuthTokens>,
+    tls: Option<ServerTls>,
+    mut hangups: tokio::signal::unix::Signal,
+) {
     while hangups.recv().await.is_some() {
-        match tokens.reload() {
-            Ok(n) => tracing::info!("auth tokens reloaded ({n} accepted)"),
-            Err(e) => tracing::error!("auth tokens not reloaded, the old ones stay: {e}"),
+        if let Some(tokens) = &tokens {
+            match tokens.reload() {
+                Ok(n) => tracing::info!("SIGHUP: auth tokens reloaded ({n} accepted)"),
+                Err(e) => tracing::error!(
+                    "SIGHUP: auth tokens not reloaded, the old ones stay: {:#}",
+                    anyhow::Error::new(e)
+                ),
+            }
+        }
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!(
+                    "SIGHUP: TLS certificate and key reloaded (new connections get them)"
+                ),
+                Err(e) => tracing::error!(
+                    "SIGHUP: TLS certificate not reloaded, the old one stays: {:#}",
+                    anyhow::Error::new(e)
+                ),
+            }
+        }
+        if tokens.is_none() && tls.is_none() {
+            tracing::info!("SIGHUP: nothing to reload (no --auth-token-file, no TLS)");
         }
     }
 }
@@ -296,13 +320,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .time_requests(args.metrics_addr.is_some())
         .server_name(args.name.clone())
         .idle_timeout((!args.idle_timeout_secs.is_zero()).then_some(args.idle_timeout_secs));
-    let config = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => config.tls(ServerTls::from_pem_files(
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(ServerTls::from_pem_files(
             cert,
             key,
             args.tls_client_ca.as_deref(),
         )?),
-        _ => config,
+        _ => None,
+    };
+    let config = match &tls {
+        Some(tls) => config.tls(tls.clone()),
+        None => config,
     };
     let tokens = match &args.auth_token_file {
         Some(path) => Some(AuthTokens::from_file(path)?),
@@ -313,13 +341,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => config,
     };
     let server = Server::bind(&args.addr, config).await?;
-    if let Some(tokens) = tokens {
-        // Registered now, before the address is announced: a SIGHUP's
-        // default action would end the process.
-        use tokio::signal::unix::{SignalKind, signal};
-        let hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
-        tokio::spawn(reload_on_sighup(tokens, hangups));
-    }
+    // Registered now, before the address is announced: a SIGHUP's default
+    // action would end the process.
+    use tokio::signal::unix::{SignalKind, signal};
+    let hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    tokio::spawn(reload_on_sighup(tokens, tls, hangups));
     // Handlers first: whoever reads the address below may signal at once.
     let stop = terminate_signal();
     tracing::info!("listening on {}", server.local_addr());
