@@ -69,3 +69,43 @@ async fn without_reconnect_the_client_ends_with_its_connection() {
     let err = client.request("x").await.unwrap_err();
     assert!(matches!(err, ClientError::Closed(_)), "{err:?}");
 }
+
+/// `client chat --max-reconnect-attempts 2`: each failed attempt is shown,
+/// and after the last it gives up with exit status 1 (not a silent 0).
+#[test]
+fn chat_shows_failed_attempts_and_gives_up_when_told() {
+    let server = ServerProcess::start(&["--broadcast"]);
+    let chat = common::ChatProcess::start_with(&server, "quitter", &["--max-reconnect-attempts", "2"]);
+    let addr = server.addr;
+    server.stop_with("KILL");
+    // Held (bound, not listening: connecting is refused), so that no other
+    // test's server is given this port while the chat retries it.
+    let hold = tokio::net::TcpSocket::new_v4().unwrap();
+    hold.set_reuseaddr(true).unwrap();
+    hold.bind(addr).unwrap();
+    chat.wait_for_notice("reconnecting");
+    chat.wait_for_notice("reconnect attempt 1 failed: cannot connect");
+    let status = chat.wait_for_exit();
+    assert_eq!(status.code(), Some(1));
+}
+
+/// On GOAWAY a reconnecting chat moves to the new server and closes the old
+/// connection with a proper close handshake, instead of leaving the old
+/// server to hold it until its grace period runs out.
+#[test]
+fn chat_closes_the_old_connection_after_moving_on() {
+    let old = ServerProcess::start(&["--broadcast", "--shutdown-grace-secs", "60", "--name", "old"]);
+    let addr = old.addr_arg();
+    let chat = common::ChatProcess::start(&old, "mover");
+    old.signal("TERM");
+    old.wait_for_log("stopped accepting");
+    let new = ServerProcess::start_on(&addr, &["--broadcast", "--name", "new"]);
+    chat.wait_for_notice("reconnected to new");
+    new.wait_for_log("name=mover");
+    // The old server hears a CLOSE and completes the handshake; it need not
+    // wait out its 60-second grace period.
+    old.wait_for_log("connection closed: close handshake complete");
+    let status = old.stop_with("TERM");
+    assert!(status.success(), "{status:?}");
+    assert!(chat.finish().success());
+}

@@ -32,6 +32,18 @@ pub enum Pushed {
         /// The new server's name from its welcome.
         server_name: String,
     },
+    /// Not from the server: an attempt to reconnect failed. With
+    /// `gave_up`, it was the last one allowed
+    /// ([`super::Reconnect::max_attempts`]): the client is done, and the
+    /// stream ends after this.
+    ReconnectFailed {
+        /// Failed attempts in a row so far (1 for the first).
+        attempt: u32,
+        /// Why it failed.
+        error: String,
+        /// No more attempts will be made.
+        gave_up: bool,
+    },
 }
 
 /// Server-pushed messages, in arrival order. Ends when the connection does

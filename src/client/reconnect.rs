@@ -96,7 +96,11 @@ pub(super) async fn supervise(
                 Err(e) => {
                     attempt += 1;
                     warn!(%addr, attempt, "reconnecting failed: {e}");
-                    if policy.max_attempts.is_some_and(|max| attempt >= max) {
+                    let gave_up = policy.max_attempts.is_some_and(|max| attempt >= max);
+                    let error = e.to_string();
+                    report(&shared, &incoming, Pushed::ReconnectFailed { attempt, error, gave_up })
+                        .await;
+                    if gave_up {
                         warn!(%addr, "giving up after {attempt} attempts");
                         shared.gave_up.store(true, Ordering::Release);
                         shared.link.send_modify(|_| {});
@@ -112,8 +116,38 @@ pub(super) async fn supervise(
         info!(%addr, server = %link.server_name, "reconnected");
         let server_name = link.server_name.to_string();
         shared.link.send_replace(link);
+        // A server going away still serves the old connection until it is
+        // closed: close it properly (what was sent on it is processed
+        // first), in the background, instead of leaving the server to cut
+        // it at the end of its grace period.
+        tokio::spawn(close_old(core));
         report(&shared, &incoming, Pushed::Reconnected { server_name }).await;
     }
+}
+
+/// How long closing a connection that was left behind may take.
+const CLOSE_OLD_WITHIN: Duration = Duration::from_secs(10);
+
+/// Sends CLOSE on a connection that new calls no longer use and waits for
+/// the server's acknowledgement (bounded); a connection already over is
+/// left as it is.
+async fn close_old(core: Arc<super::shared::Core>) {
+    if core.requests.ended().is_some() {
+        return;
+    }
+    let queued = core
+        .queue
+        .push(|session, buf| match session.as_mut() {
+            Some(session) => session
+                .close(crate::protocol::v2::CloseCode::NORMAL, "moved to a new connection", buf)
+                .map_err(|_| ()),
+            None => Err(()),
+        })
+        .await;
+    if matches!(queued, Ok(Ok(()))) {
+        let _ = tokio::time::timeout(CLOSE_OLD_WITHIN, core.wait_end()).await;
+    }
+    core.queue.close();
 }
 
 /// Tells the application, the same way pushed messages reach it.

@@ -116,6 +116,19 @@ impl ChatProcess {
             .expect("a chat line in time")
     }
 
+    /// Waits (within PATIENCE) for the process to exit by itself, stdin
+    /// still open.
+    pub fn wait_for_exit(mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "chat did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Closes stdin and waits for the process to exit.
     pub fn finish(mut self) -> std::process::ExitStatus {
         drop(self.stdin.take());

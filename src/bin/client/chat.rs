@@ -6,19 +6,58 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::display::printable;
+
+/// Reconnection failures shown at most once per this.
+const NOTICE_EVERY: Duration = Duration::from_secs(2);
+
+/// A rate limit for the failed-attempt notices: a server down for an hour
+/// is said every few seconds, not on every retry.
+#[derive(Default)]
+struct Notices {
+    last: Option<std::time::Instant>,
+    skipped: u32,
+}
+
+impl Notices {
+    /// `Some(skipped since the last shown)` if a notice may be shown now.
+    fn admit(&mut self) -> Option<u32> {
+        let now = std::time::Instant::now();
+        if self.last.is_some_and(|last| now - last < NOTICE_EVERY) {
+            self.skipped += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.skipped))
+    }
+
+    fn reset(&mut self) {
+        *self = Notices::default();
+    }
+}
 use crate::stdin::spawn_stdin_lines;
 use crate::{ConnArgs, client_config};
 
 /// With `reconnect`, a lost connection or a server going away is followed
 /// by a new connection (backoff with jitter), said on stderr; lines typed
 /// meanwhile wait for it (up to the connect timeout).
-pub(crate) async fn run_chat(conn: &ConnArgs, reconnect: bool) -> anyhow::Result<()> {
+/// With `max_attempts`, it gives up (exit status 1) after that many failed
+/// reconnection attempts in a row; each failure is shown, at most one line
+/// every two seconds.
+pub(crate) async fn run_chat(
+    conn: &ConnArgs,
+    reconnect: bool,
+    max_attempts: Option<u32>,
+) -> anyhow::Result<()> {
     if conn.v1 {
         bail!("chat needs protocol v2 (v1 servers send nothing back)");
     }
     let mut config = client_config(conn)?;
     if reconnect {
-        config = config.reconnect(Some(Reconnect::default().max_delay(Duration::from_secs(2))));
+        config = config.reconnect(Some(
+            Reconnect::default()
+                .max_delay(Duration::from_secs(2))
+                .max_attempts(max_attempts),
+        ));
     }
     let client = Client::connect_with(&conn.addr, config).await?;
     let mut incoming = client.incoming().expect("first use of the stream");
@@ -26,6 +65,7 @@ pub(crate) async fn run_chat(conn: &ConnArgs, reconnect: bool) -> anyhow::Result
         let client = client.clone();
         tokio::spawn(async move {
             let mut out = std::io::stdout();
+            let mut notices = Notices::default();
             while let Some(pushed) = incoming.recv().await {
                 let going_away = matches!(pushed, Pushed::GoAway(_)) && !reconnect;
                 let line = match pushed {
@@ -43,6 +83,21 @@ pub(crate) async fn run_chat(conn: &ConnArgs, reconnect: bool) -> anyhow::Result
                     }
                     Pushed::Reconnected { server_name } => {
                         eprintln!("* reconnected to {}", printable(&server_name));
+                        notices.reset();
+                        continue;
+                    }
+                    Pushed::ReconnectFailed { attempt, error, gave_up: true } => {
+                        anyhow::bail!("could not reconnect after {attempt} attempts: {error}");
+                    }
+                    Pushed::ReconnectFailed { attempt, error, .. } => {
+                        if let Some(skipped) = notices.admit() {
+                            let skipped = if skipped > 0 {
+                                format!(" ({skipped} more failed since the last notice)")
+                            } else {
+                                String::new()
+                            };
+                            eprintln!("* reconnect attempt {attempt} failed: {error}{skipped}");
+                        }
                         continue;
                     }
                     other => format!("* {other:?}"),
@@ -51,7 +106,7 @@ pub(crate) async fn run_chat(conn: &ConnArgs, reconnect: bool) -> anyhow::Result
                 let _ = out.flush();
                 if going_away {
                     // Going away: finish politely instead of being cut off.
-                    return client.close().await;
+                    return Ok(client.close().await?);
                 }
             }
             Ok(())

@@ -137,6 +137,12 @@ enum Command {
         /// End when the connection ends instead of reconnecting.
         #[arg(long)]
         no_reconnect: bool,
+
+        /// Give up (exit status 1) after this many failed reconnection
+        /// attempts in a row; without it, keep trying.
+        #[arg(long, value_name = "N", conflicts_with = "no_reconnect",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_reconnect_attempts: Option<u32>,
     },
     /// Measure throughput against a running server.
     Bench(BenchArgs),
@@ -161,7 +167,10 @@ fn main() {
 async fn run_one_connection(args: &Args) -> anyhow::Result<()> {
     match &args.command {
         Some(Command::Request { payloads }) => run_requests(&args.conn, payloads).await,
-        Some(Command::Chat { no_reconnect }) => run_chat(&args.conn, !no_reconnect).await,
+        Some(Command::Chat {
+            no_reconnect,
+            max_reconnect_attempts,
+        }) => run_chat(&args.conn, !no_reconnect, *max_reconnect_attempts).await,
         Some(Command::Bench(_)) => unreachable!("run by main on its own runtime"),
         None if args.messages.is_empty() => send_stdin(&args.conn).await,
         None => send_args(&args.conn, &args.messages).await,
