@@ -166,10 +166,15 @@ impl Server {
                     // who it is (peer, then version and client name).
                     let span = info_span!(
                         "conn",
-                        peer = %peer,
+                        peer = field::Empty,
                         version = field::Empty,
                         client_name = field::Empty
                     );
+                    // Recorded once (a second record would show it twice):
+                    // behind a balancer, once its header names the client.
+                    if !proxied {
+                        span.record("peer", field::display(peer));
+                    }
                     tracker.spawn(async move {
                         let served = async {
                             let (stream, peer, health_check) = if proxied {
