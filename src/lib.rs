@@ -1,8 +1,79 @@
-//! rust-tcp: a versioned, length-prefixed message protocol over TCP.
+//! rust-tcp: your own versioned message protocol over TCP, for where HTTP
+//! does not fit (devices, games, chat, trading, internal services).
+//!
+//! Frames that survive any TCP segmentation, a handshake with limits and
+//! names, text and binary messages both ways, requests with many in flight,
+//! server pushes, heartbeats, a close handshake that loses nothing,
+//! graceful shutdown, TLS and tokens, and defences for a hostile network.
+//! The wire format is specified in `docs/PROTOCOL.md`.
 //!
 //! What most users need is at the crate root: a [`Server`] that runs their
 //! [`Service`] (one [`Handler`] per connection, answering through a
 //! [`Responder`] and pushing through a [`Pusher`]), and a [`Client`].
+//!
+//! # A server and a client
+//!
+//! Add it with `cargo add rust-tcp tokio --features tokio/full` and
+//! `cargo add bytes`. A service that prints text messages and answers
+//! each request with its payload in upper case, and a client talking to it:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use rust_tcp::{Client, Handler, Message, PeerInfo, Responder, Server, ServerConfig, Service};
+//!
+//! /// The application: one `Shouter` per connection.
+//! struct Shout;
+//!
+//! impl Service for Shout {
+//!     type Handler = Shouter;
+//!     fn connect(&self, peer: &PeerInfo) -> Shouter {
+//!         Shouter { name: peer.name.clone() }
+//!     }
+//! }
+//!
+//! struct Shouter {
+//!     name: String,
+//! }
+//!
+//! impl Handler for Shouter {
+//!     async fn on_text(&mut self, message: Message) {
+//!         println!("{} says {}", self.name, message.as_str());
+//!     }
+//!
+//!     async fn on_request(&mut self, payload: Bytes, responder: Responder) {
+//!         // Answer now, or move the responder to another task and answer later.
+//!         let _ = responder.respond(payload.to_ascii_uppercase());
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Port 0: any free port; the server says which.
+//!     let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await?;
+//!     let addr = server.local_addr().to_string();
+//!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//!     let running = tokio::spawn(server.run(Shout, async {
+//!         let _ = stopped.await;
+//!     }));
+//!
+//!     let client = Client::connect(&addr).await?;
+//!     client.send_text("hello").await?;
+//!     let answer = client.request("shout this").await?;
+//!     assert_eq!(answer, "SHOUT THIS");
+//!     // Returns once the server has processed everything sent before.
+//!     client.close().await?;
+//!
+//!     let _ = stop.send(());
+//!     running.await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The `server` and `client` binaries of this package are the reference
+//! application: `cargo run --release --bin server`, then
+//! `cargo run --release --bin client -- hello`.
+//!
+//! # How it is built
 //!
 //! The crate is layered so that each part can be understood and tested on its
 //! own, and each layer only imports the ones below it:

@@ -1,4 +1,4 @@
-//! How a [`super::Client`] connects: its protocol, name, limits and
+//! How a [`Client`](super::Client) connects: its protocol, name, limits and
 //! timeouts.
 
 use std::time::Duration;
@@ -8,7 +8,7 @@ use crate::config_setters::setters;
 use crate::protocol::v2::{self, SessionConfig};
 use crate::transport::ClientTls;
 
-/// Which protocol a [`super::Client`] speaks.
+/// Which protocol a [`Client`](super::Client) speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProtocolVersion {
@@ -18,7 +18,7 @@ pub enum ProtocolVersion {
     V2,
 }
 
-/// How a [`super::Client`] connects.
+/// How a [`Client`](super::Client) connects.
 ///
 /// Start from [`ClientConfig::default`] and change what you need with the
 /// setters; the struct is `#[non_exhaustive]`, so settings added later
@@ -50,7 +50,7 @@ pub struct ClientConfig {
     pub max_frame_size: u32,
     /// Bytes that may wait to be written before senders wait.
     pub max_queued_bytes: usize,
-    /// Server-pushed messages kept for [`super::Client::incoming`] before
+    /// Server-pushed messages kept for [`Client::incoming`](super::Client::incoming) before
     /// the client stops reading (and so slows the server down).
     pub incoming_capacity: usize,
     /// How long connecting and the handshake may take.
@@ -116,7 +116,7 @@ impl ClientConfig {
 
     /// Refuses settings that could never work, by the protocol's own rules
     /// (a name or limit the server would reject in the handshake).
-    /// [`super::Client::connect_with`] calls it before connecting.
+    /// [`Client::connect_with`](super::Client::connect_with) calls it before connecting.
     pub fn validate(&self) -> Result<(), ClientError> {
         if self.version == ProtocolVersion::V2 {
             self.session_config(self.connect_timeout)

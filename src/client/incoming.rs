@@ -25,7 +25,7 @@ pub enum Pushed {
     GoAway(CodeReason),
     /// Not from the server: the connection was lost or the server went
     /// away (why), and the client is reconnecting
-    /// ([`super::ClientConfig::reconnect`]).
+    /// ([`ClientConfig::reconnect`](super::ClientConfig::reconnect)).
     Disconnected(String),
     /// Not from the server: the client is connected again, to this server.
     Reconnected {
@@ -34,7 +34,7 @@ pub enum Pushed {
     },
     /// Not from the server: an attempt to reconnect failed. With
     /// `gave_up`, it was the last one allowed
-    /// ([`super::Reconnect::max_attempts`]): the client is done, and the
+    /// ([`Reconnect::max_attempts`](super::Reconnect::max_attempts)): the client is done, and the
     /// stream ends after this.
     ReconnectFailed {
         /// Failed attempts in a row so far (1 for the first).

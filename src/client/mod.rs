@@ -79,6 +79,22 @@ impl Drop for Handle {
 ///
 /// Writes are batched: everything sent while the previous write was in
 /// progress goes out in one syscall.
+///
+/// ```no_run
+/// use rust_tcp::{Client, ClientConfig};
+///
+/// # async fn talk() -> Result<(), rust_tcp::ClientError> {
+/// let config = ClientConfig::default().name("sensor-7");
+/// let client = Client::connect_with("127.0.0.1:8080", config).await?;
+/// client.send_text("temperature 21.5").await?;
+/// // Many requests may be in flight at once, from any task.
+/// let (a, b) = tokio::join!(client.request("status"), client.request("uptime"));
+/// println!("{:?} {:?}", a?, b?);
+/// // Everything sent before has been processed once this returns.
+/// client.close().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     handle: Arc<Handle>,

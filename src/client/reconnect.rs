@@ -2,7 +2,7 @@
 //! client with [`Reconnect`] set opens a new connection (backoff with
 //! jitter, the whole handshake and authentication again) and new calls use
 //! it. Requests in flight on the old connection fail with
-//! [`super::ClientError::Interrupted`]: they are never resent, since the
+//! [`ClientError::Interrupted`](super::ClientError::Interrupted): they are never resent, since the
 //! server may have acted on them already.
 
 use std::hash::{BuildHasher, Hasher};

@@ -10,7 +10,7 @@ use crate::protocol::v2::{self, LimitError, SessionConfig, TokenCheck};
 use crate::transport::ServerTls;
 use std::sync::Arc;
 
-/// Limits and timings of a [`super::Server`].
+/// Limits and timings of a [`Server`](super::Server).
 ///
 /// Start from [`ServerConfig::default`] and change what you need with the
 /// setters; the struct is `#[non_exhaustive]`, so settings added later
@@ -110,7 +110,7 @@ pub struct ServerConfig {
     pub allow_v1: bool,
     /// Every connection starts with a PROXY protocol v2 header (HAProxy's
     /// `send-proxy-v2`); the client address it names is the one used for
-    /// logs, [`super::PeerInfo`], per-address limits and authentication.
+    /// logs, [`PeerInfo`](super::PeerInfo), per-address limits and authentication.
     /// A connection without a valid header is refused. Only behind a
     /// trusted load balancer: anyone reaching the port directly could claim
     /// any address. Off by default.
@@ -204,7 +204,7 @@ impl ServerConfig {
 
     /// Refuses settings that could never work, by the protocol's own rules
     /// (a name or limit peers would reject in the handshake) and the
-    /// server's. [`super::Server::bind`] calls it too.
+    /// server's. [`Server::bind`](super::Server::bind) calls it too.
     pub fn validate(&self) -> Result<(), ServerError> {
         self.session_config()
             .validate()

@@ -77,6 +77,26 @@ use version_dispatch::serve_connection;
 const MAX_REFUSALS: usize = 64;
 
 /// A bound listener that serves a [`Service`] until told to stop.
+///
+/// Binding and serving are two steps, so a caller learns the address (port
+/// 0 picks a free one) before the first connection, and decides when to
+/// stop: `run` serves until its shutdown future completes, then closes
+/// every connection gracefully (v2 clients get GOAWAY and time to finish).
+///
+/// ```no_run
+/// # use rust_tcp::{Handler, Message, PeerInfo, Server, ServerConfig, Service};
+/// # struct Printer;
+/// # impl Service for Printer { type Handler = Printer; fn connect(&self, _: &PeerInfo) -> Printer { Printer } }
+/// # impl Handler for Printer { async fn on_text(&mut self, _: Message) {} }
+/// # async fn serve() -> Result<(), rust_tcp::ServerError> {
+/// let config = ServerConfig::default().max_connections(1_000);
+/// let server = Server::bind("0.0.0.0:8080", config).await?;
+/// println!("listening on {}", server.local_addr());
+/// // Serve until Ctrl-C.
+/// server.run(Printer, async { let _ = tokio::signal::ctrl_c().await; }).await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,

@@ -40,6 +40,45 @@ pub struct PeerInfo {
 /// Splitting the factory from the per-connection handler lets a handler keep
 /// connection-local state (buffers, counters) in `&mut self` without locks,
 /// while the service holds what all connections share.
+///
+/// A chat room: the service keeps every member's [`Pusher`], each handler
+/// relays what its client says to the others.
+///
+/// ```
+/// use rust_tcp::{Handler, Message, PeerInfo, Pusher, Service};
+/// use std::sync::{Arc, Mutex};
+///
+/// #[derive(Default)]
+/// struct Room {
+///     members: Arc<Mutex<Vec<(String, Pusher)>>>,
+/// }
+///
+/// impl Service for Room {
+///     type Handler = Member;
+///     fn connect(&self, peer: &PeerInfo) -> Member {
+///         let mut members = self.members.lock().unwrap();
+///         members.push((peer.name.clone(), peer.pusher.clone()));
+///         Member { name: peer.name.clone(), members: self.members.clone() }
+///     }
+/// }
+///
+/// struct Member {
+///     name: String,
+///     members: Arc<Mutex<Vec<(String, Pusher)>>>,
+/// }
+///
+/// impl Handler for Member {
+///     async fn on_text(&mut self, message: Message) {
+///         let line = format!("{}: {}", self.name, message.as_str());
+///         for (name, pusher) in self.members.lock().unwrap().iter() {
+///             if *name != self.name {
+///                 // A member that does not read is dropped by the server.
+///                 let _ = pusher.send_text(line.clone());
+///             }
+///         }
+///     }
+/// }
+/// ```
 pub trait Service: Send + Sync + 'static {
     /// The per-connection part.
     type Handler: Handler;
@@ -50,6 +89,33 @@ pub trait Service: Send + Sync + 'static {
 }
 
 /// Reacts to what one connection sends.
+///
+/// Only `on_text` must be written; binary messages are ignored and requests
+/// refused unless their methods are. Write the methods as `async fn`.
+///
+/// ```
+/// use bytes::Bytes;
+/// use rust_tcp::{Handler, Message, Responder};
+///
+/// /// Counts what its connection sent, and answers "count" requests.
+/// struct Counter {
+///     seen: u64,
+/// }
+///
+/// impl Handler for Counter {
+///     async fn on_text(&mut self, _message: Message) {
+///         self.seen += 1;
+///     }
+///
+///     async fn on_request(&mut self, payload: Bytes, responder: Responder) {
+///         if &payload[..] == b"count" {
+///             let _ = responder.respond(self.seen.to_string());
+///         } else {
+///             let _ = responder.fail("unknown request");
+///         }
+///     }
+/// }
+/// ```
 ///
 /// Calls come in the order the peer sent the messages. The server calls
 /// [`Handler::flush`] whenever it has handed over everything received so far

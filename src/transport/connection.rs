@@ -111,7 +111,7 @@ impl<S, C> Connection<S, C> {
 
     /// Separates reading from writing so that each can run in its own
     /// future: the read side keeps the buffered input and the codec, the
-    /// write side is handed to a [`super::WriteQueue`] writer. Call only
+    /// write side is handed to a [`WriteQueue`](super::WriteQueue) writer. Call only
     /// with nothing queued (after [`Connection::flush`]); queued bytes would
     /// be lost.
     pub(crate) fn split(self) -> (Connection<ReadHalf<S>, C>, WriteHalf<S>)

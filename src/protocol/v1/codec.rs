@@ -7,7 +7,7 @@ use crate::protocol::Message;
 
 /// The v1 format as a `tokio_util` codec, for use with `Framed`.
 ///
-/// It is the same check-then-parse logic as [`super::MessageReader`]; `Framed`
+/// It is the same check-then-parse logic as [`MessageReader`](super::MessageReader); `Framed`
 /// keeps one read buffer and reuses it, so decoding stays linear.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct V1Codec;

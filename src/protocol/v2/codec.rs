@@ -7,7 +7,7 @@ use super::{DEFAULT_MAX_FRAME_SIZE, FrameError, HEADER_LEN, VERSION};
 
 /// The v2 frame format as a `tokio_util` codec, for peers written with
 /// `Framed`. (Our own server and client decode with it, but encode through
-/// the [`super::Session`], which applies the same size rule.)
+/// the [`Session`](super::Session), which applies the same size rule.)
 ///
 /// It enforces two limits: frames larger than `max_recv` are refused as soon
 /// as their header arrives (so a peer cannot make us buffer 4 GiB), and
