@@ -59,7 +59,7 @@ pub enum ClientError {
     /// is going away, or the connection is closing. Local; nothing was
     /// sent.
     #[error("not sent: {0}")]
-    Refused(#[from] SendError),
+    Refused(SendError),
     /// The server does not speak our version.
     #[error("server does not speak our protocol version: {reason} (it speaks {versions:?})")]
     UnsupportedVersion {
@@ -97,4 +97,12 @@ pub enum ClientError {
     /// The connection failed while in use.
     #[error("connection failed")]
     Io(#[from] io::Error),
+}
+
+// Not `#[from]`: that would also make the `SendError` the error's source,
+// and a report of the whole chain (`{:#}`) would say the reason twice.
+impl From<SendError> for ClientError {
+    fn from(e: SendError) -> Self {
+        ClientError::Refused(e)
+    }
 }

@@ -30,10 +30,18 @@ pub enum PushError {
     /// client, or the connection is closing or closed. Nothing was queued
     /// and the connection is unharmed.
     #[error("not sent: {0}")]
-    Refused(#[from] SendError),
+    Refused(SendError),
     /// v1 clients cannot receive messages from the server.
     #[error("v1 clients cannot receive messages")]
     Unsupported,
+}
+
+// Not `#[from]`: that would also make the `SendError` the error's source,
+// and a report of the whole chain would say the reason twice.
+impl From<SendError> for PushError {
+    fn from(e: SendError) -> Self {
+        PushError::Refused(e)
+    }
 }
 
 /// The write side of one v2 server connection: its queue, with the session

@@ -44,7 +44,7 @@ pub(crate) struct BenchArgs {
     /// Content size of each message or request payload, in bytes.
     #[arg(long, default_value_t = 20)]
     size: usize,
-    /// Connections, spread over the runtime's threads.
+    /// Connections, dealt out to one thread per core.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub(crate) connections: u64,
     /// Requests in flight at once on each connection (implies

@@ -24,9 +24,9 @@ use stdin::send_stdin;
 ///
 /// Speaks protocol v2 unless --v1 is given.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "client", version)]
 struct Args {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Connection options (any command)")]
     conn: ConnArgs,
 
     /// Messages to send, one each. Use `--` before a message that looks
@@ -150,6 +150,25 @@ enum Command {
 
 fn main() {
     let args = Args::parse();
+    if args.conn.v1 {
+        // What v1 cannot do is a usage error, found before connecting.
+        let needs_v2 = match &args.command {
+            Some(Command::Request { .. }) => Some("requests need protocol v2"),
+            Some(Command::Chat { .. }) => {
+                Some("chat needs protocol v2 (v1 servers send nothing back)")
+            }
+            _ => None,
+        };
+        if let Some(why) = needs_v2 {
+            use clap::CommandFactory;
+            Args::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("{why}; leave out --v1"),
+                )
+                .exit();
+        }
+    }
     let result = match &args.command {
         // The benchmark picks its own runtime (one thread or all).
         Some(Command::Bench(bench)) => run_bench(&args.conn, bench),

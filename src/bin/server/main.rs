@@ -23,11 +23,11 @@ use tracing_subscriber::EnvFilter;
 /// Logs (connections opened and closed, protocol errors) go to stderr; set
 /// their level with RUST_LOG (default: info). Stop with Ctrl-C or SIGTERM.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "server", version)]
 struct Args {
     /// Address to listen on, HOST:PORT. Port 0 picks a free port; the bound
     /// address is logged.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_host_port)]
     addr: String,
 
     /// This server's name, sent to v2 clients in the WELCOME (1 to 64
@@ -260,6 +260,22 @@ async fn reload_on_sighup(
         if tokens.is_none() && tls.is_none() {
             tracing::info!("SIGHUP: nothing to reload (no --auth-token-file, no TLS)");
         }
+    }
+}
+
+/// `HOST:PORT` (an IP address, `[IPv6]`, or a name), checked when the
+/// arguments are read, so a typo is a usage error like any other.
+fn parse_host_port(text: &str) -> Result<String, String> {
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() => {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "{text:?} is not HOST:PORT (for example 127.0.0.1:8080, [::1]:8080 or localhost:8080)"
+        )),
     }
 }
 
