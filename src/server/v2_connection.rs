@@ -303,7 +303,8 @@ impl<Svc: Service> Driver<'_, Svc> {
             // Logged once the handler exists, so "open" means "served" (a
             // chat member is in the room by then).
             tracing::Span::current().record("client_name", tracing::field::display(&peer_name));
-            info_unless_quiet!(self.quiet, name = %peer_name, "v2 session open");
+            // The span shows the name (client_name), as it does the peer.
+            info_unless_quiet!(self.quiet, "v2 session open");
             return Ok(None);
         }
         let Some(handler) = &mut self.handler else {
