@@ -81,3 +81,50 @@ async fn a_silent_server_is_pinged_then_given_up() {
         "{err}"
     );
 }
+
+/// The WELCOME's interval for a HELLO that wishes for `wish_ms`, from a
+/// `server` started with `extra`.
+async fn granted(server: &ServerProcess, wish_ms: u32) -> u32 {
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut framed = Framed::new(stream, V2Codec::default());
+    let hello = match hello("wisher") {
+        Frame::Hello(mut h) => {
+            h.heartbeat_ms = wish_ms;
+            Frame::Hello(h)
+        }
+        _ => unreachable!(),
+    };
+    framed.send(hello).await.unwrap();
+    match next_frame(&mut framed).await {
+        Frame::Welcome(Welcome { heartbeat_ms, .. }) => heartbeat_ms,
+        other => panic!("expected WELCOME, got {other:?}"),
+    }
+}
+
+/// Spec 3.3: the client's wish is granted within the server's bounds
+/// (`--heartbeat-min-secs` 1, `--heartbeat-max-secs` 600 by default); no
+/// wish (0) gets the server's interval; a server with heartbeats off
+/// grants none.
+#[tokio::test]
+async fn the_heartbeat_wish_is_granted_within_the_servers_bounds() {
+    let server = ServerProcess::start(&[]);
+    assert_eq!(granted(&server, 0).await, 30_000, "no wish: the default");
+    assert_eq!(granted(&server, 5_000).await, 5_000, "a short wish");
+    assert_eq!(granted(&server, 300_000).await, 300_000, "a long wish");
+    assert_eq!(granted(&server, 100).await, 1_000, "below the minimum");
+    assert_eq!(granted(&server, u32::MAX).await, 600_000, "above the maximum");
+    let bounded = ServerProcess::start(&["--heartbeat-min-secs", "10", "--heartbeat-max-secs", "60"]);
+    assert_eq!(granted(&bounded, 1_000).await, 10_000);
+    assert_eq!(granted(&bounded, 3_600_000).await, 60_000);
+    let off = ServerProcess::start(&["--heartbeat-secs", "0"]);
+    assert_eq!(granted(&off, 5_000).await, 0, "heartbeats off for everyone");
+    // The library client states its wish with `ClientConfig::heartbeat`.
+    let client = Client::connect_with(
+        &server.addr_arg(),
+        named("phone").heartbeat(Some(Duration::from_secs(120))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.request("ok").await.unwrap(), "ok");
+    client.close().await.unwrap();
+}

@@ -67,6 +67,11 @@ pub struct ClientConfig {
     /// Reconnect when the connection is lost or the server goes away
     /// (`None`, the default: the client ends with its connection).
     pub reconnect: Option<super::Reconnect>,
+    /// The heartbeat interval we wish for in the HELLO (`None`: the
+    /// server's default). A phone saving its battery wishes for long
+    /// intervals, a trading client for short ones; the server grants it
+    /// within its bounds, and both follow what the WELCOME says.
+    pub heartbeat: Option<Duration>,
 }
 
 impl Default for ClientConfig {
@@ -82,6 +87,7 @@ impl Default for ClientConfig {
             tls: None,
             auth_token: None,
             reconnect: None,
+            heartbeat: None,
         }
     }
 }
@@ -95,6 +101,7 @@ impl ClientConfig {
         connect_timeout: Duration,
         request_timeout: Option<Duration>,
         reconnect: Option<super::Reconnect>,
+        heartbeat: Option<Duration>,
     }
     /// Sets [`ClientConfig::name`].
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -138,5 +145,6 @@ impl ClientConfig {
             .max_frame_size(self.max_frame_size)
             .handshake_timeout(Some(limit))
             .auth_token(self.auth_token.clone().map(bytes::Bytes::from))
+            .heartbeat(self.heartbeat.unwrap_or_default())
     }
 }

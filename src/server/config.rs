@@ -71,10 +71,15 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Largest v2 payload accepted, announced in the welcome.
     pub max_frame_size: u32,
-    /// v2 heartbeat interval, announced in the welcome; zero turns
-    /// heartbeats off. Silent clients are pinged after one interval and
-    /// dropped after three.
+    /// v2 heartbeat interval for clients that state no wish, announced in
+    /// the welcome; zero turns heartbeats off for everyone. Silent clients
+    /// are pinged after one interval and dropped after three.
     pub heartbeat: Duration,
+    /// The shortest heartbeat interval a client's wish is granted (spec
+    /// 3.3): shorter wishes get this.
+    pub heartbeat_min: Duration,
+    /// The longest heartbeat interval a client's wish is granted.
+    pub heartbeat_max: Duration,
     /// Bytes that may wait to be sent to one v2 client. A client that lets
     /// more pile up is not reading and is disconnected, so its queue, and
     /// the server's memory, stay bounded.
@@ -138,6 +143,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(5),
             max_frame_size: v2::DEFAULT_MAX_FRAME_SIZE,
             heartbeat: Duration::from_secs(30),
+            heartbeat_min: Duration::from_secs(1),
+            heartbeat_max: Duration::from_secs(600),
             max_queued_bytes: 8 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             frame_timeout: StallLimits::default().frame_base,
@@ -168,6 +175,8 @@ impl ServerConfig {
         shutdown_grace: Duration,
         max_frame_size: u32,
         heartbeat: Duration,
+        heartbeat_min: Duration,
+        heartbeat_max: Duration,
         max_queued_bytes: usize,
         handshake_timeout: Duration,
         frame_timeout: Duration,
@@ -213,6 +222,12 @@ impl ServerConfig {
             return Err(ServerError::InvalidConfig(
                 "max connections (in all and per address) must be at least 1".into(),
             ));
+        }
+        if self.heartbeat_min > self.heartbeat_max {
+            return Err(ServerError::InvalidConfig(format!(
+                "the heartbeat bounds are reversed: min {:?} is above max {:?}",
+                self.heartbeat_min, self.heartbeat_max
+            )));
         }
         if self.max_pending_handshakes == 0 {
             return Err(ServerError::InvalidConfig(
@@ -273,6 +288,8 @@ impl ServerConfig {
             .name(self.server_name.clone())
             .max_frame_size(self.max_frame_size)
             .heartbeat(self.heartbeat)
+            .heartbeat_min(self.heartbeat_min)
+            .heartbeat_max(self.heartbeat_max)
             .handshake_timeout(Some(self.handshake_timeout))
             .drain_timeout(self.shutdown_grace / 2)
             .frame_timeout(self.frame_timeout)

@@ -87,10 +87,20 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(1024..))]
     max_frame_bytes: u32,
 
-    /// v2 heartbeat interval in seconds (0 = off): idle clients are pinged,
-    /// and dropped after three intervals of silence.
+    /// v2 heartbeat interval in seconds for clients that state no wish (0 =
+    /// heartbeats off for everyone): idle clients are pinged, and dropped
+    /// after three intervals of silence.
     #[arg(long, default_value_t = 30)]
     heartbeat_secs: u64,
+
+    /// The shortest heartbeat interval a client may wish for in its HELLO,
+    /// in seconds (shorter wishes get this). Fractions allowed.
+    #[arg(long, default_value = "1", value_parser = parse_secs)]
+    heartbeat_min_secs: Duration,
+
+    /// The longest heartbeat interval a client may wish for, in seconds.
+    #[arg(long, default_value = "600", value_parser = parse_secs)]
+    heartbeat_max_secs: Duration,
 
     /// Bytes that may wait to be sent to one v2 client. A client that lets
     /// more pile up is not reading and is disconnected (logged as a slow
@@ -327,6 +337,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .shutdown_grace(Duration::from_secs(args.shutdown_grace_secs))
         .max_frame_size(args.max_frame_bytes)
         .heartbeat(Duration::from_secs(args.heartbeat_secs))
+        .heartbeat_min(args.heartbeat_min_secs)
+        .heartbeat_max(args.heartbeat_max_secs)
         .max_queued_bytes(usize::try_from(args.max_queued_bytes).unwrap_or(usize::MAX))
         .handshake_timeout(args.handshake_timeout_secs)
         .frame_timeout(args.frame_timeout_secs)

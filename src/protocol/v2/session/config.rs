@@ -19,9 +19,16 @@ pub struct SessionConfig {
     pub name: String,
     /// The largest payload we accept, announced in the handshake.
     pub max_frame_size: u32,
-    /// Server only: the heartbeat interval announced in the WELCOME; zero
-    /// turns heartbeats off. A client follows what the server announces.
+    /// Server: the heartbeat interval for a client that states no wish
+    /// (zero turns heartbeats off for everyone). Client: the interval it
+    /// wishes for in its HELLO (zero: no preference). Both then follow
+    /// what the WELCOME says.
     pub heartbeat: Duration,
+    /// Server only: the shortest interval a client's wish is granted
+    /// (shorter wishes get this).
+    pub heartbeat_min: Duration,
+    /// Server only: the longest interval a client's wish is granted.
+    pub heartbeat_max: Duration,
     /// How long the peer has to complete the handshake; `None` waits
     /// forever.
     pub handshake_timeout: Option<Duration>,
@@ -55,6 +62,8 @@ impl Default for SessionConfig {
             name: "rust-tcp".into(),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             heartbeat: Duration::ZERO,
+            heartbeat_min: Duration::from_secs(1),
+            heartbeat_max: Duration::from_secs(600),
             handshake_timeout: Some(Duration::from_secs(10)),
             drain_timeout: Duration::from_millis(2500),
             frame_timeout: StallLimits::default().frame_base,
@@ -69,6 +78,8 @@ impl SessionConfig {
     setters! {
         max_frame_size: u32,
         heartbeat: Duration,
+        heartbeat_min: Duration,
+        heartbeat_max: Duration,
         handshake_timeout: Option<Duration>,
         drain_timeout: Duration,
         frame_timeout: Duration,
@@ -95,7 +106,18 @@ impl SessionConfig {
 
     /// The heartbeat interval in the wire's unit, milliseconds.
     pub(crate) fn heartbeat_ms(&self) -> u32 {
-        u32::try_from(self.heartbeat.as_millis()).unwrap_or(u32::MAX)
+        millis(self.heartbeat)
+    }
+
+    /// Server: the interval a client that wished for `wish_ms` gets (spec
+    /// 3.3): none if this server has heartbeats off, its default if the
+    /// client has no preference (0), else the wish within the bounds.
+    pub(crate) fn negotiate_heartbeat_ms(&self, wish_ms: u32) -> u32 {
+        match (self.heartbeat_ms(), wish_ms) {
+            (0, _) => 0,
+            (default, 0) => default,
+            (_, wish) => wish.clamp(millis(self.heartbeat_min), millis(self.heartbeat_max)),
+        }
     }
 
     /// Refuses settings a peer would have to reject in the handshake.
@@ -103,4 +125,8 @@ impl SessionConfig {
         limits::check_name(&self.name)?;
         limits::check_max_frame_size(self.max_frame_size)
     }
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }

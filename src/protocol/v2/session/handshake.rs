@@ -23,7 +23,7 @@ impl Session {
         Frame::Hello(Hello {
             versions: vec![VERSION],
             max_frame_size: self.local.max_frame_size,
-            heartbeat_ms: 0,
+            heartbeat_ms: self.local.heartbeat_ms(),
             name: self.local.name.clone(),
             extensions: self
                 .local
@@ -73,7 +73,7 @@ impl Session {
                 ));
             }
         }
-        let heartbeat_ms = self.local.heartbeat_ms();
+        let heartbeat_ms = self.local.negotiate_heartbeat_ms(h.heartbeat_ms);
         Frame::Welcome(Welcome {
             version: VERSION,
             max_frame_size: self.local.max_frame_size,
