@@ -120,7 +120,8 @@ async fn a_bad_name_is_refused_with_a_reason() {
 }
 
 /// The session's handshake deadline, driven by the server: a peer that
-/// picks v2 and then says nothing is told why and dropped.
+/// picks v2 and then says nothing is told why (CLOSE 1008, a deadline) and
+/// dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_sends_its_hello_is_closed_at_the_deadline() {
     let (collect, _rx) = Collect::new();
@@ -136,9 +137,16 @@ async fn a_client_that_never_sends_its_hello_is_closed_at_the_deadline() {
     let mut codec = rust_tcp::protocol::v2::V2Codec::default();
     let frame = tokio_util::codec::Decoder::decode(&mut codec, &mut buf).unwrap();
     assert!(
-        matches!(&frame, Some(Frame::Close(c)) if c.code == CloseCode::PROTOCOL_ERROR && c.reason.contains("no HELLO within")),
+        matches!(&frame, Some(Frame::Close(c)) if c.code == CloseCode::POLICY_VIOLATION && c.reason.contains("no HELLO within 200ms")),
         "{frame:?}"
     );
+    // A socket that sends nothing has no version to be answered in: it is
+    // closed without a word (spec 3.3).
+    let mut silent = raw_connect(server.addr.parse().unwrap());
+    let reply = tokio::task::spawn_blocking(move || send_and_wait_for_close(&mut silent, &[]))
+        .await
+        .unwrap();
+    assert!(reply.is_empty(), "{reply:?}");
     server.shut_down().await;
 }
 

@@ -317,7 +317,7 @@ fn the_handshake_deadline_refuses_a_silent_client() {
         "{expired:?}"
     );
     assert!(
-        matches!(&frames(&mut out)[..], [Frame::Close(c)] if c.code == CloseCode::PROTOCOL_ERROR)
+        matches!(&frames(&mut out)[..], [Frame::Close(c)] if c.code == CloseCode::POLICY_VIOLATION)
     );
     assert_eq!(s.state(), SessionState::Closed);
     assert_eq!(s.poll_timeout(), None);

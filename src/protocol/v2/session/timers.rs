@@ -100,8 +100,10 @@ impl Session {
                     Role::Server => "HELLO",
                     Role::Client => "WELCOME",
                 };
+                // A deadline, not a malformed frame: 1008, as for any
+                // frame begun and not finished in time (spec 3.6).
                 let e = SessionError::new(
-                    CloseCode::PROTOCOL_ERROR,
+                    CloseCode::POLICY_VIOLATION,
                     format!("no {expected} within {waited:?}"),
                 );
                 return Some(Expired::Handshake(self.fail(e, out)));
