@@ -169,6 +169,9 @@ impl<Svc: Service> Driver<'_, Svc> {
                 }
                 for event in events.drain(..) {
                     if let Some(end) = self.on_event(event, now).await? {
+                        if end == ConnectionEnd::ClientClosed {
+                            self.ack_close(reader, &mut batch, now)?;
+                        }
                         return Ok(end);
                     }
                 }
@@ -255,6 +258,34 @@ impl<Svc: Service> Driver<'_, Svc> {
         }
     }
 
+    /// Answers the client's CLOSE once everything before it is done: with
+    /// the acknowledgement (1000), unless a whole frame came after the CLOSE
+    /// in what was already read. That breaks spec 3.9 (nothing after a
+    /// CLOSE), and the session, which no longer accepts frames, refuses it
+    /// with CLOSE 1002 instead of acknowledging.
+    fn ack_close<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut Connection<R, V2Codec>,
+        batch: &mut ReceiveBatch,
+        now: Instant,
+    ) -> Result<(), ConnectionError> {
+        let mut after = Vec::new();
+        let received = self
+            .out
+            .update(|s, out| batch.receive(s, reader, now, out, &mut after));
+        match received {
+            Err(BatchError::Session(e)) => return Err(ConnectionError::V2Session(e)),
+            Err(BatchError::Codec(V2CodecError::Frame(f))) => {
+                self.out.update(|s, out| s.receive_invalid(&f, out));
+                return Err(ConnectionError::V2Frame(f));
+            }
+            Err(BatchError::Codec(other)) => return Err(other.into()),
+            Ok(_) => {}
+        }
+        let _ = self.out.update(|s, out| s.ack_close(out));
+        Ok(())
+    }
+
     /// Logs a code and reason the peer sent (ERROR, CLOSE): its text
     /// escaped and capped, within this connection's allowance of lines.
     fn log_peer_said(&mut self, what: &str, said: &CodeReason, warning: bool) {
@@ -332,7 +363,8 @@ impl<Svc: Service> Driver<'_, Svc> {
                 {
                     warn!("requests still unanswered at close; acknowledging anyway");
                 }
-                let _ = self.out.update(|s, out| s.ack_close(out));
+                // The acknowledgement itself is sent by the caller, which
+                // first checks that nothing followed the CLOSE.
                 self.log_peer_said("client closed", &reason, false);
                 return Ok(Some(ConnectionEnd::ClientClosed));
             }

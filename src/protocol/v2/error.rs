@@ -39,11 +39,17 @@ pub enum FrameError {
         /// What was wrong with it.
         what: &'static str,
     },
-    /// Text that must be UTF-8 was not.
-    #[error("{frame_type:?} frame: {detail}")]
+    /// Text that must be UTF-8 was not. The offset counts from the start
+    /// of the field named (spec 3.8), not of the frame.
+    #[error(
+        "{frame_type:?} frame: the {field} is not valid UTF-8 (first invalid byte at offset {} of the {field})",
+        detail.valid_up_to
+    )]
     InvalidUtf8 {
         /// Which frame.
         frame_type: FrameType,
+        /// Which of its fields: `text`, `name`, `server name`, `reason`.
+        field: &'static str,
         /// Where it went wrong.
         detail: InvalidUtf8,
     },
@@ -62,6 +68,12 @@ impl FrameError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             FrameError::TooLarge { .. } => CloseCode::FRAME_TOO_LARGE,
+            // A name that is not UTF-8 is a bad name: the handshake is
+            // refused, as for any other bad name (spec 3.3).
+            FrameError::InvalidUtf8 {
+                frame_type: FrameType::Hello | FrameType::Welcome,
+                ..
+            } => CloseCode::HANDSHAKE_REFUSED,
             FrameError::InvalidUtf8 { .. } => CloseCode::INVALID_DATA,
             _ => CloseCode::PROTOCOL_ERROR,
         }

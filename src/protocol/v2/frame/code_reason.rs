@@ -41,7 +41,7 @@ impl CodeReason {
 
     pub(super) fn decode(f: &mut Fields) -> Result<Self, FrameError> {
         let code = CloseCode(f.u16("code")?);
-        let reason = f.rest_utf8()?.as_str().to_owned();
+        let reason = f.rest_utf8("reason")?.as_str().to_owned();
         Ok(CodeReason { code, reason })
     }
 }

@@ -60,7 +60,7 @@ impl Fields {
     pub(crate) fn short_string(&mut self, what: &'static str) -> Result<String, FrameError> {
         let len = self.u16(what)? as usize;
         let raw = self.bytes(len, what)?;
-        self.utf8(raw).map(|m| m.as_str().to_owned())
+        self.utf8(raw, what).map(|m| m.as_str().to_owned())
     }
 
     /// Everything that is left.
@@ -68,15 +68,16 @@ impl Fields {
         std::mem::take(&mut self.bytes)
     }
 
-    /// Everything that is left, as UTF-8 text.
-    pub(crate) fn rest_utf8(&mut self) -> Result<Message, FrameError> {
+    /// Everything that is left, as UTF-8 text (the field called `what`).
+    pub(crate) fn rest_utf8(&mut self, what: &'static str) -> Result<Message, FrameError> {
         let raw = self.rest();
-        self.utf8(raw)
+        self.utf8(raw, what)
     }
 
-    fn utf8(&self, raw: Bytes) -> Result<Message, FrameError> {
+    fn utf8(&self, raw: Bytes, field: &'static str) -> Result<Message, FrameError> {
         Message::from_utf8(raw).map_err(|detail| FrameError::InvalidUtf8 {
             frame_type: self.frame_type,
+            field,
             detail,
         })
     }

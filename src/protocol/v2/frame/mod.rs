@@ -131,7 +131,7 @@ impl Frame {
         let frame = match frame_type {
             FrameType::Hello => Frame::Hello(Hello::decode(&mut f)?),
             FrameType::Welcome => Frame::Welcome(Welcome::decode(&mut f)?),
-            FrameType::Text => Frame::Text(f.rest_utf8()?),
+            FrameType::Text => Frame::Text(f.rest_utf8("text")?),
             FrameType::Binary => Frame::Binary(f.rest()),
             FrameType::Request => Frame::Request(RequestFrame::decode(&mut f)?),
             FrameType::Response => Frame::Response(ResponseFrame::decode(&mut f)?),

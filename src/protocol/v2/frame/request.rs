@@ -86,7 +86,7 @@ impl ResponseFrame {
         let id = f.u32("id")?;
         let result = match f.u8("status")? {
             STATUS_OK => Ok(f.rest()),
-            STATUS_ERROR => Err(f.rest_utf8()?.as_str().to_owned()),
+            STATUS_ERROR => Err(f.rest_utf8("reason")?.as_str().to_owned()),
             _ => return Err(f.malformed("status must be 0 or 1")),
         };
         Ok(ResponseFrame { id, result })
