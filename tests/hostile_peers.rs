@@ -372,3 +372,41 @@ async fn clients_that_read_nothing_are_dropped_and_bounded_by_the_budget() {
     let client = Client::connect(&server.addr_arg()).await.unwrap();
     assert_eq!(&client.request("ok").await.unwrap()[..], b"ok");
 }
+
+/// Spec 3.7: a broadcast larger than one receiver's `max_frame` is skipped
+/// for that receiver alone (the others get it), counted in
+/// `rust_tcp_frames_too_large_for_peer_total`, and said in a log line.
+#[tokio::test]
+async fn a_broadcast_too_large_for_one_receiver_is_skipped_counted_and_logged() {
+    let port = free_port();
+    let server = ServerProcess::start(&[
+        "--broadcast",
+        "--metrics-addr",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let mut small = raw_v2_from(server.addr, "127.0.0.1", hello_with("small", 1024)).await;
+    assert!(matches!(next_frame(&mut small).await, Frame::Welcome(_)));
+    let mut big = raw_v2_from(server.addr, "127.0.0.1", hello_with("big", MAX_FRAME)).await;
+    assert!(matches!(next_frame(&mut big).await, Frame::Welcome(_)));
+    let mut sender = raw_v2_from(server.addr, "127.0.0.1", hello_with("s", MAX_FRAME)).await;
+    assert!(matches!(next_frame(&mut sender).await, Frame::Welcome(_)));
+    let long = "y".repeat(2000);
+    sender.send(Frame::Text(long.as_str().into())).await.unwrap();
+    sender.send(Frame::Text("short".into())).await.unwrap();
+    match next_frame(&mut big).await {
+        Frame::Text(m) => assert_eq!(m.as_str(), format!("s: {long}")),
+        other => panic!("{other:?}"),
+    }
+    // The small receiver gets the next broadcast, not the one it cannot take.
+    match next_frame(&mut small).await {
+        Frame::Text(m) => assert_eq!(m.as_str(), "s: short"),
+        other => panic!("{other:?}"),
+    }
+    let line = server.wait_for_log("not sent to this client");
+    assert!(line.contains("2003 bytes exceeds"), "{line}");
+    let scraped = scrape_metrics(port);
+    assert!(
+        scraped.contains("rust_tcp_frames_too_large_for_peer_total 1"),
+        "{scraped}"
+    );
+}

@@ -42,6 +42,8 @@ const HANDSHAKES_DISPLACED: &str = "rust_tcp_handshakes_displaced_total";
 /// A load balancer's health checks (PROXY `LOCAL` connections), served
 /// and logged at debug level.
 const HEALTH_CHECKS: &str = "rust_tcp_health_checks_total";
+/// Frames not sent to a client because they exceed its `max_frame`.
+const TOO_LARGE_FOR_PEER: &str = "rust_tcp_frames_too_large_for_peer_total";
 /// Protocol violations by peers, by the close code sent (`code`).
 const PROTOCOL_ERRORS: &str = "rust_tcp_protocol_errors_total";
 /// v2 handshakes refused for a missing or wrong token.
@@ -68,6 +70,7 @@ pub(crate) struct ServerMetrics {
     pub(crate) accept_errors: Counter,
     pub(crate) displaced: Counter,
     pub(crate) health_checks: Counter,
+    pub(crate) too_large_for_peer: Counter,
 }
 
 impl ServerMetrics {
@@ -94,6 +97,7 @@ impl ServerMetrics {
             accept_errors: counter!(ACCEPT_ERRORS),
             displaced: counter!(HANDSHAKES_DISPLACED),
             health_checks: counter!(HEALTH_CHECKS),
+            too_large_for_peer: counter!(TOO_LARGE_FOR_PEER),
         }
     }
 
@@ -156,6 +160,10 @@ fn describe() {
     );
     describe_counter!(ACCEPT_ERRORS, "accept() failures");
     describe_counter!(HEALTH_CHECKS, "Load balancer health checks served");
+    describe_counter!(
+        TOO_LARGE_FOR_PEER,
+        "Frames not sent because they exceed the client's max_frame"
+    );
     describe_counter!(
         HANDSHAKES_DISPLACED,
         "Connections still in their handshake displaced by newcomers"

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+use super::log_gate::{admit_global, suppressed_field};
 use crate::protocol::Message;
+use tracing::info;
 use crate::protocol::v2::{Frame, SendError, Session};
 use crate::transport::{Outgoing, QueueError, WriteQueue};
 
@@ -61,6 +63,12 @@ struct OutboundShared {
     overflow: CancellationToken,
     /// Frames queued by handlers and broadcasts (a metric).
     sent: metrics::Counter,
+    /// Frames not sent because they exceed the client's `max_frame` (a
+    /// metric): a broadcast skipped for this client, a response replaced
+    /// by an error (spec 3.5, 3.7).
+    too_large: metrics::Counter,
+    /// The client, for the log line about a frame it could not be sent.
+    peer: std::net::SocketAddr,
     /// Request durations, when they are timed (a metric).
     request_duration: Option<metrics::Histogram>,
 }
@@ -68,9 +76,12 @@ struct OutboundShared {
 impl Outbound {
     /// `request_duration`: where to record how long requests take, if
     /// they are timed.
+    /// `peer` is the client; `(sent, too_large)` count the frames queued
+    /// and those too large for the client.
     pub(crate) fn new(
         queue: Arc<WriteQueue<Session>>,
-        sent: metrics::Counter,
+        peer: std::net::SocketAddr,
+        (sent, too_large): (metrics::Counter, metrics::Counter),
         request_duration: Option<metrics::Histogram>,
     ) -> Self {
         Outbound {
@@ -78,6 +89,8 @@ impl Outbound {
             shared: Arc::new(OutboundShared {
                 overflow: CancellationToken::new(),
                 sent,
+                too_large,
+                peer,
                 request_duration,
             }),
         }
@@ -115,6 +128,17 @@ impl Outbound {
 
     fn settle(&self, queued: Result<Result<(), SendError>, QueueError>) -> Result<(), PushError> {
         match queued {
+            Ok(Err(e @ SendError::TooLarge { .. })) => {
+                // Skipped for this client alone; counted, and said in a
+                // rate-limited line (a broadcast reaches many clients).
+                self.shared.too_large.increment(1);
+                if let Some(suppressed) = admit_global() {
+                    let suppressed = suppressed_field(suppressed);
+                    let peer = self.shared.peer;
+                    info!(%peer, suppressed, "not sent to this client: {e}");
+                }
+                Err(e.into())
+            }
             Ok(sent) => {
                 sent?;
                 self.shared.sent.increment(1);

@@ -95,9 +95,10 @@ impl Responder {
             result: Ok(payload.into()),
         });
         match self.out.send(&frame) {
-            Err(e @ PushError::Refused(SendError::TooLarge { .. })) => {
-                self.send_error(format!("response too large: {e}"));
-                Err(e)
+            Err(PushError::Refused(e @ SendError::TooLarge { .. })) => {
+                // Spec 3.5: still exactly one answer, a failure saying why.
+                self.send_error(format!("response too large for the client: {e}"));
+                Err(e.into())
             }
             other => other,
         }

@@ -65,7 +65,11 @@ where
         handler: None,
         out: Outbound::new(
             queue.clone(),
-            shared.metrics.sent_messages.clone(),
+            peer.addr,
+            (
+                shared.metrics.sent_messages.clone(),
+                shared.metrics.too_large_for_peer.clone(),
+            ),
             config
                 .time_requests
                 .then(|| shared.metrics.request_duration.clone()),
