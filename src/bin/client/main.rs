@@ -2,6 +2,7 @@
 
 mod bench;
 mod chat;
+mod conformance;
 mod display;
 mod stdin;
 
@@ -9,6 +10,7 @@ use anyhow::{Context, bail};
 use bench::{BenchArgs, run_bench};
 use bytes::Bytes;
 use chat::run_chat;
+use conformance::{ConformanceArgs, run_conformance};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use display::show_payload;
 use rust_tcp::{Client, ClientConfig, ClientTls, ProtocolVersion};
@@ -146,6 +148,11 @@ enum Command {
     },
     /// Measure throughput against a running server.
     Bench(BenchArgs),
+    /// Check a v2 server (ours or another implementation) against the
+    /// spec's testable rules (docs/conformance/v2.json): one line per case
+    /// (PASS, FAIL with what differed and the bytes, SKIP with the setting
+    /// it needs) and a summary; exit status 1 if any case failed.
+    Conformance(ConformanceArgs),
 }
 
 fn main() {
@@ -191,6 +198,7 @@ async fn run_one_connection(args: &Args) -> anyhow::Result<()> {
             max_reconnect_attempts,
         }) => run_chat(&args.conn, !no_reconnect, *max_reconnect_attempts).await,
         Some(Command::Bench(_)) => unreachable!("run by main on its own runtime"),
+        Some(Command::Conformance(c)) => run_conformance(&args.conn.addr, c).await,
         None if args.messages.is_empty() => send_stdin(&args.conn).await,
         None => send_args(&args.conn, &args.messages).await,
     }
