@@ -21,7 +21,11 @@ use std::time::{Duration, Instant};
 use tokio_util::codec::Decoder;
 
 fn conformance(server: &ServerProcess, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["--addr".to_string(), server.addr_arg(), "conformance".into()];
+    let mut args = vec![
+        "--addr".to_string(),
+        server.addr_arg(),
+        "conformance".into(),
+    ];
     args.extend(extra.iter().map(|s| s.to_string()));
     run_client(&args.iter().map(String::as_str).collect::<Vec<_>>(), None)
 }
@@ -33,7 +37,9 @@ fn every_case_passes_against_our_server() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}{}", stderr_of(&out));
     let cases = cases::parse(cases::SPEC_CASES).unwrap();
-    let auth = cases.iter().filter(|c| c.needs.iter().any(|n| n == "auth-token"));
+    let auth = cases
+        .iter()
+        .filter(|c| c.needs.iter().any(|n| n == "auth-token"));
     let skipped = auth.count();
     assert!(
         report.contains(&format!(
@@ -43,7 +49,10 @@ fn every_case_passes_against_our_server() {
         "{report}"
     );
     // One line per case, naming its section.
-    assert!(report.contains("PASS 3.3    handshake/name-not-utf8"), "{report}");
+    assert!(
+        report.contains("PASS 3.3    handshake/name-not-utf8"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -182,9 +182,9 @@ fn two_servers_behind_haproxy_share_a_chat_over_nats_and_clients_fail_over() {
         let deadline = std::time::Instant::now() + PATIENCE;
         loop {
             let scraped = scrape_metrics(port);
-            let checks = scraped.lines().any(|l| {
-                l.starts_with("rust_tcp_health_checks_total ") && !l.ends_with(" 0")
-            });
+            let checks = scraped
+                .lines()
+                .any(|l| l.starts_with("rust_tcp_health_checks_total ") && !l.ends_with(" 0"));
             let clean = scraped.lines().any(|l| {
                 l.starts_with("rust_tcp_connections_closed_total{reason=\"close_handshake\"}")
             });

@@ -253,7 +253,8 @@ fn slow_readers_get_every_16_mib_broadcast() {
             // The WELCOME.
             let mut welcome = [0u8; 6];
             s.read_exact(&mut welcome).unwrap();
-            let mut rest = vec![0u8; u32::from_be_bytes(welcome[2..6].try_into().unwrap()) as usize];
+            let mut rest =
+                vec![0u8; u32::from_be_bytes(welcome[2..6].try_into().unwrap()) as usize];
             s.read_exact(&mut rest).unwrap();
             s
         })
@@ -391,7 +392,10 @@ async fn a_broadcast_too_large_for_one_receiver_is_skipped_counted_and_logged() 
     let mut sender = raw_v2_from(server.addr, "127.0.0.1", hello_with("s", MAX_FRAME)).await;
     assert!(matches!(next_frame(&mut sender).await, Frame::Welcome(_)));
     let long = "y".repeat(2000);
-    sender.send(Frame::Text(long.as_str().into())).await.unwrap();
+    sender
+        .send(Frame::Text(long.as_str().into()))
+        .await
+        .unwrap();
     sender.send(Frame::Text("short".into())).await.unwrap();
     match next_frame(&mut big).await {
         Frame::Text(m) => assert_eq!(m.as_str(), format!("s: {long}")),

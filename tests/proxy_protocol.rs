@@ -103,7 +103,9 @@ async fn health_checks_are_counted_not_logged_at_info() {
     server.wait_for_log("name=real");
     let log = server.log_so_far();
     assert_eq!(
-        log.iter().filter(|l| l.contains("connection opened")).count(),
+        log.iter()
+            .filter(|l| l.contains("connection opened"))
+            .count(),
         1,
         "only the client's connection is logged: {log:?}"
     );

@@ -269,7 +269,10 @@ fn sighup_reloads_the_certificate() {
     ]);
     let addr = server.addr_arg();
     let send = |ca: &TestCa, text: &str| {
-        run_client(&["--addr", &addr, "--ca", ca.cert.to_str().unwrap(), text], None)
+        run_client(
+            &["--addr", &addr, "--ca", ca.cert.to_str().unwrap(), text],
+            None,
+        )
     };
     assert!(send(&old_ca, "old cert").status.success());
     assert_eq!(server.next_output_line(), printed("old cert"));

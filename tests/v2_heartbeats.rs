@@ -112,8 +112,13 @@ async fn the_heartbeat_wish_is_granted_within_the_servers_bounds() {
     assert_eq!(granted(&server, 5_000).await, 5_000, "a short wish");
     assert_eq!(granted(&server, 300_000).await, 300_000, "a long wish");
     assert_eq!(granted(&server, 100).await, 1_000, "below the minimum");
-    assert_eq!(granted(&server, u32::MAX).await, 600_000, "above the maximum");
-    let bounded = ServerProcess::start(&["--heartbeat-min-secs", "10", "--heartbeat-max-secs", "60"]);
+    assert_eq!(
+        granted(&server, u32::MAX).await,
+        600_000,
+        "above the maximum"
+    );
+    let bounded =
+        ServerProcess::start(&["--heartbeat-min-secs", "10", "--heartbeat-max-secs", "60"]);
     assert_eq!(granted(&bounded, 1_000).await, 10_000);
     assert_eq!(granted(&bounded, 3_600_000).await, 60_000);
     let off = ServerProcess::start(&["--heartbeat-secs", "0"]);

@@ -83,7 +83,10 @@ fn past_max_connections_new_clients_are_refused_at_once_with_a_reason() {
     match refused {
         ClientError::HandshakeRefused(c) => {
             assert_eq!(c.code, CloseCode::SERVER_FULL);
-            assert!(c.reason.contains("server full (at most 1 connection)"), "{c}");
+            assert!(
+                c.reason.contains("server full (at most 1 connection)"),
+                "{c}"
+            );
         }
         other => panic!("expected a refusal, got {other}"),
     }

@@ -75,7 +75,8 @@ async fn without_reconnect_the_client_ends_with_its_connection() {
 #[test]
 fn chat_shows_failed_attempts_and_gives_up_when_told() {
     let server = ServerProcess::start(&["--broadcast"]);
-    let chat = common::ChatProcess::start_with(&server, "quitter", &["--max-reconnect-attempts", "2"]);
+    let chat =
+        common::ChatProcess::start_with(&server, "quitter", &["--max-reconnect-attempts", "2"]);
     let addr = server.addr;
     server.stop_with("KILL");
     // Held (bound, not listening: connecting is refused), so that no other
@@ -94,7 +95,13 @@ fn chat_shows_failed_attempts_and_gives_up_when_told() {
 /// server to hold it until its grace period runs out.
 #[test]
 fn chat_closes_the_old_connection_after_moving_on() {
-    let old = ServerProcess::start(&["--broadcast", "--shutdown-grace-secs", "60", "--name", "old"]);
+    let old = ServerProcess::start(&[
+        "--broadcast",
+        "--shutdown-grace-secs",
+        "60",
+        "--name",
+        "old",
+    ]);
     let addr = old.addr_arg();
     let chat = common::ChatProcess::start(&old, "mover");
     old.signal("TERM");

@@ -98,8 +98,16 @@ pub(super) async fn supervise(
                     warn!(%addr, attempt, "reconnecting failed: {e}");
                     let gave_up = policy.max_attempts.is_some_and(|max| attempt >= max);
                     let error = e.to_string();
-                    report(&shared, &incoming, Pushed::ReconnectFailed { attempt, error, gave_up })
-                        .await;
+                    report(
+                        &shared,
+                        &incoming,
+                        Pushed::ReconnectFailed {
+                            attempt,
+                            error,
+                            gave_up,
+                        },
+                    )
+                    .await;
                     if gave_up {
                         warn!(%addr, "giving up after {attempt} attempts");
                         shared.gave_up.store(true, Ordering::Release);
@@ -139,7 +147,11 @@ async fn close_old(core: Arc<super::shared::Core>) {
         .queue
         .push(|session, buf| match session.as_mut() {
             Some(session) => session
-                .close(crate::protocol::v2::CloseCode::NORMAL, "moved to a new connection", buf)
+                .close(
+                    crate::protocol::v2::CloseCode::NORMAL,
+                    "moved to a new connection",
+                    buf,
+                )
                 .map_err(|_| ()),
             None => Err(()),
         })

@@ -59,7 +59,10 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::ServerFull { max } => {
                 let s = if *max == 1 { "" } else { "s" };
-                write!(f, "server full (at most {max} connection{s}); try again later")
+                write!(
+                    f,
+                    "server full (at most {max} connection{s}); try again later"
+                )
             }
             Refusal::TooManyFromAddress { max } => {
                 write!(f, "too many connections from your address (at most {max})")
@@ -94,7 +97,9 @@ pub(crate) fn address_group(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> IpA
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let mask = u32::MAX.checked_shl(32 - u32::from(ipv4_prefix.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(ipv4_prefix.min(32)))
+                .unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(bits & mask))
         }
         IpAddr::V6(v6) => {
@@ -475,7 +480,11 @@ mod tests {
         assert_eq!(g("203.0.113.77", 32, 64), "203.0.113.77");
         assert_eq!(g("203.0.113.77", 24, 64), "203.0.113.0");
         assert_eq!(g("203.0.113.77", 0, 64), "0.0.0.0");
-        assert_eq!(g("::ffff:203.0.113.77", 24, 64), "203.0.113.0", "mapped: IPv4");
+        assert_eq!(
+            g("::ffff:203.0.113.77", 24, 64),
+            "203.0.113.0",
+            "mapped: IPv4"
+        );
     }
 
     #[test]

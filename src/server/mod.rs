@@ -66,10 +66,10 @@ pub mod fuzzing {
 }
 use accept_backoff::{AcceptBackoff, is_per_connection};
 use admission::{Admission, Admitted};
-use log_gate::{admit_global, suppressed_field};
-use peer_facts::PeerFacts;
 use auth_tokens::AuthBackoff;
+use log_gate::{admit_global, suppressed_field};
 use metrics::ServerMetrics;
+use peer_facts::PeerFacts;
 use shared::Shared;
 use version_dispatch::serve_connection;
 

@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::log_gate::{admit_global, suppressed_field};
 use crate::protocol::Message;
-use tracing::info;
 use crate::protocol::v2::{Frame, SendError, Session};
 use crate::transport::{Outgoing, QueueError, WriteQueue};
+use tracing::info;
 
 /// Why a frame could not be sent to a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -37,7 +37,11 @@ pub(super) async fn serve_connection<S: Service>(
         shared.metrics.health_checks.increment(1);
     }
     if let Some(suppressed) = admit_global() {
-        info_unless_quiet!(quiet, suppressed = suppressed_field(suppressed), "connection opened");
+        info_unless_quiet!(
+            quiet,
+            suppressed = suppressed_field(suppressed),
+            "connection opened"
+        );
     }
     // Replies are batched by us already; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
@@ -78,7 +82,11 @@ pub(super) async fn serve_connection<S: Service>(
             info_unless_quiet!(quiet, suppressed, "connection closed: client sent exit")
         }
         Ok(ConnectionEnd::ClientClosed) => {
-            info_unless_quiet!(quiet, suppressed, "connection closed: close handshake complete")
+            info_unless_quiet!(
+                quiet,
+                suppressed,
+                "connection closed: close handshake complete"
+            )
         }
         Ok(ConnectionEnd::PeerClosed) => {
             info_unless_quiet!(
@@ -91,7 +99,11 @@ pub(super) async fn serve_connection<S: Service>(
             info_unless_quiet!(quiet, suppressed, "connection closed: server shutting down")
         }
         Err(e) => {
-            warn!(suppressed, "connection closed: {}", PeerText(&e.to_string()))
+            warn!(
+                suppressed,
+                "connection closed: {}",
+                PeerText(&e.to_string())
+            )
         }
     }
 }
@@ -161,8 +173,15 @@ async fn dispatch_by_version<S: Service>(
                 &shared.metrics.received_messages[0],
                 &shared.metrics.received_bytes[0],
             );
-            let result =
-                serve_v1(&mut conn, &mut handler, &mut stall, stop, metrics, peer.slot).await;
+            let result = serve_v1(
+                &mut conn,
+                &mut handler,
+                &mut stall,
+                stop,
+                metrics,
+                peer.slot,
+            )
+            .await;
             // Best effort: the peer may already be gone.
             let _ = conn.shutdown().await;
             result

@@ -86,7 +86,11 @@ pub(crate) async fn run_chat(
                         notices.reset();
                         continue;
                     }
-                    Pushed::ReconnectFailed { attempt, error, gave_up: true } => {
+                    Pushed::ReconnectFailed {
+                        attempt,
+                        error,
+                        gave_up: true,
+                    } => {
                         anyhow::bail!("could not reconnect after {attempt} attempts: {error}");
                     }
                     Pushed::ReconnectFailed { attempt, error, .. } => {
@@ -121,7 +125,7 @@ pub(crate) async fn run_chat(
                 None => break,
             },
             // The connection ended (the server left): stop reading stdin.
-            ended = &mut printer => return Ok(ended??),
+            ended = &mut printer => return ended?,
         }
     }
     client.close().await?;

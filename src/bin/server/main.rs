@@ -280,7 +280,9 @@ fn parse_host_port(text: &str) -> Result<String, String> {
         return Ok(text.to_owned());
     }
     match text.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() => {
+        Some((host, port))
+            if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() =>
+        {
             Ok(text.to_owned())
         }
         _ => Err(format!(

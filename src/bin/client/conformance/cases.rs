@@ -72,7 +72,9 @@ impl Settings {
     /// Why `case` cannot run against this server, if it cannot.
     pub fn missing(&self, case: &Case) -> Option<&'static str> {
         case.needs.iter().find_map(|need| match need.as_str() {
-            "reference" if !self.reference => Some("needs --reference (the reference server, defaults)"),
+            "reference" if !self.reference => {
+                Some("needs --reference (the reference server, defaults)")
+            }
             "auth-token" if self.auth_token.is_none() => Some("needs --auth-token TOKEN"),
             "no-auth" if self.auth_token.is_some() => Some("needs a server without tokens"),
             "handshake-timeout" if self.handshake_timeout_secs.is_none() => {
@@ -115,7 +117,11 @@ fn case(v: &Value) -> Result<Case, String> {
         about: text("about")?,
         needs: v["needs"]
             .as_array()
-            .map(|n| n.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|n| {
+                n.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default(),
         name,
         steps,
@@ -128,9 +134,9 @@ fn step(v: &Value) -> Result<Step, String> {
     }
     if let Some(h) = v.get("hello") {
         let number = |key: &str, default: u32| {
-            h[key]
-                .as_u64()
-                .map_or(Ok(default), |n| u32::try_from(n).map_err(|_| format!("{key} too big")))
+            h[key].as_u64().map_or(Ok(default), |n| {
+                u32::try_from(n).map_err(|_| format!("{key} too big"))
+            })
         };
         return Ok(Step::Hello {
             name: h["name"].as_str().unwrap_or("conformance").to_owned(),
@@ -160,7 +166,7 @@ fn step(v: &Value) -> Result<Step, String> {
 /// Bytes from hex digits, spaces allowed.
 pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits in {text:?}"));
     }
     (0..digits.len())
@@ -192,7 +198,12 @@ pub fn hello_bytes(name: &str, max_frame: u32, heartbeat_ms: u32, token: Option<
         heartbeat_ms,
         name: name.into(),
         extensions: token
-            .map(|t| vec![Extension::new(Extension::AUTH_TOKEN, Bytes::from(t.to_owned()))])
+            .map(|t| {
+                vec![Extension::new(
+                    Extension::AUTH_TOKEN,
+                    Bytes::from(t.to_owned()),
+                )]
+            })
             .unwrap_or_default(),
     });
     let mut out = BytesMut::new();
@@ -222,19 +233,26 @@ pub fn check(expect: &Map<String, Value>, frame: &Frame) -> Result<(), String> {
                 value.as_str().is_some_and(|s| c.reason.contains(s))
             }
             ("version", Frame::Welcome(w)) => value.as_u64() == Some(u64::from(w.version)),
-            ("heartbeat_ms", Frame::Welcome(w)) => value.as_u64() == Some(u64::from(w.heartbeat_ms)),
+            ("heartbeat_ms", Frame::Welcome(w)) => {
+                value.as_u64() == Some(u64::from(w.heartbeat_ms))
+            }
             ("id", Frame::Response(r)) => value.as_u64() == Some(u64::from(r.id)),
             ("status", Frame::Response(r)) => value.as_u64() == Some(u64::from(r.result.is_err())),
-            ("payload_hex", Frame::Response(r)) => {
-                r.result.as_ref().is_ok_and(|p| Some(p.to_vec()) == value.as_str().and_then(|h| from_hex(h).ok()))
-            }
+            ("payload_hex", Frame::Response(r)) => r
+                .result
+                .as_ref()
+                .is_ok_and(|p| Some(p.to_vec()) == value.as_str().and_then(|h| from_hex(h).ok())),
             ("reason_contains", Frame::Response(r)) => r
                 .result
                 .as_ref()
                 .is_err_and(|reason| value.as_str().is_some_and(|s| reason.contains(s))),
             ("nonce", Frame::Pong(n) | Frame::Ping(n)) => value.as_u64() == Some(*n),
             ("text", Frame::Text(m)) => value.as_str() == Some(m.as_str()),
-            _ => return Err(format!("the case asks for \"{key}\", which a {got} does not have")),
+            _ => {
+                return Err(format!(
+                    "the case asks for \"{key}\", which a {got} does not have"
+                ));
+            }
         };
         if !ok {
             return Err(format!("expected {key} {value}, got {}", describe(frame)));

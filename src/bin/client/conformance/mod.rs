@@ -60,8 +60,9 @@ enum Outcome {
 /// Runs the cases against `addr`; an error (exit 1) if any failed.
 pub(crate) async fn run_conformance(addr: &str, args: &ConformanceArgs) -> anyhow::Result<()> {
     let text = match &args.cases {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
         None => cases::SPEC_CASES.to_owned(),
     };
     let all = cases::parse(&text).map_err(|e| anyhow::anyhow!("the cases: {e}"))?;
@@ -72,10 +73,11 @@ pub(crate) async fn run_conformance(addr: &str, args: &ConformanceArgs) -> anyho
     };
     let wait = Duration::try_from_secs_f64(args.timeout_secs).context("--timeout-secs")?;
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    for case in all
-        .iter()
-        .filter(|c| args.only.as_ref().is_none_or(|o| c.name.contains(o.as_str())))
-    {
+    for case in all.iter().filter(|c| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| c.name.contains(o.as_str()))
+    }) {
         let outcome = match settings.missing(case) {
             Some(why) => Outcome::Skip(why),
             None => match run_case(addr, case, &settings, wait).await {
