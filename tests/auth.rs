@@ -29,14 +29,6 @@ async fn token_server(
     (server, rx, path)
 }
 
-fn token_file(tokens: &str) -> std::path::PathBuf {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("rust-tcp-auth-{}-{n}", std::process::id()));
-    std::fs::write(&path, tokens).unwrap();
-    path
-}
-
 #[tokio::test]
 async fn only_a_right_token_reaches_the_service_which_learns_which_one() {
     let (server, rx, path) = token_server("alpha\nbeta\n").await;

@@ -112,15 +112,11 @@ fn a_v1_client_refused_by_a_full_server_fails() {
 /// client fails instead of reporting success.
 #[test]
 fn a_v1_client_refused_by_a_token_server_fails() {
-    let dir = std::env::temp_dir().join(format!("rust-tcp-v1-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let tokens = dir.join("tokens.txt");
-    std::fs::write(&tokens, "s3cret\n").unwrap();
+    let tokens = token_file("s3cret\n");
     let server = ServerProcess::start(&["--auth-token-file", tokens.to_str().unwrap()]);
     let out = client(&["--addr", &server.addr_arg(), "lost v1 message"], None);
     assert_refused(&out);
     let out = client(&["--addr", &server.addr_arg()], Some(b"one\ntwo\n"));
     assert_refused(&out);
     server.wait_for_log("v1 refused");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -458,3 +458,12 @@ pub fn scrape_metrics(port: u16) -> String {
     assert!(response.starts_with("HTTP/1."), "{response}");
     response[response.find("\r\n\r\n").unwrap() + 4..].to_owned()
 }
+
+/// A fresh file holding `tokens` (one per line), for `--auth-token-file`.
+pub fn token_file(tokens: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("rust-tcp-tokens-{}-{n}", std::process::id()));
+    std::fs::write(&path, tokens).unwrap();
+    path
+}

@@ -182,12 +182,37 @@ pub fn to_hex(bytes: &[u8]) -> String {
     format!("{}{more}", shown.join(" "))
 }
 
-/// The token a HELLO step sends, given the runner's.
-pub fn hello_token(step_token: Option<bool>, runner: Option<&str>) -> Option<&str> {
-    match step_token {
-        Some(false) => None,
-        _ => runner,
-    }
+/// The bytes a sending step puts on the wire, given what the runner knows
+/// and the `max_frame` the server announced (if its WELCOME came);
+/// `Ok(None)` for a step that expects instead.
+pub fn bytes_to_send(
+    step: &Step,
+    settings: &Settings,
+    server_max_frame: Option<u32>,
+) -> Result<Option<Vec<u8>>, String> {
+    Ok(Some(match step {
+        Step::Send(bytes) => bytes.clone(),
+        Step::Hello {
+            name,
+            max_frame,
+            heartbeat_ms,
+            token,
+        } => {
+            // A server that requires tokens requires them of every case.
+            let token = match token {
+                Some(false) => None,
+                _ => settings.auth_token.as_deref(),
+            };
+            hello_bytes(name, *max_frame, *heartbeat_ms, token)
+        }
+        Step::SendOverMaxFrame => {
+            let max = server_max_frame.ok_or("no WELCOME seen yet")?;
+            let mut header = vec![2, 3];
+            header.extend((max + 1).to_be_bytes());
+            header
+        }
+        Step::Expect(_) | Step::ExpectBytes(_) | Step::ExpectEof => return Ok(None),
+    }))
 }
 
 /// The bytes of a HELLO step.

@@ -150,24 +150,12 @@ async fn run_case(
     let mut server_max_frame: Option<u32> = None;
     for (i, step) in case.steps.iter().enumerate() {
         let at = |e: String| format!("step {}: {e}", i + 1);
+        if let Some(bytes) = cases::bytes_to_send(step, settings, server_max_frame).map_err(at)? {
+            send(&mut stream, &bytes).await.map_err(at)?;
+            continue;
+        }
         match step {
-            Step::Send(bytes) => send(&mut stream, bytes).await.map_err(at)?,
-            Step::Hello {
-                name,
-                max_frame,
-                heartbeat_ms,
-                token,
-            } => {
-                let token = cases::hello_token(*token, settings.auth_token.as_deref());
-                let bytes = cases::hello_bytes(name, *max_frame, *heartbeat_ms, token);
-                send(&mut stream, &bytes).await.map_err(at)?;
-            }
-            Step::SendOverMaxFrame => {
-                let max = server_max_frame.ok_or_else(|| at("no WELCOME seen yet".into()))?;
-                let mut header = vec![2, 3];
-                header.extend((max + 1).to_be_bytes());
-                send(&mut stream, &header).await.map_err(at)?;
-            }
+            Step::Send(_) | Step::Hello { .. } | Step::SendOverMaxFrame => {}
             Step::Expect(expect) => {
                 let frame = next_frame(&mut stream, &mut received, &mut codec, wait)
                     .await
