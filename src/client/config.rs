@@ -72,6 +72,10 @@ pub struct ClientConfig {
     /// intervals, a trading client for short ones; the server grants it
     /// within its bounds, and both follow what the WELCOME says.
     pub heartbeat: Option<Duration>,
+    /// The application protocol to ask for in the HELLO (spec 3.3.2): the
+    /// server must choose a version and encoding from it, or the handshake
+    /// fails (with the server's reason, naming both sides).
+    pub app_protocol: Option<v2::AppProtocol>,
 }
 
 impl Default for ClientConfig {
@@ -88,6 +92,7 @@ impl Default for ClientConfig {
             auth_token: None,
             reconnect: None,
             heartbeat: None,
+            app_protocol: None,
         }
     }
 }
@@ -102,6 +107,7 @@ impl ClientConfig {
         request_timeout: Option<Duration>,
         reconnect: Option<super::Reconnect>,
         heartbeat: Option<Duration>,
+        app_protocol: Option<v2::AppProtocol>,
     }
     /// Sets [`ClientConfig::name`].
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -130,6 +136,9 @@ impl ClientConfig {
                 .validate()
                 .map_err(|e| ClientError::InvalidConfig(format!("client {e}")))?;
         }
+        if let Some(p) = &self.app_protocol {
+            p.validate().map_err(ClientError::InvalidConfig)?;
+        }
         if self.max_queued_bytes == 0 {
             return Err(ClientError::InvalidConfig(
                 "max queued bytes must be at least 1".into(),
@@ -146,5 +155,6 @@ impl ClientConfig {
             .handshake_timeout(Some(limit))
             .auth_token(self.auth_token.clone().map(bytes::Bytes::from))
             .heartbeat(self.heartbeat.unwrap_or_default())
+            .app_protocol(self.app_protocol.clone())
     }
 }

@@ -71,6 +71,7 @@ pub(super) async fn open_link(
                 core,
                 server_name: Arc::from(""),
                 server_max_frame_size: v1::MAX_CONTENT_LEN as u32,
+                app_protocol: None,
             }
         }
         ProtocolVersion::V2 => {
@@ -83,6 +84,7 @@ pub(super) async fn open_link(
                 session,
                 server_name,
                 server_max_frame_size,
+                app_protocol,
             } = handshake(&mut conn, config, left).await?;
             let core = make_core(Some(session));
             let (reader, writer) = conn.split();
@@ -92,6 +94,7 @@ pub(super) async fn open_link(
                 core,
                 server_name: Arc::from(server_name),
                 server_max_frame_size,
+                app_protocol,
             }
         }
     })

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::config::ClientConfig;
 use super::error::ClientError;
 use crate::protocol::parse_unsupported_version_reply;
-use crate::protocol::v2::{Frame, Session, SessionEvent, V2Codec, V2CodecError};
+use crate::protocol::v2::{AppChoice, Frame, Session, SessionEvent, V2Codec, V2CodecError};
 use crate::transport::{Connection, Stream};
 
 /// What the handshake learned about the server.
@@ -16,6 +16,7 @@ pub(super) struct Welcomed {
     pub(super) session: Session,
     pub(super) server_name: String,
     pub(super) server_max_frame_size: u32,
+    pub(super) app_protocol: Option<AppChoice>,
 }
 
 /// Sends HELLO and reads the server's answer, giving up after `limit`.
@@ -48,11 +49,13 @@ pub(super) async fn handshake(
         Ok(Some(SessionEvent::Opened {
             peer_name,
             peer_max_frame_size,
+            app,
             ..
         })) => Ok(Welcomed {
             session,
             server_name: peer_name,
             server_max_frame_size: peer_max_frame_size,
+            app_protocol: app,
         }),
         Ok(Some(SessionEvent::Closed(reason))) => Err(ClientError::HandshakeRefused(reason)),
         Ok(other) => Err(ClientError::Protocol {

@@ -41,6 +41,8 @@ struct Link {
     core: Arc<Core>,
     server_name: Arc<str>,
     server_max_frame_size: u32,
+    /// The application protocol the WELCOME chose, if we asked for one.
+    app_protocol: Option<crate::protocol::v2::AppChoice>,
 }
 
 /// What the handles share with the reconnecting task.
@@ -165,6 +167,12 @@ impl Client {
     /// The protocol this client speaks.
     pub fn version(&self) -> ProtocolVersion {
         self.handle.version
+    }
+
+    /// The application protocol, version and encoding the server chose
+    /// (spec 3.3.2), if [`ClientConfig::app_protocol`] asked for one.
+    pub fn app_protocol(&self) -> Option<crate::protocol::v2::AppChoice> {
+        self.link().app_protocol.clone()
     }
 
     /// The server's name from its welcome (empty for v1); after a

@@ -6,7 +6,7 @@ use super::admission::AdmissionRules;
 use super::auth_tokens::AuthTokens;
 use crate::config_setters::setters;
 use crate::protocol::StallLimits;
-use crate::protocol::v2::{self, LimitError, SessionConfig, TokenCheck};
+use crate::protocol::v2::{self, AppProtocol, LimitError, SessionConfig, TokenCheck};
 use crate::transport::ServerTls;
 use std::sync::Arc;
 
@@ -126,6 +126,12 @@ pub struct ServerConfig {
     /// request, worth it only when metrics are collected (the `server`
     /// binary turns it on with `--metrics-addr`).
     pub time_requests: bool,
+    /// The application protocol this server speaks (spec 3.3.2): clients
+    /// that ask for it get a version and encoding both speak, or are
+    /// refused with CLOSE 1010 naming both sides. Clients that ask for no
+    /// application protocol are served untyped. `None` (the default):
+    /// none.
+    pub app_protocol: Option<AppProtocol>,
 }
 
 impl Default for ServerConfig {
@@ -159,6 +165,7 @@ impl Default for ServerConfig {
             allow_v1: false,
             proxy_protocol: false,
             time_requests: false,
+            app_protocol: None,
         }
     }
 }
@@ -205,6 +212,12 @@ impl ServerConfig {
         self
     }
 
+    /// Speaks `protocol` (see [`ServerConfig::app_protocol`]).
+    pub fn app_protocol(mut self, protocol: AppProtocol) -> Self {
+        self.app_protocol = Some(protocol);
+        self
+    }
+
     /// Sets [`ServerConfig::server_name`].
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.server_name = name.into();
@@ -228,6 +241,9 @@ impl ServerConfig {
                 "the heartbeat bounds are reversed: min {:?} is above max {:?}",
                 self.heartbeat_min, self.heartbeat_max
             )));
+        }
+        if let Some(p) = &self.app_protocol {
+            p.validate().map_err(ServerError::InvalidConfig)?;
         }
         if self.max_pending_handshakes == 0 {
             return Err(ServerError::InvalidConfig(
@@ -299,6 +315,7 @@ impl ServerConfig {
                     .clone()
                     .map(|t| Arc::new(t) as Arc<dyn TokenCheck>),
             )
+            .app_protocol(self.app_protocol.clone())
     }
 
     /// The deadlines of a v1 connection, which has no heartbeats, given

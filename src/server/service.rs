@@ -33,6 +33,9 @@ pub struct PeerInfo {
     /// The token the client authenticated with, when the server requires
     /// tokens: which one it used, so a service can authorise per token.
     pub auth_token: Option<Bytes>,
+    /// The application protocol, version and encoding negotiated with this
+    /// client (spec 3.3.2); `None` for a client that asked for none.
+    pub app_protocol: Option<crate::protocol::v2::AppChoice>,
 }
 
 /// The user's application: it makes one [`Handler`] per connection.

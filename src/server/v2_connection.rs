@@ -322,6 +322,7 @@ impl<Svc: Service> Driver<'_, Svc> {
         if let SessionEvent::Opened {
             peer_name,
             auth_token,
+            app,
             ..
         } = event
         {
@@ -334,6 +335,7 @@ impl<Svc: Service> Driver<'_, Svc> {
                 pusher: Pusher::new(Some(self.out.clone())),
                 tls_client_certificate: self.certificate.clone(),
                 auth_token,
+                app_protocol: app,
             }));
             // Logged once the handler exists, so "open" means "served" (a
             // chat member is in the room by then).

@@ -163,6 +163,7 @@ async fn dispatch_by_version<S: Service>(
                 pusher: Pusher::new(None),
                 tls_client_certificate: peer.certificate.clone(),
                 auth_token: None,
+                app_protocol: None,
             });
             let mut stall = StallClock::new(
                 config.v1_stall_limits(peer.handshake_timeout),

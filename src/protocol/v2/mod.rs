@@ -8,6 +8,7 @@
 //! +---------+--------+----------------------+-------------------+
 //! ```
 
+mod app_protocol;
 mod close_code;
 mod codec;
 mod error;
@@ -17,6 +18,7 @@ pub mod limits;
 mod session;
 mod state;
 
+pub use app_protocol::{AppChoice, AppProtocol, AppProtocolError, Encoding};
 pub use close_code::CloseCode;
 pub use codec::{V2Codec, V2CodecError, claimed_frame_len};
 pub use error::{FrameError, SendError, SessionError};

@@ -62,6 +62,9 @@ pub struct Extension {
 impl Extension {
     /// HELLO: the client's authentication token.
     pub const AUTH_TOKEN: u16 = 0x0001;
+    /// HELLO: the application protocol the client asks for; WELCOME: the
+    /// one the server chose (spec 3.3.2).
+    pub const APP_PROTOCOL: u16 = 0x0002;
     /// The bit that marks a type the receiver must understand.
     pub const CRITICAL: u16 = 0x8000;
 

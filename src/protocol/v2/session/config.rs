@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config_setters::setters;
 use crate::protocol::StallLimits;
+use crate::protocol::v2::AppProtocol;
 use crate::protocol::v2::limits::{self, DEFAULT_MAX_FRAME_SIZE, LimitError};
 
 /// One side's settings. Start from [`SessionConfig::default`] and change
@@ -45,6 +46,12 @@ pub struct SessionConfig {
     /// Server only: when set, a HELLO must carry a token this accepts, or
     /// the handshake is refused with 1008.
     pub token_check: Option<Arc<dyn TokenCheck>>,
+    /// The application protocol spoken over the session (spec 3.3.2).
+    /// Client: asked for in the HELLO, and a WELCOME without a fitting
+    /// choice is refused. Server: a HELLO that asks for another protocol,
+    /// or versions or encodings it does not speak, is refused with 1010; a
+    /// HELLO that asks for none opens an untyped session.
+    pub app_protocol: Option<AppProtocol>,
 }
 
 /// Decides whether a HELLO's token is good: the server's side of token
@@ -70,6 +77,7 @@ impl Default for SessionConfig {
             min_frame_rate: StallLimits::default().min_rate,
             auth_token: None,
             token_check: None,
+            app_protocol: None,
         }
     }
 }
@@ -86,6 +94,7 @@ impl SessionConfig {
         min_frame_rate: u32,
         auth_token: Option<Bytes>,
         token_check: Option<Arc<dyn TokenCheck>>,
+        app_protocol: Option<AppProtocol>,
     }
     /// Sets our name.
     pub fn name(mut self, name: impl Into<String>) -> Self {

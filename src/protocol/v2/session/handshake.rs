@@ -8,7 +8,7 @@ use super::heartbeat::Heartbeat;
 use super::{Session, SessionEvent, SessionState};
 use crate::protocol::v2::frame::{Extension, Frame, Hello, Welcome};
 use crate::protocol::v2::limits::{check_max_frame_size, check_name};
-use crate::protocol::v2::{CloseCode, SessionError, VERSION};
+use crate::protocol::v2::{AppChoice, AppProtocol, CloseCode, SessionError, VERSION};
 
 /// The reason every failed authentication gets.
 pub const AUTHENTICATION_FAILED: &str = "authentication failed";
@@ -30,6 +30,12 @@ impl Session {
                 .auth_token
                 .iter()
                 .map(|t| Extension::new(Extension::AUTH_TOKEN, t.clone()))
+                .chain(
+                    self.local
+                        .app_protocol
+                        .iter()
+                        .map(|p| Extension::new(Extension::APP_PROTOCOL, p.encode_offer())),
+                )
                 .collect(),
         })
     }
@@ -73,17 +79,32 @@ impl Session {
                 ));
             }
         }
+        let app = match (
+            &self.local.app_protocol,
+            extension(&h.extensions, Extension::APP_PROTOCOL),
+        ) {
+            (Some(ours), Some(data)) => {
+                let offer = AppProtocol::decode_offer(data).map_err(|e| refuse(e.to_string()))?;
+                Some(ours.negotiate(&offer).map_err(refuse)?)
+            }
+            // No application protocol asked for (an untyped client), or
+            // none spoken here (the client judges the WELCOME).
+            _ => None,
+        };
         let heartbeat_ms = self.local.negotiate_heartbeat_ms(h.heartbeat_ms);
         Frame::Welcome(Welcome {
             version: VERSION,
             max_frame_size: self.local.max_frame_size,
             heartbeat_ms,
             server_name: self.local.name.clone(),
-            extensions: Vec::new(),
+            extensions: app
+                .iter()
+                .map(|c| Extension::new(Extension::APP_PROTOCOL, c.encode()))
+                .collect(),
         })
         .encode(out);
         let token = self.local.token_check.as_ref().and(token);
-        Ok(self.open(h.name, h.max_frame_size, heartbeat_ms, token, now))
+        Ok(self.open(h.name, h.max_frame_size, heartbeat_ms, token, app, now))
     }
 
     pub(super) fn accept_welcome(
@@ -104,7 +125,32 @@ impl Session {
                 unknown.kind
             )));
         }
-        Ok(self.open(w.server_name, w.max_frame_size, w.heartbeat_ms, None, now))
+        let app = match &self.local.app_protocol {
+            None => None,
+            Some(offer) => {
+                let data = extension(&w.extensions, Extension::APP_PROTOCOL).ok_or_else(|| {
+                    refuse(format!(
+                        "the server speaks no application protocol; we asked for {}",
+                        offer.name
+                    ))
+                })?;
+                let choice = AppChoice::decode(data).map_err(|e| refuse(e.to_string()))?;
+                if !choice.fits(offer) {
+                    return Err(refuse(format!(
+                        "the server chose {choice}, which we did not offer"
+                    )));
+                }
+                Some(choice)
+            }
+        };
+        Ok(self.open(
+            w.server_name,
+            w.max_frame_size,
+            w.heartbeat_ms,
+            None,
+            app,
+            now,
+        ))
     }
 
     /// Both sides agree: messages may flow, and the heartbeat starts.
@@ -114,6 +160,7 @@ impl Session {
         peer_max_frame_size: u32,
         heartbeat_ms: u32,
         auth_token: Option<bytes::Bytes>,
+        app: Option<AppChoice>,
         now: Instant,
     ) -> SessionEvent {
         self.state = SessionState::Open;
@@ -126,6 +173,15 @@ impl Session {
             peer_max_frame_size,
             heartbeat_ms,
             auth_token,
+            app,
         }
     }
+}
+
+/// The data of the first extension of type `kind`.
+fn extension(extensions: &[Extension], kind: u16) -> Option<&[u8]> {
+    extensions
+        .iter()
+        .find(|e| e.kind == kind)
+        .map(|e| &e.data[..])
 }

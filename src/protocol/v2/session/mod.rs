@@ -57,6 +57,9 @@ pub enum SessionEvent {
         /// Server side: the token the client authenticated with, if the
         /// server checks tokens.
         auth_token: Option<Bytes>,
+        /// The application protocol both sides settled on, if the client
+        /// asked for one (spec 3.3.2).
+        app: Option<crate::protocol::v2::AppChoice>,
     },
     /// Text from the peer.
     Text(Message),
