@@ -51,3 +51,24 @@ fn two_chat_clients_see_each_others_messages() {
     assert!(alice.finish().success());
     assert!(bob.finish().success());
 }
+
+/// A message too large for the server is refused before sending, in one
+/// line that says why once (not the reason twice over).
+#[test]
+fn a_message_over_the_servers_limit_is_one_clear_line() {
+    let server = ServerProcess::start(&["--max-frame-bytes", "1024"]);
+    let big = "x".repeat(2000);
+    let out = run_client(&["--addr", &server.addr_arg(), &big], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.matches("exceeds").count(),
+        1,
+        "the reason is said once: {err}"
+    );
+    assert!(
+        err.contains("not sent: frame of 2000 bytes exceeds the peer's limit of 1024"),
+        "{err}"
+    );
+}
