@@ -8,6 +8,8 @@ mod admission;
 mod auth_tokens;
 mod config;
 mod connection_outcome;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log_gate;
 mod metrics;
 mod peer_facts;
@@ -41,29 +43,6 @@ use tracing::{Instrument, Span, debug, error, field, info, info_span, warn};
 
 use crate::transport::MemoryBudget;
 
-/// Entry points for the fuzzers (`fuzz/`) into parsers that are otherwise
-/// internal. Not part of the API: no stability promise.
-#[doc(hidden)]
-pub mod fuzzing {
-    /// The largest PROXY header a server reads.
-    pub const MAX_PROXY_HEADER: usize = super::proxy_header::MAX_PROXY_HEADER;
-
-    /// The length a PROXY v2 header's fixed part (16 bytes) claims, if it
-    /// is one we would read.
-    pub fn proxy_header_len(fixed: &[u8]) -> Result<usize, String> {
-        super::proxy_header::header_len(fixed).map_err(|e| e.to_string())
-    }
-
-    /// The client a whole PROXY v2 header names (`None`: the balancer
-    /// itself), or why it is refused.
-    pub fn proxy_header_peer(header: &[u8]) -> Result<Option<std::net::SocketAddr>, String> {
-        match super::proxy_header::parse(header) {
-            Ok(super::proxy_header::ProxiedPeer::Client(addr)) => Ok(Some(addr)),
-            Ok(super::proxy_header::ProxiedPeer::Balancer) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-}
 use accept_backoff::{AcceptBackoff, is_per_connection};
 use admission::{Admission, Admitted};
 use auth_tokens::AuthBackoff;
