@@ -115,6 +115,8 @@ mod config_setters;
 pub mod protocol;
 mod server;
 mod transport;
+#[cfg(feature = "typed")]
+pub mod typed;
 
 pub use client::{Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed, Reconnect};
 pub use protocol::Message;

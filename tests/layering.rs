@@ -140,6 +140,8 @@ fn each_layer_imports_only_those_below_it() {
         "protocol" => 1,
         "transport" => 2,
         "server" | "client" | "bus" => 3,
+        // Serde protocols on top of the server and the client.
+        "typed" => 4,
         _ => 0,
     };
     for s in library_sources() {
