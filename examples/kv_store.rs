@@ -1,142 +1,150 @@
-//! A small custom service on rust-tcp: a shared key-value store.
+//! Your protocol in 40 lines: a shared key-value store on `rust_tcp::typed`.
 //!
-//! Requests are `SET key value` (answered `OK`) and `GET key` (answered with
-//! the value, or an error response). Every `SET` is also pushed to every
-//! other connected client as `changed KEY`, so clients can watch the store.
-//! Text messages are logged; everything else is the library's job: framing,
-//! handshake, request ids, close handshake, slow clients.
+//! The protocol is a few Rust types: requests `Get`, `Set`, `Watch`;
+//! responses `Value`, `Done`; an event `Changed` pushed to every watcher;
+//! its own error `NoSuchKey`. Everything else is the library's job: the
+//! handshake that negotiates "kv" and its version, framing, request ids,
+//! encoding (MessagePack), the close handshake, slow clients.
+//!
+//! Watchers are kept per connection, not per client name: two clients with
+//! the same name both hear every change, and one leaving removes only its
+//! own watch (a push to a closed connection fails, and it is dropped).
 //!
 //! Run it with `cargo run --example kv_store`: it starts the server on a
 //! free port, runs two clients against it, and prints what they see.
 
-use bytes::Bytes;
-use rust_tcp::protocol::Message;
-use rust_tcp::{
-    Client, ClientConfig, Handler, PeerInfo, Pushed, Pusher, Responder, Server, ServerConfig,
-    Service,
+use rust_tcp::typed::{
+    CallError, Context, Protocol, Typed, TypedClient, TypedHandler, TypedPushed, TypedPusher,
+    TypedService,
 };
+use rust_tcp::{ClientConfig, Server, ServerConfig};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// State shared by all connections: the data, and who to notify.
-#[derive(Default)]
-struct Shared {
-    data: Mutex<HashMap<String, Bytes>>,
-    watchers: Mutex<Vec<(String, Pusher)>>,
+// ---- the protocol ----
+
+/// The key-value protocol, version 1.
+pub struct Kv;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    Get { key: String },
+    Set { key: String, value: String },
+    Watch,
 }
 
-/// The service: what every connection's handler shares.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub enum Response {
+    Value(String),
+    Done,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Event {
+    Changed { key: String, value: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum KvError {
+    NoSuchKey(String),
+}
+
+impl Protocol for Kv {
+    const NAME: &'static str = "kv";
+    const VERSIONS: std::ops::RangeInclusive<u16> = 1..=1;
+    type Request = Request;
+    type Response = Response;
+    type Error = KvError;
+    type Message = ();
+    type Event = Event;
+}
+
+// ---- the server ----
+
+/// What every connection shares: the data, and one pusher per watching
+/// connection.
 #[derive(Default, Clone)]
-struct Store(Arc<Shared>);
+struct Store {
+    data: Arc<Mutex<HashMap<String, String>>>,
+    watchers: Arc<Mutex<Vec<TypedPusher<Kv>>>>,
+}
 
-impl Service for Store {
-    type Handler = StoreHandler;
+impl TypedService<Kv> for Store {
+    type Handler = Store;
+    fn connect(&self, _: &Context<Kv>) -> Store {
+        self.clone()
+    }
+}
 
-    fn connect(&self, peer: &PeerInfo) -> StoreHandler {
-        self.0
-            .watchers
-            .lock()
-            .unwrap()
-            .push((peer.name.clone(), peer.pusher.clone()));
-        StoreHandler {
-            store: self.0.clone(),
-            name: peer.name.clone(),
+impl TypedHandler<Kv> for Store {
+    async fn call(&self, request: Request, context: &Context<Kv>) -> Result<Response, KvError> {
+        match request {
+            Request::Get { key } => match self.data.lock().unwrap().get(&key) {
+                Some(value) => Ok(Response::Value(value.clone())),
+                None => Err(KvError::NoSuchKey(key)),
+            },
+            Request::Set { key, value } => {
+                self.data.lock().unwrap().insert(key.clone(), value.clone());
+                let event = Event::Changed { key, value };
+                // A watcher that is gone (or not reading) drops out.
+                self.watchers
+                    .lock()
+                    .unwrap()
+                    .retain(|w| w.send(&event).is_ok());
+                Ok(Response::Done)
+            }
+            Request::Watch => {
+                self.watchers.lock().unwrap().push(context.pusher.clone());
+                Ok(Response::Done)
+            }
         }
     }
 }
 
-/// One connection.
-struct StoreHandler {
-    store: Arc<Shared>,
-    name: String,
-}
+// ---- a demonstration ----
 
-impl Handler for StoreHandler {
-    async fn on_text(&mut self, message: Message) {
-        println!("[{}] says {:?}", self.name, message.as_str());
-    }
-
-    async fn on_request(&mut self, payload: Bytes, responder: Responder) {
-        let request = String::from_utf8_lossy(&payload).into_owned();
-        let mut words = request.splitn(3, ' ');
-        let answer = match (words.next(), words.next(), words.next()) {
-            (Some("SET"), Some(key), Some(value)) => {
-                let value = Bytes::copy_from_slice(value.as_bytes());
-                self.store.data.lock().unwrap().insert(key.into(), value);
-                for (name, pusher) in self.store.watchers.lock().unwrap().iter() {
-                    if *name != self.name {
-                        // A watcher that does not keep up is disconnected by
-                        // the server; the store does not wait for it.
-                        let _ = pusher.send_text(format!("changed {key}"));
-                    }
-                }
-                Ok(Bytes::from_static(b"OK"))
-            }
-            (Some("GET"), Some(key), None) => {
-                let data = self.store.data.lock().unwrap();
-                data.get(key).cloned().ok_or(format!("no such key {key:?}"))
-            }
-            _ => Err(format!("unknown request {request:?}")),
-        };
-        let _ = match answer {
-            Ok(value) => responder.respond(value),
-            Err(reason) => responder.fail(reason),
-        };
-    }
-}
-
-impl Drop for StoreHandler {
-    fn drop(&mut self) {
-        self.store
-            .watchers
-            .lock()
-            .unwrap()
-            .retain(|(name, _)| *name != self.name);
-    }
-}
-
-/// Starts the store on a free port, lets a writer and a watcher use it, and
-/// returns what they saw, line by line.
+/// Starts the store, has a watcher and a writer talk to it, and returns
+/// what they saw, one line each.
 pub async fn demo() -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await?;
+    let config = ServerConfig::default().app_protocol(Kv::app_protocol());
+    let server = Server::bind("127.0.0.1:0", config).await?;
     let addr = server.local_addr().to_string();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let running = tokio::spawn(server.run(Store::default(), stop.clone().cancelled_owned()));
-
-    let connect = |name: &str| {
-        let config = ClientConfig::default().name(name);
-        Client::connect_with(&addr, config)
-    };
-    let watcher = connect("watcher").await?;
-    let mut changes = watcher.incoming().expect("first call");
-    let writer = connect("writer").await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(Typed::new(Store::default()), async {
+        let _ = stopped.await;
+    }));
 
     let mut seen = Vec::new();
-    let ok = writer.request("SET colour blue").await?;
-    seen.push(format!(
-        "writer: SET colour blue -> {}",
-        String::from_utf8_lossy(&ok)
-    ));
-    if let Some(Pushed::Text(change)) = changes.recv().await {
-        seen.push(format!("watcher: pushed {change}"));
+    let watcher =
+        TypedClient::<Kv>::connect(&addr, ClientConfig::default().name("watcher")).await?;
+    let mut events = watcher.events().expect("first use");
+    watcher.call(&Request::Watch).await?;
+    let writer = TypedClient::<Kv>::connect(&addr, ClientConfig::default().name("writer")).await?;
+    let set = Request::Set {
+        key: "colour".into(),
+        value: "blue".into(),
+    };
+    seen.push(format!("writer: {set:?} -> {:?}", writer.call(&set).await?));
+    if let Some(TypedPushed::Event(event)) = events.recv().await {
+        seen.push(format!("watcher: pushed {event:?}"));
     }
-    let value = watcher.request("GET colour").await?;
-    seen.push(format!(
-        "watcher: GET colour -> {}",
-        String::from_utf8_lossy(&value)
-    ));
-    match watcher.request("GET size").await {
-        Ok(v) => seen.push(format!("watcher: GET size -> {v:?}")),
-        Err(e) => seen.push(format!("watcher: GET size -> {e}")),
+    for key in ["colour", "size"] {
+        let answer = match watcher.call(&Request::Get { key: key.into() }).await {
+            Ok(response) => format!("{response:?}"),
+            Err(CallError::Remote(error)) => format!("error {error:?}"),
+            Err(other) => return Err(other.into()),
+        };
+        seen.push(format!("watcher: Get {key} -> {answer}"));
     }
     writer.close().await?;
     watcher.close().await?;
-    stop.cancel();
+    let _ = stop.send(());
     running.await?;
     Ok(seen)
 }
 
-#[allow(dead_code)]
+#[allow(dead_code)] // run by `cargo run --example`, not by the test that includes this file
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in demo().await? {

@@ -1,4 +1,5 @@
-//! The `kv_store` example is real: it runs here against a real server.
+//! The `kv_store` example is real: it runs here against a real server, on
+//! the typed layer.
 
 #[path = "../examples/kv_store.rs"]
 mod kv_store;
@@ -9,10 +10,10 @@ async fn the_key_value_example_works() {
     assert_eq!(
         seen,
         [
-            "writer: SET colour blue -> OK",
-            "watcher: pushed changed colour",
-            "watcher: GET colour -> blue",
-            "watcher: GET size -> request failed: no such key \"size\"",
+            r#"writer: Set { key: "colour", value: "blue" } -> Done"#,
+            r#"watcher: pushed Changed { key: "colour", value: "blue" }"#,
+            r#"watcher: Get colour -> Value("blue")"#,
+            r#"watcher: Get size -> error NoSuchKey("size")"#,
         ]
     );
 }

@@ -46,7 +46,7 @@ use crate::transport::MemoryBudget;
 use accept_backoff::{AcceptBackoff, is_per_connection};
 use admission::{Admission, Admitted};
 use auth_tokens::AuthBackoff;
-use log_gate::{admit_global, suppressed_field};
+pub(crate) use log_gate::{admit_global, suppressed_field};
 use metrics::ServerMetrics;
 use peer_facts::PeerFacts;
 use shared::Shared;

@@ -11,10 +11,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::warn;
 
+/// Typed messages that did not decode, by `kind` (request, message): each
+/// failed alone, the connection stayed up.
+const UNDECODABLE: &str = "rust_tcp_typed_undecodable_total";
+
 use super::Protocol;
 use super::codec::{DecodeError, decode, encode};
 use crate::protocol::Message;
 use crate::protocol::v2::Encoding;
+use crate::server::{admit_global, suppressed_field};
 use crate::{Handler, PeerInfo, PushError, Pusher, Responder, Service};
 
 /// What a typed handler knows about its connection.
@@ -164,11 +169,19 @@ impl<P: Protocol, H: TypedHandler<P>> Handler for TypedConnection<P, H> {
         };
         match decode::<P::Message>(&data, context.encoding) {
             Ok(message) => handler.on_message(message, context).await,
-            Err(e) => warn!(
-                peer = %context.peer,
-                "{} message not understood, ignored: {e}",
-                P::NAME
-            ),
+            Err(e) => {
+                metrics::counter!(UNDECODABLE, "kind" => "message").increment(1);
+                // A peer could send these as fast as it likes: rate-limited.
+                if let Some(suppressed) = admit_global() {
+                    let suppressed = suppressed_field(suppressed);
+                    warn!(
+                        peer = %context.peer,
+                        suppressed,
+                        "{} message not understood, ignored: {e}",
+                        P::NAME
+                    );
+                }
+            }
         }
     }
 
@@ -183,6 +196,7 @@ impl<P: Protocol, H: TypedHandler<P>> Handler for TypedConnection<P, H> {
         let request = match decode::<P::Request>(&payload, context.encoding) {
             Ok(request) => request,
             Err(e) => {
+                metrics::counter!(UNDECODABLE, "kind" => "request").increment(1);
                 let _ = responder.fail(format!("cannot decode the {} request: {e}", P::NAME));
                 return;
             }
