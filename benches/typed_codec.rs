@@ -12,8 +12,14 @@ use std::hint::black_box;
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 enum Request {
-    Get { key: String },
-    Set { key: String, value: String, ttl: Option<u64> },
+    Get {
+        key: String,
+    },
+    Set {
+        key: String,
+        value: String,
+        ttl: Option<u64>,
+    },
 }
 
 fn typed_codec(c: &mut Criterion) {
@@ -23,7 +29,10 @@ fn typed_codec(c: &mut Criterion) {
         ttl: Some(60),
     };
     let mut group = c.benchmark_group("typed Set request");
-    for (name, encoding) in [("msgpack", Encoding::MessagePack), ("postcard", Encoding::Postcard)] {
+    for (name, encoding) in [
+        ("msgpack", Encoding::MessagePack),
+        ("postcard", Encoding::Postcard),
+    ] {
         let bytes = encode(&request, encoding).unwrap();
         println!("{name}: {} bytes", bytes.len());
         group.bench_function(format!("{name} encode"), |b| {

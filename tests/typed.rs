@@ -389,3 +389,48 @@ async fn postcard_is_negotiated_when_both_speak_it() {
     client.close().await.unwrap();
     server.shut_down().await;
 }
+
+/// Spec 3.3.3's examples are what the typed layer writes: a request, an
+/// `Ok` and an `Err`, in MessagePack with names.
+#[test]
+fn the_specs_messagepack_examples_are_what_we_write() {
+    #[derive(Serialize)]
+    enum Request {
+        Get { key: String },
+    }
+    #[derive(Serialize)]
+    enum Response {
+        Value(String),
+    }
+    #[derive(Serialize)]
+    enum KvError {
+        NoSuchKey(String),
+    }
+    let hex = |b: bytes::Bytes| {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let spec = include_str!("../docs/PROTOCOL.md").replace('\n', " ");
+    let get = rust_tcp::typed::encode(&Request::Get { key: "k".into() }, Encoding::MessagePack);
+    let ok: Result<Response, KvError> = Ok(Response::Value("v".into()));
+    let err: Result<Response, KvError> = Err(KvError::NoSuchKey("k".into()));
+    for (what, bytes) in [
+        ("request", get.unwrap()),
+        (
+            "ok",
+            rust_tcp::typed::encode(&ok, Encoding::MessagePack).unwrap(),
+        ),
+        (
+            "err",
+            rust_tcp::typed::encode(&err, Encoding::MessagePack).unwrap(),
+        ),
+    ] {
+        let bytes = hex(bytes);
+        assert!(
+            spec.contains(&bytes),
+            "the spec's {what} example is not {bytes}"
+        );
+    }
+}
