@@ -47,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     tls(&mut md, &runs);
     idle(&mut md, &runs);
     scaling(&mut md, &runs, &plots)?;
+    rpc_race(&mut md, &runs);
     slot_attack(&mut md, &runs);
     std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
 
@@ -272,6 +273,83 @@ fn comparisons(runs: &[Run]) -> Vec<Comparison> {
             "ldc",
             "LengthDelimitedCodec",
             None,
+            true,
+        ),
+        (
+            "race_50x16",
+            "typed requests, 50 conns x 16: requests/s",
+            "per_sec",
+            "k req/s",
+            1e-3,
+            "tonic",
+            "tonic (gRPC, unary)",
+            Some(2.0),
+            false,
+        ),
+        (
+            "race_50x16",
+            "typed requests, 50 conns x 16: requests/s",
+            "per_sec",
+            "k req/s",
+            1e-3,
+            "tarpc",
+            "tarpc (bincode)",
+            Some(1.2),
+            false,
+        ),
+        (
+            "race_50x16",
+            "typed requests, 50 conns x 16: requests/s",
+            "per_sec",
+            "k req/s",
+            1e-3,
+            "ours-raw",
+            "our untyped request()",
+            Some(0.85),
+            false,
+        ),
+        (
+            "race_50x1",
+            "typed requests, 50 conns x 1: requests/s",
+            "per_sec",
+            "k req/s",
+            1e-3,
+            "tonic",
+            "tonic (gRPC, unary)",
+            None,
+            false,
+        ),
+        (
+            "race_50x1",
+            "typed requests, 50 conns x 1: requests/s",
+            "per_sec",
+            "k req/s",
+            1e-3,
+            "tarpc",
+            "tarpc (bincode)",
+            None,
+            false,
+        ),
+        (
+            "race_1x1",
+            "typed requests, 1 conn x 1: p50 latency",
+            "latency_us.p50",
+            "µs",
+            1.0,
+            "tonic",
+            "tonic (gRPC, unary)",
+            Some(1.0),
+            true,
+        ),
+        (
+            "race_1x1",
+            "typed requests, 1 conn x 1: p50 latency",
+            "latency_us.p50",
+            "µs",
+            1.0,
+            "tarpc",
+            "tarpc (bincode)",
+            Some(1.0),
             true,
         ),
     ];
@@ -609,6 +687,50 @@ fn scaling(md: &mut String, runs: &[Run], plots: &Path) -> anyhow::Result<()> {
     plot_scaling(&plots.join("scaling.svg"), &conns, &sizes)
 }
 
+/// Typed requests against tarpc and tonic (benches/rpc_race): medians over
+/// the rounds, per contestant and load.
+fn rpc_race(md: &mut String, runs: &[Run]) {
+    if !runs.iter().any(|r| r.case.starts_with("race_")) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Typed requests against tarpc and tonic\n\n\
+         `benches/rpc_race` (its own crate, built only by this script): each \
+         contestant echoes the same message (an id and a 32-byte text), \
+         driven by its own client library from one program: **ours** is \
+         `rust_tcp::typed` (MessagePack with names), **ours-raw** our untyped \
+         `Client::request` with the same bytes' worth, **tarpc** 0.38 (serde \
+         over TCP, bincode), **tonic** 0.14 (gRPC unary over HTTP/2, prost). \
+         Alternated within each round; server CPU is the server process's \
+         user + system time per request.\n\n\
+         | load | contestant | requests/s | p50 µs | p99 µs | server CPU µs/req |\n|---|---|---|---|---|---|"
+    );
+    for (case, load) in [
+        ("race_1x1", "1 conn x 1"),
+        ("race_50x1", "50 conns x 1"),
+        ("race_50x16", "50 conns x 16"),
+    ] {
+        for imp in ["ours", "ours-raw", "tarpc", "tonic"] {
+            let per_sec = median_of(runs, case, imp, "per_sec");
+            if per_sec.is_nan() {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {load} | {imp} | {per_sec:.0} | {:.0} | {:.0} | {:.2} |",
+                median_of(runs, case, imp, "latency_us.p50"),
+                median_of(runs, case, imp, "latency_us.p99"),
+                median_of(runs, case, imp, "server_cpu_us_per_op"),
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nThe paired ratios and their targets are in the side-by-side table above.\n"
+    );
+}
+
 /// The distributed slot attack (scripts/slot_attack.py), one row a round.
 fn slot_attack(md: &mut String, runs: &[Run]) {
     let rows: Vec<&Run> = runs.iter().filter(|r| r.case == "slot_attack").collect();
@@ -739,6 +861,9 @@ fn short(case: &str) -> &'static str {
         "req_50x16" => "requests 50 x 16",
         "req_50x1" => "requests 50 x 1",
         "req_1x1" => "requests 1 x 1, p50 latency",
+        "race_50x16" => "typed 50 x 16",
+        "race_50x1" => "typed 50 x 1",
+        "race_1x1" => "typed 1 x 1, p50 latency",
         _ => "?",
     }
 }

@@ -4,8 +4,9 @@
 # LengthDelimitedCodec server (what a user would write instead) and
 # redis-server with redis-benchmark, on this machine, in alternated rounds;
 # then our TLS cost, what an idle connection costs, how throughput, latency
-# and memory scale with connections and payload size, and how an honest
-# client fares during a distributed slot attack (scripts/slot_attack.py).
+# and memory scale with connections and payload size, typed requests
+# against tarpc and tonic (benches/rpc_race), and how an honest client
+# fares during a distributed slot attack (scripts/slot_attack.py).
 # Prints the table of ratios and writes a report with its plots.
 #
 #   scripts/bench.sh            # the full run (about 12 minutes on 2 cores):
@@ -50,6 +51,7 @@ command -v redis-server >/dev/null || need_packages+=(redis-server)
 command -v redis-benchmark >/dev/null || need_packages+=(redis-tools)
 command -v openssl >/dev/null || need_packages+=(openssl)
 command -v python3 >/dev/null || need_packages+=(python3)
+command -v protoc >/dev/null || need_packages+=(protobuf-compiler)   # tonic's code, for the race
 if [ ${#need_packages[@]} -gt 0 ]; then
     say "installing ${need_packages[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -316,6 +318,28 @@ for size in 16 256 4096 65536 1048576; do
         if [ "$impl" = ours ]; then ours ours --sink; else raw; fi
         record scale_size "$impl" "$size" "$(bench "$PORT" bench --mode binary --size "$size" --duration "$SECS")"
         stop
+    done
+done
+
+# --- typed requests against tarpc and tonic ------------------------------------
+# benches/rpc_race is a crate of its own (tarpc, tonic): built here only.
+say "building benches/rpc_race (tarpc, tonic)"
+cargo build --release --quiet --manifest-path "$ROOT/benches/rpc_race/Cargo.toml" \
+    || die "benches/rpc_race did not build"
+RACE=$ROOT/benches/rpc_race/target/release/rpc-race
+for round in $(seq "$ROUNDS"); do
+    say "typed requests against tarpc and tonic, round $round/$ROUNDS"
+    for load in "1 1" "50 1" "50 16"; do
+        read -r conns depth <<< "$load"
+        for kind in ours ours-raw tarpc tonic; do
+            PORT=$(free_port)
+            start "race-$kind" "$PORT" "$RACE" server "$kind" "127.0.0.1:$PORT"
+            cpu_before=$(cpu_ticks "$SERVER_PID")
+            line=$("$RACE" client "$kind" "127.0.0.1:$PORT" "$conns" "$depth" "$SECS" 2>>"$WORK/race.err") \
+                || die "rpc_race client $kind failed: $(tail -3 "$WORK/race.err")"
+            record "race_${conns}x${depth}" "$kind" "$round" "$(with_cpu "$line")"
+            stop
+        done
     done
 done
 

@@ -202,12 +202,21 @@ impl<P: Protocol, H: TypedHandler<P>> Handler for TypedConnection<P, H> {
             }
         };
         let (handler, context) = (handler.clone(), context.clone());
-        tokio::spawn(async move {
+        let mut answer = Box::pin(async move {
             let result = handler.call(request, &context).await;
             let _ = match encode(&result, context.encoding) {
                 Ok(bytes) => responder.respond(bytes),
                 Err(e) => responder.fail(format!("cannot encode the {} response: {e}", P::NAME)),
             };
         });
+        // Most calls finish without waiting (a lookup, a computation):
+        // answer those right here, and give a task of its own only to a
+        // call that waits, so the calls after it on this connection do not
+        // wait behind it. A future may be polled from another task later,
+        // with another waker: the one it registers then is the one woken.
+        let mut here = std::task::Context::from_waker(std::task::Waker::noop());
+        if answer.as_mut().poll(&mut here).is_pending() {
+            tokio::spawn(answer);
+        }
     }
 }
