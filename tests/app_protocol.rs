@@ -107,3 +107,16 @@ fn choices_print_for_logs() {
     let shown: AppChoice = choice;
     assert_eq!(shown.to_string(), "kv 2 (msgpack)");
 }
+
+#[tokio::test]
+async fn no_common_encoding_is_refused_naming_both() {
+    let (admitted, _seen) = Admitted::new();
+    let config = ServerConfig::default().app_protocol(AppProtocol::new("kv", 1..=1));
+    let server = InProcessServer::start(admitted, config).await;
+    let postcard_only = AppProtocol::new("kv", 1..=1).encodings(vec![Encoding::Postcard]);
+    assert_eq!(
+        refusal(&server.addr, postcard_only).await,
+        "no common encoding: server speaks msgpack, client postcard"
+    );
+    server.shut_down().await;
+}

@@ -434,3 +434,28 @@ fn the_specs_messagepack_examples_are_what_we_write() {
         );
     }
 }
+
+/// A one-way message that does not decode is dropped alone (logged, and
+/// counted); the typed and the untyped API share one connection.
+#[tokio::test]
+async fn an_undecodable_message_is_dropped_alone_and_text_stays_untyped() {
+    let store = Store::default();
+    let server = new_server(store.clone()).await;
+    let client = TypedClient::<new::Kv>::connect(&server.addr, named("mixed"))
+        .await
+        .unwrap();
+    // Raw bytes where a one-way message (a String) should be.
+    client
+        .untyped()
+        .send_binary(&b"\xc1\xc1\xc1"[..])
+        .await
+        .unwrap();
+    // Untyped text on the same connection.
+    client.untyped().send_text("plain text").await.unwrap();
+    client.send(&"typed".to_string()).await.unwrap();
+    let get = new::Request::Get { key: "x".into() };
+    assert_eq!(client.call(&get).await.unwrap(), new::Response::Value(None));
+    client.close().await.unwrap();
+    assert_eq!(*store.notes.lock().unwrap(), ["mixed v2: typed"]);
+    server.shut_down().await;
+}
