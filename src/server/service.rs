@@ -126,6 +126,13 @@ pub trait Service: Send + Sync + 'static {
 /// the printing one) flushes there, which gives large batches under load and
 /// immediate delivery for an interactive peer. Dropping the handler is the
 /// signal that the connection is gone.
+///
+/// A payload larger than 64 KiB holds its share of the server's memory
+/// budget (`ServerConfig::max_memory`) for as long as any copy of the
+/// `Bytes` lives, so that what the server holds for peers stays bounded
+/// wherever the payload goes (an echo waiting for a slow reader, a
+/// broadcast). To keep such a payload for long (a store), copy it with
+/// `Bytes::copy_from_slice`, which gives its share back.
 pub trait Handler: Send + 'static {
     /// A text message arrived (v1 or v2).
     fn on_text(&mut self, message: Message) -> impl Future<Output = ()> + Send;
