@@ -7,6 +7,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// The first allocation for an encoded message, in bytes.
+const TYPICAL_MESSAGE: usize = 128;
+
 /// A payload that is not a value of the expected type, or a value that
 /// cannot be encoded. Its text says what did not match (`unknown variant
 /// "Delete"`, `missing field "key"`).
@@ -16,12 +19,16 @@ pub struct DecodeError(pub String);
 
 /// Encodes `value` in `encoding`.
 pub fn encode<T: Serialize>(value: &T, encoding: Encoding) -> Result<Bytes, DecodeError> {
-    let bytes = match encoding {
-        Encoding::MessagePack => {
-            rmp_serde::to_vec_named(value).map_err(|e| DecodeError(e.to_string()))?
+    // Room for a typical message up front: growing from nothing would
+    // reallocate several times for every small message.
+    let mut bytes = Vec::with_capacity(TYPICAL_MESSAGE);
+    match encoding {
+        Encoding::MessagePack => rmp_serde::encode::write_named(&mut bytes, value)
+            .map_err(|e| DecodeError(e.to_string()))?,
+        Encoding::Postcard => {
+            bytes = postcard::to_extend(value, bytes).map_err(|e| DecodeError(e.to_string()))?
         }
-        Encoding::Postcard => postcard::to_stdvec(value).map_err(|e| DecodeError(e.to_string()))?,
-    };
+    }
     Ok(Bytes::from(bytes))
 }
 
