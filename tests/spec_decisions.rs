@@ -79,8 +79,8 @@ fn a_refused_newcomer_hears_1016_or_nothing() {
     assert!(got.is_empty(), "{got:?}");
 }
 
-/// Echoes requests only once told to (through a channel), so a test can
-/// hold responses back.
+/// Hands every request's responder to the test (through a channel), so the
+/// test decides when, and whether, it is answered.
 struct Held(tokio::sync::mpsc::UnboundedSender<Responder>);
 struct HeldHandler(tokio::sync::mpsc::UnboundedSender<Responder>);
 impl Service for Held {

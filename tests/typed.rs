@@ -435,8 +435,10 @@ fn the_specs_messagepack_examples_are_what_we_write() {
     }
 }
 
-/// A one-way message that does not decode is dropped alone (logged, and
-/// counted); the typed and the untyped API share one connection.
+/// A one-way message that does not decode is dropped alone: the messages
+/// around it, typed and untyped on the one connection, are all handled,
+/// and calls go on. (The server also logs it and counts it in
+/// `rust_tcp_typed_undecodable_total`.)
 #[tokio::test]
 async fn an_undecodable_message_is_dropped_alone_and_text_stays_untyped() {
     let store = Store::default();
