@@ -11,7 +11,7 @@ use tokio_rustls::TlsConnector;
 
 use super::end::End;
 use super::handshake::{Welcomed, handshake};
-use super::reader::{read_v1, read_v2};
+use super::reader::{drive_v2, read_v1};
 use super::shared::Core;
 use super::{ClientConfig, ClientError, Link, ProtocolVersion, Pushed};
 use crate::protocol::v1::{self, V1Codec};
@@ -87,9 +87,7 @@ pub(super) async fn open_link(
                 app_protocol,
             } = handshake(&mut conn, config, left).await?;
             let core = make_core(Some(session));
-            let (reader, writer) = conn.split();
-            tokio::spawn(read_v2(reader, core.clone(), incoming));
-            spawn_writer(&core, writer);
+            tokio::spawn(drive_v2(conn, core.clone(), incoming));
             Link {
                 core,
                 server_name: Arc::from(server_name),

@@ -1,7 +1,7 @@
-//! The client's read side, a thin driver around the session: it reads, or
-//! sleeps until the session's next deadline (heartbeats), and turns what
-//! the server sends into responses for waiting requests, pushed messages,
-//! and the end of the connection.
+//! The client's end of a connection: it turns what the server sends into
+//! responses for waiting requests, pushed messages, and the end of the
+//! connection. A v2 connection runs on the driver it shares with the
+//! server; a v1 one only waits for the server's end of the stream.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,10 +14,8 @@ use super::incoming::Pushed;
 use super::shared::Core;
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v1::V1Codec;
-use crate::protocol::v2::{
-    CloseCode, Expired, SessionEvent, SessionState, V2Codec, V2CodecError, claimed_frame_len,
-};
-use crate::transport::{BatchError, Connection, Deadline, ReceiveBatch, Stream};
+use crate::protocol::v2::{CloseCode, Expired, SessionEvent, SessionState, V2Codec};
+use crate::transport::{Connection, Driver, DriverCounters, Endpoint, Exit, Stream, Work};
 
 /// What a v1 client can say when the server did not read everything.
 const V1_NOT_READ: &str = "the messages may not have been received (was it refused? \
@@ -52,98 +50,73 @@ pub(crate) async fn read_v1(mut reader: Connection<ReadHalf<Stream>, V1Codec>, c
     core.finish(end);
 }
 
-/// Reads a v2 connection until it ends, then records how.
-pub(crate) async fn read_v2(
-    mut reader: Connection<ReadHalf<Stream>, V2Codec>,
+/// Drives a v2 connection until it ends (the connection driver shared
+/// with the server, `transport/driver.rs`), then records how.
+pub(crate) async fn drive_v2(
+    conn: Connection<Stream, V2Codec>,
     core: Arc<Core>,
     incoming: mpsc::Sender<Pushed>,
 ) {
-    let end = drive(&mut reader, &core, &incoming).await;
+    let mut driver = Driver::new(conn, core.queue.clone(), None, DriverCounters::default());
+    let mut end = ClientEnd {
+        core: core.clone(),
+        incoming,
+    };
+    let exit = driver.run(&mut end).await;
+    let end = match exit {
+        Exit::Ended(end) => end,
+        Exit::PeerClosed if core.session(|s, _| s.state()) == SessionState::Closed => {
+            End::Completed
+        }
+        Exit::PeerClosed => {
+            End::Lost("the server closed the connection without a close handshake".into())
+        }
+        Exit::Violation(e) => End::violation(e.code, e.reason),
+        Exit::Malformed(_, e) => End::violation(e.code, e.reason),
+        Exit::Codec(e) => End::Lost(format!("reading from the server: {e}")),
+        Exit::Expired(Expired::Heartbeat(silent)) => {
+            End::Lost(format!("heartbeat timeout: nothing heard for {silent:?}"))
+        }
+        Exit::Expired(Expired::Stalled(stalled)) => {
+            End::violation(CloseCode::POLICY_VIOLATION, stalled.to_string())
+        }
+        // A client session has neither a handshake deadline here (the
+        // handshake is over) nor a go-away drain.
+        Exit::Expired(other) => End::Lost(format!("session expired: {other:?}")),
+        Exit::ReadFailed(e) => End::Lost(format!("reading from the server: {e}")),
+        Exit::WriteFailed(e) => End::Lost(format!("write failed: {e}")),
+        Exit::Overflow { queued } => End::Lost(format!("{queued} bytes could not be sent")),
+    };
+    // What is queued (our CLOSE's acknowledgement, a protocol error's
+    // CLOSE) still goes out, briefly.
+    driver.finish(std::time::Duration::from_secs(1)).await;
     core.finish(end);
 }
 
-async fn drive(
-    reader: &mut Connection<ReadHalf<Stream>, V2Codec>,
-    core: &Core,
-    incoming: &mpsc::Sender<Pushed>,
-) -> End {
-    let mut now = Instant::now();
-    let mut deadline = Deadline::new();
-    let mut batch = ReceiveBatch::default();
-    let mut events = Vec::new();
-    loop {
-        // Everything buffered, in batches through the session, then their
-        // events to the application.
-        loop {
-            let received = core.session(|s, out| batch.receive(s, reader, now, out, &mut events));
-            for event in events.drain(..) {
-                if let Some(end) = on_event(event, core, incoming).await {
-                    return end;
-                }
-            }
-            match received {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(BatchError::Session(e)) => return End::violation(e.code, e.reason),
-                Err(BatchError::Codec(e)) => return codec_failure(core, e),
-            }
-        }
-        // What is left is part of a frame: it has a deadline of its own.
-        let (left, claimed) = (
-            reader.buffered().len(),
-            claimed_frame_len(reader.buffered()),
-        );
-        deadline.arm(core.session(|s, _| {
-            s.pending(now, left, claimed);
-            s.poll_timeout()
-        }));
-        tokio::select! {
-            read = reader.fill() => match read {
-                Ok(0) => {
-                    return match reader.finish() {
-                        Err(e) => codec_failure(core, e),
-                        Ok(_) if core.session(|s, _| s.state()) == SessionState::Closed => {
-                            End::Completed
-                        }
-                        Ok(_) => End::Lost(
-                            "the server closed the connection without a close handshake".into(),
-                        ),
-                    };
-                }
-                Ok(_) => {
-                    // One clock reading per read, not per frame.
-                    now = Instant::now();
-                }
-                Err(e) => return End::Lost(format!("reading from the server: {e}")),
-            },
-            _ = deadline.fired() => {
-                match core.session(|s, out| s.handle_timeout(Instant::now(), out)) {
-                    Some(Expired::Heartbeat(silent)) => {
-                        return End::Lost(format!("heartbeat timeout: nothing heard for {silent:?}"));
-                    }
-                    Some(Expired::Stalled(stalled)) => {
-                        return End::violation(CloseCode::POLICY_VIOLATION, stalled.to_string());
-                    }
-                    // A client session has neither a handshake deadline here
-                    // (the handshake is over) nor a go-away drain.
-                    Some(other @ (Expired::Handshake(_) | Expired::Drained)) => {
-                        return End::Lost(format!("session expired: {other:?}"));
-                    }
-                    None => {}
-                }
-            }
-        }
-    }
+/// The client's end of the connection: responses to waiting requests,
+/// pushes to the application.
+struct ClientEnd {
+    core: Arc<Core>,
+    incoming: mpsc::Sender<Pushed>,
 }
 
-/// Bytes that are no v2 frame: the session tells the server why.
-fn codec_failure(core: &Core, e: V2CodecError) -> End {
-    match e {
-        V2CodecError::Frame(f) => {
-            let e = core.session(|s, out| s.receive_invalid(&f, out));
-            End::violation(e.code, e.reason)
-        }
-        other => End::Lost(format!("reading from the server: {other}")),
+impl Endpoint for ClientEnd {
+    type End = End;
+
+    fn deliver<'a>(
+        &'a mut self,
+        events: &'a mut Vec<SessionEvent>,
+        _caught_up: bool,
+        _now: Instant,
+    ) -> Work<'a, End> {
+        Box::pin(async move {
+            for event in events.drain(..) {
+                if let Some(end) = on_event(event, &self.core, &self.incoming).await {
+                    return Some(end);
+                }
+            }
+            None
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use crate::transport::{Outgoing, WriteQueue};
 pub(crate) struct Core {
     /// The v2 session (`None` for v1) is kept under the queue's lock, so
     /// "may this be sent now", encoding it and queueing it are one step.
-    pub(crate) queue: WriteQueue<Option<Session>>,
+    pub(crate) queue: Arc<WriteQueue<Option<Session>>>,
     pub(crate) requests: Requests,
     end: watch::Sender<Option<End>>,
     /// Set when the server says GOAWAY (a reconnecting client moves on).
@@ -40,7 +40,7 @@ impl Core {
         interrupts: bool,
     ) -> Self {
         Core {
-            queue: WriteQueue::new(session, max_queued_bytes),
+            queue: Arc::new(WriteQueue::new(session, max_queued_bytes)),
             requests: Requests::default(),
             end: watch::channel(None).0,
             going_away: watch::channel(None).0,

@@ -178,9 +178,11 @@ impl Server {
                         let served = async {
                             let (stream, peer, health_check) = if proxied {
                                 let by = accepted + handshake_timeout;
-                                let found = proxy_header::proxied_peer(
+                                // Boxed: a large step the task should not
+                                // carry for the rest of the connection.
+                                let found = Box::pin(proxy_header::proxied_peer(
                                     stream, peer, &mut slot, &admission, by,
-                                );
+                                ));
                                 let Some((stream, real, health_check)) = found.await else {
                                     return;
                                 };

@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 use super::log_gate::{admit_global, suppressed_field};
 use crate::protocol::Message;
@@ -52,15 +51,12 @@ impl From<SendError> for PushError {
 pub(crate) struct Outbound {
     queue: Arc<WriteQueue<Session>>,
     /// What every clone shares, behind one `Arc`: every responder holds an
-    /// `Outbound`, and one atomic add is all a clone should cost (cloning a
-    /// cancellation token takes a lock in its tree).
+    /// `Outbound`, and one atomic add is all a clone should cost.
     shared: Arc<OutboundShared>,
 }
 
 #[derive(Debug)]
 struct OutboundShared {
-    /// Cancelled when the queue overflows: the connection task ends.
-    overflow: CancellationToken,
     /// Frames queued by handlers and broadcasts (a metric).
     sent: metrics::Counter,
     /// Frames not sent because they exceed the client's `max_frame` (a
@@ -87,7 +83,6 @@ impl Outbound {
         Outbound {
             queue,
             shared: Arc::new(OutboundShared {
-                overflow: CancellationToken::new(),
                 sent,
                 too_large,
                 peer,
@@ -99,16 +94,6 @@ impl Outbound {
     /// Where request durations go, if requests are timed.
     pub(crate) fn request_duration(&self) -> Option<&metrics::Histogram> {
         self.shared.request_duration.as_ref()
-    }
-
-    /// Cancelled when the client has let the queue overflow.
-    pub(crate) fn overflow_token(&self) -> CancellationToken {
-        self.shared.overflow.clone()
-    }
-
-    /// Bytes waiting for the writer.
-    pub(crate) fn queued(&self) -> usize {
-        self.queue.queued()
     }
 
     /// Queues a data frame, refusing when the client is not keeping up.
@@ -145,7 +130,8 @@ impl Outbound {
                 Ok(())
             }
             Err(QueueError::Full { queued, limit }) => {
-                self.shared.overflow.cancel();
+                // The connection's driver ends the connection.
+                self.queue.overflow();
                 Err(PushError::SlowConsumer { queued, limit })
             }
             Err(QueueError::Closed) => Err(SendError::Closed.into()),
@@ -160,7 +146,7 @@ impl Outbound {
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut Session, &mut Outgoing) -> R) -> R {
         let (result, overflowed) = self.queue.update(f);
         if overflowed {
-            self.shared.overflow.cancel();
+            self.queue.overflow();
         }
         result
     }

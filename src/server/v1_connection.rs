@@ -1,6 +1,8 @@
 //! Serving one v1 connection: hand each message to the handler until the
 //! client says `exit`, closes, breaks the protocol, or the server stops.
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
@@ -31,43 +33,50 @@ pub(crate) async fn serve_v1<S, H>(
     slot: &Slot,
 ) -> Result<ConnectionEnd, ConnectionError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
     H: Handler,
 {
     let mut now = Instant::now();
     let mut deadline = Deadline::new();
     let mut promoted = false;
     // Made once: registering with the token takes its tree's lock.
-    let stopped = shutdown.cancelled();
-    tokio::pin!(stopped);
+    let mut stopped = Box::pin(shutdown.clone().cancelled_owned());
     loop {
-        // Drain every whole frame already received before waiting again.
-        while let Some(message) = next(conn, handler).await? {
-            stall.frame_received(now);
-            messages.increment(1);
-            if !promoted {
+        // Every whole message already received goes to the handler, in a
+        // future that lives only while it works: an idle connection is its
+        // buffers and this loop's few words, not a suspended handler call.
+        if !conn.buffered().is_empty() {
+            let delivered = Box::pin(deliver(conn, handler, stall, now, messages)).await?;
+            if delivered > 0 && !promoted {
+                // The first message ends the handshake.
                 slot.promote();
                 promoted = true;
             }
-            if v1::is_exit(&message) {
-                handler.flush().await;
-                return Ok(ConnectionEnd::ClientExit);
+            if let Some(end) = conn_end(delivered) {
+                return Ok(end);
             }
-            handler.on_text(message).await;
         }
-        handler.flush().await;
         let left = conn.buffered();
         stall.pending(now, left.len(), v1::claimed_frame_len(left));
         deadline.arm(stall.poll_timeout());
 
-        let read = tokio::select! {
-            biased;
-            _ = &mut stopped => return Ok(ConnectionEnd::ServerShutdown),
-            _ = deadline.fired() => match stall.check(Instant::now()) {
+        let wake = std::future::poll_fn(|cx| {
+            if stopped.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Stop);
+            }
+            if deadline.poll_fired(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            conn.poll_fill(cx).map(Wake::Read)
+        })
+        .await;
+        let read = match wake {
+            Wake::Stop => return Ok(ConnectionEnd::ServerShutdown),
+            Wake::Timer => match stall.check(Instant::now()) {
                 Some(stalled) => return Err(ConnectionError::Stalled(stalled)),
                 None => continue,
             },
-            read = conn.fill() => read,
+            Wake::Read(read) => read,
         };
         now = Instant::now();
         let read = read.map_err(ConnectionError::Io)?;
@@ -83,19 +92,56 @@ where
     }
 }
 
-async fn next<S, H>(
+/// What the loop waits for.
+enum Wake {
+    Stop,
+    Timer,
+    Read(std::io::Result<usize>),
+}
+
+/// `deliver`'s count for a client that said `exit`.
+const EXITED: usize = usize::MAX;
+
+fn conn_end(delivered: usize) -> Option<ConnectionEnd> {
+    (delivered == EXITED).then_some(ConnectionEnd::ClientExit)
+}
+
+/// Hands every whole message buffered to the handler, then flushes it;
+/// returns how many there were, or [`EXITED`] when the client said `exit`.
+/// Whatever happens, messages received before the end are handed over and
+/// flushed first, so a protocol error loses nothing valid before it.
+async fn deliver<S, H>(
     conn: &mut Connection<S, V1Codec>,
     handler: &mut H,
-) -> Result<Option<crate::protocol::Message>, ConnectionError>
+    stall: &mut StallClock,
+    now: Instant,
+    messages: &metrics::Counter,
+) -> Result<usize, ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
 {
-    match conn.next_buffered() {
-        Ok(m) => Ok(m),
-        Err(e) => {
+    let mut delivered = 0;
+    loop {
+        let message = match conn.next_buffered() {
+            Ok(Some(message)) => message,
+            Ok(None) => break,
+            Err(e) => {
+                handler.flush().await;
+                return Err(e.into());
+            }
+        };
+        stall.frame_received(now);
+        messages.increment(1);
+        delivered += 1;
+        if v1::is_exit(&message) {
             handler.flush().await;
-            Err(e.into())
+            return Ok(EXITED);
         }
+        handler.on_text(message).await;
     }
+    if delivered > 0 {
+        handler.flush().await;
+    }
+    Ok(delivered)
 }

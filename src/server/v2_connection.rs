@@ -1,25 +1,23 @@
-//! Serving one v2 connection, from the HELLO to the end: a thin driver
-//! around the sans-IO [`Session`], which holds every rule and every timer.
-//!
-//! The driver reads, hands each frame to the session and what it means to
-//! the user's handler, or sleeps until the session's next deadline (the
-//! handshake, a heartbeat, the go-away drain). Reading and writing run side
-//! by side in one task: the write side is a [`WriteQueue`] holding the
-//! session under its lock, which this loop, the handler's responders and
-//! other connections' broadcasts all send through.
+//! Serving one v2 connection, from the HELLO to the end: the server's end
+//! of the connection driver (`transport/driver.rs`, shared with the
+//! client). The driver reads, passes every frame through the sans-IO
+//! [`Session`] and sleeps until its next deadline; this end hands what the
+//! frames mean to the user's handler, says GOAWAY when the server stops,
+//! and words how the connection ended.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::admission::Slot;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{LogGate, PeerText, info_unless_quiet, suppressed_field};
-use super::metrics::ServerMetrics;
 use super::peer_facts::PeerFacts;
 use super::pusher::{Outbound, Pusher};
 use super::responder::{InFlight, Responder};
@@ -27,10 +25,11 @@ use super::service::{Handler, PeerInfo, Service};
 use super::shared::Shared;
 use crate::protocol::v2::{
     AUTHENTICATION_FAILED, CodeReason, Expired, Session, SessionEvent, SessionState, V2Codec,
-    V2CodecError, claimed_frame_len,
 };
-use crate::transport::{BatchError, Connection, Deadline, MemoryBudget, ReceiveBatch, WriteQueue};
+use crate::transport::{Connection, Driver, DriverCounters, Endpoint, Exit, Work, WriteQueue};
 use rustls_pki_types::CertificateDer;
+
+type Outcome = Result<ConnectionEnd, ConnectionError>;
 
 /// Serves a v2 connection (its deadlines count from when it was
 /// accepted) until it ends, and says how.
@@ -39,9 +38,9 @@ pub(crate) async fn serve_v2<S, Svc>(
     service: &Svc,
     peer: &PeerFacts<'_>,
     shared: &Shared,
-) -> Result<ConnectionEnd, ConnectionError>
+) -> Outcome
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
     Svc: Service,
 {
     let (config, auth_backoff) = (&shared.config, &shared.auth_backoff);
@@ -50,81 +49,135 @@ where
     if config.auth_tokens.is_some()
         && let Some(delay) = auth_backoff.delay_for(peer.addr.ip())
     {
-        tokio::time::sleep(delay).await;
+        Box::pin(tokio::time::sleep(delay)).await;
     }
     let session_config = config
         .session_config()
         .handshake_timeout(Some(peer.handshake_timeout));
     let session = Session::server(session_config, peer.accepted);
-    let (mut reader, write_half) = conn.split();
     let queue = Arc::new(WriteQueue::new(session, config.max_queued_bytes));
-    let writer = queue.run_writer(write_half, &shared.metrics.sent_bytes);
-    tokio::pin!(writer);
-    let mut driver = Driver {
-        service,
-        handler: None,
-        out: Outbound::new(
-            queue.clone(),
-            peer.addr,
-            (
-                shared.metrics.sent_messages.clone(),
-                shared.metrics.too_large_for_peer.clone(),
+    let metrics = &shared.metrics;
+    let counters = DriverCounters {
+        received_bytes: metrics.received_bytes[1].clone(),
+        received_frames: metrics.received_messages[1].clone(),
+        sent_bytes: metrics.sent_bytes.clone(),
+    };
+    // Everything the connection keeps, in one allocation of its exact
+    // size: the task itself stays a few words while the connection idles.
+    let mut state = Box::new(Connected {
+        driver: Driver::new(*conn, queue.clone(), Some(shared.budget.clone()), counters),
+        end: ServerEnd {
+            service,
+            handler: None,
+            unflushed: false,
+            out: Outbound::new(
+                queue,
+                peer.addr,
+                (
+                    metrics.sent_messages.clone(),
+                    metrics.too_large_for_peer.clone(),
+                ),
+                config
+                    .time_requests
+                    .then(|| metrics.request_duration.clone()),
             ),
-            config
-                .time_requests
-                .then(|| shared.metrics.request_duration.clone()),
-        ),
-        metrics: &shared.metrics,
-        in_flight: Arc::new(InFlight::default()),
-        peer: peer.addr,
-        slot: peer.slot,
-        quiet: peer.health_check,
-        certificate: peer.certificate.clone(),
-        drain: config.shutdown_grace / 2,
-        events: Vec::new(),
-        log_gate: LogGate::default(),
-        max_frame_size: config.max_frame_size,
+            in_flight: Arc::new(InFlight::default()),
+            peer: peer.addr,
+            slot: peer.slot,
+            quiet: peer.health_check,
+            certificate: peer.certificate.clone(),
+            drain: config.shutdown_grace / 2,
+            log_gate: LogGate::default(),
+            max_frame_size: config.max_frame_size,
+            stop: Box::pin(shared.stop.clone().cancelled_owned()),
+            stopping: false,
+        },
+    });
+    let Connected { driver, end } = &mut *state;
+    let exit = driver.run(end).await;
+    let mut flush_on_error = true;
+    let result = match exit {
+        Exit::Ended(Ok(ConnectionEnd::ClientClosed)) => {
+            flush_on_error = false;
+            match driver.ack_close::<Outcome>() {
+                Ok(()) => Ok(ConnectionEnd::ClientClosed),
+                Err(exit) => Err(error_of(exit)),
+            }
+        }
+        Exit::Ended(outcome) => {
+            flush_on_error = false;
+            outcome
+        }
+        Exit::PeerClosed => Ok(ConnectionEnd::PeerClosed),
+        // The go-away's drain is over.
+        Exit::Expired(Expired::Drained) => Ok(ConnectionEnd::ServerShutdown),
+        other => Err(error_of(other)),
     };
-    let (result, writer_done) = tokio::select! {
-        result = driver.run(&mut reader, &shared.budget, &shared.stop) => (result, false),
-        written = &mut writer => (Err(match written {
-            Err(e) => ConnectionError::Io(e),
-            Ok(()) => ConnectionError::Io(std::io::ErrorKind::BrokenPipe.into()),
-        }), true),
-    };
-    driver.log_gate.report_suppressed(peer.addr);
+    if flush_on_error && result.is_err() {
+        // What the handler got before the failure is not lost.
+        Box::pin(end.flush_handler()).await;
+    }
+    end.log_gate.report_suppressed(peer.addr);
     if config.auth_tokens.is_some() {
         match &result {
             Err(ConnectionError::V2Session(e)) if e.reason == AUTHENTICATION_FAILED => {
                 shared.metrics.auth_failures.increment(1);
                 auth_backoff.failed(peer.addr.ip())
             }
-            _ if driver.handler.is_some() => auth_backoff.succeeded(peer.addr.ip()),
+            _ if end.handler.is_some() => auth_backoff.succeeded(peer.addr.ip()),
             _ => {}
         }
     }
     // Handlers may hold pushers; let them go before the final flush.
-    drop(driver);
-    // A finished writer must not be polled again; a stuck one (slow
-    // consumer) is not waited for.
-    if !writer_done && !matches!(result, Err(ConnectionError::SlowConsumer { .. })) {
+    end.handler = None;
+    // A failed writer is not tried again, and a stuck one (slow consumer)
+    // is not waited for.
+    if !matches!(
+        result,
+        Err(ConnectionError::SlowConsumer { .. } | ConnectionError::Io(_))
+    ) {
         // Send what is queued (a close, the last responses), bounded in
         // time; a client that does not read is simply dropped.
-        queue.close();
-        let _ = timeout(Duration::from_secs(5), writer).await;
+        Box::pin(driver.finish(Duration::from_secs(5))).await;
     }
     result
 }
 
-/// One connection's driver state: the handler once the handshake is done,
-/// and the way out.
-struct Driver<'a, Svc: Service> {
+/// How the driver's view of an ending reads in the server's terms.
+fn error_of(exit: Exit<Outcome>) -> ConnectionError {
+    match exit {
+        Exit::Violation(e) => ConnectionError::V2Session(e),
+        Exit::Malformed(f, _) => ConnectionError::V2Frame(f),
+        Exit::Codec(e) => e.into(),
+        Exit::Expired(Expired::Handshake(_)) => ConnectionError::HandshakeTimeout,
+        Exit::Expired(Expired::Heartbeat(silent)) => ConnectionError::HeartbeatTimeout(silent),
+        Exit::Expired(Expired::Stalled(stalled)) => ConnectionError::Stalled(stalled),
+        Exit::ReadFailed(e) | Exit::WriteFailed(e) => ConnectionError::Io(e),
+        Exit::Overflow { queued } => ConnectionError::SlowConsumer { queued },
+        Exit::Ended(Err(e)) => e,
+        Exit::Ended(Ok(_)) | Exit::PeerClosed | Exit::Expired(Expired::Drained) => {
+            unreachable!("orderly ends are not errors")
+        }
+    }
+}
+
+/// The driver and the server's end of one connection.
+struct Connected<'a, S, Svc: Service> {
+    driver: Driver<S, Session>,
+    end: ServerEnd<'a, Svc>,
+}
+
+/// The server's end of one connection: the handler once the handshake is
+/// done, and the way out.
+struct ServerEnd<'a, Svc: Service> {
     service: &'a Svc,
     /// Promoted to a session's slot when the handshake completes.
     slot: &'a Slot,
     /// A health check: its lines at debug level.
     quiet: bool,
     handler: Option<Svc::Handler>,
+    /// The handler was given something since it last flushed.
+    unflushed: bool,
     out: Outbound,
     in_flight: Arc<InFlight>,
     peer: SocketAddr,
@@ -132,164 +185,68 @@ struct Driver<'a, Svc: Service> {
     certificate: Option<CertificateDer<'static>>,
     /// How long the close handshake waits for unanswered requests.
     drain: Duration,
-    /// The events of one batch of frames, kept to reuse its allocation
-    /// while frames keep coming.
-    events: Vec<SessionEvent>,
     /// This connection's allowance of log lines.
     log_gate: LogGate,
     /// What we accept once the handshake is done.
     max_frame_size: u32,
-    metrics: &'a ServerMetrics,
+    /// Resolves when the server stops.
+    stop: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    /// GOAWAY has been said.
+    stopping: bool,
 }
 
-impl<Svc: Service> Driver<'_, Svc> {
-    async fn run<R: AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut Connection<R, V2Codec>,
-        budget: &MemoryBudget,
-        stop: &CancellationToken,
-    ) -> Result<ConnectionEnd, ConnectionError> {
-        let mut now = Instant::now();
-        let mut deadline = Deadline::new();
-        let mut batch = ReceiveBatch::default();
-        let mut stopping = false;
-        // Made once, not once per wait: registering with a cancellation
-        // token takes the lock of its tree, which every connection shares.
-        let stopped = stop.cancelled();
-        tokio::pin!(stopped);
-        let overflowed = self.out.overflow_token().cancelled_owned();
-        tokio::pin!(overflowed);
-        loop {
-            // Everything already received, in order, before waiting again:
-            // a batch of frames through the session under one lock, then
-            // their events to the handler.
-            loop {
-                let mut events = std::mem::take(&mut self.events);
-                let received = self
-                    .out
-                    .update(|s, out| batch.receive(s, reader, now, out, &mut events));
-                if let Ok(n) = received {
-                    self.metrics.received_messages[1].increment(n as u64);
-                }
-                for event in events.drain(..) {
-                    if let Some(end) = self.on_event(event, now).await? {
-                        if end == ConnectionEnd::ClientClosed {
-                            self.ack_close(reader, &mut batch, now)?;
-                        }
-                        return Ok(end);
-                    }
-                }
-                self.events = events;
-                if self.handler.is_some() {
-                    // Open: frames up to the announced limit from now on.
-                    reader.codec_mut().set_max_recv(self.max_frame_size);
-                }
-                match received {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.flush_handler().await;
-                        return Err(match e {
-                            BatchError::Session(e) => ConnectionError::V2Session(e),
-                            BatchError::Codec(V2CodecError::Frame(f)) => {
-                                self.out.update(|s, out| s.receive_invalid(&f, out));
-                                ConnectionError::V2Frame(f)
-                            }
-                            BatchError::Codec(other) => other.into(),
-                        });
-                    }
-                }
-            }
-            self.flush_handler().await;
-            if reader.buffered().is_empty() {
-                // Caught up: an idle connection keeps no event storage.
-                self.events = Vec::new();
-            }
+impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
+    type End = Outcome;
 
-            // What is left is part of a frame: it has a deadline of its own.
-            let (left, claimed) = (
-                reader.buffered().len(),
-                claimed_frame_len(reader.buffered()),
-            );
-            deadline.arm(self.out.update(|s, _| {
-                s.pending(now, left, claimed);
-                s.poll_timeout()
-            }));
-            tokio::select! {
-                biased;
-                _ = &mut overflowed => {
-                    return Err(ConnectionError::SlowConsumer {
-                        queued: self.out.queued(),
-                    });
-                }
-                _ = &mut stopped, if !stopping => {
-                    stopping = true;
-                    let closed = self.out.update(|s, out| {
-                        let _ = s.go_away("server shutting down", Instant::now(), out);
-                        s.state() == SessionState::Closed
-                    });
-                    if closed {
-                        // Still in the handshake: refused instead.
-                        return Ok(ConnectionEnd::ServerShutdown);
-                    }
-                }
-                _ = deadline.fired() => {
-                    match self.out.update(|s, out| s.handle_timeout(Instant::now(), out)) {
-                        None => {}
-                        Some(Expired::Handshake(_)) => return Err(ConnectionError::HandshakeTimeout),
-                        Some(Expired::Heartbeat(silent)) => {
-                            return Err(ConnectionError::HeartbeatTimeout(silent));
-                        }
-                        Some(Expired::Stalled(stalled)) => {
-                            return Err(ConnectionError::Stalled(stalled));
-                        }
-                        Some(Expired::Drained) => return Ok(ConnectionEnd::ServerShutdown),
-                    }
-                }
-                read = reader.fill_within(budget, claimed) => {
-                    let read = read?;
-                    self.metrics.received_bytes[1].increment(read as u64);
-                    if read == 0 {
-                        return match reader.finish() {
-                            Ok(_) => Ok(ConnectionEnd::PeerClosed),
-                            Err(e) => Err(e.into()),
-                        };
-                    }
-                    // One clock reading per read, not per frame.
-                    now = Instant::now();
-                }
-            }
-        }
-    }
-
-    /// Answers the client's CLOSE once everything before it is done: with
-    /// the acknowledgement (1000), unless a whole frame came after the CLOSE
-    /// in what was already read. That breaks spec 3.9 (nothing after a
-    /// CLOSE), and the session, which no longer accepts frames, refuses it
-    /// with CLOSE 1002 instead of acknowledging.
-    fn ack_close<R: AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut Connection<R, V2Codec>,
-        batch: &mut ReceiveBatch,
+    fn deliver<'a>(
+        &'a mut self,
+        events: &'a mut Vec<SessionEvent>,
+        caught_up: bool,
         now: Instant,
-    ) -> Result<(), ConnectionError> {
-        let mut after = Vec::new();
-        let received = self
-            .out
-            .update(|s, out| batch.receive(s, reader, now, out, &mut after));
-        match received {
-            Err(BatchError::Session(e)) => return Err(ConnectionError::V2Session(e)),
-            Err(BatchError::Codec(V2CodecError::Frame(f))) => {
-                self.out.update(|s, out| s.receive_invalid(&f, out));
-                return Err(ConnectionError::V2Frame(f));
+    ) -> Work<'a, Outcome> {
+        Box::pin(async move {
+            for event in events.drain(..) {
+                match self.on_event(event, now).await {
+                    Ok(None) => {}
+                    Ok(Some(end)) => return Some(Ok(end)),
+                    Err(e) => return Some(Err(e)),
+                }
             }
-            Err(BatchError::Codec(other)) => return Err(other.into()),
-            Ok(_) => {}
-        }
-        let _ = self.out.update(|s, out| s.ack_close(out));
-        Ok(())
+            self.unflushed = self.handler.is_some();
+            if caught_up {
+                self.flush_handler().await;
+            }
+            None
+        })
     }
 
+    fn max_recv(&self) -> Option<u32> {
+        self.handler.as_ref().map(|_| self.max_frame_size)
+    }
+
+    fn wants_flush(&self) -> bool {
+        self.unflushed
+    }
+
+    fn poll_signal(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.stopping {
+            return Poll::Pending;
+        }
+        self.stop.as_mut().poll(cx)
+    }
+
+    fn on_signal(&mut self, _now: Instant) -> Option<Outcome> {
+        self.stopping = true;
+        let closed = self.out.update(|s, out| {
+            let _ = s.go_away("server shutting down", Instant::now(), out);
+            s.state() == SessionState::Closed
+        });
+        // Still in the handshake: refused instead.
+        closed.then_some(Ok(ConnectionEnd::ServerShutdown))
+    }
+}
+
+impl<Svc: Service> ServerEnd<'_, Svc> {
     /// Logs a code and reason the peer sent (ERROR, CLOSE): its text
     /// escaped and capped, within this connection's allowance of lines.
     fn log_peer_said(&mut self, what: &str, said: &CodeReason, warning: bool) {
@@ -309,6 +266,7 @@ impl<Svc: Service> Driver<'_, Svc> {
         if let Some(handler) = &mut self.handler {
             handler.flush().await;
         }
+        self.unflushed = false;
     }
 
     /// Acts on one event of a received frame; `Some` when it ended the

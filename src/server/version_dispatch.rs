@@ -49,7 +49,9 @@ pub(super) async fn serve_connection<S: Service>(
     let result = async {
         let (stream, certificate) = match &config.tls {
             None => (Stream::Plain(stream), None),
-            Some(tls) => accept_tls(stream, tls, first_frame_by, &shared.budget).await?,
+            // Boxed, as every rare and large step is: the task keeps only
+            // what it waits on while idle.
+            Some(tls) => Box::pin(accept_tls(stream, tls, first_frame_by, &shared.budget)).await?,
         };
         let facts = PeerFacts {
             addr: peer,
@@ -125,12 +127,18 @@ async fn dispatch_by_version<S: Service>(
     // A socket that sends nothing at all is held no longer than one that
     // sends too little: the first frame's deadline counts from accept.
     let first_frame_by = peer.accepted + peer.handshake_timeout;
-    let version = tokio::select! {
-        _ = stop.cancelled() => return Ok(ConnectionEnd::ServerShutdown),
-        _ = tokio::time::sleep_until(first_frame_by.into()) => {
-            return Err(ConnectionError::Stalled(Stalled::FirstFrame(peer.handshake_timeout)));
+    let first = Box::pin(async {
+        tokio::select! {
+            _ = stop.cancelled() => Ok(Err(ConnectionEnd::ServerShutdown)),
+            _ = tokio::time::sleep_until(first_frame_by.into()) => {
+                Err(ConnectionError::Stalled(Stalled::FirstFrame(peer.handshake_timeout)))
+            }
+            v = conn.peek_first_byte() => Ok(Ok(v?)),
         }
-        v = conn.peek_first_byte() => v?,
+    });
+    let version = match first.await? {
+        Ok(version) => version,
+        Err(end) => return Ok(end),
     };
     ServerMetrics::accepted(version);
     // The bytes of the read that showed the version (counted here, since

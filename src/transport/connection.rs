@@ -1,12 +1,13 @@
 use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use super::memory_budget::{MemoryBudget, Reservation, UNBUDGETED_FRAME};
 use crate::protocol::v2::{Frame, V2Codec, V2CodecError, claimed_frame_len};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio_util::codec::Decoder;
 
 /// The most free space a read asks for. Reads are sized by the traffic,
@@ -56,7 +57,6 @@ fn read_via_scratch<S: AsyncRead>(
 /// to send are encoded elsewhere (by a v2 session, the v1 encoder) and
 /// queued whole with [`Connection::queue_raw`] before a connection is split;
 /// after that its write side belongs to a `WriteQueue`.
-#[derive(Debug)]
 pub(crate) struct Connection<S, C> {
     stream: S,
     codec: C,
@@ -69,6 +69,17 @@ pub(crate) struct Connection<S, C> {
     reserved: Option<Reservation>,
     /// Whether the last read filled all the space it had.
     streaming: bool,
+    /// Waiting for the budget a large frame needs, while it is.
+    reserving: Option<Pin<Box<dyn Future<Output = Reservation> + Send>>>,
+}
+
+impl<S, C> std::fmt::Debug for Connection<S, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("buffered", &self.read_buf.len())
+            .field("streaming", &self.streaming)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S, C> Connection<S, C> {
@@ -82,6 +93,7 @@ impl<S, C> Connection<S, C> {
             read_size: SMALL_READ,
             reserved: None,
             streaming: false,
+            reserving: None,
         }
     }
 
@@ -96,12 +108,18 @@ impl<S, C> Connection<S, C> {
             read_size: self.read_size,
             reserved: self.reserved,
             streaming: self.streaming,
+            reserving: self.reserving,
         }
     }
 
     /// The stream, e.g. to make its close a reset.
     pub(crate) fn stream(&self) -> &S {
         &self.stream
+    }
+
+    /// The stream, for a driver that writes it directly.
+    pub(crate) fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
     }
 
     /// The codec, e.g. to change its limits once a handshake is done.
@@ -129,6 +147,7 @@ impl<S, C> Connection<S, C> {
                 read_size: self.read_size,
                 reserved: self.reserved,
                 streaming: self.streaming,
+                reserving: self.reserving,
             },
             w,
         )
@@ -154,22 +173,31 @@ where
     /// the peer closed its side. Cancel-safe: dropping the future loses no
     /// data, so it can sit in a `select!`.
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    /// [`Connection::fill`] as a poll, for a driver that waits on several
+    /// things at once.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.read_buf.is_empty() && !self.streaming {
             // Everything was handed out and the peer paused: hold nothing
             // for it while it stays quiet (a large frame's allocation goes
             // with its frame), and read what it sends next into this
             // thread's scratch space, keeping only what arrived.
-            self.read_buf = BytesMut::new();
+            if self.read_buf.capacity() > 0 {
+                self.read_buf = BytesMut::new();
+            }
             self.read_size = SMALL_READ;
-            let n = std::future::poll_fn(|cx| {
-                read_via_scratch(Pin::new(&mut self.stream), cx, &mut self.read_buf)
-            })
-            .await?;
+            let n = ready!(read_via_scratch(
+                Pin::new(&mut self.stream),
+                cx,
+                &mut self.read_buf
+            ))?;
             self.streaming = n == READ_CHUNK;
             if self.streaming {
                 self.read_size = READ_CHUNK;
             }
-            return Ok(n);
+            return Poll::Ready(Ok(n));
         }
         if self.read_buf.capacity() - self.read_buf.len() < self.read_size / 4 {
             // Reclaims the consumed front of the buffer when possible, so a
@@ -177,35 +205,48 @@ where
             self.read_buf.reserve(self.read_size);
         }
         let room = self.read_buf.capacity() - self.read_buf.len();
-        let n = self.stream.read_buf(&mut self.read_buf).await?;
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.stream),
+            cx,
+            &mut self.read_buf
+        ))?;
         // A read that filled the space means the peer has more to say:
         // ask for more next time, and keep the buffer.
         self.streaming = n == room;
         if self.streaming {
             self.read_size = (self.read_size * 2).min(READ_CHUNK);
         }
-        Ok(n)
+        Poll::Ready(Ok(n))
     }
 
-    /// Like [`Connection::fill`], but first takes from `budget` the bytes
-    /// the frame being read claims (`claimed`, whole length) when it is
-    /// larger than a read: until they are free, this connection is not
+    /// Like [`Connection::poll_fill`], but first takes from `budget` the
+    /// bytes the frame being read claims (`claimed`, whole length) when it
+    /// is larger than a read: until they are free, this connection is not
     /// read at all. The reservation is returned once no large frame is
-    /// pending. Cancel-safe like `fill`.
-    pub(crate) async fn fill_within(
+    /// pending.
+    pub(crate) fn poll_fill_within(
         &mut self,
+        cx: &mut Context<'_>,
         budget: &MemoryBudget,
         claimed: Option<usize>,
-    ) -> io::Result<usize> {
+    ) -> Poll<io::Result<usize>> {
         match claimed.filter(|&len| len > UNBUDGETED_FRAME) {
-            None => self.reserved = None,
+            None => {
+                self.reserved = None;
+                self.reserving = None;
+            }
             Some(len) if self.reserved.as_ref().is_some_and(|r| r.bytes() >= len) => {}
             Some(len) => {
                 self.reserved = None;
-                self.reserved = Some(budget.reserve(len).await);
+                let reserving = self.reserving.get_or_insert_with(|| {
+                    let budget = budget.clone();
+                    Box::pin(async move { budget.reserve(len).await })
+                });
+                self.reserved = Some(ready!(reserving.as_mut().poll(cx)));
+                self.reserving = None;
             }
         }
-        self.fill().await
+        self.poll_fill(cx)
     }
 
     /// Bytes read but not yet decoded.

@@ -42,16 +42,23 @@ impl Deadline {
         }
     }
 
-    /// Resolves when the armed instant has come; the timer is then idle
+    /// `Ready` once the armed instant has come; the timer is then idle
     /// until armed again. Pending forever while idle.
-    pub(crate) async fn fired(&mut self) {
+    pub(crate) fn poll_fired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         if self.armed.is_none() {
-            return std::future::pending().await;
+            return std::task::Poll::Pending;
         }
-        std::future::poll_fn(|cx| self.sleep.as_mut().poll(cx)).await;
+        std::task::ready!(self.sleep.as_mut().poll(cx));
         self.armed = None;
         let far = tokio::time::Instant::now() + IDLE;
         self.sleep.as_mut().reset(far);
+        std::task::Poll::Ready(())
+    }
+
+    /// [`Deadline::poll_fired`] as a future.
+    #[cfg(test)]
+    pub(crate) async fn fired(&mut self) {
+        std::future::poll_fn(|cx| self.poll_fired(cx)).await
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod connection;
 mod deadline;
+mod driver;
 mod memory_budget;
 mod outgoing;
 mod receive_batch;
@@ -17,6 +18,7 @@ mod write_queue;
 
 pub(crate) use connection::Connection;
 pub(crate) use deadline::Deadline;
+pub(crate) use driver::{Driver, DriverCounters, Endpoint, Exit, Work};
 pub(crate) use memory_budget::{
     LIMIT_METRIC as MEMORY_BUDGET_LIMIT_METRIC, MemoryBudget,
     USED_METRIC as MEMORY_BUDGET_USED_METRIC,

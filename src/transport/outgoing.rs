@@ -6,7 +6,9 @@
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tokio::io::AsyncWrite;
 
 use crate::protocol::v2::frame::{FrameSink, SHARED_PAYLOAD};
 
@@ -59,38 +61,59 @@ impl Outgoing {
     /// Writes everything, in order, then empties itself for reuse (letting
     /// a large buffer go rather than keeping it for an idle peer). Many
     /// chunks go out in one vectored write (`writev`), not one call each.
-    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&mut self, out: &mut W) -> io::Result<()> {
+    /// Resumable: on `Pending`, what was written is gone from `self` and
+    /// the next call goes on from there.
+    pub(crate) fn poll_write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut W,
+    ) -> Poll<io::Result<()>> {
         if !self.chunks.is_empty() {
-            let tail = self.tail.split().freeze();
-            if !tail.is_empty() {
+            // The tail goes after the chunks, as one more chunk.
+            if !self.tail.is_empty() {
+                let tail = self.tail.split().freeze();
+                self.chunks_len += tail.len();
                 self.chunks.push_back(tail);
             }
             while !self.chunks.is_empty() {
-                let slices: Vec<IoSlice<'_>> = self
-                    .chunks
-                    .iter()
-                    .take(MAX_SLICES)
-                    .map(|c| IoSlice::new(c))
-                    .collect();
-                let n = out.write_vectored(&slices).await?;
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut count = 0;
+                for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+                    *slot = IoSlice::new(chunk);
+                    count += 1;
+                }
+                let n = ready!(Pin::new(&mut *out).poll_write_vectored(cx, &slices[..count]))?;
                 if n == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
                 self.consume(n);
             }
             self.chunks_len = 0;
         }
-        out.write_all(&self.tail).await?;
+        while !self.tail.is_empty() {
+            let n = ready!(Pin::new(&mut *out).poll_write(cx, &self.tail))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.tail.advance(n);
+        }
         if self.tail.capacity() > KEEP_CAPACITY {
             self.tail = BytesMut::new();
         } else {
             self.tail.clear();
         }
-        Ok(())
+        Poll::Ready(Ok(()))
+    }
+
+    /// [`Outgoing::poll_write_to`] as a future.
+    #[cfg(test)]
+    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&mut self, out: &mut W) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_write_to(cx, out)).await
     }
 
     /// Drops the first `n` bytes of the chunks (written).
     fn consume(&mut self, mut n: usize) {
+        self.chunks_len -= n.min(self.chunks_len);
         while n > 0 {
             let Some(front) = self.chunks.front_mut() else {
                 return;

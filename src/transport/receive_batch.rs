@@ -1,7 +1,9 @@
 //! Receiving what a v2 connection has buffered in batches: frames are
-//! decoded and handed to the session together, under the one lock the
-//! session is shared behind, instead of one lock per frame; the driver then
-//! hands their events to the application.
+//! decoded first, without any lock, then handed to the session together,
+//! under the one lock the session is shared behind, instead of one lock per
+//! frame; the driver then hands their events to the application. So a
+//! broadcaster waits on a reader only for the session's bookkeeping, never
+//! for its decoding.
 //!
 //! A frame that may change the session's state (a handshake frame, a
 //! CLOSE, a GOAWAY) always travels alone: the batch ends before it, and it
@@ -29,43 +31,68 @@ pub(crate) enum BatchError {
     Codec(V2CodecError),
 }
 
-/// A driver's batching state: the frame that must travel alone, if one is
-/// waiting for the next batch.
+/// A driver's batching state: the frames decoded and not yet received, and
+/// what stopped the decoding, if it failed.
 #[derive(Debug, Default)]
 pub(crate) struct ReceiveBatch {
-    held: Option<Frame>,
+    frames: Vec<Frame>,
+    /// Frames already received from the front of `frames`.
+    next: usize,
+    failed: Option<V2CodecError>,
 }
 
 impl ReceiveBatch {
-    /// Decodes what `conn` has buffered and receives it through `session`
-    /// (call it with the session's lock held), pushing the events to
-    /// `events` in order. Returns how many frames it took; 0 means
-    /// everything buffered has been received. On an error, the events of
-    /// the frames before it are in `events` all the same: hand them to the
-    /// application first.
-    pub(crate) fn receive<R: AsyncRead + Unpin>(
+    /// Decodes what `conn` has buffered, up to a batch (no lock needed).
+    /// Returns whether there is anything to [`ReceiveBatch::receive`].
+    pub(crate) fn decode<R: AsyncRead + Unpin>(
+        &mut self,
+        conn: &mut Connection<R, V2Codec>,
+    ) -> bool {
+        if self.next < self.frames.len() || self.failed.is_some() {
+            return true;
+        }
+        self.frames.clear();
+        self.next = 0;
+        while self.frames.len() < MAX_BATCH {
+            match conn.next_frame() {
+                Ok(Some(frame)) => {
+                    let alone = Session::may_change_state(&frame);
+                    self.frames.push(frame);
+                    if alone {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.failed = Some(e);
+                    break;
+                }
+            }
+        }
+        !self.frames.is_empty() || self.failed.is_some()
+    }
+
+    /// Receives the decoded frames through `session` (call it with the
+    /// session's lock held), pushing the events to `events` in order.
+    /// Returns how many frames it took; 0 means everything decoded has been
+    /// received. On an error, the events of the frames before it are in
+    /// `events` all the same: hand them to the application first.
+    pub(crate) fn receive(
         &mut self,
         session: &mut Session,
-        conn: &mut Connection<R, V2Codec>,
         now: Instant,
         out: &mut impl FrameSink,
         events: &mut Vec<SessionEvent>,
     ) -> Result<usize, BatchError> {
         let mut taken = 0;
-        while taken < MAX_BATCH {
-            let frame = match self.held.take() {
-                Some(frame) => frame,
-                None => match conn.next_frame() {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break,
-                    Err(e) => return Err(BatchError::Codec(e)),
-                },
-            };
-            let alone = Session::may_change_state(&frame);
+        while self.next < self.frames.len() {
+            let alone = Session::may_change_state(&self.frames[self.next]);
             if alone && taken > 0 {
-                self.held = Some(frame);
-                break;
+                // It comes first in the next batch.
+                return Ok(taken);
             }
+            let frame = std::mem::replace(&mut self.frames[self.next], Frame::Ping(0));
+            self.next += 1;
             taken += 1;
             if let Some(event) = session
                 .receive(frame, now, out)
@@ -74,10 +101,23 @@ impl ReceiveBatch {
                 events.push(event);
             }
             if alone {
-                break;
+                return Ok(taken);
             }
         }
+        if taken == 0
+            && let Some(e) = self.failed.take()
+        {
+            return Err(BatchError::Codec(e));
+        }
         Ok(taken)
+    }
+
+    /// Lets the batch's storage go (an idle connection keeps none).
+    pub(crate) fn release_idle(&mut self) {
+        if self.next >= self.frames.len() && self.failed.is_none() {
+            self.frames = Vec::new();
+            self.next = 0;
+        }
     }
 }
 
@@ -114,7 +154,8 @@ mod tests {
         let mut states = Vec::new();
         let end = loop {
             let mut events = Vec::new();
-            match batch.receive(&mut server, &mut conn, now, &mut out, &mut events) {
+            batch.decode(&mut conn);
+            match batch.receive(&mut server, now, &mut out, &mut events) {
                 Ok(0) => break None,
                 Ok(n) => sizes.push(n),
                 Err(e) => break Some(e),

@@ -1,9 +1,12 @@
-//! One connection's outgoing bytes, shared by every task that sends on it.
+//! One connection's session and outgoing bytes, under one lock, shared by
+//! every task that sends on it.
 //!
-//! Senders encode frames straight into one buffer under a short lock; a
-//! single writer future takes the whole buffer and writes it in one call.
-//! So a burst of small frames from many tasks costs one syscall, an idle
-//! connection sends each frame at once, and no frame is copied twice.
+//! Senders encode frames straight into one buffer under a short lock; the
+//! connection's driver (`driver.rs`, the one task that owns the stream)
+//! takes the whole buffer and writes it in one call. So a burst of small
+//! frames from many tasks costs one syscall, an idle connection sends each
+//! frame at once, and no frame is copied twice. The first bytes queued
+//! after the driver took the buffer wake it.
 //!
 //! The buffer is bounded in bytes. Senders that may wait (a client sending
 //! requests) wait for the writer to make room, which passes TCP backpressure
@@ -21,8 +24,11 @@
 
 use super::Outgoing;
 use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use std::task::{Context, Poll, Waker};
+use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 
 /// Why bytes could not be queued.
@@ -53,6 +59,9 @@ struct Inner<T> {
     writing_largest: usize,
     /// No more pushes; the writer drains what is left, then stops.
     closed: bool,
+    /// The driver, woken by the first bytes queued after it took the
+    /// buffer (and by an overflow or a close).
+    writer: Option<Waker>,
 }
 
 impl<T> Inner<T> {
@@ -73,11 +82,12 @@ impl<T> Inner<T> {
 /// the session saw them).
 pub(crate) struct WriteQueue<T> {
     inner: Mutex<Inner<T>>,
-    /// Signalled when bytes are queued or the queue is closed.
-    data: Notify,
     /// Signalled when the writer has taken bytes (room for waiting senders).
     room: Notify,
     limit: usize,
+    /// The peer is not reading (a sender found the queue full, or control
+    /// frames piled up past their bound): the driver ends the connection.
+    overflowed: AtomicBool,
 }
 
 impl<T> std::fmt::Debug for WriteQueue<T> {
@@ -100,10 +110,11 @@ impl<T> WriteQueue<T> {
                 buf_largest: 0,
                 writing_largest: 0,
                 closed: false,
+                writer: None,
             }),
-            data: Notify::new(),
             room: Notify::new(),
             limit,
+            overflowed: AtomicBool::new(false),
         }
     }
 
@@ -203,9 +214,21 @@ impl<T> WriteQueue<T> {
         // wake-up: until it takes them, it is already woken or writing,
         // and it takes everything queued at once.
         if before == 0 && !inner.buf.is_empty() {
-            self.data.notify_one();
+            wake(inner);
         }
         result
+    }
+
+    /// Marks the peer as not reading (its queue past the control bound):
+    /// the driver ends the connection.
+    pub(crate) fn overflow(&self) {
+        self.overflowed.store(true, Ordering::Release);
+        wake(&mut self.lock());
+    }
+
+    /// Whether [`WriteQueue::overflow`] was called.
+    pub(crate) fn is_overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
     }
 
     /// Bytes queued or being written, not yet handed to the stream.
@@ -213,53 +236,137 @@ impl<T> WriteQueue<T> {
         self.lock().held()
     }
 
-    /// No more frames: the writer sends what is queued, then shuts the
-    /// stream down. Waiting senders get `Closed`.
+    /// No more frames: the driver sends what is queued, then shuts the
+    /// stream's sending side down. Waiting senders get `Closed`.
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
-        self.data.notify_one();
+        let mut inner = self.lock();
+        inner.closed = true;
+        wake(&mut inner);
+        drop(inner);
         self.room.notify_waiters();
     }
 
-    /// Writes queued bytes to `out` until the queue is closed and drained,
-    /// then shuts `out` down. Each wake-up writes everything queued so far
-    /// in one call.
-    /// `written` counts the bytes written (a metric; `Counter::noop()` for
-    /// none).
+    /// For the driver: swaps everything queued into `writing` (which must
+    /// be empty), or, with nothing queued, registers `waker` to be woken by
+    /// the next bytes. Bytes taken still count against the bound until
+    /// [`WriteQueue::written`].
+    pub(crate) fn take(&self, writing: &mut Outgoing, waker: &Waker) -> Taken {
+        let mut inner = self.lock();
+        debug_assert!(writing.is_empty());
+        std::mem::swap(&mut inner.buf, writing);
+        inner.writing = writing.len();
+        inner.writing_largest = std::mem::take(&mut inner.buf_largest);
+        if !inner.writer.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            inner.writer = Some(waker.clone());
+        }
+        let judged = writing.len() - inner.writing_largest;
+        let taken = Taken {
+            closed: inner.closed,
+        };
+        drop(inner);
+        // Senders wait only while the buffer is at its limit, so below it
+        // there is nobody to wake.
+        if judged >= self.limit {
+            self.room.notify_waiters();
+        }
+        taken
+    }
+
+    /// For the driver: what it took has reached the stream.
+    pub(crate) fn written(&self) {
+        let mut inner = self.lock();
+        inner.writing = 0;
+        inner.writing_largest = 0;
+    }
+
+    /// For an idle driver: lets the empty buffer's allocation go, so an
+    /// idle connection holds no write buffer.
+    pub(crate) fn release_idle_buffer(&self) {
+        let mut inner = self.lock();
+        if inner.buf.is_empty() {
+            inner.buf = Outgoing::default();
+        }
+    }
+
+    /// Writes what is queued to `out` until the queue is closed and
+    /// drained, then shuts `out` down: for a stream whose other side is
+    /// read elsewhere (a v1 client). `written` counts the bytes.
     pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
         &self,
         mut out: W,
         written: &metrics::Counter,
     ) -> io::Result<()> {
-        let mut spare = Outgoing::default();
+        let mut writer = Writer::default();
+        std::future::poll_fn(|cx| {
+            match std::task::ready!(writer.poll_write(cx, self, &mut out, written))? {
+                Taken { closed: true } => Poll::Ready(Ok::<(), io::Error>(())),
+                _ => Poll::Pending,
+            }
+        })
+        .await?;
+        std::future::poll_fn(|cx| Pin::new(&mut out).poll_shutdown(cx)).await
+    }
+}
+
+fn wake<T>(inner: &mut Inner<T>) {
+    if let Some(w) = &inner.writer {
+        w.wake_by_ref();
+    }
+}
+
+/// What the driver learns when it takes the queue's bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Taken {
+    /// No more frames will be queued.
+    pub(crate) closed: bool,
+}
+
+/// The write side of a driver: the bytes taken from a [`WriteQueue`] and
+/// being written.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    writing: Outgoing,
+    /// The size of what was taken, counted once it is all written.
+    taken: u64,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
+}
+
+impl Writer {
+    /// Writes everything queued until the stream would block (`Pending`)
+    /// or nothing is left (`Ready`, with what the queue said last: whether
+    /// it is closed, or overflowed). The queue wakes the task for bytes
+    /// queued after that.
+    pub(crate) fn poll_write<T, W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        queue: &WriteQueue<T>,
+        out: &mut W,
+        written: &metrics::Counter,
+    ) -> Poll<io::Result<Taken>> {
         loop {
-            let (closed, judged) = {
-                let mut inner = self.lock();
-                std::mem::swap(&mut inner.buf, &mut spare);
-                inner.writing = spare.len();
-                inner.writing_largest = std::mem::take(&mut inner.buf_largest);
-                (inner.closed, spare.len() - inner.writing_largest)
-            };
-            if !spare.is_empty() {
-                // Senders wait only while the buffer is at its limit, so
-                // below it there is nobody to wake.
-                if judged >= self.limit {
-                    self.room.notify_waiters();
+            if self.writing.is_empty() {
+                let taken = queue.take(&mut self.writing, cx.waker());
+                if self.writing.is_empty() {
+                    if self.unflushed {
+                        std::task::ready!(Pin::new(&mut *out).poll_flush(cx))?;
+                        self.unflushed = false;
+                    }
+                    return Poll::Ready(Ok(taken));
                 }
-                let bytes = spare.len() as u64;
-                spare.write_to(&mut out).await?;
-                written.increment(bytes);
-                let mut inner = self.lock();
-                inner.writing = 0;
-                inner.writing_largest = 0;
-                continue;
+                self.taken = self.writing.len() as u64;
             }
-            if closed {
-                out.flush().await?;
-                return out.shutdown().await;
-            }
-            out.flush().await?;
-            self.data.notified().await;
+            std::task::ready!(self.writing.poll_write_to(cx, out))?;
+            written.increment(self.taken);
+            queue.written();
+            self.unflushed = true;
+        }
+    }
+
+    /// Lets the spare buffer's allocation go (nothing is being written).
+    pub(crate) fn release_idle_buffer(&mut self) {
+        if self.writing.is_empty() {
+            self.writing = Outgoing::default();
         }
     }
 }
