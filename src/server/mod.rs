@@ -200,7 +200,7 @@ impl Server {
                                 health_check,
                                 certificate: None,
                             };
-                            serve_connection(stream, peer, arrival, &*service, &shared).await
+                            serve_connection(stream, arrival, &*service, &shared).await
                         };
                         tokio::select! {
                             _ = served => {}

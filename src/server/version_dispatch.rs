@@ -1,7 +1,6 @@
 //! One accepted connection, start to end: pick the protocol from the first
 //! byte, serve it, and log how it ended.
 
-use std::net::SocketAddr;
 use tokio::net::TcpStream;
 use tracing::warn;
 
@@ -24,12 +23,10 @@ use crate::transport::{Connection, Stream};
 /// it came, its slot and its handshake deadline; its address is `peer`.
 pub(super) async fn serve_connection<S: Service>(
     stream: TcpStream,
-    peer: SocketAddr,
     arrival: PeerFacts<'_>,
     service: &S,
     shared: &Shared,
 ) {
-    let config = &shared.config;
     // Every line below is inside the connection's span, which names the
     // peer; a health check's lines are at debug level.
     let quiet = arrival.health_check;
@@ -45,23 +42,7 @@ pub(super) async fn serve_connection<S: Service>(
     }
     // Replies are batched by us already; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
-    let first_frame_by = arrival.accepted + arrival.handshake_timeout;
-    let result = async {
-        let (stream, certificate) = match &config.tls {
-            None => (Stream::Plain(stream), None),
-            // Boxed, as every rare and large step is: the task keeps only
-            // what it waits on while idle.
-            Some(tls) => Box::pin(accept_tls(stream, tls, first_frame_by, &shared.budget)).await?,
-        };
-        let facts = PeerFacts {
-            addr: peer,
-            certificate,
-            ..arrival
-        };
-        let conn = Box::new(Connection::new(stream, V1Codec));
-        dispatch_by_version(conn, &facts, service, shared).await
-    }
-    .await;
+    let result = serve_stream(stream, arrival, service, shared).await;
     match &result {
         Ok(end) => ServerMetrics::closed(end.metric_label()),
         Err(e) => {
@@ -108,6 +89,30 @@ pub(super) async fn serve_connection<S: Service>(
             )
         }
     }
+}
+
+/// The stream made ready (TLS accepted, when configured), then served by
+/// the protocol its first byte names.
+async fn serve_stream<S: Service>(
+    stream: TcpStream,
+    mut facts: PeerFacts<'_>,
+    service: &S,
+    shared: &Shared,
+) -> Result<ConnectionEnd, ConnectionError> {
+    let stream = match &shared.config.tls {
+        None => Stream::Plain(stream),
+        Some(tls) => {
+            let first_frame_by = facts.accepted + facts.handshake_timeout;
+            // Boxed, as every rare and large step is: the task keeps only
+            // what it waits on while idle.
+            let accepted = Box::pin(accept_tls(stream, tls, first_frame_by, &shared.budget));
+            let (stream, certificate) = accepted.await?;
+            facts.certificate = certificate;
+            stream
+        }
+    };
+    let conn = Box::new(Connection::new(stream, V1Codec));
+    dispatch_by_version(conn, &facts, service, shared).await
 }
 
 /// The first byte of the first frame is its version, and decides the
