@@ -27,7 +27,7 @@ fn library_sources() -> Vec<Source> {
             }
         }
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/src");
     let mut files = Vec::new();
     walk(&src, &mut files);
     files

@@ -2,13 +2,15 @@
 
 mod line_output;
 mod print_service;
+mod shutdown;
 mod sink_service;
 
 use anyhow::Context;
 use clap::Parser;
 use line_output::spawn_line_output;
 use print_service::PrintService;
-use rust_tcp::{AuthTokens, Server, ServerConfig, ServerTls, terminate_signal};
+use rust_tcp::{AuthTokens, Server, ServerConfig, ServerTls};
+use shutdown::terminate_signal;
 use sink_service::SinkService;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;

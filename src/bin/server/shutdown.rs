@@ -10,7 +10,7 @@ use std::future::Future;
 /// first poll (say, right after the server announced its address) is not
 /// lost to the default action of killing the process. Failing to install a
 /// handler is logged, and that signal then keeps its default action.
-pub fn terminate_signal() -> impl Future<Output = ()> {
+pub(crate) fn terminate_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

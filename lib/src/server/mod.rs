@@ -19,7 +19,6 @@ mod refusal;
 mod responder;
 mod service;
 mod shared;
-mod shutdown;
 mod tls_accept;
 mod v1_connection;
 mod v2_connection;
@@ -30,7 +29,6 @@ pub use config::{ServerConfig, ServerError};
 pub use pusher::{PushError, Pusher};
 pub use responder::Responder;
 pub use service::{Handler, PeerInfo, Service};
-pub use shutdown::terminate_signal;
 
 use std::future::Future;
 use std::net::SocketAddr;

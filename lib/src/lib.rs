@@ -122,7 +122,7 @@ pub use client::{Client, ClientConfig, ClientError, Incoming, ProtocolVersion, P
 pub use protocol::Message;
 pub use server::{
     AuthTokens, AuthTokensError, Handler, PeerInfo, PushError, Pusher, Responder, Server,
-    ServerConfig, ServerError, Service, terminate_signal,
+    ServerConfig, ServerError, Service,
 };
 pub use transport::{ClientTls, ServerTls, TlsError};
 
@@ -130,6 +130,6 @@ pub use transport::{ClientTls, ServerTls, TlsError};
 pub use server::fuzzing;
 
 /// The README's code examples compile and run as doc tests, so they stay true.
-#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
