@@ -178,7 +178,7 @@ async fn nothing_is_sent_after_the_clients_close() {
             matches!(
                 result,
                 Err(ClientError::Refused(SendError::Closed | SendError::Closing))
-                    | Err(ClientError::Closed(_))
+                    | Err(ClientError::Closed { .. })
             ),
             "{result:?}"
         );

@@ -77,7 +77,7 @@ async fn a_silent_server_is_pinged_then_given_up() {
     assert_eq!(code, CloseCode::HEARTBEAT_TIMEOUT);
     let err = client.request("anyone?").await.unwrap_err();
     assert!(
-        matches!(err, ClientError::Closed(ref why) if why.contains("heartbeat")),
+        matches!(err, ClientError::Closed { ref reason, .. } if reason.contains("heartbeat")),
         "{err}"
     );
 }

@@ -67,7 +67,7 @@ async fn without_reconnect_the_client_ends_with_its_connection() {
         .unwrap();
     server.stop_with("KILL");
     let err = client.request("x").await.unwrap_err();
-    assert!(matches!(err, ClientError::Closed(_)), "{err:?}");
+    assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
 }
 
 /// `client chat --max-reconnect-attempts 2`: each failed attempt is shown,

@@ -118,7 +118,8 @@ mod transport;
 #[cfg(feature = "typed")]
 pub mod typed;
 
-pub use client::{Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed, Reconnect};
+pub use client::{
+    Cause, Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed, Reconnect};
 pub use protocol::Message;
 pub use server::{
     AuthTokens, AuthTokensError, Handler, PeerInfo, PushError, Pusher, Responder, Server,

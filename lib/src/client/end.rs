@@ -1,7 +1,7 @@
 //! How a connection ended, as the reader saw it, and what that means for
 //! a caller still waiting.
 
-use super::error::ClientError;
+use super::error::{Cause, ClientError};
 use crate::protocol::v2::{CloseCode, CodeReason};
 
 /// How the connection ended, as the reader saw it.
@@ -20,13 +20,13 @@ pub(crate) enum End {
 impl End {
     pub(crate) fn to_error(&self) -> ClientError {
         match self {
-            End::Completed => ClientError::Closed("closed by us".into()),
-            End::ByServer(c) => ClientError::Closed(format!("by the server: {c}")),
+            End::Completed => ClientError::closed(Cause::Us, "closed by us"),
+            End::ByServer(c) => ClientError::closed(Cause::Server, c.to_string()),
             End::Violation(c) => ClientError::Protocol {
                 code: c.code,
                 reason: c.reason.clone(),
             },
-            End::Lost(why) => ClientError::Closed(why.clone()),
+            End::Lost(why) => ClientError::closed(Cause::Network, why.clone()),
         }
     }
 

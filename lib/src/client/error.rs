@@ -7,18 +7,58 @@ use std::time::Duration;
 use crate::protocol::v1::EncodeError;
 use crate::protocol::v2::{CloseCode, CodeReason, SendError};
 
-/// What can go wrong for a client. Each variant says who caused it.
+/// Who caused a [`ClientError`] (as h2's `is_remote`/`is_library`): what a
+/// caller decides on (retry, report, fix the configuration), as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// Our side: this client's configuration, a local limit, or our own
+    /// `close`.
+    Us,
+    /// The server, playing by the rules: it refused, answered with an
+    /// error, closed, or went away.
+    Server,
+    /// The network: nothing answered, the connection broke or went silent.
+    Network,
+    /// The server broke the protocol (we closed with a protocol error).
+    ProtocolViolation,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cause::Us => "by us",
+            Cause::Server => "by the server",
+            Cause::Network => "by the network",
+            Cause::ProtocolViolation => "by a protocol violation",
+        })
+    }
+}
+
+/// What can go wrong for a client. Each variant says who caused it, and
+/// [`ClientError::cause`] says it as data.
 ///
-/// New kinds of failure will come (TLS, authentication), so a `match` needs
-/// a `_` arm; without one it does not compile:
+/// ```
+/// use rust_tcp::{Cause, ClientError};
+///
+/// fn worth_retrying(e: &ClientError) -> bool {
+///     matches!(e.cause(), Cause::Network) || matches!(e, ClientError::Interrupted(_))
+/// }
+/// ```
+///
+/// New kinds of failure will come, so a `match` needs a `_` arm. This one
+/// names every variant there is today and still does not compile, because
+/// the enum is `#[non_exhaustive]`:
 ///
 /// ```compile_fail
 /// fn local(e: &rust_tcp::ClientError) -> bool {
 ///     use rust_tcp::ClientError::*;
 ///     match e {
-///         Connect { .. } | Timeout(_) | Io(_) | UnsupportedVersion { .. } => false,
-///         HandshakeRefused(_) | RequestFailed(_) | Protocol { .. } | Closed(_) => false,
-///         RequestTimeout(_) | InvalidConfig(_) | Encode(_) | Refused(_) | NeedsV2(_) => true,
+///         Connect { .. } | Tls(_) | Timeout(_) | Io(_) | UnsupportedVersion { .. } => false,
+///         HandshakeRefused(_) | RequestFailed(_) | Protocol { .. } | Closed { .. } => false,
+///         Interrupted(_) => false,
+///         TlsConfig(_) | RequestTimeout(_) | InvalidConfig(_) | Encode(_) | Refused(_) => true,
+///         NeedsV2(_) => true,
 ///     }
 /// }
 /// ```
@@ -85,9 +125,15 @@ pub enum ClientError {
         /// What it did wrong.
         reason: String,
     },
-    /// The connection is over (closed by either side, or lost).
-    #[error("connection closed: {0}")]
-    Closed(String),
+    /// The connection is over: closed by us, by the server, or lost on the
+    /// network (`by` says which).
+    #[error("connection closed {by}: {reason}")]
+    Closed {
+        /// Who ended it.
+        by: Cause,
+        /// How.
+        reason: String,
+    },
     /// The connection was lost (or the server went away) while this
     /// request was in flight, and the client is reconnecting. The request
     /// was not resent, since the server may have acted on it: send it
@@ -97,6 +143,50 @@ pub enum ClientError {
     /// The connection failed while in use.
     #[error("connection failed")]
     Io(#[from] io::Error),
+}
+
+impl ClientError {
+    /// Who caused it: us, the server, the network, or a protocol
+    /// violation by the server.
+    pub fn cause(&self) -> Cause {
+        use ClientError::*;
+        match self {
+            Connect { .. } | Timeout(_) | Io(_) => Cause::Network,
+            Tls(_) | UnsupportedVersion { .. } | HandshakeRefused(_) | RequestFailed(_) => {
+                Cause::Server
+            }
+            Protocol { .. } => Cause::ProtocolViolation,
+            Closed { by, .. } => *by,
+            // The request was cut off by whatever ended its connection; the
+            // client is already reconnecting.
+            Interrupted(_) => Cause::Network,
+            TlsConfig(_) | RequestTimeout(_) | InvalidConfig(_) | Encode(_) | Refused(_)
+            | NeedsV2(_) => Cause::Us,
+        }
+    }
+
+    /// Whether the server caused it (by the rules or breaking them).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.cause(), Cause::Server | Cause::ProtocolViolation)
+    }
+
+    /// Whether our side caused it (configuration, a local limit, our close).
+    pub fn is_local(&self) -> bool {
+        self.cause() == Cause::Us
+    }
+
+    /// Whether the network caused it (nothing answered, the connection
+    /// broke or went silent).
+    pub fn is_network(&self) -> bool {
+        self.cause() == Cause::Network
+    }
+
+    pub(crate) fn closed(by: Cause, reason: impl Into<String>) -> Self {
+        ClientError::Closed {
+            by,
+            reason: reason.into(),
+        }
+    }
 }
 
 // Not `#[from]`: that would also make the `SendError` the error's source,

@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use std::time::{Duration, Instant};
 
 use super::config::ClientConfig;
-use super::error::ClientError;
+use super::error::{Cause, ClientError};
 use crate::protocol::parse_unsupported_version_reply;
 use crate::protocol::v2::{AppChoice, Frame, Session, SessionEvent, V2Codec, V2CodecError};
 use crate::transport::{Connection, Stream};
@@ -88,14 +88,15 @@ async fn read_answer(
                 return Err(ClientError::UnsupportedVersion { versions, reason });
             }
             if conn.fill().await? == 0 {
-                return Err(ClientError::Closed("garbled version reply".into()));
+                return Err(ClientError::closed(Cause::ProtocolViolation, "garbled version reply"));
             }
         }
     }
     match conn.read_frame().await {
         Ok(Some(frame)) => Ok(Ok(frame)),
-        Ok(None) => Err(ClientError::Closed(
-            "server closed during the handshake".into(),
+        Ok(None) => Err(ClientError::closed(
+            Cause::Server,
+            "server closed during the handshake",
         )),
         Err(V2CodecError::Frame(f)) => Ok(Err(f)),
         Err(V2CodecError::Io(e)) => Err(e.into()),

@@ -30,7 +30,7 @@ use crate::protocol::v2::{CloseCode, Frame, RequestFrame, SendError, Session};
 use crate::transport::{Outgoing, QueueError};
 pub use config::{ClientConfig, ProtocolVersion};
 use end::End;
-pub use error::ClientError;
+pub use error::{Cause, ClientError};
 pub use incoming::{Incoming, Pushed};
 pub use reconnect::Reconnect;
 use shared::Core;
@@ -216,8 +216,8 @@ impl Client {
         .await;
         match next {
             Ok(Ok(l)) if !l.core.is_spent() => Ok(l.clone()),
-            Ok(_) => Err(ClientError::Closed("gave up reconnecting".into())),
-            Err(_) => Err(ClientError::Closed(format!(
+            Ok(_) => Err(ClientError::closed(Cause::Network, "gave up reconnecting")),
+            Err(_) => Err(ClientError::closed(Cause::Network, format!(
                 "not connected: still reconnecting after {wait:?}"
             ))),
         }
@@ -317,7 +317,7 @@ impl Client {
         // A connection that is already ending reports how, below.
         match queued {
             Ok(())
-            | Err(ClientError::Closed(_))
+            | Err(ClientError::Closed { .. })
             | Err(ClientError::Refused(SendError::Closed | SendError::Closing)) => {}
             Err(e) => return Err(e),
         }
@@ -358,7 +358,7 @@ impl Client {
         match link.core.queue.push(f).await {
             Ok(result) => result,
             Err(QueueError::Closed) => Err(link.core.requests.ended().map_or_else(
-                || ClientError::Closed("connection is closing".into()),
+                || ClientError::closed(Cause::Us, "connection is closing"),
                 |e| e.to_error(),
             )),
             Err(QueueError::Full { .. }) => unreachable!("push waits for room"),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
 use super::end::End;
-use super::error::ClientError;
+use super::error::{Cause, ClientError};
 
 /// A request's way back to its caller.
 type Answer = oneshot::Sender<Result<Bytes, ClientError>>;
@@ -157,7 +157,7 @@ impl Ticket {
         let rx = self.rx.as_mut().expect("answer is awaited once");
         let answer = rx
             .await
-            .unwrap_or_else(|_| Err(ClientError::Closed("connection dropped".into())));
+            .unwrap_or_else(|_| Err(ClientError::closed(Cause::Network, "connection dropped")));
         // Whoever sent it has removed the entry already.
         self.rx = None;
         answer
