@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ChatProcess, PATIENCE, ServerProcess, free_port, scrape_metrics};
+use common::{ChatProcess, PATIENCE, ServerProcess, free_port, scrape_metrics, wait_for_line};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -49,18 +49,10 @@ impl Daemon {
     }
 
     fn wait_for_log(&self, needle: &str) {
-        let deadline = Instant::now() + PATIENCE;
         let mut seen = Vec::new();
-        while let Ok(line) = self
-            .stderr
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if line.contains(needle) {
-                return;
-            }
-            seen.push(line);
+        if wait_for_line(&self.stderr, PATIENCE, &mut seen, |l| l.contains(needle)).is_none() {
+            panic!("{} did not log {needle:?} in time: {seen:?}", self.name);
         }
-        panic!("{} did not log {needle:?} in time: {seen:?}", self.name);
     }
 }
 

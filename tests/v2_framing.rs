@@ -91,14 +91,7 @@ proptest! {
         cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
     ) {
         let bytes = encode_all(&frames);
-        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
-        points.sort();
-        let mut chunks = Vec::new();
-        let mut start = 0;
-        for p in points.into_iter().chain([bytes.len()]) {
-            chunks.push(&bytes[start..p]);
-            start = p;
-        }
+        let chunks = common::split::cut_at(&bytes, &cuts);
         prop_assert_eq!(decode_chunks(chunks), frames);
     }
 

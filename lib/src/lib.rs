@@ -119,7 +119,8 @@ mod transport;
 pub mod typed;
 
 pub use client::{
-    Cause, Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed, Reconnect};
+    Cause, Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed, Reconnect,
+};
 pub use protocol::Message;
 pub use server::{
     AuthTokens, AuthTokensError, Handler, PeerInfo, PushError, Pusher, Responder, Server,

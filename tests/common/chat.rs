@@ -22,20 +22,10 @@ fn forward_lines(from: impl std::io::Read + Send + 'static, to: std::sync::mpsc:
 }
 
 fn wait_for(lines: &std::sync::mpsc::Receiver<String>, needle: &str, what: &str) -> Vec<String> {
-    let deadline = std::time::Instant::now() + PATIENCE;
     let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                let found = line.contains(needle);
-                seen.push(line);
-                if found {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("no {what} containing {needle:?} in time; saw {seen:?}"),
-        }
+    match super::wait_for_line(lines, PATIENCE, &mut seen, |line| line.contains(needle)) {
+        Some(_) => seen,
+        None => panic!("no {what} containing {needle:?} in time; saw {seen:?}"),
     }
 }
 

@@ -155,54 +155,32 @@ impl ServerProcess {
 
     /// Waits for a log line containing `needle`; returns it.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.lock().unwrap().push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no log line containing {needle:?} in time"),
-            }
-        }
+        self.try_wait_for_log(needle, PATIENCE)
+            .unwrap_or_else(|| panic!("no log line containing {needle:?} in time"))
     }
 
     /// Like `wait_for_log`, but gives up quietly after `limit`: for a test
     /// that asks several servers which one a client reached.
     pub fn try_wait_for_log(&self, needle: &str, limit: Duration) -> Option<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.stderr.recv_timeout(left).ok()?;
-            self.log.lock().unwrap().push(line.clone());
-            if line.contains(needle) {
-                return Some(line);
-            }
-        }
+        let mut log = self.log.lock().unwrap();
+        wait_for_line(&self.stderr, limit, &mut log, |line| line.contains(needle))
     }
 
     /// Waits until a log line containing each of `needles` has appeared,
     /// in any order (for events on different connections, whose log lines
-    /// race each other), one line per needle.
+    /// race each other), one line per needle (a needle given twice waits
+    /// for two such lines).
     pub fn wait_for_logs(&self, needles: &[&str]) {
         let mut missing: Vec<&str> = needles.to_vec();
-        let deadline = Instant::now() + PATIENCE;
-        while !missing.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    // One line answers one needle (a needle given twice
-                    // waits for two such lines).
-                    if let Some(i) = missing.iter().position(|n| line.contains(n)) {
-                        missing.remove(i);
-                    }
-                    self.log.lock().unwrap().push(line);
-                }
-                Err(_) => panic!("no log lines containing {missing:?} in time"),
+        let mut log = self.log.lock().unwrap();
+        let all = wait_for_line(&self.stderr, PATIENCE, &mut log, |line| {
+            if let Some(i) = missing.iter().position(|n| line.contains(n)) {
+                missing.remove(i);
             }
+            missing.is_empty()
+        });
+        if all.is_none() {
+            panic!("no log lines containing {missing:?} in time");
         }
     }
 
@@ -466,4 +444,24 @@ pub fn token_file(tokens: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("rust-tcp-tokens-{}-{n}", std::process::id()));
     std::fs::write(&path, tokens).unwrap();
     path
+}
+
+/// The one way a test waits for output: reads `lines` until `wanted`
+/// accepts one (returned) or `limit` passes (`None`); every line read is
+/// pushed to `seen`, for the failure message.
+pub fn wait_for_line(
+    lines: &Receiver<String>,
+    limit: Duration,
+    seen: &mut Vec<String>,
+    mut wanted: impl FnMut(&str) -> bool,
+) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).ok()?;
+        seen.push(line.clone());
+        if wanted(&line) {
+            return Some(line);
+        }
+    }
 }

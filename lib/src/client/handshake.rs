@@ -88,7 +88,10 @@ async fn read_answer(
                 return Err(ClientError::UnsupportedVersion { versions, reason });
             }
             if conn.fill().await? == 0 {
-                return Err(ClientError::closed(Cause::ProtocolViolation, "garbled version reply"));
+                return Err(ClientError::closed(
+                    Cause::ProtocolViolation,
+                    "garbled version reply",
+                ));
             }
         }
     }

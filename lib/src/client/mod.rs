@@ -217,9 +217,10 @@ impl Client {
         match next {
             Ok(Ok(l)) if !l.core.is_spent() => Ok(l.clone()),
             Ok(_) => Err(ClientError::closed(Cause::Network, "gave up reconnecting")),
-            Err(_) => Err(ClientError::closed(Cause::Network, format!(
-                "not connected: still reconnecting after {wait:?}"
-            ))),
+            Err(_) => Err(ClientError::closed(
+                Cause::Network,
+                format!("not connected: still reconnecting after {wait:?}"),
+            )),
         }
     }
 

@@ -171,3 +171,19 @@ fn describe() {
     describe_gauge!(MEMORY_BUDGET_USED, Unit::Bytes, "Memory budget held");
     describe_gauge!(MEMORY_BUDGET_LIMIT, Unit::Bytes, "Memory budget size");
 }
+
+/// Counts a connection in the open-connections gauge while it lives.
+pub(crate) struct OpenGauge<'a>(&'a metrics::Gauge);
+
+impl<'a> OpenGauge<'a> {
+    pub(crate) fn new(gauge: &'a metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        OpenGauge(gauge)
+    }
+}
+
+impl Drop for OpenGauge<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}

@@ -12,22 +12,18 @@ mod connection_outcome;
 pub mod fuzzing;
 mod log_gate;
 mod metrics;
-mod peer_facts;
 mod proxy_header;
 mod pusher;
-mod refusal;
-mod responder;
 mod service;
 mod shared;
-mod tls_accept;
 mod v1_connection;
 mod v2_connection;
 mod version_dispatch;
 
 pub use auth_tokens::{AuthTokens, AuthTokensError};
 pub use config::{ServerConfig, ServerError};
+pub use pusher::Responder;
 pub use pusher::{PushError, Pusher};
-pub use responder::Responder;
 pub use service::{Handler, PeerInfo, Service};
 
 use std::future::Future;
@@ -46,7 +42,7 @@ use admission::{Admission, Admitted};
 use auth_tokens::AuthBackoff;
 pub(crate) use log_gate::{admit_global, suppressed_field};
 use metrics::ServerMetrics;
-use peer_facts::PeerFacts;
+use shared::PeerFacts;
 use shared::Shared;
 use version_dispatch::serve_connection;
 
@@ -148,7 +144,7 @@ impl Server {
                             ServerMetrics::refused(why.metric_label());
                             if let Ok(permit) = refusals.clone().try_acquire_owned() {
                                 tracker.spawn(async move {
-                                    refusal::refuse(stream, peer, why).await;
+                                    admission::refuse(stream, peer, why).await;
                                     drop(permit);
                                 });
                             }

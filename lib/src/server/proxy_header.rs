@@ -18,7 +18,6 @@ use tracing::warn;
 use super::admission::{Admission, Slot};
 use super::log_gate::{admit_global, suppressed_field};
 use super::metrics::ServerMetrics;
-use super::refusal;
 
 /// The fixed part: 12-byte signature, version/command, family, length.
 const FIXED: usize = 16;
@@ -69,7 +68,7 @@ pub(super) async fn proxied_peer(
             Ok(()) => Some((stream, real, false)),
             Err(why) => {
                 ServerMetrics::refused(why.metric_label());
-                refusal::refuse(stream, real, why).await;
+                super::admission::refuse(stream, real, why).await;
                 None
             }
         },

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use super::pusher::Pusher;
-use super::responder::Responder;
+use super::pusher::Responder;
 use crate::protocol::Message;
 use rustls_pki_types::CertificateDer;
 

@@ -9,10 +9,55 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::Slot;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
-use super::service::Handler;
+use super::pusher::Pusher;
+use super::service::{Handler, PeerInfo, Service};
+use super::shared::{PeerFacts, Shared};
+use super::metrics::OpenGauge;
 use crate::protocol::StallClock;
 use crate::protocol::v1::{self, V1Codec};
+use crate::transport::Stream;
 use crate::transport::{Connection, Deadline};
+
+/// Serves a v1 connection whose first byte said v1: a handler for it, its
+/// stall clock, then [`serve_v1`] until it ends, and a best-effort close.
+pub(super) async fn serve_v1_connection<Svc: Service>(
+    mut conn: Box<Connection<Stream, V1Codec>>,
+    peer: &PeerFacts<'_>,
+    service: &Svc,
+    shared: &Shared,
+) -> Result<ConnectionEnd, ConnectionError> {
+    let config = &shared.config;
+    let mut handler = service.connect(&PeerInfo {
+        addr: peer.addr,
+        version: v1::VERSION,
+        name: peer.addr.to_string(),
+        pusher: Pusher::new(None),
+        tls_client_certificate: peer.certificate.clone(),
+        auth_token: None,
+        app_protocol: None,
+    });
+    let mut stall = StallClock::new(
+        config.v1_stall_limits(peer.handshake_timeout),
+        peer.accepted,
+    );
+    let _open = OpenGauge::new(&shared.metrics.open[0]);
+    let metrics = (
+        &shared.metrics.received_messages[0],
+        &shared.metrics.received_bytes[0],
+    );
+    let result = serve_v1(
+        &mut conn,
+        &mut handler,
+        &mut stall,
+        &shared.stop,
+        metrics,
+        peer.slot,
+    )
+    .await;
+    // Best effort: the peer may already be gone.
+    let _ = conn.shutdown().await;
+    result
+}
 
 /// Runs the v1 session on `conn` until it ends, and says how it ended.
 ///

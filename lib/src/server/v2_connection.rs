@@ -18,10 +18,10 @@ use tracing::warn;
 use super::admission::Slot;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{LogGate, PeerText, info_unless_quiet, suppressed_field};
-use super::peer_facts::PeerFacts;
+use super::pusher::{InFlight, Responder};
 use super::pusher::{Outbound, Pusher};
-use super::responder::{InFlight, Responder};
 use super::service::{Handler, PeerInfo, Service};
+use super::shared::PeerFacts;
 use super::shared::Shared;
 use crate::protocol::v2::{
     AUTHENTICATION_FAILED, CodeReason, Expired, Session, SessionEvent, SessionState, V2Codec,

@@ -1,23 +1,27 @@
 //! One accepted connection, start to end: pick the protocol from the first
 //! byte, serve it, and log how it ended.
 
+use super::connection_outcome::{ConnectionEnd, ConnectionError};
+use super::log_gate::{PeerText, admit_global, info_unless_quiet, suppressed_field};
+use super::metrics::{OpenGauge, ServerMetrics};
+use super::shared::PeerFacts;
 use tokio::net::TcpStream;
 use tracing::warn;
 
-use super::connection_outcome::{ConnectionEnd, ConnectionError};
-use super::log_gate::{PeerText, admit_global, info_unless_quiet, suppressed_field};
-use super::metrics::ServerMetrics;
-use super::peer_facts::PeerFacts;
-use super::pusher::Pusher;
-use super::service::{PeerInfo, Service};
+use super::service::Service;
 use super::shared::Shared;
-use super::tls_accept::accept_tls;
-use super::v1_connection::serve_v1;
+
+use super::v1_connection::serve_v1_connection;
 use super::v2_connection::serve_v2;
 use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::{self, V2Codec};
-use crate::protocol::{StallClock, Stalled, unsupported_version_reply};
+use crate::protocol::{Stalled, unsupported_version_reply};
 use crate::transport::{Connection, Stream};
+use rustls_pki_types::CertificateDer;
+use std::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use crate::transport::{MemoryBudget, ServerTls};
 
 /// One connection, start to end, with its log lines. `arrival` says when
 /// it came, its slot and its handshake deadline; its address is `peer`.
@@ -168,38 +172,7 @@ async fn dispatch_by_version<S: Service>(
             conn.stream().reset_on_close();
             Err(ConnectionError::V1NeedsToken)
         }
-        Some(v1::VERSION) => {
-            let mut handler = service.connect(&PeerInfo {
-                addr: peer.addr,
-                version: v1::VERSION,
-                name: peer.addr.to_string(),
-                pusher: Pusher::new(None),
-                tls_client_certificate: peer.certificate.clone(),
-                auth_token: None,
-                app_protocol: None,
-            });
-            let mut stall = StallClock::new(
-                config.v1_stall_limits(peer.handshake_timeout),
-                peer.accepted,
-            );
-            let _open = OpenGauge::new(&shared.metrics.open[0]);
-            let metrics = (
-                &shared.metrics.received_messages[0],
-                &shared.metrics.received_bytes[0],
-            );
-            let result = serve_v1(
-                &mut conn,
-                &mut handler,
-                &mut stall,
-                stop,
-                metrics,
-                peer.slot,
-            )
-            .await;
-            // Best effort: the peer may already be gone.
-            let _ = conn.shutdown().await;
-            result
-        }
+        Some(v1::VERSION) => serve_v1_connection(conn, peer, service, shared).await,
         Some(v2::VERSION) => {
             // Until the handshake is done only a small HELLO is accepted, so
             // a stranger cannot make us buffer megabytes.
@@ -220,18 +193,35 @@ async fn dispatch_by_version<S: Service>(
     }
 }
 
-/// Counts a connection in the open-connections gauge while it lives.
-struct OpenGauge<'a>(&'a metrics::Gauge);
 
-impl<'a> OpenGauge<'a> {
-    fn new(gauge: &'a metrics::Gauge) -> Self {
-        gauge.increment(1.0);
-        OpenGauge(gauge)
-    }
-}
+// The server's side of the TLS handshake: within the first frame's
+// deadline (a peer cannot hold a slot by stalling the handshake), with its
+// buffers counted against the memory budget while it runs.
 
-impl Drop for OpenGauge<'_> {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
-    }
+/// What a TLS handshake holds at most: rustls's record buffers.
+const HANDSHAKE_MEMORY: usize = 64 * 1024;
+
+/// Accepts TLS on `stream` by `deadline`; the verified client certificate,
+/// if the client presented one.
+pub(crate) async fn accept_tls(
+    stream: TcpStream,
+    tls: &ServerTls,
+    deadline: Instant,
+    budget: &MemoryBudget,
+) -> Result<(Stream, Option<CertificateDer<'static>>), ConnectionError> {
+    let _reserved = budget.reserve(HANDSHAKE_MEMORY).await;
+    let accepting = TlsAcceptor::from(tls.current()).accept(stream);
+    let tls_stream = match tokio::time::timeout_at(deadline.into(), accepting).await {
+        Err(_) => return Err(ConnectionError::Tls("not complete in time".into())),
+        // rustls says what was wrong: a plain-text peer, an unknown CA, …
+        Ok(Err(e)) => return Err(ConnectionError::Tls(e.to_string())),
+        Ok(Ok(s)) => s,
+    };
+    let certificate = tls_stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| c.clone().into_owned());
+    Ok((Stream::Server(Box::new(tls_stream)), certificate))
 }
