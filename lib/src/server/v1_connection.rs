@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::Slot;
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
+use super::metrics::OpenGauge;
 use super::pusher::Pusher;
 use super::service::{Handler, PeerInfo, Service};
 use super::shared::{PeerFacts, Shared};
-use super::metrics::OpenGauge;
 use crate::protocol::StallClock;
 use crate::protocol::v1::{self, V1Codec};
 use crate::transport::Stream;

@@ -193,7 +193,6 @@ async fn dispatch_by_version<S: Service>(
     }
 }
 
-
 // The server's side of the TLS handshake: within the first frame's
 // deadline (a peer cannot hold a slot by stalling the handshake), with its
 // buffers counted against the memory budget while it runs.
