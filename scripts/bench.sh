@@ -285,7 +285,10 @@ for round in $(seq "$ROUNDS"); do
     for impl in ours-v2 ours-v1 redis; do
         case $impl in
             ours-v2|ours-v1)
-                ours ours-idle --sink --max-connections 20000 --max-connections-per-ip 20000
+                # Idle v1 peers that sent nothing are pending handshakes: the
+                # budget must hold them all, or most are displaced.
+                ours ours-idle --sink --max-connections 20000 --max-connections-per-ip 20000 \
+                    --max-pending-handshakes 20000
                 v1=(); [ "$impl" = ours-v1 ] && v1=(--v1)
                 idle "$impl" "$round" "$BIN/client" --addr "127.0.0.1:$PORT" "${v1[@]}" bench \
                     --mode idle --connections "$IDLE" --duration 3600 ;;
