@@ -3,7 +3,8 @@
 //! pushes and other connections' broadcasts — is checked and encoded by the
 //! connection's session under the write queue's lock, so the protocol's
 //! rules (spec 3.10: nothing new after a CLOSE; the client's size limit)
-//! hold for all of them, in the order they were queued.
+//! hold for all of them, in the order they were queued. A [`Responder`]
+//! is that way out for one request's one answer.
 
 use super::log_gate::{admit_global, suppressed_field};
 use crate::protocol::Message;

@@ -1,5 +1,6 @@
-//! What every connection of one server shares: the settings, the memory
-//! budget, the authentication brake and the stop signal.
+//! What every connection of one server shares (the settings, the memory
+//! budget, the authentication brake and the stop signal), and what it knows
+//! of each peer before its first frame ([`PeerFacts`]).
 
 use super::admission::Slot;
 use super::auth_tokens::AuthBackoff;

@@ -1,5 +1,6 @@
-//! One accepted connection, start to end: pick the protocol from the first
-//! byte, serve it, and log how it ended.
+//! One accepted connection, start to end: the TLS handshake when the server
+//! speaks TLS, then the protocol the first byte names, served until it
+//! ends, and a log line saying how.
 
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{PeerText, admit_global, info_unless_quiet, suppressed_field};

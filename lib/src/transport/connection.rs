@@ -128,8 +128,9 @@ impl<S, C> Connection<S, C> {
     }
 
     /// Separates reading from writing so that each can run in its own
-    /// future: the read side keeps the buffered input and the codec, the
-    /// write side is handed to a [`WriteQueue`](super::WriteQueue) writer. Call only
+    /// task (a v1 client, which only waits for the server's end while it
+    /// writes): the read side keeps the buffered input and the codec, the
+    /// write side goes to [`WriteQueue::run_writer`](super::WriteQueue::run_writer). Call only
     /// with nothing queued (after [`Connection::flush`]); queued bytes would
     /// be lost.
     pub(crate) fn split(self) -> (Connection<ReadHalf<S>, C>, WriteHalf<S>)

@@ -2,9 +2,9 @@
 //!
 //! A [`Connection`] works over any `AsyncRead + AsyncWrite`, so the same code
 //! serves plain TCP, TLS ([`Stream`], set up from `tls.rs`) or an in-memory
-//! pipe in tests. Once a connection
-//! carries traffic both ways, its write side moves into a [`WriteQueue`]
-//! that any number of tasks send through.
+//! pipe in tests. Once a v2 connection is open, one [`Driver`] task owns
+//! it for either end: it reads, hands frames to the session, and writes
+//! what any number of tasks queued in the connection's [`WriteQueue`].
 
 mod connection;
 mod deadline;
