@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+use super::shared::SignalEpoch;
 use tracing::warn;
 
 /// Why a new connection was turned away.
@@ -137,6 +139,8 @@ struct Table {
     next_ticket: u64,
     per_group: HashMap<IpAddr, usize>,
     rates: HashMap<IpAddr, Bucket>,
+    /// Bumped before a displacement fires.
+    signals: Arc<SignalEpoch>,
 }
 
 /// The slots of one server.
@@ -173,9 +177,19 @@ fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
 }
 
 impl Admission {
+    /// The slots under `rules`, with a signal count of their own.
+    #[cfg(test)]
     pub(crate) fn new(rules: AdmissionRules) -> Self {
+        Self::with_signals(rules, Arc::default())
+    }
+
+    /// `signals` moves whenever a displacement fires.
+    pub(crate) fn with_signals(rules: AdmissionRules, signals: Arc<SignalEpoch>) -> Self {
         Admission {
-            table: Arc::default(),
+            table: Arc::new(Mutex::new(Table {
+                signals,
+                ..Table::default()
+            })),
             rules: Arc::new(rules),
         }
     }
@@ -271,6 +285,7 @@ impl Admission {
     fn displace_oldest(table: &mut Table) -> bool {
         match table.pending.pop_first() {
             Some((_, token)) => {
+                table.signals.bump();
                 token.cancel();
                 // Counted out now, so the newcomer fits while the displaced
                 // task winds down; its slot's drop then skips the total.

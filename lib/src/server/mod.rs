@@ -43,7 +43,7 @@ use auth_tokens::AuthBackoff;
 pub(crate) use log_gate::{admit_global, suppressed_field};
 use metrics::ServerMetrics;
 use shared::PeerFacts;
-use shared::Shared;
+use shared::{Shared, SignalEpoch, unless};
 use version_dispatch::serve_connection;
 
 /// Refused connections being answered at once, at most.
@@ -107,14 +107,17 @@ impl Server {
         // their futures releases the handlers (and what they hold) for sure.
         let abandon = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let signals = Arc::new(SignalEpoch::default());
         let shared = Arc::new(Shared {
             config: self.config.clone(),
             budget: MemoryBudget::new(self.config.max_memory),
             auth_backoff: AuthBackoff::default(),
             stop: stop.clone(),
             metrics: ServerMetrics::new(),
+            signals: signals.clone(),
+            session_config: Arc::new(self.config.session_config()),
         });
-        let admission = Admission::new(self.config.admission_rules());
+        let admission = Admission::with_signals(self.config.admission_rules(), signals.clone());
         // Refusals in progress at once; past this a refused peer is just
         // closed, so a flood of them costs nothing more.
         let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
@@ -169,43 +172,51 @@ impl Server {
                         span.record("peer", field::display(peer));
                     }
                     tracker.spawn(async move {
-                        let served = async {
-                            let (stream, peer, health_check) = if proxied {
-                                let by = accepted + handshake_timeout;
-                                // Boxed: a large step the task should not
-                                // carry for the rest of the connection.
-                                let found = Box::pin(proxy_header::proxied_peer(
-                                    stream, peer, &mut slot, &admission, by,
-                                ));
-                                let Some((stream, real, health_check)) = found.await else {
-                                    return;
+                        {
+                            let served = std::pin::pin!(async {
+                                let (stream, peer, health_check) = if proxied {
+                                    let by = accepted + handshake_timeout;
+                                    // Boxed: a large step the task should not
+                                    // carry for the rest of the connection.
+                                    let found = Box::pin(proxy_header::proxied_peer(
+                                        stream, peer, &mut slot, &admission, by,
+                                    ));
+                                    let Some((stream, real, health_check)) = found.await else {
+                                        return;
+                                    };
+                                    // The real address, for every line from now on.
+                                    Span::current().record("peer", field::display(real));
+                                    (stream, real, health_check)
+                                } else {
+                                    (stream, peer, false)
                                 };
-                                // The real address, for every line from now on.
-                                Span::current().record("peer", field::display(real));
-                                (stream, real, health_check)
-                            } else {
-                                (stream, peer, false)
-                            };
-                            let arrival = PeerFacts {
-                                addr: peer,
-                                accepted,
-                                handshake_timeout,
-                                slot: &slot,
-                                health_check,
-                                certificate: None,
-                            };
-                            serve_connection(stream, arrival, &*service, &shared).await
-                        };
-                        tokio::select! {
-                            _ = served => {}
-                            _ = displaced.cancelled() => {
-                                shared.metrics.displaced.increment(1);
-                                if let Some(suppressed) = admit_global() {
-                                    let suppressed = suppressed_field(suppressed);
-                                    info!(suppressed, "connection dropped: displaced by a newer connection before finishing its handshake (server busy)");
+                                let arrival = PeerFacts {
+                                    addr: peer,
+                                    accepted,
+                                    handshake_timeout,
+                                    slot: &slot,
+                                    health_check,
+                                    certificate: None,
+                                };
+                                serve_connection(stream, arrival, &*service, &shared).await
+                            });
+                            let interrupted = std::pin::pin!(async {
+                                tokio::select! {
+                                    _ = displaced.cancelled() => true,
+                                    _ = abandon.cancelled() => false,
                                 }
+                            });
+                            match unless(served, interrupted, &shared.signals).await {
+                                Ok(()) => {}
+                                Err(true) => {
+                                    shared.metrics.displaced.increment(1);
+                                    if let Some(suppressed) = admit_global() {
+                                        let suppressed = suppressed_field(suppressed);
+                                        info!(suppressed, "connection dropped: displaced by a newer connection before finishing its handshake (server busy)");
+                                    }
+                                }
+                                Err(false) => warn!("connection abandoned at shutdown"),
                             }
-                            _ = abandon.cancelled() => warn!("connection abandoned at shutdown"),
                         }
                         drop(slot);
                     }.instrument(span));
@@ -231,6 +242,7 @@ impl Server {
             open = tracker.len(),
             "stopped accepting; closing connections"
         );
+        signals.bump();
         stop.cancel();
         tracker.close();
         if tokio::time::timeout(self.config.shutdown_grace, tracker.wait())
@@ -241,6 +253,7 @@ impl Server {
                 open = tracker.len(),
                 "connections still open after the grace period; abandoning them"
             );
+            signals.bump();
             abandon.cancel();
             tracker.wait().await;
         }

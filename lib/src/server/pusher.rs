@@ -13,7 +13,7 @@ use crate::protocol::v2::{Frame, SendError, Session};
 use crate::transport::{Outgoing, QueueError, WriteQueue};
 use bytes::Bytes;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 use tracing::info;
 
@@ -207,6 +207,9 @@ impl Pusher {
 pub(crate) struct InFlight {
     count: AtomicUsize,
     idle: Notify,
+    /// The close handshake waits: only then does the last answer wake it
+    /// (waking takes a lock, and most requests end with nobody waiting).
+    waiting: AtomicBool,
 }
 
 impl InFlight {
@@ -218,6 +221,7 @@ impl InFlight {
     /// Resolves once no request is in flight.
     pub(crate) async fn wait_idle(&self) {
         loop {
+            self.waiting.store(true, Ordering::SeqCst);
             let idle = self.idle.notified();
             tokio::pin!(idle);
             idle.as_mut().enable();
@@ -234,7 +238,10 @@ pub(crate) struct InFlightGuard(Arc<InFlight>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // SeqCst both ways: either the waiter sees the count at 0, or this
+        // sees it waiting.
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 && self.0.waiting.load(Ordering::SeqCst)
+        {
             self.0.idle.notify_waiters();
         }
     }

@@ -12,7 +12,7 @@ use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::metrics::OpenGauge;
 use super::pusher::Pusher;
 use super::service::{Handler, PeerInfo, Service};
-use super::shared::{PeerFacts, Shared};
+use super::shared::{PeerFacts, Shared, SignalEpoch};
 use crate::protocol::StallClock;
 use crate::protocol::v1::{self, V1Codec};
 use crate::transport::Stream;
@@ -49,7 +49,7 @@ pub(super) async fn serve_v1_connection<Svc: Service>(
         &mut conn,
         &mut handler,
         &mut stall,
-        &shared.stop,
+        (&shared.stop, &shared.signals),
         metrics,
         peer.slot,
     )
@@ -73,7 +73,7 @@ pub(crate) async fn serve_v1<S, H>(
     conn: &mut Connection<S, V1Codec>,
     handler: &mut H,
     stall: &mut StallClock,
-    shutdown: &CancellationToken,
+    (shutdown, signals): (&CancellationToken, &SignalEpoch),
     (messages, bytes): (&metrics::Counter, &metrics::Counter),
     slot: &Slot,
 ) -> Result<ConnectionEnd, ConnectionError>
@@ -86,6 +86,8 @@ where
     let mut promoted = false;
     // Made once: registering with the token takes its tree's lock.
     let mut stopped = Box::pin(shutdown.clone().cancelled_owned());
+    // The stop future is polled only when the server's signals moved.
+    let mut signals_seen = u64::MAX;
     loop {
         // Every whole message already received goes to the handler, in a
         // future that lives only while it works: an idle connection is its
@@ -106,7 +108,7 @@ where
         deadline.arm(stall.poll_timeout());
 
         let wake = std::future::poll_fn(|cx| {
-            if stopped.as_mut().poll(cx).is_ready() {
+            if signals.moved(&mut signals_seen) && stopped.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wake::Stop);
             }
             if deadline.poll_fired(cx).is_ready() {

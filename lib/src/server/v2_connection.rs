@@ -22,7 +22,7 @@ use super::pusher::{InFlight, Responder};
 use super::pusher::{Outbound, Pusher};
 use super::service::{Handler, PeerInfo, Service};
 use super::shared::PeerFacts;
-use super::shared::Shared;
+use super::shared::{Shared, SignalEpoch};
 use crate::protocol::v2::{
     AUTHENTICATION_FAILED, CodeReason, Expired, Session, SessionEvent, SessionState, V2Codec,
 };
@@ -51,10 +51,11 @@ where
     {
         Box::pin(tokio::time::sleep(delay)).await;
     }
-    let session_config = config
-        .session_config()
-        .handshake_timeout(Some(peer.handshake_timeout));
-    let session = Session::server(session_config, peer.accepted);
+    let session = Session::server_with_handshake_timeout(
+        shared.session_config.clone(),
+        peer.handshake_timeout,
+        peer.accepted,
+    );
     let queue = Arc::new(WriteQueue::new(session, config.max_queued_bytes));
     let metrics = &shared.metrics;
     let counters = DriverCounters {
@@ -91,6 +92,8 @@ where
             max_frame_size: config.max_frame_size,
             stop: Box::pin(shared.stop.clone().cancelled_owned()),
             stopping: false,
+            signals: &shared.signals,
+            signals_seen: u64::MAX,
         },
     });
     let Connected { driver, end } = &mut *state;
@@ -193,6 +196,9 @@ struct ServerEnd<'a, Svc: Service> {
     stop: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     /// GOAWAY has been said.
     stopping: bool,
+    /// `stop` is polled only when these moved.
+    signals: &'a SignalEpoch,
+    signals_seen: u64,
 }
 
 impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
@@ -229,7 +235,7 @@ impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
     }
 
     fn poll_signal(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.stopping {
+        if self.stopping || !self.signals.moved(&mut self.signals_seen) {
             return Poll::Pending;
         }
         self.stop.as_mut().poll(cx)

@@ -336,14 +336,9 @@ where
         match read {
             Poll::Ready(Ok(n)) => Poll::Ready(Wake::Read(n)),
             Poll::Ready(Err(e)) => Poll::Ready(Wake::ReadFailed(e)),
-            Poll::Pending => {
-                if self.conn.buffered().is_empty() {
-                    // Nothing pending either way: hold no buffers.
-                    self.writer.release_idle_buffer();
-                    self.queue.release_idle_buffer();
-                }
-                Poll::Pending
-            }
+            // Both write buffers are already gone once written (see
+            // `Outgoing::poll_write_to`), the read buffer once read out.
+            Poll::Pending => Poll::Pending,
         }
     }
 

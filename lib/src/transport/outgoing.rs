@@ -12,8 +12,8 @@ use tokio::io::AsyncWrite;
 
 use crate::protocol::v2::frame::{FrameSink, SHARED_PAYLOAD};
 
-/// The writer's buffer is kept between writes up to this size.
-const KEEP_CAPACITY: usize = 64 * 1024;
+/// What a buffer holds when its first frame is encoded.
+const FIRST_CAPACITY: usize = 512;
 
 /// Chunks handed to one vectored write (the system's limit is 1,024).
 const MAX_SLICES: usize = 64;
@@ -29,6 +29,11 @@ pub(crate) struct Outgoing {
 impl FrameSink for Outgoing {
     #[inline]
     fn buf(&mut self) -> &mut BytesMut {
+        if self.tail.capacity() == 0 {
+            // One allocation for a typical batch of frames, instead of a
+            // chain of doublings from the first frame's size.
+            self.tail.reserve(FIRST_CAPACITY);
+        }
         &mut self.tail
     }
 
@@ -58,8 +63,8 @@ impl Outgoing {
         self.len() == 0
     }
 
-    /// Writes everything, in order, then empties itself for reuse (letting
-    /// a large buffer go rather than keeping it for an idle peer). Many
+    /// Writes everything, in order, then lets its buffer go (the next
+    /// batch allocates its own; an idle peer holds none). Many
     /// chunks go out in one vectored write (`writev`), not one call each.
     /// Resumable: on `Pending`, what was written is gone from `self` and
     /// the next call goes on from there.
@@ -97,11 +102,9 @@ impl Outgoing {
             }
             self.tail.advance(n);
         }
-        if self.tail.capacity() > KEEP_CAPACITY {
-            self.tail = BytesMut::new();
-        } else {
-            self.tail.clear();
-        }
+        // Nothing is kept for the next batch: the buffer goes back to the
+        // queue on the next swap, and an idle connection should hold none.
+        self.tail = BytesMut::new();
         Poll::Ready(Ok(()))
     }
 

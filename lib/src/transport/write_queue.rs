@@ -279,15 +279,6 @@ impl<T> WriteQueue<T> {
         inner.writing_largest = 0;
     }
 
-    /// For an idle driver: lets the empty buffer's allocation go, so an
-    /// idle connection holds no write buffer.
-    pub(crate) fn release_idle_buffer(&self) {
-        let mut inner = self.lock();
-        if inner.buf.is_empty() {
-            inner.buf = Outgoing::default();
-        }
-    }
-
     /// Writes what is queued to `out` until the queue is closed and
     /// drained, then shuts `out` down: for a stream whose other side is
     /// read elsewhere (a v1 client). `written` counts the bytes.
@@ -360,13 +351,6 @@ impl Writer {
             written.increment(self.taken);
             queue.written();
             self.unflushed = true;
-        }
-    }
-
-    /// Lets the spare buffer's allocation go (nothing is being written).
-    pub(crate) fn release_idle_buffer(&mut self) {
-        if self.writing.is_empty() {
-            self.writing = Outgoing::default();
         }
     }
 }

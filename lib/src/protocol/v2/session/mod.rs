@@ -20,8 +20,10 @@
 
 use bytes::Bytes;
 
+use crate::protocol::StallLimits;
 use crate::protocol::v2::frame::FrameSink;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 mod closing;
 mod config;
@@ -86,7 +88,8 @@ pub enum SessionEvent {
 pub struct Session {
     role: Role,
     state: SessionState,
-    local: SessionConfig,
+    /// Ours: a server's sessions all share one.
+    local: Arc<SessionConfig>,
     peer_max_frame_size: u32,
     peer_name: String,
     going_away: bool,
@@ -97,18 +100,36 @@ impl Session {
     /// A server session waiting for a HELLO, which must come within the
     /// configured handshake timeout from `now` (pass the instant the
     /// connection was accepted, so bytes before the HELLO buy no time).
-    pub fn server(config: SessionConfig, now: Instant) -> Session {
-        Session::new(Role::Server, config, now)
+    /// A server shares one configuration among all its sessions (`Arc`).
+    pub fn server(config: impl Into<Arc<SessionConfig>>, now: Instant) -> Session {
+        Session::new(Role::Server, config.into(), now)
+    }
+
+    /// Like [`Session::server`], with this connection's own handshake
+    /// deadline instead of the shared configuration's (a server under
+    /// pressure gives newcomers less time).
+    pub(crate) fn server_with_handshake_timeout(
+        config: Arc<SessionConfig>,
+        handshake_timeout: Duration,
+        now: Instant,
+    ) -> Session {
+        let mut session = Session::new(Role::Server, config, now);
+        let limits = StallLimits {
+            first_frame: handshake_timeout,
+            ..session.local.stall_limits()
+        };
+        session.timers.stall = StallClock::new(limits, now);
+        session
     }
 
     /// A client session: writes the HELLO that opens it to `out`.
     pub fn client(config: SessionConfig, now: Instant, out: &mut impl FrameSink) -> Session {
-        let session = Session::new(Role::Client, config, now);
+        let session = Session::new(Role::Client, Arc::new(config), now);
         session.hello().encode(out);
         session
     }
 
-    fn new(role: Role, local: SessionConfig, now: Instant) -> Session {
+    fn new(role: Role, local: Arc<SessionConfig>, now: Instant) -> Session {
         Session {
             role,
             state: SessionState::Handshake,

@@ -447,7 +447,7 @@ fn go_away_closes_by_itself_at_the_drain_deadline() {
         // A fresh session with a short drain, opened the same way.
         let mut cfg = server_config();
         cfg.drain_timeout = MS(250);
-        s.local = cfg;
+        s.local = std::sync::Arc::new(cfg);
         s
     };
     let mut out = BytesMut::new();
