@@ -150,13 +150,10 @@ async fn repeated_failures_from_one_address_are_slowed_down() {
     let (server, _rx, path) = token_server("right\n").await;
     let addr: std::net::SocketAddr = server.addr.parse().unwrap();
     let attempt = |from: &'static str| async move {
-        let hello = Frame::Hello(Hello {
-            versions: vec![2],
-            max_frame_size: 1 << 20,
-            heartbeat_ms: 0,
-            name: "guesser".into(),
-            extensions: vec![Extension::new(Extension::AUTH_TOKEN, "wrong")],
-        });
+        let hello = Frame::Hello(
+            Hello::new(vec![2], 1 << 20, 0, "guesser")
+                .with_extensions(vec![Extension::new(Extension::AUTH_TOKEN, "wrong")]),
+        );
         let started = Instant::now();
         let mut framed = raw_v2_from(addr, from, hello).await;
         let answer = next_frame(&mut framed).await;
@@ -194,13 +191,10 @@ async fn unknown_extensions_are_ignored_unless_critical() {
         let stream = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
         let mut framed = tokio_util::codec::Framed::new(stream, V2Codec::default());
         framed
-            .send(Frame::Hello(Hello {
-                versions: vec![2],
-                max_frame_size: 1 << 20,
-                heartbeat_ms: 0,
-                name: "future".into(),
-                extensions: vec![Extension::new(kind, "something new")],
-            }))
+            .send(Frame::Hello(
+                Hello::new(vec![2], 1 << 20, 0, "future")
+                    .with_extensions(vec![Extension::new(kind, "something new")]),
+            ))
             .await
             .unwrap();
         match next_frame(&mut framed).await {

@@ -156,15 +156,12 @@ impl SansIo {
             match self.session.receive(frame, self.now, &mut self.out) {
                 Ok(Some(SessionEvent::Opened { .. })) => self.codec.set_max_recv(self.max_frame),
                 Ok(Some(SessionEvent::Request(r))) => {
-                    let answer = Frame::Response(ResponseFrame {
-                        id: r.id,
-                        result: Ok(r.payload),
-                    });
+                    let answer = Frame::Response(ResponseFrame::new(r.id, Ok(r.payload)));
                     if let Err(e) = self.session.send(&answer, &mut self.out) {
-                        let failure = Frame::Response(ResponseFrame {
-                            id: r.id,
-                            result: Err(format!("response too large for the client: {e}")),
-                        });
+                        let failure = Frame::Response(ResponseFrame::new(
+                            r.id,
+                            Err(format!("response too large for the client: {e}")),
+                        ));
                         self.session.send(&failure, &mut self.out).unwrap();
                     }
                 }

@@ -24,13 +24,7 @@ const MAX_FRAME: usize = 16 * MIB;
 
 /// A HELLO announcing `max_frame`.
 fn hello_with(name: &str, max_frame: usize) -> Frame {
-    Frame::Hello(Hello {
-        versions: vec![2],
-        max_frame_size: max_frame as u32,
-        heartbeat_ms: 0,
-        name: name.into(),
-        extensions: Vec::new(),
-    })
+    Frame::Hello(Hello::new(vec![2], max_frame as u32, 0, name))
 }
 
 /// Sockets from `from` that connect, say nothing, and reconnect the moment
@@ -310,12 +304,7 @@ async fn clients_that_read_nothing_are_dropped_and_bounded_by_the_budget() {
     let budget = 64 * MIB;
     let server = ServerProcess::start_measured(&["--max-memory", &budget.to_string()]);
     let data = bytes::Bytes::from(vec![1u8; MAX_FRAME - 5]);
-    let request = move |id| {
-        Frame::Request(RequestFrame {
-            id,
-            payload: data.clone(),
-        })
-    };
+    let request = move |id| Frame::Request(RequestFrame::new(id, data.clone()));
 
     // One client asks three times and never reads: dropped.
     let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();

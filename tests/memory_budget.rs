@@ -120,10 +120,7 @@ fn buffers_shrink_back_after_a_large_frame() {
         after.saturating_sub(before)
     );
     rt.block_on(client.close()).unwrap();
-    let _ = RequestFrame {
-        id: 0,
-        payload: bytes::Bytes::new(),
-    };
+    let _ = RequestFrame::new(0, bytes::Bytes::new());
 }
 
 /// Row "one 16 MiB broadcast TEXT, 100 clients that don't read: +1.6 GiB,
@@ -147,13 +144,12 @@ fn a_broadcast_is_held_once_whatever_the_number_of_receivers() {
                 socket.set_recv_buffer_size(4096).unwrap();
                 let mut s = socket.connect(server.addr).await.unwrap();
                 use tokio::io::AsyncWriteExt;
-                let hello = Frame::Hello(rust_tcp::protocol::v2::Hello {
-                    versions: vec![2],
-                    max_frame_size: 16 * MIB as u32,
-                    heartbeat_ms: 0,
-                    name: format!("deaf{i}"),
-                    extensions: Vec::new(),
-                });
+                let hello = Frame::Hello(rust_tcp::protocol::v2::Hello::new(
+                    vec![2],
+                    16 * MIB as u32,
+                    0,
+                    format!("deaf{i}"),
+                ));
                 s.write_all(&encode(&[hello])).await.unwrap();
                 s
             })

@@ -22,10 +22,10 @@ async fn a_request_after_goaway_is_answered() {
     let mut raw = raw_v2(&server.addr, "late").await;
     server.stop.cancel();
     assert!(matches!(next_frame(&mut raw).await, Frame::GoAway(_)));
-    raw.send(Frame::Request(RequestFrame {
-        id: 5,
-        payload: Bytes::from_static(b"anyway"),
-    }))
+    raw.send(Frame::Request(RequestFrame::new(
+        5,
+        Bytes::from_static(b"anyway"),
+    )))
     .await
     .unwrap();
     match next_frame(&mut raw).await {
@@ -104,10 +104,10 @@ async fn a_pong_may_overtake_earlier_responses_but_the_close_ack_may_not() {
     let (tx, mut held) = tokio::sync::mpsc::unbounded_channel();
     let server = InProcessServer::start(Held(tx), ServerConfig::default()).await;
     let mut raw = raw_v2(&server.addr, "order").await;
-    raw.send(Frame::Request(RequestFrame {
-        id: 1,
-        payload: Bytes::from_static(b"slow"),
-    }))
+    raw.send(Frame::Request(RequestFrame::new(
+        1,
+        Bytes::from_static(b"slow"),
+    )))
     .await
     .unwrap();
     raw.send(Frame::Ping(9)).await.unwrap();

@@ -25,34 +25,29 @@ fn any_frame() -> impl Strategy<Value = Frame> {
             prop::collection::vec((any::<u16>(), bytes()), 0..3),
         )
             .prop_map(
-                |(versions, max_frame_size, heartbeat_ms, name, extensions)| Frame::Hello(Hello {
-                    versions,
-                    max_frame_size,
-                    heartbeat_ms,
-                    name,
-                    extensions: extensions
-                        .into_iter()
-                        .map(|(kind, data)| Extension::new(kind, data))
-                        .collect(),
-                })
+                |(versions, max_frame_size, heartbeat_ms, name, extensions)| Frame::Hello(
+                    Hello::new(versions, max_frame_size, heartbeat_ms, name).with_extensions(
+                        extensions
+                            .into_iter()
+                            .map(|(kind, data)| Extension::new(kind, data))
+                            .collect()
+                    )
+                )
             ),
         (any::<u8>(), any::<u32>(), any::<u32>(), ".{0,20}").prop_map(
-            |(version, max_frame_size, heartbeat_ms, server_name)| Frame::Welcome(Welcome {
+            |(version, max_frame_size, heartbeat_ms, server_name)| Frame::Welcome(Welcome::new(
                 version,
                 max_frame_size,
                 heartbeat_ms,
-                server_name,
-                extensions: Vec::new(),
-            })
+                server_name
+            ))
         ),
         text().prop_map(|t| Frame::Text(Message::new(t))),
         bytes().prop_map(Frame::Binary),
         (any::<u32>(), bytes())
-            .prop_map(|(id, payload)| Frame::Request(RequestFrame { id, payload })),
-        (any::<u32>(), bytes())
-            .prop_map(|(id, b)| Frame::Response(ResponseFrame { id, result: Ok(b) })),
-        (any::<u32>(), text())
-            .prop_map(|(id, r)| Frame::Response(ResponseFrame { id, result: Err(r) })),
+            .prop_map(|(id, payload)| Frame::Request(RequestFrame::new(id, payload))),
+        (any::<u32>(), bytes()).prop_map(|(id, b)| Frame::Response(ResponseFrame::new(id, Ok(b)))),
+        (any::<u32>(), text()).prop_map(|(id, r)| Frame::Response(ResponseFrame::new(id, Err(r)))),
         any::<u64>().prop_map(Frame::Ping),
         any::<u64>().prop_map(Frame::Pong),
         code_reason().prop_map(Frame::Error),
@@ -123,18 +118,9 @@ proptest! {
 #[test]
 fn every_pair_of_split_points_of_a_session_stream() {
     let frames = vec![
-        Frame::Hello(Hello {
-            versions: vec![2],
-            max_frame_size: 4096,
-            heartbeat_ms: 0,
-            name: "alice".into(),
-            extensions: Vec::new(),
-        }),
+        Frame::Hello(Hello::new(vec![2], 4096, 0, "alice")),
         Frame::Text(Message::new("hi")),
-        Frame::Request(RequestFrame {
-            id: 1,
-            payload: Bytes::from_static(b"ping"),
-        }),
+        Frame::Request(RequestFrame::new(1, Bytes::from_static(b"ping"))),
         Frame::Ping(7),
         Frame::Close(CodeReason::new(CloseCode::NORMAL, "bye")),
     ];

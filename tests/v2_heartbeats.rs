@@ -49,15 +49,9 @@ async fn a_silent_server_is_pinged_then_given_up() {
         let (s, _) = l.accept().await.unwrap();
         let mut f = Framed::new(s, V2Codec::default());
         assert!(matches!(f.next().await, Some(Ok(Frame::Hello(_)))));
-        f.send(Frame::Welcome(Welcome {
-            version: 2,
-            max_frame_size: 1 << 20,
-            heartbeat_ms: 100,
-            server_name: "mute".into(),
-            extensions: Vec::new(),
-        }))
-        .await
-        .unwrap();
+        f.send(Frame::Welcome(Welcome::new(2, 1 << 20, 100, "mute")))
+            .await
+            .unwrap();
         // Never answer; record what the client sends.
         let mut pings = 0;
         loop {

@@ -151,11 +151,7 @@ fn a_client_that_never_reads_is_dropped_and_memory_stays_bounded() {
     // Up to 512 MiB of requests, each answered with 64 KiB nobody reads.
     for id in 0..8192u32 {
         let mut frame = bytes::BytesMut::new();
-        Frame::Request(RequestFrame {
-            id,
-            payload: payload.clone(),
-        })
-        .encode(&mut frame);
+        Frame::Request(RequestFrame::new(id, payload.clone())).encode(&mut frame);
         if c.write_all(&frame).is_err() {
             cut_off = true;
             break;
@@ -213,11 +209,8 @@ fn clients_that_reset_mid_response_do_not_disturb_the_server() {
     hello("vanisher").encode(&mut hello_bytes);
     let mut requests = bytes::BytesMut::new();
     for id in 0..64u32 {
-        Frame::Request(RequestFrame {
-            id,
-            payload: Bytes::from(vec![b'y'; 64 * 1024]),
-        })
-        .encode(&mut requests);
+        Frame::Request(RequestFrame::new(id, Bytes::from(vec![b'y'; 64 * 1024])))
+            .encode(&mut requests);
     }
     for _ in 0..50 {
         let mut c = raw_connect(server.addr);

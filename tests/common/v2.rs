@@ -11,13 +11,7 @@ use super::PATIENCE;
 
 /// A HELLO offering v2 with a 1 MiB limit and the name `name`.
 pub fn hello(name: &str) -> Frame {
-    Frame::Hello(Hello {
-        versions: vec![2],
-        max_frame_size: 1 << 20,
-        heartbeat_ms: 0,
-        name: name.into(),
-        extensions: Vec::new(),
-    })
+    Frame::Hello(Hello::new(vec![2], 1 << 20, 0, name))
 }
 
 /// The bytes of `frames`, back to back.

@@ -14,4 +14,5 @@ pub use version::{
 };
 
 pub use message::{InvalidUtf8, Message};
-pub use stall::{StallClock, StallLimits, Stalled};
+pub(crate) use stall::StallClock;
+pub use stall::{StallLimits, Stalled};

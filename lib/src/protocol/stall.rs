@@ -111,11 +111,6 @@ impl StallClock {
         }
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &StallLimits {
-        &self.limits
-    }
-
     /// A complete frame arrived at `now`: progress.
     #[inline]
     pub fn frame_received(&mut self, now: Instant) {

@@ -38,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::shared::SignalEpoch;
+use super::signals::SignalEpoch;
 use tracing::warn;
 
 /// Why a new connection was turned away.

@@ -16,6 +16,7 @@ mod proxy_header;
 mod pusher;
 mod service;
 mod shared;
+mod signals;
 mod v1_connection;
 mod v2_connection;
 mod version_dispatch;
@@ -43,7 +44,8 @@ use auth_tokens::AuthBackoff;
 pub(crate) use log_gate::{admit_global, suppressed_field};
 use metrics::ServerMetrics;
 use shared::PeerFacts;
-use shared::{Shared, SignalEpoch, unless};
+use shared::Shared;
+use signals::{SignalEpoch, unless};
 use version_dispatch::serve_connection;
 
 /// Refused connections being answered at once, at most.

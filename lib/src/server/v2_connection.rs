@@ -22,7 +22,8 @@ use super::pusher::{InFlight, Responder};
 use super::pusher::{Outbound, Pusher};
 use super::service::{Handler, PeerInfo, Service};
 use super::shared::PeerFacts;
-use super::shared::{Shared, SignalEpoch};
+use super::shared::Shared;
+use super::signals::SignalEpoch;
 use crate::protocol::v2::{
     AUTHENTICATION_FAILED, CodeReason, Expired, Session, SessionEvent, SessionState, V2Codec,
 };

@@ -26,6 +26,8 @@ pub(crate) struct Outgoing {
     tail: BytesMut,
 }
 
+impl crate::protocol::v2::frame::Sealed for Outgoing {}
+
 impl FrameSink for Outgoing {
     #[inline]
     fn buf(&mut self) -> &mut BytesMut {

@@ -86,6 +86,7 @@ impl FrameError {
 /// connection is over.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
+#[non_exhaustive]
 pub struct SessionError {
     /// The code to close with.
     pub code: CloseCode,
@@ -94,7 +95,8 @@ pub struct SessionError {
 }
 
 impl SessionError {
-    pub(crate) fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+    /// A violation to close with `code`, saying `reason`.
+    pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
         SessionError {
             code,
             reason: reason.into(),

@@ -4,6 +4,7 @@
 /// The type byte of a v2 frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum FrameType {
     /// Client's opening frame.
     Hello = 0x01,

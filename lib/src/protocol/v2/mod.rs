@@ -12,18 +12,19 @@ mod app_protocol;
 mod close_code;
 mod codec;
 mod error;
-pub mod frame;
+pub(crate) mod frame;
 mod frame_type;
-pub mod limits;
+pub(crate) mod limits;
 mod session;
 mod state;
 
 pub use app_protocol::{AppChoice, AppProtocol, AppProtocolError, Encoding};
 pub use close_code::CloseCode;
-pub use codec::{V2Codec, V2CodecError, claimed_frame_len};
+pub(crate) use codec::claimed_frame_len;
+pub use codec::{V2Codec, V2CodecError};
 pub use error::{FrameError, SendError, SessionError};
 pub use frame::{
-    CodeReason, Extension, Frame, FrameType, Hello, RequestFrame, ResponseFrame, Welcome,
+    CodeReason, Extension, Frame, FrameSink, FrameType, Hello, RequestFrame, ResponseFrame, Welcome,
 };
 pub use limits::{DEFAULT_MAX_FRAME_SIZE, LimitError, MAX_NAME_LEN, MIN_MAX_FRAME_SIZE};
 pub use session::{

@@ -12,6 +12,7 @@ pub enum Role {
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SessionState {
     /// Waiting for hello (server) or welcome (client).
     Handshake,

@@ -217,20 +217,18 @@ pub fn bytes_to_send(
 
 /// The bytes of a HELLO step.
 pub fn hello_bytes(name: &str, max_frame: u32, heartbeat_ms: u32, token: Option<&str>) -> Vec<u8> {
-    let frame = Frame::Hello(Hello {
-        versions: vec![2],
-        max_frame_size: max_frame,
-        heartbeat_ms,
-        name: name.into(),
-        extensions: token
-            .map(|t| {
-                vec![Extension::new(
-                    Extension::AUTH_TOKEN,
-                    Bytes::from(t.to_owned()),
-                )]
-            })
-            .unwrap_or_default(),
-    });
+    let frame = Frame::Hello(
+        Hello::new(vec![2], max_frame, heartbeat_ms, name).with_extensions(
+            token
+                .map(|t| {
+                    vec![Extension::new(
+                        Extension::AUTH_TOKEN,
+                        Bytes::from(t.to_owned()),
+                    )]
+                })
+                .unwrap_or_default(),
+        ),
+    );
     let mut out = BytesMut::new();
     frame.encode(&mut out);
     out.to_vec()

@@ -34,8 +34,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::fields::Fields;
 use crate::protocol::v2::FrameError;
 
-/// The client's opening offer.
+/// The client's opening offer. New fields may come with new versions of
+/// the handshake, so it is built with [`Hello::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Hello {
     /// Every version the client can speak; the server picks one.
     pub versions: Vec<u8>,
@@ -52,6 +54,7 @@ pub struct Hello {
 /// One handshake extension: its type, and bytes whose meaning the type
 /// defines.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Extension {
     /// What it is; see the constants.
     pub kind: u16,
@@ -121,8 +124,10 @@ fn decode_extensions(f: &mut Fields) -> Result<Vec<Extension>, FrameError> {
         .collect()
 }
 
-/// The server's acceptance.
+/// The server's acceptance, built with [`Welcome::new`] (new fields may
+/// come).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Welcome {
     /// The version chosen for this connection.
     pub version: u8,
@@ -137,6 +142,30 @@ pub struct Welcome {
 }
 
 impl Hello {
+    /// An offer of `versions`, accepting frames up to `max_frame_size`,
+    /// wishing for heartbeats every `heartbeat_ms` (0: none), as `name`;
+    /// no extensions.
+    pub fn new(
+        versions: Vec<u8>,
+        max_frame_size: u32,
+        heartbeat_ms: u32,
+        name: impl Into<String>,
+    ) -> Self {
+        Hello {
+            versions,
+            max_frame_size,
+            heartbeat_ms,
+            name: name.into(),
+            extensions: Vec::new(),
+        }
+    }
+
+    /// The same offer with these extensions, in order.
+    pub fn with_extensions(mut self, extensions: Vec<Extension>) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
     pub(super) fn payload_len(&self) -> usize {
         1 + self.versions.len() + 4 + 4 + 2 + self.name.len() + extensions_len(&self.extensions)
     }
@@ -165,6 +194,30 @@ impl Hello {
 }
 
 impl Welcome {
+    /// Acceptance of `version`, accepting frames up to `max_frame_size`,
+    /// heartbeats every `heartbeat_ms` (0: off), from `server_name`; no
+    /// extensions.
+    pub fn new(
+        version: u8,
+        max_frame_size: u32,
+        heartbeat_ms: u32,
+        server_name: impl Into<String>,
+    ) -> Self {
+        Welcome {
+            version,
+            max_frame_size,
+            heartbeat_ms,
+            server_name: server_name.into(),
+            extensions: Vec::new(),
+        }
+    }
+
+    /// The same acceptance with these extensions, in order.
+    pub fn with_extensions(mut self, extensions: Vec<Extension>) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
     pub(super) fn payload_len(&self) -> usize {
         1 + 4 + 4 + 2 + self.server_name.len() + extensions_len(&self.extensions)
     }

@@ -15,14 +15,17 @@ pub use super::frame_type::FrameType;
 pub use code_reason::CodeReason;
 pub use handshake::{Extension, Hello, Welcome};
 pub use request::{RequestFrame, ResponseFrame};
-pub use sink::{FrameSink, SHARED_PAYLOAD};
+pub use sink::FrameSink;
+pub(crate) use sink::{SHARED_PAYLOAD, Sealed};
 
 use super::{FrameError, HEADER_LEN, VERSION};
 use crate::protocol::Message;
 use fields::Fields;
 
-/// One v2 frame, decoded.
+/// One v2 frame, decoded. New frame types may come (the type byte has
+/// room), so a `match` needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Frame {
     /// See [`Hello`].
     Hello(Hello),

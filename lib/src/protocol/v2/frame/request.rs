@@ -23,6 +23,7 @@ use crate::protocol::v2::FrameError;
 
 /// A request awaiting a [`ResponseFrame`] with the same id.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RequestFrame {
     /// Correlation id, chosen by the requester.
     pub id: u32,
@@ -32,6 +33,7 @@ pub struct RequestFrame {
 
 /// The answer to the request with the same id.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResponseFrame {
     /// The id of the request answered.
     pub id: u32,
@@ -43,6 +45,14 @@ const STATUS_OK: u8 = 0;
 const STATUS_ERROR: u8 = 1;
 
 impl RequestFrame {
+    /// Request `id` carrying `payload`.
+    pub fn new(id: u32, payload: impl Into<Bytes>) -> Self {
+        RequestFrame {
+            id,
+            payload: payload.into(),
+        }
+    }
+
     pub(super) fn payload_len(&self) -> usize {
         4 + self.payload.len()
     }
@@ -61,6 +71,11 @@ impl RequestFrame {
 }
 
 impl ResponseFrame {
+    /// The answer to request `id`: its payload, or why it failed.
+    pub fn new(id: u32, result: Result<Bytes, String>) -> Self {
+        ResponseFrame { id, result }
+    }
+
     pub(super) fn payload_len(&self) -> usize {
         5 + match &self.result {
             Ok(b) => b.len(),
