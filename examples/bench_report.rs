@@ -606,7 +606,7 @@ fn idle(md: &mut String, runs: &[Run]) {
         md,
         "## What an idle connection costs\n\n\
          The server's resident memory (`VmRSS`) before and while {n} connections \
-         are open and idle (v2: handshake done; v1: nothing sent), divided by the \
+         are open and idle (each used once first: v2 one request, v1 one message), divided by the \
          connections. Ours: `client bench --mode idle --connections {n}`; redis: \
          `redis-benchmark -c {n} -I`. The kernel's socket buffers are not in it.\n\n\
          | server | bytes per idle connection | target |\n|---|---|---|"

@@ -122,4 +122,11 @@ fn idle_mode_holds_its_connections_open_then_closes_them_cleanly() {
     server.wait_for_logs(&opened);
     let closed = vec!["close handshake complete"; 5];
     server.wait_for_logs(&closed);
+    // Each was used once before it went quiet: one request apiece.
+    let (_, log) = server.stop_and_collect_log("TERM");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("5 messages and requests received")),
+        "{log:?}"
+    );
 }

@@ -27,9 +27,9 @@ pub(crate) enum Mode {
     Binary,
     /// v2 requests, each waiting for its response (latency measured).
     Request,
-    /// Open the connections (v1 or v2, handshake done), send nothing, and
-    /// hold them for --duration seconds (default 10), for measuring what
-    /// an idle connection costs the server.
+    /// Open the connections (v1 or v2), use each once (v2: one request;
+    /// v1: one message), then hold them quiet for --duration seconds
+    /// (default 10), for measuring what an idle connection costs the server.
     Idle,
 }
 
@@ -223,9 +223,11 @@ pub(crate) fn run_bench(conn: &ConnArgs, bench: &BenchArgs) -> anyhow::Result<()
     Ok(())
 }
 
-/// Idle mode: every connection opened (on one thread: they do nothing
-/// after), one line on stderr once all are open, held for the duration,
-/// then closed cleanly.
+/// Idle mode: every connection opened and used once (v2: one request,
+/// answered; v1: one message), so what is measured is a connection that
+/// worked and went quiet, not one still in its handshake; one line on
+/// stderr once all are open, held for the duration, then closed cleanly.
+/// All on one thread: they do nothing after.
 fn hold_idle(conn: &ConnArgs, bench: &BenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -235,7 +237,12 @@ fn hold_idle(conn: &ConnArgs, bench: &BenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut clients = Vec::with_capacity(bench.connections as usize);
         for _ in 0..bench.connections {
-            clients.push(connect(conn).await?);
+            let client = connect(conn).await?;
+            match client.request(Bytes::new()).await {
+                Err(rust_tcp::ClientError::NeedsV2(_)) => client.send_text("idle").await?,
+                answered => drop(answered?),
+            }
+            clients.push(client);
         }
         let opened = started.elapsed().as_secs_f64();
         eprintln!(
