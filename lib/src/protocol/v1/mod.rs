@@ -19,7 +19,8 @@ mod error;
 mod message_reader;
 
 pub use codec::{CodecError, V1Codec};
-pub use decode::{claimed_frame_len, decode_message};
+pub(crate) use decode::claimed_frame_len;
+pub use decode::decode_message;
 pub use encode::encode_message;
 pub use error::{DecodeError, EncodeError};
 pub use message_reader::MessageReader;
