@@ -95,13 +95,13 @@ where
         // buffers and this loop's few words, not a suspended handler call.
         if !conn.buffered().is_empty() {
             let delivered = Box::pin(deliver(conn, handler, stall, now, messages)).await?;
-            if delivered > 0 && !promoted {
+            if delivered.messages > 0 && !promoted {
                 // The first message ends the handshake.
                 slot.promote();
                 promoted = true;
             }
-            if let Some(end) = conn_end(delivered) {
-                return Ok(end);
+            if delivered.exited {
+                return Ok(ConnectionEnd::ClientExit);
             }
         }
         let left = conn.buffered();
@@ -147,15 +147,15 @@ enum Wake {
     Read(std::io::Result<usize>),
 }
 
-/// `deliver`'s count for a client that said `exit`.
-const EXITED: usize = usize::MAX;
-
-fn conn_end(delivered: usize) -> Option<ConnectionEnd> {
-    (delivered == EXITED).then_some(ConnectionEnd::ClientExit)
+/// What one [`deliver`] handed over.
+struct Delivered {
+    /// Messages, `exit` included.
+    messages: usize,
+    /// The client said `exit`: nothing after it counts.
+    exited: bool,
 }
 
-/// Hands every whole message buffered to the handler, then flushes it;
-/// returns how many there were, or [`EXITED`] when the client said `exit`.
+/// Hands every whole message buffered to the handler, then flushes it.
 /// Whatever happens, messages received before the end are handed over and
 /// flushed first, so a protocol error loses nothing valid before it.
 async fn deliver<S, H>(
@@ -164,7 +164,7 @@ async fn deliver<S, H>(
     stall: &mut StallClock,
     now: Instant,
     messages: &metrics::Counter,
-) -> Result<usize, ConnectionError>
+) -> Result<Delivered, ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
@@ -184,12 +184,18 @@ where
         delivered += 1;
         if v1::is_exit(&message) {
             handler.flush().await;
-            return Ok(EXITED);
+            return Ok(Delivered {
+                messages: delivered,
+                exited: true,
+            });
         }
         handler.on_text(message).await;
     }
     if delivered > 0 {
         handler.flush().await;
     }
-    Ok(delivered)
+    Ok(Delivered {
+        messages: delivered,
+        exited: false,
+    })
 }

@@ -11,6 +11,7 @@
 //! state it would have met one at a time, after the application has seen
 //! everything that came before it (the close handshake's promise).
 
+use std::collections::VecDeque;
 use std::time::Instant;
 use tokio::io::AsyncRead;
 
@@ -35,9 +36,7 @@ pub(crate) enum BatchError {
 /// what stopped the decoding, if it failed.
 #[derive(Debug, Default)]
 pub(crate) struct ReceiveBatch {
-    frames: Vec<Frame>,
-    /// Frames already received from the front of `frames`.
-    next: usize,
+    frames: VecDeque<Frame>,
     failed: Option<V2CodecError>,
 }
 
@@ -48,16 +47,14 @@ impl ReceiveBatch {
         &mut self,
         conn: &mut Connection<R, V2Codec>,
     ) -> bool {
-        if self.next < self.frames.len() || self.failed.is_some() {
+        if !self.frames.is_empty() || self.failed.is_some() {
             return true;
         }
-        self.frames.clear();
-        self.next = 0;
         while self.frames.len() < MAX_BATCH {
             match conn.next_frame() {
                 Ok(Some(frame)) => {
                     let alone = Session::may_change_state(&frame);
-                    self.frames.push(frame);
+                    self.frames.push_back(frame);
                     if alone {
                         break;
                     }
@@ -85,14 +82,13 @@ impl ReceiveBatch {
         events: &mut Vec<SessionEvent>,
     ) -> Result<usize, BatchError> {
         let mut taken = 0;
-        while self.next < self.frames.len() {
-            let alone = Session::may_change_state(&self.frames[self.next]);
+        while let Some(front) = self.frames.front() {
+            let alone = Session::may_change_state(front);
             if alone && taken > 0 {
                 // It comes first in the next batch.
                 return Ok(taken);
             }
-            let frame = std::mem::replace(&mut self.frames[self.next], Frame::Ping(0));
-            self.next += 1;
+            let frame = self.frames.pop_front().expect("just looked at it");
             taken += 1;
             if let Some(event) = session
                 .receive(frame, now, out)
@@ -114,9 +110,8 @@ impl ReceiveBatch {
 
     /// Lets the batch's storage go (an idle connection keeps none).
     pub(crate) fn release_idle(&mut self) {
-        if self.next >= self.frames.len() && self.failed.is_none() {
-            self.frames = Vec::new();
-            self.next = 0;
+        if self.frames.is_empty() && self.failed.is_none() {
+            self.frames = VecDeque::new();
         }
     }
 }
