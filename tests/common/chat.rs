@@ -31,7 +31,9 @@ fn wait_for(lines: &std::sync::mpsc::Receiver<String>, needle: &str, what: &str)
 
 impl ChatProcess {
     /// Starts `client chat --name NAME` against `server` and waits until
-    /// the server has opened its session (so it is in the room).
+    /// both ends have finished the handshake: the server has opened its
+    /// session (so it is in the room) and the client has said it is
+    /// connected (so a server stopped now is a *lost* connection to it).
     pub fn start(server: &ServerProcess, name: &str) -> Self {
         Self::start_with(server, name, &[])
     }
@@ -40,6 +42,7 @@ impl ChatProcess {
     pub fn start_with(server: &ServerProcess, name: &str, chat_args: &[&str]) -> Self {
         let chat = Self::start_via(&server.addr_arg(), name, chat_args);
         server.wait_for_log(&format!("name={name}"));
+        chat.wait_for_notice("* connected to");
         chat
     }
 

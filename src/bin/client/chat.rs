@@ -60,6 +60,9 @@ pub(crate) async fn run_chat(
         ));
     }
     let client = Client::connect_with(&conn.addr, config).await?;
+    // Said once the handshake is done, so a person (or a script) knows
+    // that what they type from now on goes to the room.
+    eprintln!("* connected to {}", printable(&client.server_name()));
     let mut incoming = client.incoming().expect("first use of the stream");
     let printer = {
         let client = client.clone();
