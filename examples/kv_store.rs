@@ -11,7 +11,10 @@
 //! own watch (a push to a closed connection fails, and it is dropped).
 //!
 //! Run it with `cargo run --example kv_store`: it starts the server on a
-//! free port, runs two clients against it, and prints what they see.
+//! free port, runs two clients against it, and prints what they see. With
+//! `-- --serve HOST:PORT` it only serves (port 0 picks a free one; the
+//! address is printed as `listening on ADDR`) until Ctrl-C or SIGTERM, for
+//! clients in other languages (clients/python's tests use it).
 
 use rust_tcp::typed::{
     CallError, Context, Protocol, Typed, TypedClient, TypedHandler, TypedPushed, TypedPusher,
@@ -144,9 +147,31 @@ pub async fn demo() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     Ok(seen)
 }
 
+/// Serves the store on `addr` until Ctrl-C (SIGTERM ends the process).
+#[allow(dead_code)] // run by `main`, not by the test that includes this file
+async fn serve(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let config = ServerConfig::default().app_protocol(Kv::app_protocol());
+    let server = Server::bind(addr, config).await?;
+    println!("listening on {}", server.local_addr());
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    server
+        .run(Typed::new(Store::default()), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    Ok(())
+}
+
 #[allow(dead_code)] // run by `cargo run --example`, not by the test that includes this file
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => {}
+        [flag, addr] if flag == "--serve" => return serve(addr).await,
+        _ => return Err("usage: kv_store [--serve HOST:PORT]".into()),
+    }
     for line in demo().await? {
         println!("{line}");
     }

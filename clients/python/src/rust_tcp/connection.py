@@ -1,0 +1,533 @@
+"""One connection and its v2 session: the handshake, the frames each way,
+requests matched to responses, heartbeats and the close handshake.
+
+It is an ``asyncio.Protocol`` rather than a task reading a stream: bytes
+are decoded in the callback that delivers them and each response resolves
+its caller's future at once, with no task switch per frame. That is most
+of a request's cost in Python, so it is what makes many requests in flight
+on one connection cheap.
+
+``Client`` (``client.py``) owns one of these at a time and replaces it when
+a reconnecting client moves on; nothing here knows about reconnecting
+except that requests cut off then fail as ``Interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import frames
+from .errors import (
+    Cause,
+    ConnectError,
+    ConnectionClosed,
+    ConnectTimeout,
+    HandshakeRefused,
+    Interrupted,
+    InvalidConfig,
+    NotSent,
+    ProtocolError,
+    RequestFailed,
+    RustTcpError,
+    TlsError,
+    UnsupportedVersion,
+)
+from .events import Binary, GoAway, Pushed, ServerError, Text
+from .frames import CloseCode, FrameError, FrameType
+
+_HEADER = frames.HEADER
+_HEADER_LEN = frames.HEADER_LEN
+_TEXT = int(FrameType.TEXT)
+_BINARY = int(FrameType.BINARY)
+_RESPONSE = int(FrameType.RESPONSE)
+_FLUSH_AT = 64 * 1024
+
+
+class State(enum.Enum):
+    """Where the session is (spec 3.10, from the client's side)."""
+
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSING = "closing"  # we sent CLOSE and wait for the acknowledgement
+    CLOSED = "closed"
+
+
+@dataclass
+class Settings:
+    """What one connection needs to know: the HELLO's fields and our limits."""
+
+    name: str
+    max_frame: int
+    heartbeat_ms: int
+    token: str | None
+    app: frames.AppProtocol | None
+    interrupts: bool
+    """Requests cut off by a lost connection fail as ``Interrupted`` (the
+    client is reconnecting) rather than ``ConnectionClosed``."""
+
+
+def _peer_text(raw: str, limit: int = 200) -> str:
+    """A server's words made safe to print on one line."""
+    shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in raw[:limit])
+    return shown + ("…" if len(raw) > limit else "")
+
+
+class Link(asyncio.Protocol):
+    """One TCP (or TLS) connection speaking v2."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_push: Callable[[Link, Pushed], None],
+        on_end: Callable[[Link], None],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.settings = settings
+        self._on_push = on_push
+        self._on_end = on_end
+        self.transport: asyncio.Transport | None = None
+        self.state = State.HANDSHAKE
+        self._buf = bytearray()
+        self._welcomed: asyncio.Future[frames.Welcome] = self._loop.create_future()
+        self._acked: asyncio.Future[None] | None = None
+        # Requests in flight: id -> the caller's future. A future whose
+        # caller gave up (cancelled, timed out) stays here until its
+        # response arrives, so its id is not reused while the server may
+        # still answer it.
+        self._waiting: dict[int, asyncio.Future[bytes]] = {}
+        self._next_id = 0
+        self.going_away = False
+        self.server_name = ""
+        self.peer_max_frame = frames.MIN_MAX_FRAME
+        self.heartbeat = 0.0
+        self.app: frames.AppChoice | None = None
+        self.end: RustTcpError | None = None
+        self._ended = asyncio.Event()
+        self._write_paused = False
+        self._drained: list[asyncio.Future[None]] = []
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._last_heard = self._loop.time()
+        self._pinged = False
+        self._beat: asyncio.TimerHandle | None = None
+
+    @property
+    def closed(self) -> bool:
+        """The session is over (read anew after each step that may end it)."""
+        return self.state is State.CLOSED
+
+    # ---- asyncio.Protocol ----
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        s = self.settings
+        transport.write(frames.hello(s.name, s.max_frame, s.heartbeat_ms, s.token, s.app))
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is State.CLOSED:
+            return
+        self._last_heard = self._loop.time()
+        buf = self._buf
+        buf += data
+        if self.state is State.HANDSHAKE and buf[0] != frames.VERSION:
+            self._not_v2(buf)
+            return
+        at = 0
+        size = len(buf)
+        limit = self.settings.max_frame
+        try:
+            while size - at >= _HEADER_LEN:
+                version, kind, length = _HEADER.unpack_from(buf, at)
+                if version != frames.VERSION:
+                    raise frames.malformed(f"a frame begins with version byte {version}, not 2")
+                if kind not in frames.KNOWN_TYPES:
+                    raise frames.malformed(f"unknown frame type 0x{kind:02x}")
+                if length > limit:
+                    # Refused from the header: a server cannot make us
+                    # buffer more than we announced (spec 3.4).
+                    raise FrameError(
+                        CloseCode.FRAME_TOO_LARGE,
+                        f"frame of {length} bytes exceeds the limit of {limit}",
+                    )
+                end = at + _HEADER_LEN + length
+                if end > size:
+                    break
+                payload = bytes(buf[at + _HEADER_LEN : end])
+                at = end
+                if kind == _RESPONSE:
+                    self._response(payload)
+                else:
+                    self._frame(kind, payload)
+                if self.closed:
+                    return
+            if at < size and buf[at] != frames.VERSION:
+                # Known from its first byte: no need to wait for a header.
+                raise frames.malformed(f"a frame begins with version byte {buf[at]}, not 2")
+        except FrameError as e:
+            self._violation(e.code, e.reason)
+            return
+        del buf[:at]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.HANDSHAKE and self._buf and self._buf[0] != frames.VERSION:
+            self._not_v2(self._buf, at_end=True)
+            if self.closed:
+                return
+        if isinstance(exc, ssl.SSLError):
+            # TLS 1.3 lets the server refuse (no client certificate, say)
+            # after our side of the TLS handshake is done.
+            self._finish(TlsError(f"TLS: the server ended the connection: {exc.reason or exc}"))
+            return
+        why = f"connection lost: {exc}" if exc else "the server closed the connection without a CLOSE"
+        if self.state is State.HANDSHAKE:
+            why = f"the server closed during the handshake ({why})"
+        self._finish(ConnectionClosed(Cause.NETWORK, why))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiters, self._drained = self._drained, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    # ---- the handshake ----
+
+    async def welcomed(self) -> frames.Welcome:
+        return await asyncio.shield(self._welcomed)
+
+    def _not_v2(self, buf: bytearray, at_end: bool = False) -> None:
+        """The server's first byte is not a v2 frame's."""
+        first = buf[0]
+        if first == 0:
+            reply = frames.decode_unsupported_version(bytes(buf))
+            if reply is None:
+                if at_end:
+                    self._finish(ConnectError("the server's unsupported-version reply was cut short"))
+                return  # wait for the rest of it
+            versions, reason = reply
+            self._finish(UnsupportedVersion(versions, _peer_text(reason)), close_transport=True)
+        elif first in (0x15, 0x16):
+            self._finish(
+                TlsError("the server speaks TLS; connect with TLS (tls=True or a CA file)"), close_transport=True
+            )
+        else:
+            self._violation(CloseCode.PROTOCOL_ERROR, f"expected a v2 WELCOME, got first byte 0x{first:02x}")
+
+    def _welcome(self, payload: bytes) -> None:
+        w = frames.decode_welcome(payload)
+        refuse = CloseCode.HANDSHAKE_REFUSED
+        if w.version != frames.VERSION:
+            raise FrameError(refuse, f"server chose version {w.version}; we asked for 2")
+        if w.max_frame < frames.MIN_MAX_FRAME:
+            raise FrameError(refuse, f"server max_frame {w.max_frame} is below the minimum of 1024")
+        for kind, _ in w.extensions:
+            if kind & frames.EXT_CRITICAL:
+                raise FrameError(refuse, f"critical extension 0x{kind:04x} is not supported")
+        offer = self.settings.app
+        if offer is not None:
+            data = w.extension(frames.EXT_APP_PROTOCOL)
+            if data is None:
+                raise FrameError(refuse, f"the server speaks no application protocol; we asked for {offer.name}")
+            choice = frames.decode_app_choice(data)
+            if not choice.fits(offer):
+                raise FrameError(refuse, f"the server chose {choice}, which we did not offer")
+            self.app = choice
+        self.state = State.OPEN
+        self.server_name = w.server_name
+        self.peer_max_frame = w.max_frame
+        self.heartbeat = w.heartbeat_ms / 1000
+        if self.heartbeat > 0:
+            self._beat = self._loop.call_later(self.heartbeat, self._heartbeat)
+        self._welcomed.set_result(w)
+
+    # ---- frames in ----
+
+    def _frame(self, kind: int, payload: bytes) -> None:
+        state = self.state
+        if state is State.HANDSHAKE:
+            if kind == FrameType.WELCOME:
+                self._welcome(payload)
+            elif kind == FrameType.CLOSE:
+                code, reason = frames.decode_code_reason("CLOSE", payload)
+                self._finish(HandshakeRefused(code, _peer_text(reason)), close_transport=True)
+            else:
+                raise frames.malformed(f"expected WELCOME first, got {FrameType(kind).name}")
+            return
+        if kind == _TEXT:
+            self._on_push(self, Text(frames.text(payload, "text")))
+        elif kind == _BINARY:
+            self._on_push(self, Binary(payload))
+        elif kind == FrameType.PING:
+            nonce = frames.decode_nonce("PING", payload)
+            if state is State.OPEN:  # after our CLOSE we send nothing, not even a PONG
+                self._write(frames.pong(nonce))
+        elif kind == FrameType.PONG:
+            frames.decode_nonce("PONG", payload)
+        elif kind == FrameType.ERROR:
+            code, reason = frames.decode_code_reason("ERROR", payload)
+            self._on_push(self, ServerError(code, _peer_text(reason)))
+        elif kind == FrameType.GOAWAY:
+            code, reason = frames.decode_code_reason("GOAWAY", payload)
+            self.going_away = True
+            self._on_push(self, GoAway(code, _peer_text(reason)))
+        elif kind == FrameType.CLOSE:
+            self._peer_close(*frames.decode_code_reason("CLOSE", payload))
+        else:  # HELLO, WELCOME again, REQUEST: not for a client to receive
+            raise frames.malformed(f"unexpected {FrameType(kind).name} frame for a client in state {state.value}")
+
+    def _response(self, payload: bytes) -> None:
+        if self.state is State.HANDSHAKE:
+            raise frames.malformed("expected WELCOME first, got RESPONSE")
+        request_id, status, body = frames.decode_response(payload)
+        waiter = self._waiting.pop(request_id, None)
+        if waiter is None or waiter.done():
+            return  # its caller gave up, or an id we never sent: dropped
+        if status == 0:
+            waiter.set_result(body)
+        else:
+            waiter.set_exception(RequestFailed(_peer_text(frames.text(body, "reason"), 1000)))
+
+    def _peer_close(self, code: int, reason: str) -> None:
+        if self.state is State.CLOSING:
+            # The acknowledgement of our CLOSE: everything we sent before it
+            # was processed (spec 3.9).
+            if code == CloseCode.NORMAL:
+                self._finish(ConnectionClosed(Cause.US, "closed", code), close_transport=True)
+            else:
+                self._finish(ConnectionClosed(Cause.SERVER, _peer_text(reason), code), close_transport=True)
+            return
+        # The server ends the session: acknowledge, then we are done.
+        self._write(frames.code_reason(FrameType.CLOSE, CloseCode.NORMAL, "closed"))
+        self._finish(
+            ConnectionClosed(Cause.SERVER, f"{frames.describe_code(code)}: {_peer_text(reason)}", code),
+            close_transport=True,
+        )
+
+    # ---- frames out ----
+
+    def _write(self, data: bytes) -> None:
+        """Queues ``data``; what is queued in one turn of the event loop goes
+        out in one write (64 requests gathered at once are one system call,
+        not 64), or at once past 64 KiB, so a sender that never yields
+        still meets the transport's flow control."""
+        out = self._out
+        out.append(data)
+        self._out_bytes += len(data)
+        if self._out_bytes >= _FLUSH_AT:
+            self._flush()
+        elif len(out) == 1:
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out = []
+        self._out_bytes = 0
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _usable(self, size: int, what: str) -> None:
+        """Raises why a frame of ``size`` payload bytes cannot be sent now."""
+        if self.state is not State.OPEN:
+            if self.end is not None:
+                raise self.end
+            raise NotSent(f"{what} not sent: the connection is {self.state.value}")
+        if size > self.peer_max_frame:
+            raise NotSent(
+                f"{what} not sent: a payload of {size} bytes exceeds the server's limit of {self.peer_max_frame}"
+            )
+
+    async def drain(self) -> None:
+        """Waits while the transport holds more than its high-water mark."""
+        if self._write_paused and self.state is not State.CLOSED:
+            w: asyncio.Future[None] = self._loop.create_future()
+            self._drained.append(w)
+            await w
+
+    def send(self, kind: int, payload: bytes, what: str) -> None:
+        self._usable(len(payload), what)
+        self._write(frames.frame(kind, payload))
+
+    def start_request(self, payload: bytes) -> asyncio.Future[bytes]:
+        """Sends a REQUEST; the future resolves with its response."""
+        self._usable(len(payload) + 4, "request")
+        if self.going_away:
+            raise NotSent("request not sent: the server is going away")
+        waiting = self._waiting
+        request_id = self._next_id
+        while request_id in waiting:
+            request_id = (request_id + 1) & 0xFFFFFFFF
+        self._next_id = (request_id + 1) & 0xFFFFFFFF
+        fut: asyncio.Future[bytes] = self._loop.create_future()
+        waiting[request_id] = fut
+        self._write(frames.request(request_id, payload))
+        return fut
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for f in self._waiting.values() if not f.done())
+
+    async def close(self, timeout: float) -> None:
+        """The close handshake: CLOSE, then the server's acknowledgement,
+        which comes after the response to every request sent before it."""
+        if self.state is State.OPEN:
+            self._acked = self._loop.create_future()
+            self._write(frames.code_reason(FrameType.CLOSE, CloseCode.NORMAL, "bye"))
+            self.state = State.CLOSING
+        if self.state is State.CLOSED:
+            assert self.end is not None
+            if self.end.cause is not Cause.US:
+                raise self.end
+            return
+        if self._acked is None:  # still in the handshake: nothing to close politely
+            self._finish(ConnectionClosed(Cause.US, "closed during the handshake"), close_transport=True)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._acked), timeout)
+        except asyncio.TimeoutError:
+            self._finish(
+                ConnectionClosed(Cause.NETWORK, f"no acknowledgement of our CLOSE within {timeout:g}s"),
+                close_transport=True,
+            )
+            assert self.end is not None
+            raise self.end from None
+
+    def abort(self, why: RustTcpError) -> None:
+        """Drops the connection at once (a connect timeout, say)."""
+        self._finish(why, close_transport=True)
+
+    # ---- heartbeats ----
+
+    def _heartbeat(self) -> None:
+        if self.state is State.CLOSED:
+            return
+        interval = self.heartbeat
+        now = self._loop.time()
+        silent = now - self._last_heard
+        if silent >= 3 * interval:
+            reason = f"nothing heard for {silent:.1f}s (3 heartbeat intervals of {interval:g}s)"
+            self._write(frames.code_reason(FrameType.CLOSE, CloseCode.HEARTBEAT_TIMEOUT, reason))
+            self._finish(ConnectionClosed(Cause.NETWORK, reason, CloseCode.HEARTBEAT_TIMEOUT), close_transport=True)
+            return
+        if silent >= interval:
+            if not self._pinged and self.state is State.OPEN:
+                self._pinged = True
+                self._write(frames.ping(int.from_bytes(os.urandom(8), "big")))
+            due = self._last_heard + 3 * interval
+        else:
+            self._pinged = False
+            due = self._last_heard + interval
+        self._beat = self._loop.call_later(max(due - now, 0.001), self._heartbeat)
+
+    # ---- the end ----
+
+    def _violation(self, code: int, reason: str) -> None:
+        """The server broke the protocol: CLOSE with the code that says how,
+        then drop the connection (spec 3.8)."""
+        self._write(frames.code_reason(FrameType.CLOSE, code, reason))
+        self._finish(ProtocolError(code, reason), close_transport=True)
+
+    def _finish(self, end: RustTcpError, close_transport: bool = False) -> None:
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self.end = end
+        self._buf = bytearray()
+        if self._beat is not None:
+            self._beat.cancel()
+        if close_transport and self.transport is not None:
+            self._flush()  # a CLOSE we queued goes out before the end
+            self.transport.close()
+        if not self._welcomed.done():
+            self._welcomed.set_exception(end)
+            self._welcomed.exception()  # retrieved: connect() may be gone
+        if self._acked is not None and not self._acked.done():
+            if end.cause is Cause.US:
+                self._acked.set_result(None)
+            else:
+                self._acked.set_exception(end)
+                self._acked.exception()
+        failed: RustTcpError = end
+        if self.settings.interrupts and end.cause is not Cause.US:
+            failed = Interrupted(str(end))
+        waiting, self._waiting = self._waiting, {}
+        for fut in waiting.values():
+            if not fut.done():
+                fut.set_exception(failed)
+        self.resume_writing()
+        self._ended.set()
+        self._on_end(self)
+
+    async def ended(self) -> RustTcpError:
+        await self._ended.wait()
+        assert self.end is not None
+        return self.end
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as (host, port)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidConfig(f"address {addr!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+async def open_link(
+    addr: str,
+    settings: Settings,
+    on_push: Callable[[Link, Pushed], None],
+    on_end: Callable[[Link], None],
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+    timeout: float,
+) -> Link:
+    """Connects to ``addr`` and completes the handshake within ``timeout``."""
+    host, port = split_addr(addr)
+    loop = asyncio.get_running_loop()
+    link: Link | None = None
+
+    def make() -> Link:
+        nonlocal link
+        link = Link(settings, on_push, on_end)
+        return link
+
+    async def handshake() -> Link:
+        try:
+            await loop.create_connection(
+                make,
+                host,
+                port,
+                ssl=ssl_context,
+                server_hostname=(server_hostname or host) if ssl_context is not None else None,
+            )
+        except ssl.SSLCertVerificationError as e:
+            raise TlsError(f"TLS: handshake with {addr} failed: {e.verify_message}") from None
+        except ssl.SSLError as e:
+            raise TlsError(f"TLS: handshake with {addr} failed: {e.reason or e} (does the server speak TLS?)") from None
+        except OSError as e:
+            # asyncio's own wording names the address again; the OS's is enough.
+            said = os.strerror(e.errno) if e.errno else str(e)
+            raise ConnectError(f"cannot connect to {addr}: {said}") from None
+        assert link is not None
+        await link.welcomed()
+        return link
+
+    try:
+        return await asyncio.wait_for(handshake(), timeout)
+    except asyncio.TimeoutError:
+        error = ConnectTimeout(f"no answer from {addr} within {timeout:g}s")
+        if link is not None:
+            link.abort(error)
+        raise error from None

@@ -1,0 +1,68 @@
+"""What arrives without being asked: the server's pushes, and the client's
+own notices about its connection (lost, reconnected). ``Client.incoming()``
+yields these, in arrival order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text message (in a chat room: ``NAME: TEXT`` from another client)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Binary:
+    """Bytes (on a typed connection: an event, see ``rust_tcp.typed``)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """An ERROR frame: the server reports something that does not end the
+    session."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class GoAway:
+    """The server is shutting down: finish what is in flight and close (a
+    reconnecting client moves to a new connection by itself)."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """Not from the server: the connection was lost or the server went away
+    (``why``), and the client is reconnecting."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """Not from the server: connected again, to this server."""
+
+    server_name: str
+
+
+@dataclass(frozen=True)
+class ReconnectFailed:
+    """Not from the server: an attempt to reconnect failed. With
+    ``gave_up`` it was the last one allowed; the stream ends after this."""
+
+    attempt: int
+    error: str
+    gave_up: bool
+
+
+Pushed = Text | Binary | ServerError | GoAway | Disconnected | Reconnected | ReconnectFailed
+"""Anything ``Client.incoming()`` yields."""
