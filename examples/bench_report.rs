@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     idle(&mut md, &runs);
     scaling(&mut md, &runs, &plots)?;
     rpc_race(&mut md, &runs);
+    python_client(&mut md, &runs, &machine);
     slot_attack(&mut md, &runs);
     std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
 
@@ -349,6 +350,39 @@ fn comparisons(runs: &[Run]) -> Vec<Comparison> {
             1.0,
             "tarpc",
             "tarpc (bincode)",
+            Some(1.0),
+            true,
+        ),
+        (
+            "py_pipelined_1x64",
+            "Python client, 1 conn x 64 in flight (`request_all`): requests/s",
+            "per_sec",
+            "k req/s",
+            1e-3,
+            "redis-py",
+            "redis-py asyncio, a pipeline of 64 PINGs",
+            Some(1.0),
+            false,
+        ),
+        (
+            "py_gather_1x64",
+            "Python client, 1 conn x 64 in flight (`gather` of `request()`): requests/s",
+            "per_sec",
+            "k req/s",
+            1e-3,
+            "redis-py",
+            "redis-py asyncio, a pipeline of 64 PINGs",
+            None,
+            false,
+        ),
+        (
+            "py_1x1",
+            "Python client, 1 conn x 1: p50 latency",
+            "latency_us.p50",
+            "µs",
+            1.0,
+            "redis-py",
+            "redis-py asyncio PING",
             Some(1.0),
             true,
         ),
@@ -728,6 +762,59 @@ fn rpc_race(md: &mut String, runs: &[Run]) {
     let _ = writeln!(
         md,
         "\nThe paired ratios and their targets are in the side-by-side table above.\n"
+    );
+}
+
+/// The Python client against redis-py (clients/python/bench): one row a
+/// round, each with its ratio, since the rounds are paired.
+fn python_client(md: &mut String, runs: &[Run], machine: &BTreeMap<String, String>) {
+    if !runs.iter().any(|r| r.case.starts_with("py_")) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## The Python client against redis-py\n\n\
+         `clients/python/bench/bench_vs_redis.py`: one asyncio connection from \
+         Python {} to `server` (echo, 4-byte payloads) and to redis-server \
+         (PING), alternated within each round. **64 in flight**: for redis-py a \
+         pipeline of 64 PINGs (its only way to have 64 commands in flight on \
+         one connection); for us `request_all` (64 requests in one write), \
+         `gather` over 64 `request()` calls (a task each), and 64 tasks each \
+         looping on `request()` (redis-py, on one connection, runs one command \
+         of its 64 tasks at a time). **1 x 1**: the median of sequential round \
+         trips.\n\n\
+         | round | `request_all` / pipeline, k req/s | ratio | `gather` / pipeline | ratio | 64 tasks: ours / redis-py | ratio | 1x1 p50 µs, ours / redis-py | ratio |\n\
+         |---|---|---|---|---|---|---|---|---|",
+        machine.get("python").map_or("?", String::as_str)
+    );
+    let rounds = by_round(runs, "py_1x1", "ours", "latency_us.p50");
+    for round in rounds.keys() {
+        let get = |case: &str, imp: &str, metric: &str| {
+            by_round(runs, case, imp, metric)
+                .get(round)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let pair = |case: &str| {
+            let o = get(case, "ours", "per_sec");
+            let t = get(case, "redis-py", "per_sec");
+            (o / 1e3, t / 1e3, o / t)
+        };
+        let (a, b, r1) = pair("py_pipelined_1x64");
+        let (c, d, r2) = pair("py_gather_1x64");
+        let (e, f, r3) = pair("py_tasks_1x64");
+        let ours = get("py_1x1", "ours", "latency_us.p50");
+        let theirs = get("py_1x1", "redis-py", "latency_us.p50");
+        let _ = writeln!(
+            md,
+            "| {round} | {a:.1} / {b:.1} | {r1:.2} | {c:.1} / {d:.1} | {r2:.2} | {e:.1} / {f:.1} | {r3:.1} | {ours:.0} / {theirs:.0} | {:.2} |",
+            theirs / ours
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nA ratio above 1 is in our favour (for latency: theirs / ours). \
+         The targets are in the side-by-side table above.\n"
     );
 }
 

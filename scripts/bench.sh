@@ -5,8 +5,9 @@
 # redis-server with redis-benchmark, on this machine, in alternated rounds;
 # then our TLS cost, what an idle connection costs, how throughput, latency
 # and memory scale with connections and payload size, typed requests
-# against tarpc and tonic (benches/rpc_race), and how an honest client
-# fares during a distributed slot attack (scripts/slot_attack.py).
+# against tarpc and tonic (benches/rpc_race), the Python client against
+# redis-py (clients/python/bench), and how an honest client fares during a
+# distributed slot attack (scripts/slot_attack.py).
 # Prints the table of ratios and writes a report with its plots.
 #
 #   scripts/bench.sh            # the full run (about 12 minutes on 2 cores):
@@ -346,6 +347,20 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+# --- the Python client against redis-py ----------------------------------------
+# clients/python in a virtual environment (as scripts/test.sh makes it) with
+# redis-py; our server (echo) and redis-server, alternated within the script.
+say "the Python client against redis-py"
+VENV=$ROOT/target/python-venv
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "cannot create $VENV (apt-get install python3-venv)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$ROOT/clients/python[bench]" \
+    || die "cannot install clients/python[bench] into $VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
+    "$ROOT/clients/python" || die "cannot install clients/python into $VENV"
+"$VENV/bin/python" "$ROOT/clients/python/bench/bench_vs_redis.py" --server "$BIN/server" \
+    --seconds "$SECS" --rounds "$ROUNDS" --jsonl >> "$RESULTS" 2>>"$WORK/python.err" \
+    || die "the Python benchmark failed: $(tail -3 "$WORK/python.err")"
+
 # --- a distributed slot attack ------------------------------------------------
 # 14 addresses x 1,000 silent sockets reconnecting at once when cut, for
 # ATTACK_SECS; an honest client tries HELLO -> REQUEST -> CLOSE every 0.25 s.
@@ -369,6 +384,7 @@ say "writing $OUT"
     echo "kernel=$(uname -sr)"
     echo "rustc=$(rustc --version)"
     echo "redis=$(redis-server --version | awk '{print $3}')"
+    echo "python=$("$VENV/bin/python" -c 'import platform, redis, importlib.util as u; print(platform.python_version(), "with redis-py", redis.__version__, "(hiredis)" if u.find_spec("hiredis") else "(pure-Python parser)")')"
     echo "rounds=$ROUNDS"
     echo "secs=$SECS"
     echo "idle=$IDLE"

@@ -5,13 +5,20 @@
 # First it makes sure the outside programs the tests drive are here, as
 # Debian packages: installed with apt-get when we are root or have sudo,
 # otherwise it names exactly what to install and stops. Then every suite:
-# `cargo test --locked` (Rust: unit, integration, doc tests).
+# `cargo test --locked` (Rust: unit, integration, doc tests), then the
+# Python client's (clients/python): a virtual environment in
+# target/python-venv with the package and its test extras from PyPI, pytest
+# against the real server, `ruff check`, `ruff format --check` and
+# `mypy --strict`.
 #
-#   scripts/test.sh [ARGS...]   # ARGS go to `cargo test` (a test name, say)
+#   scripts/test.sh             # everything
+#   scripts/test.sh ARGS...     # only `cargo test ARGS` (a test name, say)
 #
 # What the tests need beyond Rust, and why:
 # - procps: the integration tests stop the server with the `kill` program;
-# - python3: the TLS tests check our server against Python's ssl module;
+# - python3: the TLS tests check our server against Python's ssl module,
+#   and clients/python is tested with it;
+# - python3-venv: its virtual environment (Debian splits ensurepip out);
 # - haproxy, nats-server: tests/deploy.rs runs docs/DEPLOY.md for real
 #   (each started on a free loopback port and stopped by its PID);
 # - tshark: tests/wireshark.rs runs the Lua dissector on a capture (as
@@ -38,6 +45,9 @@ missing=()
 for program in kill python3 haproxy nats-server tshark setpriv; do
   type -P "$program" >/dev/null 2>&1 || missing+=("${package[$program]}")
 done
+if type -P python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  missing+=(python3-venv)
+fi
 if ((${#missing[@]} > 0)); then
   if [[ $(id -u) -eq 0 ]]; then
     SUDO=()
@@ -58,3 +68,25 @@ if ((${#missing[@]} > 0)); then
 fi
 
 cargo test --locked "$@"
+if (($# > 0)); then
+  exit 0
+fi
+
+# The Python client, against the server cargo just built.
+venv=target/python-venv
+if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+  echo "test.sh: creating the Python virtual environment in $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+fi
+echo "test.sh: installing clients/python with its test extras into $venv" >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "./clients/python[test]"
+# The package itself anew each run (same version number, new code).
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./clients/python
+(
+  cd clients/python
+  "../../$venv/bin/python" -m pytest -q
+  "../../$venv/bin/ruff" check .
+  "../../$venv/bin/ruff" format --check .
+  "../../$venv/bin/mypy"
+)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -186,12 +187,17 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="alternated rounds of each (default: %(default)s)")
     p.add_argument("--in-flight", type=int, default=64)
     p.add_argument("--samples", type=int, default=5000, help="round trips timed for the median")
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="print one JSON record per figure (scripts/bench.sh's results format) instead of the table",
+    )
     args = p.parse_args()
     if args.redis_server is None:
         print("error: redis-server not found (apt-get install redis-server, or --redis-server PATH)", file=sys.stderr)
         return 1
-    ours, addr = start_ours(args.server)
-    theirs, port = start_redis(args.redis_server)
+    our_server, addr = start_ours(args.server)
+    redis_server, port = start_redis(args.redis_server)
     rows = []
     try:
         for round_no in range(1, args.rounds + 1):
@@ -200,11 +206,23 @@ def main() -> int:
             rows.append((round_no, a, b))
             print(f"round {round_no} done", file=sys.stderr)
     finally:
-        ours.terminate()
-        theirs.terminate()
-        ours.wait()
-        theirs.wait()
+        our_server.terminate()
+        redis_server.terminate()
+        our_server.wait()
+        redis_server.wait()
     k = args.in_flight
+    if args.jsonl:
+        for n, a, b in rows:
+            for case, mine, other in [
+                (f"py_pipelined_1x{k}", a.batch_rps, b.batch_rps),
+                (f"py_gather_1x{k}", a.gather_rps, b.batch_rps),
+                (f"py_tasks_1x{k}", a.tasks_rps, b.tasks_rps),
+            ]:
+                for impl, value in [("ours", mine), ("redis-py", other)]:
+                    print(json.dumps({"case": case, "impl": impl, "round": n, "result": {"per_sec": value}}))
+            for impl, p50 in [("ours", a.p50_us), ("redis-py", b.p50_us)]:
+                print(json.dumps({"case": "py_1x1", "impl": impl, "round": n, "result": {"latency_us": {"p50": p50}}}))
+        return 0
     print(
         f"| round | 1x{k} pipelined: ours (`request_all`) / redis-py (pipeline) req/s | ratio "
         f"| 1x{k} ours as `gather(request()…)` / redis-py pipeline | ratio "

@@ -51,7 +51,7 @@ def build() -> None:
     global _built
     if not _built:
         subprocess.run(
-            ["cargo", "build", "--quiet", "--bin", "server", "--bin", "client", "--example", "kv_store"],
+            ["cargo", "build", "--quiet", "--locked", "--bin", "server", "--bin", "client", "--example", "kv_store"],
             cwd=REPO,
             check=True,
         )
