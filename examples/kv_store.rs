@@ -12,9 +12,10 @@
 //!
 //! Run it with `cargo run --example kv_store`: it starts the server on a
 //! free port, runs two clients against it, and prints what they see. With
-//! `-- --serve HOST:PORT` it only serves (port 0 picks a free one; the
-//! address is printed as `listening on ADDR`) until Ctrl-C or SIGTERM, for
-//! clients in other languages (clients/python's tests use it).
+//! `-- --serve HOST:PORT [--ws-addr HOST:PORT]` it only serves (port 0
+//! picks a free one; the addresses are printed as `listening on ADDR`)
+//! until Ctrl-C or SIGTERM, for clients in other languages (the Python and
+//! JavaScript clients' tests use it; the second address is for WebSockets).
 
 use rust_tcp::typed::{
     CallError, Context, Protocol, Typed, TypedClient, TypedHandler, TypedPushed, TypedPusher,
@@ -147,12 +148,18 @@ pub async fn demo() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     Ok(seen)
 }
 
-/// Serves the store on `addr` until Ctrl-C (SIGTERM ends the process).
+/// Serves the store on `addr` (and WebSockets on `ws_addr`, for browsers)
+/// until Ctrl-C (SIGTERM ends the process).
 #[allow(dead_code)] // run by `main`, not by the test that includes this file
-async fn serve(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let config = ServerConfig::default().app_protocol(Kv::app_protocol());
+async fn serve(addr: &str, ws_addr: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
+    let config = ServerConfig::default()
+        .app_protocol(Kv::app_protocol())
+        .websocket(ws_addr.map(rust_tcp::WebSocketConfig::new));
     let server = Server::bind(addr, config).await?;
     println!("listening on {}", server.local_addr());
+    if let Some(ws) = server.websocket_addr() {
+        println!("listening for WebSockets on ws://{ws}/");
+    }
     use std::io::Write;
     std::io::stdout().flush()?;
     server
@@ -169,8 +176,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [] => {}
-        [flag, addr] if flag == "--serve" => return serve(addr).await,
-        _ => return Err("usage: kv_store [--serve HOST:PORT]".into()),
+        [flag, addr] if flag == "--serve" => return serve(addr, None).await,
+        [flag, addr, ws, ws_addr] if flag == "--serve" && ws == "--ws-addr" => {
+            return serve(addr, Some(ws_addr)).await;
+        }
+        _ => return Err("usage: kv_store [--serve HOST:PORT [--ws-addr HOST:PORT]]".into()),
     }
     for line in demo().await? {
         println!("{line}");

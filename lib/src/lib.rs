@@ -124,9 +124,11 @@ pub use client::{
 pub use protocol::Message;
 pub use server::{
     AuthTokens, AuthTokensError, Handler, PeerInfo, PushError, Pusher, Responder, Server,
-    ServerConfig, ServerError, Service,
+    ServerConfig, ServerError, Service, Transport,
 };
 pub use transport::{ClientTls, ServerTls, TlsError};
+#[cfg(feature = "websocket")]
+pub use transport::{Page, WEBSOCKET_SUBPROTOCOL, WebSocketConfig};
 
 #[doc(hidden)]
 pub use server::fuzzing;

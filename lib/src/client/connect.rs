@@ -28,6 +28,16 @@ pub(super) async fn open_link(
 ) -> Result<Link, ClientError> {
     let limit = config.connect_timeout;
     let started = Instant::now();
+    // `ws://HOST:PORT/PATH` (or `wss://`): v2 over a WebSocket, as a
+    // browser speaks it (spec section 4).
+    let websocket = match web_socket_target(addr)? {
+        Some((target, secure)) => {
+            target.check(secure, config)?;
+            Some(target)
+        }
+        None => None,
+    };
+    let addr = websocket.as_ref().map_or(addr, |w| w.authority);
     let tcp = tokio::time::timeout(limit, TcpStream::connect(addr))
         .await
         .map_err(|_| ClientError::Timeout(limit))?
@@ -51,6 +61,24 @@ pub(super) async fn open_link(
                 .map_err(|_| ClientError::Timeout(limit))?
                 .map_err(|e| ClientError::Tls(format!("handshake with {addr} failed: {e}")))?;
             Stream::Client(Box::new(tls_stream))
+        }
+    };
+    #[cfg(feature = "websocket")]
+    let stream = match websocket {
+        None => stream,
+        Some(target) => {
+            let left = limit.saturating_sub(started.elapsed());
+            let max_message = u64::from(config.max_frame_size) + v2::HEADER_LEN as u64;
+            let upgrading =
+                crate::transport::connect_websocket(stream, addr, target.path, max_message);
+            let ws = tokio::time::timeout(left, upgrading)
+                .await
+                .map_err(|_| ClientError::Timeout(limit))?
+                .map_err(|source| ClientError::Connect {
+                    addr: addr.to_owned(),
+                    source,
+                })?;
+            Stream::WebSocket(Box::new(ws))
         }
     };
     let make_core = |session| {
@@ -109,4 +137,57 @@ fn spawn_writer(core: &Arc<Core>, writer: tokio::io::WriteHalf<Stream>) {
             core.finish(End::Lost(format!("write failed: {e}")));
         }
     });
+}
+
+/// Where a `ws://` or `wss://` address points.
+struct WebSocketTarget<'a> {
+    /// `HOST:PORT`.
+    authority: &'a str,
+    /// `/` and what follows.
+    path: &'a str,
+}
+
+impl WebSocketTarget<'_> {
+    /// A `wss://` target needs TLS settings, and a `ws://` one none.
+    fn check(&self, secure: bool, config: &ClientConfig) -> Result<(), ClientError> {
+        match (secure, config.tls.is_some()) {
+            (true, false) => Err(ClientError::InvalidConfig(
+                "wss:// needs TLS settings (ClientConfig::tls; --tls or --ca)".into(),
+            )),
+            (false, true) => Err(ClientError::InvalidConfig(
+                "TLS settings with ws://: use wss:// for a WebSocket over TLS".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The WebSocket target `addr` names, if it is a `ws://` or `wss://` URL
+/// (`wss` needs [`ClientConfig::tls`](super::ClientConfig::tls)).
+fn web_socket_target(addr: &str) -> Result<Option<(WebSocketTarget<'_>, bool)>, ClientError> {
+    let Some((scheme, rest)) = addr.split_once("://") else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "websocket") {
+        return Err(ClientError::InvalidConfig(format!(
+            "{scheme}:// needs the library's `websocket` feature"
+        )));
+    }
+    match scheme {
+        "ws" | "wss" => {}
+        other => {
+            return Err(ClientError::InvalidConfig(format!(
+                "unknown scheme {other}:// (HOST:PORT for TCP, ws:// or wss:// for a WebSocket)"
+            )));
+        }
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(ClientError::InvalidConfig(format!("{addr}: no HOST:PORT")));
+    }
+    let target = WebSocketTarget { authority, path };
+    Ok(Some((target, scheme == "wss")))
 }

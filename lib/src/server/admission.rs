@@ -358,9 +358,20 @@ impl Drop for Slot {
 const FIRST_BYTE_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads the peer's first byte (briefly), answers in its version, closes.
-pub(crate) async fn refuse(mut stream: TcpStream, peer: SocketAddr, why: Refusal) {
+pub(crate) async fn refuse(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    why: Refusal,
+    transport: super::service::Transport,
+) {
     if let Some(suppressed) = admit_global() {
-        warn!(%peer, suppressed = suppressed_field(suppressed), "connection refused: {why}");
+        warn!(%peer, suppressed = suppressed_field(suppressed), %transport, "connection refused: {why}");
+    }
+    #[cfg(feature = "websocket")]
+    if transport == super::service::Transport::WebSocket {
+        // A browser reads HTTP first: it is told in HTTP.
+        crate::transport::turn_away(stream, &why.to_string(), FIRST_BYTE_WAIT).await;
+        return;
     }
     let mut first = [0u8; 1];
     let version = match tokio::time::timeout(FIRST_BYTE_WAIT, stream.read(&mut first)).await {

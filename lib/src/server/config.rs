@@ -132,6 +132,12 @@ pub struct ServerConfig {
     /// application protocol are served untyped. `None` (the default):
     /// none.
     pub app_protocol: Option<AppProtocol>,
+    /// A second listener for browsers: v2 over WebSocket (spec section 4),
+    /// served by the same service with the same session rules and limits
+    /// (slots, per-address, memory budget, deadlines, tokens); TLS (`wss`)
+    /// when [`ServerConfig::tls`] is set. `None` (the default): none.
+    #[cfg(feature = "websocket")]
+    pub websocket: Option<crate::transport::WebSocketConfig>,
 }
 
 impl Default for ServerConfig {
@@ -166,6 +172,8 @@ impl Default for ServerConfig {
             proxy_protocol: false,
             time_requests: false,
             app_protocol: None,
+            #[cfg(feature = "websocket")]
+            websocket: None,
         }
     }
 }
@@ -215,6 +223,13 @@ impl ServerConfig {
     /// Speaks `protocol` (see [`ServerConfig::app_protocol`]).
     pub fn app_protocol(mut self, protocol: AppProtocol) -> Self {
         self.app_protocol = Some(protocol);
+        self
+    }
+
+    /// Listens for WebSockets too (see [`ServerConfig::websocket`]).
+    #[cfg(feature = "websocket")]
+    pub fn websocket(mut self, websocket: Option<crate::transport::WebSocketConfig>) -> Self {
+        self.websocket = websocket;
         self
     }
 

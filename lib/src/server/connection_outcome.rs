@@ -17,6 +17,9 @@ pub(crate) enum ConnectionEnd {
     PeerClosed,
     /// The server is shutting down.
     ServerShutdown,
+    /// A plain HTTP GET on the WebSocket port, answered with this status
+    /// (a page, or 404).
+    HttpServed(u16),
 }
 
 /// Why a connection was cut: the peer's fault or the network's, never the
@@ -47,6 +50,12 @@ pub(crate) enum ConnectionError {
     HeartbeatTimeout(Duration),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The HTTP request on the WebSocket port was answered with an error.
+    #[error("WebSocket upgrade refused with HTTP {status}: {reason}")]
+    WebSocketUpgrade { status: u16, reason: String },
+    /// A WebSocket peer sent v1 (only v2 travels over WebSocket).
+    #[error("v1 over WebSocket: only v2 frames travel in WebSocket messages")]
+    V1OverWebSocket,
 }
 
 impl From<CodecError> for ConnectionError {
@@ -79,6 +88,7 @@ impl ConnectionEnd {
             ConnectionEnd::ClientClosed => "close_handshake",
             ConnectionEnd::PeerClosed => "peer_disconnected",
             ConnectionEnd::ServerShutdown => "shutdown",
+            ConnectionEnd::HttpServed(_) => "http_served",
         }
     }
 }
@@ -98,6 +108,8 @@ impl ConnectionError {
             ConnectionError::SlowConsumer { .. } => "slow_consumer",
             ConnectionError::HeartbeatTimeout(_) => "heartbeat_timeout",
             ConnectionError::Io(_) => "io_error",
+            ConnectionError::WebSocketUpgrade { .. } => "websocket_upgrade_refused",
+            ConnectionError::V1OverWebSocket => "unsupported_version",
         }
     }
 

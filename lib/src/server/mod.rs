@@ -25,7 +25,7 @@ pub use auth_tokens::{AuthTokens, AuthTokensError};
 pub use config::{ServerConfig, ServerError};
 pub use pusher::Responder;
 pub use pusher::{PushError, Pusher};
-pub use service::{Handler, PeerInfo, Service};
+pub use service::{Handler, PeerInfo, Service, Transport};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,6 +75,8 @@ const MAX_REFUSALS: usize = 64;
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// The WebSocket listener, when `config.websocket` asks for one.
+    ws_listener: Option<TcpListener>,
     config: ServerConfig,
 }
 
@@ -88,7 +90,30 @@ impl Server {
                 addr: addr.to_owned(),
                 source,
             })?;
-        Ok(Server { listener, config })
+        let ws_listener = match websocket_addr(&config) {
+            None => None,
+            Some(ws_addr) => {
+                Some(
+                    TcpListener::bind(ws_addr)
+                        .await
+                        .map_err(|source| ServerError::Bind {
+                            addr: ws_addr.to_owned(),
+                            source,
+                        })?,
+                )
+            }
+        };
+        Ok(Server {
+            listener,
+            ws_listener,
+            config,
+        })
+    }
+
+    /// The WebSocket listener's address, when there is one (how a caller
+    /// that asked for port 0 learns it).
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        self.ws_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound, which is how a caller that asked for
@@ -129,10 +154,13 @@ impl Server {
         loop {
             let accepted = tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = self.listener.accept() => accepted,
+                accepted = self.listener.accept() => accepted.map(|(s, p)| (s, p, Transport::Tcp)),
+                accepted = accept_from(self.ws_listener.as_ref()) => {
+                    accepted.map(|(s, p)| (s, p, Transport::WebSocket))
+                }
             };
             match accepted {
-                Ok((stream, peer)) => {
+                Ok((stream, peer, transport)) => {
                     let accepted = std::time::Instant::now();
                     backoff.reset();
                     let proxied = self.config.proxy_protocol;
@@ -149,7 +177,7 @@ impl Server {
                             ServerMetrics::refused(why.metric_label());
                             if let Ok(permit) = refusals.clone().try_acquire_owned() {
                                 tracker.spawn(async move {
-                                    admission::refuse(stream, peer, why).await;
+                                    admission::refuse(stream, peer, why, transport).await;
                                     drop(permit);
                                 });
                             }
@@ -181,7 +209,7 @@ impl Server {
                                     // Boxed: a large step the task should not
                                     // carry for the rest of the connection.
                                     let found = Box::pin(proxy_header::proxied_peer(
-                                        stream, peer, &mut slot, &admission, by,
+                                        stream, peer, &mut slot, &admission, by, transport,
                                     ));
                                     let Some((stream, real, health_check)) = found.await else {
                                         return;
@@ -199,6 +227,7 @@ impl Server {
                                     slot: &slot,
                                     health_check,
                                     certificate: None,
+                                    transport,
                                 };
                                 serve_connection(stream, arrival, &*service, &shared).await
                             });
@@ -240,6 +269,7 @@ impl Server {
         }
 
         drop(self.listener);
+        drop(self.ws_listener);
         info!(
             open = tracker.len(),
             "stopped accepting; closing connections"
@@ -259,5 +289,25 @@ impl Server {
             abandon.cancel();
             tracker.wait().await;
         }
+    }
+}
+
+/// The address `config` asks the WebSocket listener to bind, if any.
+fn websocket_addr(config: &ServerConfig) -> Option<&str> {
+    #[cfg(feature = "websocket")]
+    if let Some(ws) = &config.websocket {
+        return Some(&ws.addr);
+    }
+    let _ = config;
+    None
+}
+
+/// The next connection on `listener`; never, without one.
+async fn accept_from(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }

@@ -62,13 +62,14 @@ pub(super) async fn proxied_peer(
     slot: &mut Slot,
     admission: &Admission,
     deadline: Instant,
+    transport: super::service::Transport,
 ) -> Option<(TcpStream, SocketAddr, bool)> {
     match read_proxy_header(&mut stream, deadline).await {
         Ok(ProxiedPeer::Client(real)) => match slot.attribute(real.ip(), admission) {
             Ok(()) => Some((stream, real, false)),
             Err(why) => {
                 ServerMetrics::refused(why.metric_label());
-                super::admission::refuse(stream, real, why).await;
+                super::admission::refuse(stream, real, why, transport).await;
                 None
             }
         },

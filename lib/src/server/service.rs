@@ -36,6 +36,29 @@ pub struct PeerInfo {
     /// The application protocol, version and encoding negotiated with this
     /// client (spec 3.3.2); `None` for a client that asked for none.
     pub app_protocol: Option<crate::protocol::v2::AppChoice>,
+    /// How the connection came: TCP, or a WebSocket (a browser, most
+    /// likely). Both are served alike; a service may label or limit them.
+    pub transport: Transport,
+}
+
+/// The way a connection reached the server (see [`PeerInfo::transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// A TCP connection (TLS or not).
+    Tcp,
+    /// A WebSocket on the WebSocket listener (`ServerConfig::websocket`),
+    /// carrying one v2 frame per message (spec section 4).
+    WebSocket,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "tcp",
+            Transport::WebSocket => "websocket",
+        })
+    }
 }
 
 /// The user's application: it makes one [`Handler`] per connection.

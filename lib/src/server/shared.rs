@@ -51,4 +51,6 @@ pub(crate) struct PeerFacts<'a> {
     pub(crate) health_check: bool,
     /// Its verified TLS client certificate, with mutual TLS.
     pub(crate) certificate: Option<CertificateDer<'static>>,
+    /// Which listener it came by.
+    pub(crate) transport: super::service::Transport,
 }

@@ -36,6 +36,7 @@ pub(super) async fn serve_v1_connection<Svc: Service>(
         tls_client_certificate: peer.certificate.clone(),
         auth_token: None,
         app_protocol: None,
+        transport: peer.transport,
     });
     let mut stall = StallClock::new(
         config.v1_stall_limits(peer.handshake_timeout),

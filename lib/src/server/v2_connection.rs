@@ -88,6 +88,7 @@ where
             slot: peer.slot,
             quiet: peer.health_check,
             certificate: peer.certificate.clone(),
+            transport: peer.transport,
             drain: config.shutdown_grace / 2,
             log_gate: LogGate::default(),
             max_frame_size: config.max_frame_size,
@@ -187,6 +188,8 @@ struct ServerEnd<'a, Svc: Service> {
     peer: SocketAddr,
     /// The client's verified TLS certificate, for `PeerInfo`.
     certificate: Option<CertificateDer<'static>>,
+    /// Which listener the connection came by, for `PeerInfo`.
+    transport: super::service::Transport,
     /// How long the close handshake waits for unanswered requests.
     drain: Duration,
     /// This connection's allowance of log lines.
@@ -301,6 +304,7 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                 tls_client_certificate: self.certificate.clone(),
                 auth_token,
                 app_protocol: app,
+                transport: self.transport,
             }));
             // Logged once the handler exists, so "open" means "served" (a
             // chat member is in the room by then).

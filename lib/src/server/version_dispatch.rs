@@ -9,7 +9,7 @@ use super::shared::PeerFacts;
 use tokio::net::TcpStream;
 use tracing::warn;
 
-use super::service::Service;
+use super::service::{Service, Transport};
 use super::shared::Shared;
 
 use super::v1_connection::serve_v1_connection;
@@ -42,6 +42,7 @@ pub(super) async fn serve_connection<S: Service>(
         info_unless_quiet!(
             quiet,
             suppressed = suppressed_field(suppressed),
+            transport = %arrival.transport,
             "connection opened"
         );
     }
@@ -86,6 +87,14 @@ pub(super) async fn serve_connection<S: Service>(
         Ok(ConnectionEnd::ServerShutdown) => {
             info_unless_quiet!(quiet, suppressed, "connection closed: server shutting down")
         }
+        Ok(ConnectionEnd::HttpServed(status)) => {
+            info_unless_quiet!(
+                quiet,
+                suppressed,
+                status,
+                "connection closed: HTTP request served"
+            )
+        }
         Err(e) => {
             warn!(
                 suppressed,
@@ -116,8 +125,51 @@ async fn serve_stream<S: Service>(
             stream
         }
     };
+    #[cfg(feature = "websocket")]
+    let stream = match (facts.transport, &shared.config.websocket) {
+        (Transport::WebSocket, Some(ws)) => {
+            let upgraded = Box::pin(upgrade(stream, ws, &facts, shared));
+            match upgraded.await? {
+                Ok(stream) => stream,
+                Err(end) => return Ok(end),
+            }
+        }
+        _ => stream,
+    };
     let conn = Box::new(Connection::new(stream, V1Codec));
     dispatch_by_version(conn, &facts, service, shared).await
+}
+
+/// The HTTP request on the WebSocket port, within the first frame's
+/// deadline: a WebSocket carrying v2 (the stream to serve), or a page
+/// served (the connection's end), or an HTTP error.
+#[cfg(feature = "websocket")]
+async fn upgrade(
+    stream: Stream,
+    ws: &crate::transport::WebSocketConfig,
+    facts: &PeerFacts<'_>,
+    shared: &Shared,
+) -> Result<Result<Stream, ConnectionEnd>, ConnectionError> {
+    use crate::transport::{Upgrade, accept_websocket};
+    let by = facts.accepted + facts.handshake_timeout;
+    let tls = shared.config.tls.is_some();
+    // The largest message: one frame of our largest payload.
+    let max_message = u64::from(shared.config.max_frame_size) + v2::HEADER_LEN as u64;
+    let accepted = tokio::select! {
+        _ = shared.stop.cancelled() => return Ok(Err(ConnectionEnd::ServerShutdown)),
+        _ = tokio::time::sleep_until(by.into()) => {
+            return Err(ConnectionError::Stalled(Stalled::FirstFrame(facts.handshake_timeout)));
+        }
+        accepted = accept_websocket(stream, ws, tls, max_message) => accepted,
+    };
+    match accepted {
+        Ok(Upgrade::WebSocket(ws)) => Ok(Ok(Stream::WebSocket(Box::new(ws)))),
+        Ok(Upgrade::Served { status }) => Ok(Err(ConnectionEnd::HttpServed(status))),
+        Err(e) => Err(ConnectionError::WebSocketUpgrade {
+            status: e.status,
+            reason: e.reason,
+        }),
+    }
 }
 
 /// The first byte of the first frame is its version, and decides the
@@ -167,6 +219,10 @@ async fn dispatch_by_version<S: Service>(
     }
     match version {
         None => Ok(ConnectionEnd::PeerClosed),
+        #[cfg(feature = "websocket")]
+        Some(v1::VERSION) if peer.transport == Transport::WebSocket => {
+            Err(ConnectionError::V1OverWebSocket)
+        }
         Some(v1::VERSION) if config.auth_tokens.is_some() && !config.allow_v1 => {
             // A reset, not an orderly close: the v1 client must not take
             // it for "everything was read".

@@ -14,6 +14,10 @@ mod outgoing;
 mod receive_batch;
 mod stream;
 mod tls;
+#[cfg(feature = "websocket")]
+mod websocket;
+#[cfg(feature = "websocket")]
+mod websocket_upgrade;
 mod write_queue;
 
 pub(crate) use connection::Connection;
@@ -28,4 +32,14 @@ pub(crate) use receive_batch::{BatchError, ReceiveBatch};
 pub(crate) use stream::Stream;
 pub(crate) use tls::server_name_of;
 pub use tls::{ClientTls, ServerTls, TlsError};
+#[cfg(feature = "websocket")]
+pub use websocket::SUBPROTOCOL as WEBSOCKET_SUBPROTOCOL;
+#[cfg(feature = "websocket")]
+pub(crate) use websocket::WsStream;
+#[cfg(feature = "websocket")]
+pub use websocket_upgrade::{Page, WebSocketConfig};
+#[cfg(feature = "websocket")]
+pub(crate) use websocket_upgrade::{
+    Upgrade, accept as accept_websocket, connect as connect_websocket, turn_away,
+};
 pub(crate) use write_queue::{QueueError, WriteQueue};

@@ -17,6 +17,9 @@ pub(crate) enum Stream {
     Server(Box<server::TlsStream<TcpStream>>),
     /// TLS opened by our client.
     Client(Box<client::TlsStream<TcpStream>>),
+    /// v2 over a WebSocket (itself over plain TCP or TLS), either end.
+    #[cfg(feature = "websocket")]
+    WebSocket(Box<super::WsStream<Stream>>),
 }
 
 impl Stream {
@@ -26,6 +29,8 @@ impl Stream {
             Stream::Plain(s) => s,
             Stream::Server(s) => s.get_ref().0,
             Stream::Client(s) => s.get_ref().0,
+            #[cfg(feature = "websocket")]
+            Stream::WebSocket(s) => s.get_ref().tcp(),
         }
     }
 
@@ -44,6 +49,8 @@ macro_rules! each {
             Stream::Plain($s) => $e,
             Stream::Server($s) => $e,
             Stream::Client($s) => $e,
+            #[cfg(feature = "websocket")]
+            Stream::WebSocket($s) => $e,
         }
     };
 }
@@ -88,6 +95,8 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => s.is_write_vectored(),
             Stream::Server(s) => s.is_write_vectored(),
             Stream::Client(s) => s.is_write_vectored(),
+            #[cfg(feature = "websocket")]
+            Stream::WebSocket(_) => false,
         }
     }
 }

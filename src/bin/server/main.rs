@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use line_output::spawn_line_output;
 use print_service::PrintService;
-use rust_tcp::{AuthTokens, Server, ServerConfig, ServerTls};
+use rust_tcp::{AuthTokens, Page, Server, ServerConfig, ServerTls, WebSocketConfig};
 use shutdown::terminate_signal;
 use sink_service::SinkService;
 use std::io::IsTerminal;
@@ -195,6 +195,21 @@ struct Args {
     #[arg(long)]
     proxy_protocol: bool,
 
+    /// Also listen for WebSockets at HOST:PORT (port 0 picks a free one):
+    /// browsers speak v2 there, one frame per binary message (subprotocol
+    /// `rust-tcp.v2`, docs/PROTOCOL.md section 4), into the same service
+    /// with the same limits; TLS (wss) with --tls-cert. A plain GET of `/`
+    /// serves the chat page (for --broadcast), `/rust-tcp.js` its client
+    #[arg(long, value_name = "HOST:PORT")]
+    ws_addr: Option<String>,
+
+    /// A page origin (`https://chat.example`, scheme://host[:port]) whose
+    /// scripts may connect to --ws-addr; repeat for more, `*` for any.
+    /// Without it, only pages served by --ws-addr itself (same origin), so
+    /// another site cannot drive its visitors' browsers into this server
+    #[arg(long, value_name = "ORIGIN", requires = "ws_addr")]
+    ws_allowed_origin: Vec<String>,
+
     /// Serve Prometheus metrics at http://HOST:PORT/metrics: connections,
     /// messages and bytes each way, request latency, slow consumers,
     /// protocol errors by close code, authentication failures, the memory
@@ -372,7 +387,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(tokens) => config.auth_tokens(tokens.clone()).allow_v1(args.allow_v1),
         None => config,
     };
+    let config = match &args.ws_addr {
+        Some(addr) => config.websocket(Some(
+            WebSocketConfig::new(addr.clone())
+                .allowed_origins(args.ws_allowed_origin.clone())
+                .pages(web_pages()),
+        )),
+        None => config,
+    };
     let server = Server::bind(&args.addr, config).await?;
+    let secure = tls.is_some();
     // Registered now, before the address is announced: a SIGHUP's default
     // action would end the process.
     use tokio::signal::unix::{SignalKind, signal};
@@ -381,6 +405,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Handlers first: whoever reads the address below may signal at once.
     let stop = terminate_signal();
     tracing::info!("listening on {}", server.local_addr());
+    if let Some(ws) = server.websocket_addr() {
+        let (scheme, page) = if secure {
+            ("wss", "https")
+        } else {
+            ("ws", "http")
+        };
+        tracing::info!("listening for WebSockets on {scheme}://{ws}/ (chat page: {page}://{ws}/)");
+    }
 
     if args.sink {
         let sink = SinkService::default();
@@ -421,4 +453,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("writing messages to stdout")?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// What the WebSocket port serves to a plain GET: the chat page and the
+/// JavaScript client it loads (clients/js), built into the binary.
+fn web_pages() -> Vec<Page> {
+    vec![
+        Page::new(
+            "/",
+            "text/html; charset=utf-8",
+            &include_bytes!("../../../clients/js/chat.html")[..],
+        ),
+        Page::new(
+            "/rust-tcp.js",
+            "text/javascript; charset=utf-8",
+            &include_bytes!("../../../clients/js/rust-tcp.js")[..],
+        ),
+    ]
 }

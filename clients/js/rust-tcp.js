@@ -1,0 +1,908 @@
+// rust-tcp.js: a client for rust-tcp servers over WebSocket, for browsers
+// and node. One ES module, no build step, no dependencies.
+//
+// Protocol v2 (docs/PROTOCOL.md) rides on WebSocket under the subprotocol
+// "rust-tcp.v2": every binary WebSocket message carries exactly one v2
+// frame, from HELLO to CLOSE (section 4 of the spec). So everything below
+// is the same client as the Rust and Python ones: the handshake, requests
+// matched by id, pushes, heartbeats, the close handshake, go-away and
+// reconnecting. The typed layer (MessagePack) takes the encoder you give it,
+// e.g. `import * as msgpack from "@msgpack/msgpack"`.
+//
+//     import { Client } from "./rust-tcp.js";
+//     const client = await Client.connect("ws://127.0.0.1:8081/", { name: "web" });
+//     client.addEventListener("text", (e) => console.log(e.detail.text));
+//     console.log(await client.request("ping"));   // Uint8Array of "ping"
+//     await client.close();
+
+/** The WebSocket subprotocol that carries v2 frames. */
+export const SUBPROTOCOL = "rust-tcp.v2";
+
+const VERSION = 2;
+const HEADER = 6;
+const MIN_MAX_FRAME = 1024;
+const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
+
+/** Frame types (spec 3.2). */
+export const FrameType = Object.freeze({
+  HELLO: 1, WELCOME: 2, TEXT: 3, BINARY: 4, REQUEST: 5, RESPONSE: 6,
+  PING: 7, PONG: 8, ERROR: 9, CLOSE: 10, GOAWAY: 11,
+});
+const TYPE_NAMES = Object.fromEntries(Object.entries(FrameType).map(([k, v]) => [v, k]));
+
+/** Close codes (spec 3.8): a peer acts on the code, people read the reason. */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000, GOING_AWAY: 1001, PROTOCOL_ERROR: 1002, INVALID_DATA: 1003,
+  POLICY_VIOLATION: 1008, FRAME_TOO_LARGE: 1009, HANDSHAKE_REFUSED: 1010,
+  INTERNAL_ERROR: 1011, SLOW_CONSUMER: 1013, HEARTBEAT_TIMEOUT: 1014, SERVER_FULL: 1016,
+});
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Who caused an error: "us" (our configuration, a local limit), "server"
+ * (it refused or closed by the rules), "network", or "protocol-violation"
+ * (the server broke the protocol; we closed with `code`).
+ * @typedef {"us" | "server" | "network" | "protocol-violation"} Cause
+ */
+
+/**
+ * Every error this module raises.
+ * - `kind`: "connect", "refused" (CLOSE instead of WELCOME), "protocol",
+ *   "closed", "interrupted" (in flight on a lost connection, never resent),
+ *   "request-failed", "timeout", "not-sent", "invalid-config", "decode";
+ * - `by`: who caused it ({@link Cause});
+ * - `code`: the CLOSE code, when there is one.
+ */
+export class RustTcpError extends Error {
+  /**
+   * @param {string} message
+   * @param {{kind: string, by: Cause, code?: number}} what
+   */
+  constructor(message, { kind, by, code }) {
+    super(message);
+    this.name = "RustTcpError";
+    /** @type {string} */ this.kind = kind;
+    /** @type {Cause} */ this.by = by;
+    /** @type {number | undefined} */ this.code = code;
+  }
+}
+
+/** Text from the server made safe to show on one line. @param {string} s */
+function printable(s, limit = 200) {
+  // eslint-disable-next-line no-control-regex
+  const shown = s.slice(0, limit).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
+    `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return s.length > limit ? `${shown}…` : shown;
+}
+
+/** @param {number} code */
+function describe(code) {
+  const name = Object.entries(CloseCode).find(([, v]) => v === code)?.[0];
+  return name ? `${code} (${name.toLowerCase().replace(/_/g, " ")})` : String(code);
+}
+
+// ---- the wire format ----
+
+/** One frame: the header, then `payload`. @param {number} type @param {Uint8Array} payload */
+export function encodeFrame(type, payload) {
+  const out = new Uint8Array(HEADER + payload.length);
+  const view = new DataView(out.buffer);
+  out[0] = VERSION;
+  out[1] = type;
+  view.setUint32(2, payload.length);
+  out.set(payload, HEADER);
+  return out;
+}
+
+/** @param {number} type @param {number} code @param {string} reason */
+function codeReason(type, code, reason) {
+  const text = encoder.encode(reason);
+  const payload = new Uint8Array(2 + text.length);
+  new DataView(payload.buffer).setUint16(0, code);
+  payload.set(text, 2);
+  return encodeFrame(type, payload);
+}
+
+/**
+ * An application protocol to ask for in the HELLO (spec 3.3.2).
+ * @typedef {{name: string, minVersion?: number, maxVersion?: number}} AppProtocol
+ */
+
+/**
+ * The HELLO frame (spec 3.3).
+ * @param {{name: string, maxFrame: number, heartbeatMs: number, token?: string, app?: AppProtocol}} h
+ */
+export function encodeHello({ name, maxFrame, heartbeatMs, token, app }) {
+  const raw = encoder.encode(name);
+  /** @type {Array<[number, Uint8Array]>} */
+  const extensions = [];
+  if (token !== undefined && token !== null && token !== "") extensions.push([1, encoder.encode(token)]);
+  if (app) {
+    const appName = encoder.encode(app.name);
+    const data = new Uint8Array(1 + appName.length + 4 + 2);
+    const view = new DataView(data.buffer);
+    data[0] = appName.length;
+    data.set(appName, 1);
+    view.setUint16(1 + appName.length, app.minVersion ?? 1);
+    view.setUint16(3 + appName.length, app.maxVersion ?? app.minVersion ?? 1);
+    data[5 + appName.length] = 1; // one encoding:
+    data[6 + appName.length] = 1; // MessagePack
+    extensions.push([2, data]);
+  }
+  const extLen = extensions.length ? 2 + extensions.reduce((n, [, d]) => n + 4 + d.length, 0) : 0;
+  const payload = new Uint8Array(2 + 4 + 4 + 2 + raw.length + extLen);
+  const view = new DataView(payload.buffer);
+  payload[0] = 1;
+  payload[1] = VERSION;
+  view.setUint32(2, maxFrame);
+  view.setUint32(6, heartbeatMs);
+  view.setUint16(10, raw.length);
+  payload.set(raw, 12);
+  let at = 12 + raw.length;
+  if (extensions.length) {
+    view.setUint16(at, extensions.length);
+    at += 2;
+    for (const [kind, data] of extensions) {
+      view.setUint16(at, kind);
+      view.setUint16(at + 2, data.length);
+      payload.set(data, at + 4);
+      at += 4 + data.length;
+    }
+  }
+  return encodeFrame(FrameType.HELLO, payload);
+}
+
+/** A frame that breaks the format: `code` tells the sender what it did wrong. */
+class FrameError extends Error {
+  /** @param {number} code @param {string} reason */
+  constructor(code, reason) {
+    super(reason);
+    this.code = code;
+  }
+}
+
+const malformed = (/** @type {string} */ reason) => new FrameError(CloseCode.PROTOCOL_ERROR, reason);
+
+/** @param {Uint8Array} bytes @param {string} what */
+function utf8(bytes, what) {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    throw new FrameError(CloseCode.INVALID_DATA, `${what} is not valid UTF-8`);
+  }
+}
+
+/** @param {Uint8Array} p @param {string} what @returns {[number, string]} */
+function decodeCodeReason(p, what) {
+  if (p.length < 2) throw malformed(`${what} payload of ${p.length} bytes, needs at least 2`);
+  return [(p[0] << 8) | p[1], utf8(p.subarray(2), "reason")];
+}
+
+/**
+ * The server's WELCOME (spec 3.3).
+ * @param {Uint8Array} p
+ * @returns {{version: number, maxFrame: number, heartbeatMs: number, serverName: string, extensions: Map<number, Uint8Array>}}
+ */
+export function decodeWelcome(p) {
+  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  let at = 0;
+  const need = (/** @type {number} */ n, /** @type {string} */ field) => {
+    if (at + n > p.length) throw malformed(`WELCOME ends inside its ${field}`);
+  };
+  need(11, "fixed fields");
+  const version = p[0];
+  const maxFrame = view.getUint32(1);
+  const heartbeatMs = view.getUint32(5);
+  const nameLen = view.getUint16(9);
+  at = 11;
+  need(nameLen, "server name");
+  const serverName = utf8(p.subarray(at, at + nameLen), "server name");
+  at += nameLen;
+  const extensions = new Map();
+  if (at < p.length) {
+    need(2, "extension count");
+    const count = view.getUint16(at);
+    at += 2;
+    if (count === 0) throw malformed("WELCOME has an extensions area with no extension");
+    for (let i = 0; i < count; i++) {
+      need(4, "extension header");
+      const kind = view.getUint16(at);
+      const len = view.getUint16(at + 2);
+      at += 4;
+      need(len, "extension data");
+      extensions.set(kind, p.subarray(at, at + len));
+      at += len;
+    }
+    if (at !== p.length) throw malformed(`WELCOME has ${p.length - at} bytes after its extensions`);
+  }
+  return { version, maxFrame, heartbeatMs, serverName, extensions };
+}
+
+// ---- one connection ----
+
+/**
+ * Options of {@link Client.connect}.
+ * @typedef {object} ConnectOptions
+ * @property {string} [name] how the server labels us (1 to 64 bytes of UTF-8)
+ * @property {string} [token] the authentication token, for a server that requires one
+ * @property {number} [maxFrame] the largest payload we accept (default 16 MiB)
+ * @property {number} [heartbeat] the heartbeat interval we wish for, in seconds
+ * @property {number} [connectTimeout] seconds for connecting and the handshake (default 10)
+ * @property {number} [requestTimeout] seconds a request waits by default (none: as long as the connection lives)
+ * @property {boolean | ReconnectPolicy} [reconnect] reconnect when the connection is lost or the server goes away
+ * @property {AppProtocol} [appProtocol] the application protocol to ask for
+ * @property {typeof WebSocket} [WebSocket] the WebSocket class (default: the global one)
+ */
+
+/**
+ * @typedef {object} ReconnectPolicy
+ * @property {number} [initialDelay] seconds before the first attempt (0.1)
+ * @property {number} [maxDelay] the longest delay, in seconds (5)
+ * @property {number} [maxAttempts] give up after this many failures in a row (never)
+ */
+
+/** @typedef {{resolve: (b: Uint8Array) => void, reject: (e: Error) => void, abandoned: boolean}} Waiter */
+
+class Link {
+  /**
+   * @param {string} url
+   * @param {Required<Pick<ConnectOptions, "name" | "maxFrame">> & ConnectOptions} options
+   * @param {(link: Link, type: string, detail: object) => void} onPush
+   * @param {(link: Link) => void} onEnd
+   * @param {boolean} interrupts
+   */
+  constructor(url, options, onPush, onEnd, interrupts) {
+    this.options = options;
+    this.onPush = onPush;
+    this.onEnd = onEnd;
+    this.interrupts = interrupts;
+    /** @type {"handshake" | "open" | "closing" | "closed"} */
+    this.state = "handshake";
+    /** The handshake succeeded (whatever came after). */
+    this.opened = false;
+    /** @type {Map<number, Waiter>} */
+    this.waiting = new Map();
+    this.nextId = 0;
+    this.goingAway = false;
+    this.serverName = "";
+    this.serverMaxFrame = MIN_MAX_FRAME;
+    this.heartbeat = 0;
+    /** @type {{name: string, version: number, encoding: number} | null} */
+    this.app = null;
+    /** @type {RustTcpError | null} */
+    this.end = null;
+    this.lastHeard = Date.now();
+    this.pinged = false;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.beat = undefined;
+    /** @type {(() => void) | null} */
+    this.acked = null;
+    this.welcomed = new Promise((resolve, reject) => {
+      this.welcomeResolve = resolve;
+      this.welcomeReject = reject;
+    });
+    this.welcomed.catch(() => {}); // the caller may be gone; the end says it
+    const Ws = options.WebSocket ?? globalThis.WebSocket;
+    if (!Ws) throw new RustTcpError("no WebSocket class here: pass options.WebSocket", { kind: "invalid-config", by: "us" });
+    /** @type {WebSocket} */
+    this.ws = new Ws(url, SUBPROTOCOL);
+    this.ws.binaryType = "arraybuffer";
+    this.ws.onopen = () => {
+      if (this.ws.protocol !== SUBPROTOCOL) {
+        this.finish(new RustTcpError(`the server did not accept the ${SUBPROTOCOL} subprotocol`,
+          { kind: "connect", by: "server" }), 1002, "subprotocol");
+        return;
+      }
+      const o = this.options;
+      this.ws.send(encodeHello({
+        name: o.name, maxFrame: o.maxFrame, heartbeatMs: o.heartbeat ? Math.max(1, Math.round(o.heartbeat * 1000)) : 0,
+        token: o.token, app: o.appProtocol,
+      }));
+    };
+    this.ws.onmessage = (event) => this.received(event.data);
+    this.ws.onclose = (event) => this.lost(event.code, event.reason);
+    this.ws.onerror = () => {}; // onclose follows, with what we can know
+  }
+
+  /** @param {unknown} data */
+  received(data) {
+    if (this.state === "closed") return;
+    this.lastHeard = Date.now();
+    try {
+      if (typeof data === "string") throw malformed("a text WebSocket message; frames come in binary messages");
+      const bytes = new Uint8Array(/** @type {ArrayBuffer} */ (data));
+      if (bytes.length < HEADER) throw malformed(`a WebSocket message of ${bytes.length} bytes holds no whole frame header`);
+      if (bytes[0] !== VERSION) throw malformed(`a frame begins with version byte ${bytes[0]}, not 2`);
+      const type = bytes[1];
+      if (!(type in TYPE_NAMES)) throw malformed(`unknown frame type 0x${type.toString(16).padStart(2, "0")}`);
+      const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(2);
+      if (length > this.options.maxFrame) {
+        throw new FrameError(CloseCode.FRAME_TOO_LARGE, `frame of ${length} bytes exceeds the limit of ${this.options.maxFrame}`);
+      }
+      if (length !== bytes.length - HEADER) {
+        throw malformed(`a WebSocket message must hold exactly one frame: ${bytes.length - HEADER} payload bytes for a header saying ${length}`);
+      }
+      this.frame(type, bytes.subarray(HEADER));
+    } catch (e) {
+      if (!(e instanceof FrameError)) throw e;
+      this.violation(e.code, e.message);
+    }
+  }
+
+  /** @param {number} type @param {Uint8Array} p */
+  frame(type, p) {
+    if (this.state === "handshake") {
+      if (type === FrameType.WELCOME) return this.welcome(p);
+      if (type === FrameType.CLOSE) {
+        const [code, reason] = decodeCodeReason(p, "CLOSE");
+        this.finish(new RustTcpError(`server refused the connection: ${describe(code)}: ${printable(reason)}`,
+          { kind: "refused", by: "server", code }), 1000, "refused");
+        return;
+      }
+      throw malformed(`expected WELCOME first, got ${TYPE_NAMES[type]}`);
+    }
+    switch (type) {
+      case FrameType.TEXT:
+        return this.onPush(this, "text", { text: utf8(p, "text") });
+      case FrameType.BINARY:
+        return this.onPush(this, "binary", { data: p.slice() });
+      case FrameType.RESPONSE:
+        return this.response(p);
+      case FrameType.PING:
+        if (p.length !== 8) throw malformed(`PING payload of ${p.length} bytes, must be 8`);
+        if (this.state === "open") this.send(encodeFrame(FrameType.PONG, p));
+        return;
+      case FrameType.PONG:
+        if (p.length !== 8) throw malformed(`PONG payload of ${p.length} bytes, must be 8`);
+        return;
+      case FrameType.ERROR: {
+        const [code, reason] = decodeCodeReason(p, "ERROR");
+        return this.onPush(this, "servererror", { code, reason: printable(reason) });
+      }
+      case FrameType.GOAWAY: {
+        const [code, reason] = decodeCodeReason(p, "GOAWAY");
+        this.goingAway = true;
+        return this.onPush(this, "goaway", { code, reason: printable(reason) });
+      }
+      case FrameType.CLOSE: {
+        const [code, reason] = decodeCodeReason(p, "CLOSE");
+        if (this.state === "closing") {
+          const end = code === CloseCode.NORMAL
+            ? new RustTcpError("closed", { kind: "closed", by: "us", code })
+            : new RustTcpError(`connection closed by the server: ${describe(code)}: ${printable(reason)}`, { kind: "closed", by: "server", code });
+          this.finish(end, 1000, "closed");
+        } else {
+          this.send(codeReason(FrameType.CLOSE, CloseCode.NORMAL, "closed"));
+          this.finish(new RustTcpError(`connection closed by the server: ${describe(code)}: ${printable(reason)}`,
+            { kind: "closed", by: "server", code }), 1000, "closed");
+        }
+        return;
+      }
+      default:
+        throw malformed(`unexpected ${TYPE_NAMES[type]} frame for a client in state ${this.state}`);
+    }
+  }
+
+  /** @param {Uint8Array} p */
+  welcome(p) {
+    const w = decodeWelcome(p);
+    const refuse = (/** @type {string} */ why) => new FrameError(CloseCode.HANDSHAKE_REFUSED, why);
+    if (w.version !== VERSION) throw refuse(`server chose version ${w.version}; we asked for 2`);
+    if (w.maxFrame < MIN_MAX_FRAME) throw refuse(`server max_frame ${w.maxFrame} is below the minimum of 1024`);
+    for (const kind of w.extensions.keys()) {
+      if (kind & 0x8000) throw refuse(`critical extension 0x${kind.toString(16)} is not supported`);
+    }
+    const offer = this.options.appProtocol;
+    if (offer) {
+      const data = w.extensions.get(2);
+      if (!data) throw refuse(`the server speaks no application protocol; we asked for ${offer.name}`);
+      const nameLen = data[0];
+      const name = new TextDecoder().decode(data.subarray(1, 1 + nameLen));
+      const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+      const version = view.getUint16(1 + nameLen);
+      const encoding = data[3 + nameLen];
+      const min = offer.minVersion ?? 1;
+      const max = offer.maxVersion ?? min;
+      if (name !== offer.name || version < min || version > max || encoding !== 1) {
+        throw refuse(`the server chose ${name} ${version} (encoding ${encoding}), which we did not offer`);
+      }
+      this.app = { name, version, encoding };
+    }
+    this.state = "open";
+    this.opened = true;
+    this.serverName = w.serverName;
+    this.serverMaxFrame = w.maxFrame;
+    this.heartbeat = w.heartbeatMs / 1000;
+    if (this.heartbeat > 0) this.beat = setTimeout(() => this.heartbeatCheck(), w.heartbeatMs);
+    this.welcomeResolve?.();
+  }
+
+  /** @param {Uint8Array} p */
+  response(p) {
+    if (p.length < 5) throw malformed(`RESPONSE payload of ${p.length} bytes, needs at least 5`);
+    const id = new DataView(p.buffer, p.byteOffset).getUint32(0);
+    const status = p[4];
+    if (status > 1) throw malformed(`RESPONSE status ${status}; only 0 and 1 exist`);
+    const waiter = this.waiting.get(id);
+    if (!waiter) return; // an id we never sent: dropped
+    this.waiting.delete(id);
+    if (waiter.abandoned) return; // its caller gave up; the id is free again now
+    if (status === 0) waiter.resolve(p.slice(5));
+    else waiter.reject(new RustTcpError(`request failed: ${printable(utf8(p.subarray(5), "reason"), 1000)}`, { kind: "request-failed", by: "server" }));
+  }
+
+  heartbeatCheck() {
+    if (this.state === "closed") return;
+    const interval = this.heartbeat * 1000;
+    const silent = Date.now() - this.lastHeard;
+    if (silent >= 3 * interval) {
+      const reason = `nothing heard for ${(silent / 1000).toFixed(1)}s (3 heartbeat intervals of ${this.heartbeat}s)`;
+      this.send(codeReason(FrameType.CLOSE, CloseCode.HEARTBEAT_TIMEOUT, reason));
+      this.finish(new RustTcpError(reason, { kind: "closed", by: "network", code: CloseCode.HEARTBEAT_TIMEOUT }), 1000, "heartbeat");
+      return;
+    }
+    let due;
+    if (silent >= interval) {
+      if (!this.pinged && this.state === "open") {
+        this.pinged = true;
+        const nonce = new Uint8Array(8);
+        globalThis.crypto.getRandomValues(nonce);
+        this.send(encodeFrame(FrameType.PING, nonce));
+      }
+      due = this.lastHeard + 3 * interval;
+    } else {
+      this.pinged = false;
+      due = this.lastHeard + interval;
+    }
+    this.beat = setTimeout(() => this.heartbeatCheck(), Math.max(due - Date.now(), 1));
+  }
+
+  /** @param {Uint8Array} bytes */
+  send(bytes) {
+    if (this.ws.readyState === 1) this.ws.send(bytes);
+  }
+
+  /** @param {number} size @param {string} what */
+  usable(size, what) {
+    if (this.state !== "open") {
+      if (this.end) throw this.end;
+      throw new RustTcpError(`${what} not sent: the connection is ${this.state}`, { kind: "not-sent", by: "us" });
+    }
+    if (size > this.serverMaxFrame) {
+      throw new RustTcpError(`${what} not sent: a payload of ${size} bytes exceeds the server's limit of ${this.serverMaxFrame}`,
+        { kind: "not-sent", by: "us" });
+    }
+  }
+
+  /**
+   * @param {Uint8Array} payload
+   * @param {number | undefined} timeout seconds
+   * @returns {Promise<Uint8Array>}
+   */
+  request(payload, timeout) {
+    this.usable(payload.length + 4, "request");
+    if (this.goingAway) throw new RustTcpError("request not sent: the server is going away", { kind: "not-sent", by: "us" });
+    let id = this.nextId;
+    while (this.waiting.has(id)) id = (id + 1) >>> 0;
+    this.nextId = (id + 1) >>> 0;
+    const body = new Uint8Array(4 + payload.length);
+    new DataView(body.buffer).setUint32(0, id);
+    body.set(payload, 4);
+    return new Promise((resolve, reject) => {
+      /** @type {Waiter} */
+      const waiter = { resolve, reject, abandoned: false };
+      this.waiting.set(id, waiter);
+      if (timeout !== undefined) {
+        const timer = setTimeout(() => {
+          // The id stays taken until the late answer comes: it is not
+          // reused while the server may still answer it.
+          waiter.abandoned = true;
+          reject(new RustTcpError(`no response within ${timeout}s`, { kind: "timeout", by: "us" }));
+        }, timeout * 1000);
+        waiter.resolve = (b) => { clearTimeout(timer); resolve(b); };
+        waiter.reject = (e) => { clearTimeout(timer); reject(e); };
+      }
+      this.send(encodeFrame(FrameType.REQUEST, body));
+    });
+  }
+
+  get pending() {
+    let n = 0;
+    for (const w of this.waiting.values()) if (!w.abandoned) n++;
+    return n;
+  }
+
+  /** The close handshake. @param {number} timeout seconds */
+  async close(timeout) {
+    if (this.state === "open") {
+      this.state = "closing";
+      this.send(codeReason(FrameType.CLOSE, CloseCode.NORMAL, "bye"));
+      const acked = new Promise((resolve) => { this.acked = () => resolve(undefined); });
+      let timer;
+      const late = new Promise((resolve) => { timer = setTimeout(resolve, timeout * 1000, "late"); });
+      const how = await Promise.race([acked, late]);
+      clearTimeout(timer);
+      if (how === "late") {
+        this.finish(new RustTcpError(`no acknowledgement of our CLOSE within ${timeout}s`, { kind: "closed", by: "network" }), 1000, "late");
+      }
+    } else if (this.state === "handshake") {
+      this.finish(new RustTcpError("closed during the handshake", { kind: "closed", by: "us" }), 1000, "bye");
+    }
+    if (this.end && this.end.by !== "us") throw this.end;
+  }
+
+  /** The server broke the protocol. @param {number} code @param {string} reason */
+  violation(code, reason) {
+    this.send(codeReason(FrameType.CLOSE, code, reason));
+    this.finish(new RustTcpError(`the server broke the protocol (${describe(code)}): ${reason}`,
+      { kind: "protocol", by: "protocol-violation", code }), 1000, "protocol error");
+  }
+
+  /** The WebSocket closed. @param {number} wsCode @param {string} wsReason */
+  lost(wsCode, wsReason) {
+    if (this.state === "closed") return;
+    const said = wsReason ? `: ${printable(wsReason)}` : "";
+    let why = wsCode === 1006
+      ? "connection lost"
+      : `the server closed the WebSocket without a CLOSE (WebSocket code ${wsCode}${said})`;
+    if (this.state === "handshake") why = `cannot connect (${why})`;
+    this.finish(new RustTcpError(why, { kind: this.state === "handshake" ? "connect" : "closed", by: "network" }));
+  }
+
+  /**
+   * @param {RustTcpError} end
+   * @param {number} [wsCode] close the WebSocket with this code, if still open
+   * @param {string} [wsReason]
+   */
+  finish(end, wsCode, wsReason) {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.end = end;
+    clearTimeout(this.beat);
+    if (wsCode !== undefined && this.ws.readyState <= 1) this.ws.close(wsCode, wsReason);
+    this.welcomeReject?.(end);
+    this.acked?.();
+    const failed = this.interrupts && end.by !== "us"
+      ? new RustTcpError(`interrupted, not resent: ${end.message}`, { kind: "interrupted", by: "network" })
+      : end;
+    for (const waiter of this.waiting.values()) if (!waiter.abandoned) waiter.reject(failed);
+    this.waiting.clear();
+    this.onEnd(this);
+  }
+}
+
+// ---- the client ----
+
+/** An event with what came in `detail`. */
+export class PushEvent extends Event {
+  /** @param {string} type @param {object} detail */
+  constructor(type, detail) {
+    super(type);
+    this.detail = detail;
+  }
+}
+
+/**
+ * A v2 connection to a rust-tcp server over WebSocket. Events (each a
+ * {@link PushEvent}): "text" `{text}`, "binary" `{data}`, "servererror"
+ * `{code, reason}`, "goaway" `{code, reason}`; a reconnecting client's
+ * "disconnected" `{why}`, "reconnected" `{serverName}`, "reconnectfailed"
+ * `{attempt, error, gaveUp}`; and "end" `{error}` when the client is done.
+ */
+export class Client extends EventTarget {
+  /**
+   * Connects and completes the handshake.
+   * @param {string} url `ws://HOST:PORT/` or `wss://…`
+   * @param {ConnectOptions} [options]
+   * @returns {Promise<Client>}
+   */
+  static async connect(url, options = {}) {
+    const name = options.name ?? "web-client";
+    const nameBytes = encoder.encode(name).length;
+    // eslint-disable-next-line no-control-regex
+    if (nameBytes < 1 || nameBytes > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(name)) {
+      throw new RustTcpError("the name must be 1 to 64 bytes of UTF-8 without control characters", { kind: "invalid-config", by: "us" });
+    }
+    const maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    if (maxFrame < MIN_MAX_FRAME || maxFrame > 0xffffffff) {
+      throw new RustTcpError(`maxFrame ${maxFrame}: must be 1024 to 4294967295`, { kind: "invalid-config", by: "us" });
+    }
+    const client = new Client(url, { ...options, name, maxFrame });
+    client.link = await client.open();
+    // What came with the WELCOME (in the same read, as node's ws delivers
+    // it) waits for the caller's listeners, added once this returns.
+    setTimeout(() => client.release(), 0);
+    return client;
+  }
+
+  /** Delivers the events held since the handshake, and every one after. */
+  release() {
+    const held = this.held;
+    this.held = null;
+    for (const event of held ?? []) this.dispatchEvent(event);
+  }
+
+  /** @param {string} type @param {object} detail */
+  emit(type, detail) {
+    const event = new PushEvent(type, detail);
+    if (this.held) this.held.push(event);
+    else this.dispatchEvent(event);
+  }
+
+  /**
+   * @param {string} url
+   * @param {Required<Pick<ConnectOptions, "name" | "maxFrame">> & ConnectOptions} options
+   */
+  constructor(url, options) {
+    super();
+    this.url = url;
+    this.options = options;
+    const r = options.reconnect;
+    /** @type {Required<ReconnectPolicy> | null} */
+    this.policy = r ? {
+      initialDelay: (r === true ? undefined : r.initialDelay) ?? 0.1,
+      maxDelay: (r === true ? undefined : r.maxDelay) ?? 5,
+      maxAttempts: (r === true ? undefined : r.maxAttempts) ?? Infinity,
+    } : null;
+    /** @type {Link | null} */
+    this.link = null;
+    this.closing = false;
+    /** @type {Promise<void> | null} */
+    this.moving = null;
+    /** @type {RustTcpError | null} */
+    this.gaveUp = null;
+    /** @type {Array<() => void>} */
+    this.readyWaiters = [];
+    /** @type {PushEvent[] | null} events held until the caller can listen */
+    this.held = [];
+  }
+
+  /** @returns {Promise<Link>} */
+  async open() {
+    const link = new Link(this.url, this.options,
+      (l, type, detail) => this.pushed(l, type, detail), (l) => this.ended(l), this.policy !== null);
+    const seconds = this.options.connectTimeout ?? 10;
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new RustTcpError(`no answer from ${this.url} within ${seconds}s`, { kind: "timeout", by: "network" })), seconds * 1000);
+    });
+    try {
+      await Promise.race([link.welcomed, late]);
+    } catch (e) {
+      link.finish(/** @type {RustTcpError} */ (e), 1000, "timeout");
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    return link;
+  }
+
+  /** @returns {Link} */
+  get current() {
+    if (!this.link) throw new RustTcpError("not connected", { kind: "closed", by: "us" });
+    return this.link;
+  }
+
+  /** The server's name from its WELCOME. */
+  get serverName() { return this.current.serverName; }
+  /** The largest payload the server accepts. */
+  get serverMaxFrame() { return this.current.serverMaxFrame; }
+  /** The heartbeat interval both sides follow, in seconds (0: none). */
+  get heartbeat() { return this.current.heartbeat; }
+  /** The application protocol chosen, if one was asked for. */
+  get appProtocol() { return this.current.app; }
+  /** Requests whose callers still wait. */
+  get pendingRequests() { return this.current.pending; }
+  /** "handshake", "open", "closing", "closed", or "reconnecting". */
+  get state() { return this.moving ? "reconnecting" : this.current.state; }
+
+  /** @returns {Promise<Link>} the connection new calls go to */
+  async usable() {
+    const link = this.current;
+    if (!this.policy || this.closing || (link.state === "open" && !link.goingAway)) return link;
+    const seconds = this.options.connectTimeout ?? 10;
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new RustTcpError(`not reconnected within ${seconds}s`, { kind: "closed", by: "network" })), seconds * 1000);
+      this.readyWaiters.push(() => { clearTimeout(timer); resolve(undefined); });
+    });
+    if (this.gaveUp) throw this.gaveUp;
+    return this.current;
+  }
+
+  /** Sends one TEXT message. @param {string} text */
+  async sendText(text) {
+    const link = await this.usable();
+    const bytes = encoder.encode(text);
+    link.usable(bytes.length, "text");
+    link.send(encodeFrame(FrameType.TEXT, bytes));
+  }
+
+  /** Sends one BINARY message. @param {Uint8Array} data */
+  async sendBinary(data) {
+    const link = await this.usable();
+    link.usable(data.length, "binary");
+    link.send(encodeFrame(FrameType.BINARY, data));
+  }
+
+  /**
+   * Sends a REQUEST; resolves with the response's bytes. Many may be in
+   * flight at once. `timeout` (seconds; default `requestTimeout`) rejects
+   * with kind "timeout", and the late answer is dropped.
+   * @param {Uint8Array | string} payload
+   * @param {{timeout?: number}} [options]
+   * @returns {Promise<Uint8Array>}
+   */
+  async request(payload, { timeout } = {}) {
+    const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
+    const link = await this.usable();
+    return link.request(bytes, timeout ?? this.options.requestTimeout);
+  }
+
+  /**
+   * The close handshake: resolves once the server has processed everything
+   * sent before it.
+   */
+  async close() {
+    this.closing = true;
+    const link = this.current;
+    try {
+      await link.close(this.options.connectTimeout ?? 10);
+    } finally {
+      this.wake();
+      this.emit("end", { error: null });
+    }
+    if (this.gaveUp) throw this.gaveUp;
+  }
+
+  wake() {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** @param {Link} link @param {string} type @param {object} detail */
+  pushed(link, type, detail) {
+    if (type === "goaway" && this.policy && link === this.link) {
+      this.emit(type, detail);
+      const g = /** @type {{code: number, reason: string}} */ (detail);
+      this.moveOn(link, `the server is going away (${g.code}: ${g.reason})`);
+      return;
+    }
+    this.emit(type, detail);
+  }
+
+  /** @param {Link} link */
+  ended(link) {
+    // An old connection left behind, or a first one that never opened
+    // (connect() rejects with why): not the client's end.
+    if (this.link ? link !== this.link : !link.opened) return;
+    if (this.closing || !this.policy) {
+      if (!this.closing) this.emit("end", { error: link.end });
+      return;
+    }
+    this.moveOn(link, link.end?.message ?? "connection lost");
+  }
+
+  /** @param {Link} old @param {string} why */
+  moveOn(old, why) {
+    if (this.moving || this.closing || !this.policy) return;
+    this.moving = this.replace(old, why, this.policy);
+  }
+
+  /** @param {Link} old @param {string} why @param {Required<ReconnectPolicy>} policy */
+  async replace(old, why, policy) {
+    this.emit("disconnected", { why });
+    let attempt = 0;
+    /** @type {Link} */
+    let next;
+    for (;;) {
+      const full = Math.min(policy.initialDelay * 2 ** Math.min(attempt, 30), policy.maxDelay);
+      await new Promise((resolve) => setTimeout(resolve, full * (0.5 + Math.random() / 2) * 1000));
+      if (this.closing) return;
+      try {
+        next = await this.open();
+        break;
+      } catch (e) {
+        attempt += 1;
+        const gaveUp = attempt >= policy.maxAttempts;
+        const error = /** @type {Error} */ (e).message;
+        this.emit("reconnectfailed", { attempt, error, gaveUp });
+        if (gaveUp) {
+          this.gaveUp = new RustTcpError(`could not reconnect after ${attempt} attempts: ${error}`, { kind: "closed", by: "network" });
+          this.moving = null;
+          this.wake();
+          this.emit("end", { error: this.gaveUp });
+          return;
+        }
+      }
+    }
+    if (this.closing) {
+      await next.close(10).catch(() => {});
+      return;
+    }
+    this.link = next;
+    this.moving = null;
+    this.wake();
+    // A server going away still serves the old connection: close it
+    // properly instead of leaving it to be cut at the end of its grace.
+    if (old.state !== "closed") old.close(10).catch(() => {});
+    this.emit("reconnected", { serverName: next.serverName });
+  }
+}
+
+// ---- typed protocols ----
+
+/**
+ * A MessagePack codec, e.g. `import * as msgpack from "@msgpack/msgpack"`.
+ * @typedef {{encode: (value: unknown) => Uint8Array, decode: (bytes: Uint8Array) => unknown}} MsgpackCodec
+ */
+
+/**
+ * A connection speaking an application protocol in MessagePack, with
+ * serde's conventions (spec 3.3.3): a struct is an object of its fields,
+ * an enum variant with fields `{Get: {key: "k"}}`, one without its name
+ * `"Watch"`. Events pushed by the service come as "event" `{value}`.
+ */
+export class TypedClient extends EventTarget {
+  /**
+   * @param {string} url
+   * @param {AppProtocol} protocol
+   * @param {MsgpackCodec} msgpack
+   * @param {ConnectOptions} [options]
+   */
+  static async connect(url, protocol, msgpack, options = {}) {
+    const client = await Client.connect(url, { ...options, appProtocol: protocol });
+    return new TypedClient(client, msgpack);
+  }
+
+  /** @param {Client} client @param {MsgpackCodec} msgpack */
+  constructor(client, msgpack) {
+    super();
+    this.untyped = client;
+    this.msgpack = msgpack;
+    client.addEventListener("binary", (e) => {
+      const { data } = /** @type {PushEvent & {detail: {data: Uint8Array}}} */ (e).detail;
+      try {
+        this.dispatchEvent(new PushEvent("event", { value: msgpack.decode(data) }));
+      } catch (err) {
+        this.dispatchEvent(new PushEvent("undecodable", { error: String(err) }));
+      }
+    });
+  }
+
+  /** The version the handshake settled on. */
+  get negotiated() { return this.untyped.appProtocol; }
+
+  /**
+   * Calls the service: resolves with its response; rejects with kind
+   * "remote" (`error` holds the protocol's own error), "request-failed"
+   * (it could not handle the request at all), or "decode".
+   * @param {unknown} request
+   * @param {{timeout?: number}} [options]
+   */
+  async call(request, options) {
+    const answer = this.msgpack.decode(await this.untyped.request(this.msgpack.encode(request), options));
+    if (answer && typeof answer === "object" && !Array.isArray(answer)) {
+      const entries = Object.entries(answer);
+      if (entries.length === 1 && entries[0][0] === "Ok") return entries[0][1];
+      if (entries.length === 1 && entries[0][0] === "Err") {
+        const error = new RustTcpError(`the server answered with an error: ${JSON.stringify(entries[0][1])}`, { kind: "remote", by: "server" });
+        /** @type {unknown} */ (/** @type {any} */ (error).error = entries[0][1]);
+        throw error;
+      }
+    }
+    throw new RustTcpError(`the response is not {Ok: …} or {Err: …}: ${JSON.stringify(answer)}`, { kind: "decode", by: "server" });
+  }
+
+  /** Sends a one-way message. @param {unknown} message */
+  async send(message) {
+    await this.untyped.sendBinary(this.msgpack.encode(message));
+  }
+
+  /** The close handshake. */
+  async close() {
+    await this.untyped.close();
+  }
+}
