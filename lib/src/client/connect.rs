@@ -150,6 +150,11 @@ struct WebSocketTarget<'a> {
 impl WebSocketTarget<'_> {
     /// A `wss://` target needs TLS settings, and a `ws://` one none.
     fn check(&self, secure: bool, config: &ClientConfig) -> Result<(), ClientError> {
+        if config.version == ProtocolVersion::V1 {
+            return Err(ClientError::InvalidConfig(
+                "v1 does not travel over WebSocket (only v2 does)".into(),
+            ));
+        }
         match (secure, config.tls.is_some()) {
             (true, false) => Err(ClientError::InvalidConfig(
                 "wss:// needs TLS settings (ClientConfig::tls; --tls or --ca)".into(),

@@ -41,6 +41,16 @@ impl Stream {
     pub(crate) fn reset_on_close(&self) {
         let _ = self.tcp().set_zero_linger();
     }
+
+    /// On a WebSocket, the close frame the shutdown will send: why the
+    /// carrier ends. Nothing to say on a plain stream.
+    pub(crate) fn close_with(&mut self, code: u16, reason: &str) {
+        #[cfg(feature = "websocket")]
+        if let Stream::WebSocket(ws) = self {
+            ws.put_close(code, reason);
+        }
+        let _ = (code, reason);
+    }
 }
 
 macro_rules! each {

@@ -219,8 +219,9 @@ impl<S> WsStream<S> {
         self.put_payload(payload);
     }
 
-    /// Queues our close frame, once.
-    fn put_close(&mut self, code: u16, reason: &str) {
+    /// Queues our close frame, once: the next shutdown sends it (instead
+    /// of a plain 1000).
+    pub(crate) fn put_close(&mut self, code: u16, reason: &str) {
         if self.close_sent {
             return;
         }

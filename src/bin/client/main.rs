@@ -41,7 +41,8 @@ struct Args {
 
 #[derive(Debug, Clone, ClapArgs)]
 pub(crate) struct ConnArgs {
-    /// Server address, HOST:PORT.
+    /// Server address, HOST:PORT; or ws://HOST:PORT/ for v2 over WebSocket
+    /// (a server's --ws-addr), wss:// with --tls or --ca.
     #[arg(long, global = true, default_value = "127.0.0.1:8080")]
     pub(crate) addr: String,
 

@@ -1,0 +1,136 @@
+// The chat page in a real headless Chromium (Debian's `chromium`, driven by
+// puppeteer-core): two pages and a terminal `client chat` in one room,
+// messages crossing all three ways; a page from another origin refused; a
+// page that shows "reconnecting" and recovers when its server restarts.
+// A screenshot of the page after the exchange is saved under target/.
+
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import puppeteer from "puppeteer-core";
+import { Server, Process, binary, REPO, PATIENCE } from "./servers.js";
+
+const CHROMIUM = process.env.CHROMIUM ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
+const SHOTS = path.join(REPO, "target", "browser");
+
+/** @type {import("puppeteer-core").Browser} */
+let browser;
+const started = [];
+
+before(async () => {
+  assert.ok(CHROMIUM, "Chromium not found: apt-get install chromium (or set CHROMIUM)");
+  browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // --no-sandbox: the tests may run as root, where Chromium's sandbox
+    // cannot start. Only our loopback pages are loaded.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    timeout: PATIENCE,
+    protocolTimeout: PATIENCE,
+  });
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const p of started) await p.stop();
+});
+
+/** A page at `url` that joined the chat as `name`. */
+async function join(url, name) {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(PATIENCE);
+  await page.goto(url);
+  await page.type("#name", name);
+  await page.click("#join-button");
+  await page.waitForFunction(() => document.getElementById("state").dataset.state === "open");
+  return page;
+}
+
+/** Types `text` into the page's chat box and sends it. */
+async function say(page, text) {
+  // Typing goes to the tab in front (a background tab gets no input).
+  await page.bringToFront();
+  await page.type("#text", text);
+  await page.click("#send");
+}
+
+/** Waits until the page's log has a line containing `text`. */
+async function sees(page, text) {
+  await page.waitForFunction((t) => [...document.querySelectorAll("#log li")].some((li) => li.textContent.includes(t)), {}, text);
+}
+
+test("two pages and a terminal client share one room", async () => {
+  const server = await Server.start(["--broadcast"]);
+  started.push(server);
+  const url = `http://${server.ws}/`;
+  const ada = await join(url, "ada");
+  const bob = await join(url, "bob");
+  const term = new Process(binary("client"), ["--addr", server.tcp, "--name", "term", "chat"]);
+  started.push(term);
+  await term.waitFor("* connected to");
+
+  await say(ada, "hello from ada");
+  await sees(bob, "hello from ada");
+  await term.waitFor("ada: hello from ada", "stdout");
+
+  term.child.stdin.write("hello from the terminal\n");
+  await sees(ada, "hello from the terminal");
+  await sees(bob, "hello from the terminal");
+
+  await say(bob, "hello from bob");
+  await sees(ada, "hello from bob");
+  await term.waitFor("bob: hello from bob", "stdout");
+
+  // Who spoke is shown apart from what was said.
+  const who = await ada.$$eval("#log .who", (names) => names.map((n) => n.textContent));
+  assert.deepEqual(who.slice(0, 3), ["ada", "term", "bob"]);
+  await ada.bringToFront(); // a background tab is not painted
+  await ada.screenshot({ path: path.join(SHOTS, "chat.png") });
+  await ada.close();
+  await bob.close();
+  term.child.stdin.end();
+});
+
+test("a page from another origin is refused, one allowed by --ws-allowed-origin is not", async () => {
+  // A page served by another server: "another site" to ours.
+  const other = await Server.start([]);
+  started.push(other);
+  const strict = await Server.start(["--broadcast"]);
+  const open = await Server.start(["--broadcast", "--ws-allowed-origin", `http://${other.ws}`]);
+  started.push(strict, open);
+  const page = await browser.newPage();
+  page.setDefaultTimeout(PATIENCE);
+  await page.goto(`http://${other.ws}/`);
+  const attempt = (url) => page.evaluate(async (u) => {
+    const { Client } = await import("/rust-tcp.js");
+    try {
+      const c = await Client.connect(u, { name: "visitor", connectTimeout: 5 });
+      await c.close();
+      return "connected";
+    } catch (e) {
+      return `refused: ${e.message}`;
+    }
+  }, url);
+  assert.match(await attempt(strict.url), /^refused: cannot connect/);
+  await strict.waitFor("WebSocket upgrade refused with HTTP 403");
+  assert.equal(await attempt(open.url), "connected");
+  await page.close();
+});
+
+test("a page shows reconnecting and recovers when its server restarts", async () => {
+  const server = await Server.start(["--broadcast", "--name", "first"]);
+  started.push(server);
+  const page = await join(`http://${server.ws}/`, "cleo");
+  await server.stop("SIGKILL");
+  await page.waitForFunction(() => document.getElementById("state").dataset.state === "reconnecting");
+  const again = await Server.start(["--broadcast", "--name", "second"], { ws: server.ws });
+  started.push(again);
+  await page.waitForFunction(() => document.getElementById("state").textContent === "connected to second");
+  await sees(page, "reconnected to second");
+  await say(page, "back again");
+  await again.waitFor("name=cleo");
+  await page.screenshot({ path: path.join(SHOTS, "reconnected.png") });
+  await page.close();
+});
