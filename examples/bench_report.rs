@@ -49,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     scaling(&mut md, &runs, &plots)?;
     rpc_race(&mut md, &runs);
     python_client(&mut md, &runs, &machine);
+    websocket(&mut md, &runs);
     slot_attack(&mut md, &runs);
     std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
 
@@ -815,6 +816,66 @@ fn python_client(md: &mut String, runs: &[Run], machine: &BTreeMap<String, Strin
         md,
         "\nA ratio above 1 is in our favour (for latency: theirs / ours). \
          The targets are in the side-by-side table above.\n"
+    );
+}
+
+/// v2 over WebSocket against v2 over TCP, the same server and load
+/// generator: one row a round.
+fn websocket(md: &mut String, runs: &[Run]) {
+    if !runs.iter().any(|r| r.case.starts_with("ws_")) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## v2 over WebSocket against v2 over TCP\n\n\
+         One `server --sink --ws-addr …` listening on both; the same load \
+         generator drives both (`client bench`, which speaks v2 over WebSocket \
+         to a `ws://` address, one frame per message, masked as a browser's). \
+         Idle: `client bench --mode idle` with {} connections, each used once, \
+         each way on a fresh server; the server's RSS growth per connection.\n\n\
+         | round | one-way 32 B, M msg/s: TCP / WS | ratio | server CPU µs/msg: TCP / WS | requests 50x16, k req/s: TCP / WS | ratio | server CPU µs/req: TCP / WS | idle bytes/conn: TCP / WS |\n\
+         |---|---|---|---|---|---|---|---|",
+        runs.iter()
+            .find(|r| r.case == "ws_idle")
+            .and_then(|r| field(&r.result, "connections"))
+            .unwrap_or(f64::NAN)
+    );
+    let rounds = by_round(runs, "ws_oneway32", "tcp", "per_sec");
+    for round in rounds.keys() {
+        let get = |case: &str, imp: &str, metric: &str| {
+            by_round(runs, case, imp, metric)
+                .get(round)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let (ot, ow) = (
+            get("ws_oneway32", "tcp", "per_sec"),
+            get("ws_oneway32", "ws", "per_sec"),
+        );
+        let (rt, rw) = (
+            get("ws_req_50x16", "tcp", "per_sec"),
+            get("ws_req_50x16", "ws", "per_sec"),
+        );
+        let _ = writeln!(
+            md,
+            "| {round} | {:.2} / {:.2} | {:.2} | {:.3} / {:.3} | {:.0} / {:.0} | {:.2} | {:.2} / {:.2} | {:.0} / {:.0} |",
+            ot / 1e6,
+            ow / 1e6,
+            ow / ot,
+            get("ws_oneway32", "tcp", "server_cpu_us_per_op"),
+            get("ws_oneway32", "ws", "server_cpu_us_per_op"),
+            rt / 1e3,
+            rw / 1e3,
+            rw / rt,
+            get("ws_req_50x16", "tcp", "server_cpu_us_per_op"),
+            get("ws_req_50x16", "ws", "server_cpu_us_per_op"),
+            get("ws_idle", "tcp", "bytes_per_conn"),
+            get("ws_idle", "ws", "bytes_per_conn"),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nA ratio is WebSocket / TCP: below 1, WebSocket is slower.\n"
     );
 }
 

@@ -6,8 +6,9 @@
 # then our TLS cost, what an idle connection costs, how throughput, latency
 # and memory scale with connections and payload size, typed requests
 # against tarpc and tonic (benches/rpc_race), the Python client against
-# redis-py (clients/python/bench), and how an honest client fares during a
-# distributed slot attack (scripts/slot_attack.py).
+# redis-py (clients/python/bench), v2 over WebSocket against v2 over TCP, and
+# how an honest client fares during a distributed slot attack
+# (scripts/slot_attack.py).
 # Prints the table of ratios and writes a report with its plots.
 #
 #   scripts/bench.sh            # the full run (about 12 minutes on 2 cores):
@@ -280,7 +281,7 @@ idle() {
     after=$(rss_kib "$SERVER_PID")
     kill "$holder" 2>/dev/null || true
     wait "$holder" 2>/dev/null || true
-    record idle "$impl" "$round" "{\"connections\":$IDLE,\"rss_before_kib\":$before,\"rss_after_kib\":$after,\"bytes_per_conn\":$(( (after - before) * 1024 / IDLE ))}"
+    record "${IDLE_CASE:-idle}" "$impl" "$round" "{\"connections\":$IDLE,\"rss_before_kib\":$before,\"rss_after_kib\":$after,\"bytes_per_conn\":$(( (after - before) * 1024 / IDLE ))}"
 }
 for round in $(seq "$ROUNDS"); do
     for impl in ours-v2 ours-v1 redis; do
@@ -360,6 +361,49 @@ VENV=$ROOT/target/python-venv
 "$VENV/bin/python" "$ROOT/clients/python/bench/bench_vs_redis.py" --server "$BIN/server" \
     --seconds "$SECS" --rounds "$ROUNDS" --jsonl >> "$RESULTS" 2>>"$WORK/python.err" \
     || die "the Python benchmark failed: $(tail -3 "$WORK/python.err")"
+
+# --- v2 over WebSocket against v2 over TCP --------------------------------------
+# One server (--sink) listening on both; the same load generator drives both
+# (`client --addr ws://…` speaks v2 over WebSocket, as a browser does).
+say "v2 over WebSocket against v2 over TCP"
+bench_to() {
+    local addr=$1; shift
+    local line
+    line=$("$BIN/client" --addr "$addr" "$@" --json 2>>"$WORK/client.err" | tail -1) \
+        || die "client bench $* failed: $(tail -3 "$WORK/client.err")"
+    echo "$line"
+}
+ours_ws() {
+    WS_PORT=$(free_port)
+    ours "$1" --sink --max-connections 20000 --max-connections-per-ip 20000 \
+        --max-pending-handshakes 20000 --ws-addr "127.0.0.1:$WS_PORT"
+    for _ in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$WS_PORT") 2>/dev/null && return
+        sleep 0.05
+    done
+    die "the WebSocket listener is not up on port $WS_PORT"
+}
+for round in $(seq "$ROUNDS"); do
+    ours_ws ours-ws
+    for transport in tcp ws; do
+        target="127.0.0.1:$PORT"; [ "$transport" = ws ] && target="ws://127.0.0.1:$WS_PORT/"
+        cpu_before=$(cpu_ticks "$SERVER_PID")
+        record ws_oneway32 "$transport" "$round" \
+            "$(with_cpu "$(bench_to "$target" bench --mode text --size 32 --duration "$SECS")")"
+        cpu_before=$(cpu_ticks "$SERVER_PID")
+        record ws_req_50x16 "$transport" "$round" \
+            "$(with_cpu "$(bench_to "$target" bench --mode request --connections 50 --in-flight 16 --duration "$SECS")")"
+    done
+    stop
+    # What an idle connection costs, each way, on a fresh server.
+    for transport in tcp ws; do
+        ours_ws ours-ws-idle
+        target="127.0.0.1:$PORT"; [ "$transport" = ws ] && target="ws://127.0.0.1:$WS_PORT/"
+        IDLE_CASE=ws_idle idle "$transport" "$round" "$BIN/client" --addr "$target" bench \
+            --mode idle --connections "$IDLE" --duration 3600
+        stop
+    done
+done
 
 # --- a distributed slot attack ------------------------------------------------
 # 14 addresses x 1,000 silent sockets reconnecting at once when cut, for

@@ -9,7 +9,8 @@
 # Python client's (clients/python): a virtual environment in
 # target/python-venv with the package and its test extras from PyPI, pytest
 # against the real server, `ruff check`, `ruff format --check` and
-# `mypy --strict`.
+# `mypy --strict`; then the JavaScript client's (clients/js): `npm ci`, and
+# node's test runner against the real server and in headless Chromium.
 #
 #   scripts/test.sh             # everything
 #   scripts/test.sh ARGS...     # only `cargo test ARGS` (a test name, say)
@@ -23,7 +24,10 @@
 #   (each started on a free loopback port and stopped by its PID);
 # - tshark: tests/wireshark.rs runs the Lua dissector on a capture (as
 #   `nobody` via util-linux's setpriv when we are root: tshark refuses Lua
-#   to root).
+#   to root);
+# - nodejs, npm: clients/js is tested with node's test runner (npm brings
+#   its test dependencies: ws, @msgpack/msgpack, puppeteer-core);
+# - chromium: the chat page is tested in a real headless browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,10 +43,10 @@ fi
 # program -> the Debian package that provides it
 declare -A package=(
   [kill]=procps [python3]=python3 [haproxy]=haproxy [nats-server]=nats-server
-  [tshark]=tshark [setpriv]=util-linux
+  [tshark]=tshark [setpriv]=util-linux [node]=nodejs [npm]=npm [chromium]=chromium
 )
 missing=()
-for program in kill python3 haproxy nats-server tshark setpriv; do
+for program in kill python3 haproxy nats-server tshark setpriv node npm chromium; do
   type -P "$program" >/dev/null 2>&1 || missing+=("${package[$program]}")
 done
 if type -P python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
@@ -89,4 +93,13 @@ echo "test.sh: installing clients/python with its test extras into $venv" >&2
   "../../$venv/bin/ruff" check .
   "../../$venv/bin/ruff" format --check .
   "../../$venv/bin/mypy"
+)
+
+# The JavaScript client, in node and in Chromium, against the same server.
+echo "test.sh: installing clients/js's test dependencies (npm ci)" >&2
+(
+  cd clients/js
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run --silent check   # the JSDoc types, checked by tsc --strict
+  node --test test/*.test.js
 )

@@ -394,7 +394,7 @@ fn the_server_binary_serves_websockets_and_its_chat_page() {
         let (opcode, _) = read_ws(&mut stream).await;
         assert_eq!(opcode, 8);
         drop(stream);
-        server.wait_for_log("v1 over WebSocket");
+        server.wait_for_log("v1 does not travel over WebSocket");
         // The one slot taken, the next WebSocket newcomer hears 503.
         let _holder = open_session(&ws, "holder").await;
         server.wait_for_log("name=holder");

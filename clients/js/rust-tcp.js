@@ -416,7 +416,7 @@ class Link {
     this.serverMaxFrame = w.maxFrame;
     this.heartbeat = w.heartbeatMs / 1000;
     if (this.heartbeat > 0) this.beat = setTimeout(() => this.heartbeatCheck(), w.heartbeatMs);
-    this.welcomeResolve?.();
+    this.welcomeResolve?.(undefined);
   }
 
   /** @param {Uint8Array} p */

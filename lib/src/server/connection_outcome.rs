@@ -53,9 +53,6 @@ pub(crate) enum ConnectionError {
     /// The HTTP request on the WebSocket port was answered with an error.
     #[error("WebSocket upgrade refused with HTTP {status}: {reason}")]
     WebSocketUpgrade { status: u16, reason: String },
-    /// A WebSocket peer sent v1 (only v2 travels over WebSocket).
-    #[error("v1 over WebSocket: only v2 frames travel in WebSocket messages")]
-    V1OverWebSocket,
 }
 
 impl From<CodecError> for ConnectionError {
@@ -109,7 +106,6 @@ impl ConnectionError {
             ConnectionError::HeartbeatTimeout(_) => "heartbeat_timeout",
             ConnectionError::Io(_) => "io_error",
             ConnectionError::WebSocketUpgrade { .. } => "websocket_upgrade_refused",
-            ConnectionError::V1OverWebSocket => "unsupported_version",
         }
     }
 

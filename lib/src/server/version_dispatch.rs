@@ -219,13 +219,6 @@ async fn dispatch_by_version<S: Service>(
     }
     match version {
         None => Ok(ConnectionEnd::PeerClosed),
-        #[cfg(feature = "websocket")]
-        Some(v1::VERSION) if peer.transport == Transport::WebSocket => {
-            conn.stream_mut()
-                .close_with(1002, "v1 does not travel over WebSocket; send a v2 HELLO");
-            let _ = conn.shutdown().await;
-            Err(ConnectionError::V1OverWebSocket)
-        }
         Some(v1::VERSION) if config.auth_tokens.is_some() && !config.allow_v1 => {
             // A reset, not an orderly close: the v1 client must not take
             // it for "everything was read".

@@ -41,16 +41,6 @@ impl Stream {
     pub(crate) fn reset_on_close(&self) {
         let _ = self.tcp().set_zero_linger();
     }
-
-    /// On a WebSocket, the close frame the shutdown will send: why the
-    /// carrier ends. Nothing to say on a plain stream.
-    pub(crate) fn close_with(&mut self, code: u16, reason: &str) {
-        #[cfg(feature = "websocket")]
-        if let Stream::WebSocket(ws) = self {
-            ws.put_close(code, reason);
-        }
-        let _ = (code, reason);
-    }
 }
 
 macro_rules! each {
@@ -106,7 +96,7 @@ impl AsyncWrite for Stream {
             Stream::Server(s) => s.is_write_vectored(),
             Stream::Client(s) => s.is_write_vectored(),
             #[cfg(feature = "websocket")]
-            Stream::WebSocket(_) => false,
+            Stream::WebSocket(s) => s.is_write_vectored(),
         }
     }
 }

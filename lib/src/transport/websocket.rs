@@ -30,8 +30,8 @@ const V2_HEADER: usize = 6;
 const MAX_CONTROL: u64 = 125;
 /// Bytes of WebSocket frames held for the socket before writers wait.
 const WRITE_HIGH: usize = 64 * 1024;
-/// What one read from the socket asks for while looking for a header.
-const READ_CHUNK: usize = 4096;
+/// What one read from the socket asks for: many small messages at once.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Which end of the WebSocket we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,15 @@ impl MessageCheck {
     /// Takes `bytes` (the next of the message) into account, or says why
     /// the message is wrong.
     fn take(&mut self, bytes: &[u8]) -> Result<(), Violation> {
+        if self.got == 0
+            && let Some(&first) = bytes.first()
+            && first != 2
+        {
+            return Err(Violation::protocol(format!(
+                "a message must carry a v2 frame, whose first byte is 2, not {first} \
+                 (v1 does not travel over WebSocket)"
+            )));
+        }
         let mut rest = bytes;
         while self.got < V2_HEADER as u64 && !rest.is_empty() {
             self.head[self.got as usize] = rest[0];
@@ -219,9 +228,8 @@ impl<S> WsStream<S> {
         self.put_payload(payload);
     }
 
-    /// Queues our close frame, once: the next shutdown sends it (instead
-    /// of a plain 1000).
-    pub(crate) fn put_close(&mut self, code: u16, reason: &str) {
+    /// Queues our close frame, once.
+    fn put_close(&mut self, code: u16, reason: &str) {
         if self.close_sent {
             return;
         }
@@ -267,7 +275,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
         let spare = self.rbuf.spare_capacity_mut();
         let room = READ_CHUNK.min(spare.len());
         let mut buf = ReadBuf::uninit(&mut spare[..room]);
-        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
+        if Pin::new(&mut self.inner)
+            .poll_read(cx, &mut buf)?
+            .is_pending()
+        {
+            if self.rbuf.is_empty() {
+                // Waiting with nothing half-read: an idle connection holds
+                // no read buffer.
+                self.rbuf = BytesMut::new();
+            }
+            return Poll::Pending;
+        }
         let n = buf.filled().len();
         // SAFETY: `poll_read` initialised the first `n` bytes of the spare
         // capacity it was given (ReadBuf's contract), and `n` is within it.
@@ -302,14 +320,31 @@ fn random_mask() -> [u8; 4] {
 }
 
 /// XORs `bytes` with `mask`, the first byte being at position `at` of the
-/// frame's payload.
+/// frame's payload; eight bytes at a time.
 fn apply_mask(bytes: &mut [u8], mask: [u8; 4], at: usize) {
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b ^= mask[(at + i) % 4];
+    let m = [
+        mask[at % 4],
+        mask[(at + 1) % 4],
+        mask[(at + 2) % 4],
+        mask[(at + 3) % 4],
+    ];
+    let word = u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]]);
+    let mut chunks = bytes.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(v) ^ word).to_ne_bytes());
+    }
+    // What is left starts at a multiple of 8: in phase with `m`.
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= m[i % 4];
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
+    /// Fills `buf` with as much of the v2 stream as is here: every message
+    /// already read goes out in one call (the decoder then sees a batch, as
+    /// over TCP), and the socket is read only when nothing is left.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -320,6 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
         if !this.wbuf.is_empty() {
             let _ = this.poll_drain(cx);
         }
+        let mut delivered = false;
         loop {
             match this.reading {
                 Reading::Ended => return Poll::Ready(Ok(())),
@@ -352,9 +388,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
                         }
                         buf.put_slice(&bytes);
                         n
+                    } else if delivered {
+                        return Poll::Ready(Ok(()));
                     } else {
-                        // Straight into the caller's buffer: no copy for
-                        // the payload, which is most of the bytes.
+                        // Nothing buffered: a large payload goes straight
+                        // into the caller's buffer, without a copy.
                         let unfilled = buf.initialize_unfilled_to(room);
                         let mut sub = ReadBuf::new(unfilled);
                         ready!(Pin::new(&mut this.inner).poll_read(cx, &mut sub))?;
@@ -375,17 +413,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
                         buf.advance(n);
                         n
                     };
+                    delivered = true;
                     this.reading = Reading::Payload {
                         left: left - n as u64,
                         mask,
                         at: (at + n) % 4,
                         fin,
                     };
-                    return Poll::Ready(Ok(()));
                 }
                 Reading::Header => {
                     let (header, len) = match this.header() {
                         Ok(Some(found)) => found,
+                        Ok(None) if delivered => return Poll::Ready(Ok(())),
                         Ok(None) => {
                             if !ready!(this.poll_fill(cx))? {
                                 if this.message.open
@@ -444,6 +483,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
                                     this.put_close(code, "");
                                     let _ = this.poll_drain(cx);
                                     this.reading = Reading::Ended;
+                                    return Poll::Ready(Ok(()));
                                 }
                                 _ => {} // a pong: nothing to do
                             }
@@ -521,6 +561,44 @@ impl<S> WsStream<S> {
     }
 }
 
+impl<S> WsStream<S> {
+    /// Wraps the v2 bytes of `buf` into WebSocket frames in `wbuf`, one
+    /// per v2 frame (its header may come in one write and its payload in
+    /// later ones); how many bytes were taken.
+    fn wrap(&mut self, buf: &[u8]) -> usize {
+        let take = buf.len().min(WRITE_HIGH.saturating_sub(self.wbuf.len()));
+        let mut rest = &buf[..take];
+        while !rest.is_empty() {
+            if self.out_left == 0 {
+                // The next v2 frame's header, perhaps across writes.
+                let n = (V2_HEADER - self.out_head_len).min(rest.len());
+                self.out_head[self.out_head_len..self.out_head_len + n].copy_from_slice(&rest[..n]);
+                self.out_head_len += n;
+                rest = &rest[n..];
+                if self.out_head_len == V2_HEADER {
+                    let h = self.out_head;
+                    let len = u64::from(u32::from_be_bytes([h[2], h[3], h[4], h[5]]));
+                    self.put_header(OpCode::Data(Data::Binary), V2_HEADER as u64 + len);
+                    self.put_payload(&h);
+                    self.out_head_len = 0;
+                    self.out_left = len;
+                }
+            } else {
+                let n = usize::try_from(self.out_left)
+                    .unwrap_or(usize::MAX)
+                    .min(rest.len());
+                self.put_payload(&rest[..n]);
+                self.out_left -= n as u64;
+                rest = &rest[n..];
+            }
+        }
+        take
+    }
+}
+
+/// Writes are framed into a buffer and go to the socket on flush (the
+/// driver flushes once it has written a batch), or when the buffer is
+/// full: one system call for many frames.
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -531,39 +609,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
         if this.wbuf.len() >= WRITE_HIGH {
             ready!(this.poll_drain(cx))?;
         }
-        let take = buf
-            .len()
-            .min(WRITE_HIGH.max(this.wbuf.len()) - this.wbuf.len());
-        let mut rest = &buf[..take];
-        while !rest.is_empty() {
-            if this.out_left == 0 {
-                // The next v2 frame's header, perhaps across writes.
-                let n = (V2_HEADER - this.out_head_len).min(rest.len());
-                this.out_head[this.out_head_len..this.out_head_len + n].copy_from_slice(&rest[..n]);
-                this.out_head_len += n;
-                rest = &rest[n..];
-                if this.out_head_len == V2_HEADER {
-                    let h = this.out_head;
-                    let len = u64::from(u32::from_be_bytes([h[2], h[3], h[4], h[5]]));
-                    this.put_header(OpCode::Data(Data::Binary), V2_HEADER as u64 + len);
-                    this.put_payload(&h);
-                    this.out_head_len = 0;
-                    this.out_left = len;
-                }
-            } else {
-                let n = usize::try_from(this.out_left)
-                    .unwrap_or(usize::MAX)
-                    .min(rest.len());
-                this.put_payload(&rest[..n]);
-                this.out_left -= n as u64;
-                rest = &rest[n..];
+        Poll::Ready(Ok(this.wrap(buf)))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.wbuf.len() >= WRITE_HIGH {
+            ready!(this.poll_drain(cx))?;
+        }
+        let mut taken = 0;
+        for b in bufs {
+            let n = this.wrap(b);
+            taken += n;
+            if n < b.len() {
+                break;
             }
         }
-        // Out as far as the socket takes it now; the rest on flush.
-        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(take))
+        Poll::Ready(Ok(taken))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
