@@ -134,3 +134,27 @@ test("a page shows reconnecting and recovers when its server restarts", async ()
   await page.screenshot({ path: path.join(SHOTS, "reconnected.png") });
   await page.close();
 });
+
+test("across servers over NATS: a page on one, the Python client on the other", async () => {
+  const python = process.env.RUST_TCP_PYTHON ?? path.join(REPO, "target", "python-venv", "bin", "python");
+  assert.ok(existsSync(python), `no Python with clients/python installed at ${python} (scripts/test.sh makes it)`);
+  const nats = new Process("nats-server", ["-a", "127.0.0.1", "-p", "-1", "-DV"]);
+  started.push(nats);
+  const natsAddr = (await nats.waitFor("Listening for client connections on")).match(/on ([0-9.:]+)/)[1];
+  const relay = ["--broadcast", "--nats", `nats://${natsAddr}`, "--room", "web"];
+  const a = await Server.start([...relay, "--name", "a"]);
+  const b = await Server.start([...relay, "--name", "b"]);
+  started.push(a, b);
+  await a.waitFor("NATS connected");
+  await b.waitFor("NATS connected");
+  const page = await join(`http://${a.ws}/`, "dora");
+  const py = new Process(python, ["-m", "rust_tcp", "--addr", b.tcp, "--name", "pyth", "chat"]);
+  started.push(py);
+  await py.waitFor("* connected to b");
+  await say(page, "hello across servers");
+  await py.waitFor("dora: hello across servers", "stdout");
+  py.child.stdin.write("hello from python\n");
+  await sees(page, "hello from python");
+  await page.close();
+  py.child.stdin.end();
+});
