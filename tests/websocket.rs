@@ -440,3 +440,36 @@ async fn behind_a_balancer_the_real_address_counts() {
     assert_eq!(peer.transport, Transport::WebSocket);
     stop.cancel();
 }
+
+/// `wss://`: the WebSocket listener speaks TLS with the server's own
+/// certificate, and the client checks it as over TCP.
+#[tokio::test]
+async fn websockets_over_tls_use_the_servers_certificate() {
+    let ca = common::certs::TestCa::new("ws-tls");
+    let leaf = ca.leaf("server", &["127.0.0.1"], false);
+    let config = ServerConfig::default()
+        .tls(rust_tcp::ServerTls::from_pem_files(&leaf.cert, &leaf.key, None).unwrap());
+    let (service, mut got) = Collect::new();
+    let (_, ws, stop) = server_with(service, config, WebSocketConfig::new("127.0.0.1:0")).await;
+    let tls = rust_tcp::ClientTls::with_ca_file(&ca.cert).unwrap();
+    let client = Client::connect_with(
+        &format!("wss://{ws}/"),
+        ClientConfig::default().name("secure").tls(tls),
+    )
+    .await
+    .unwrap();
+    client.send_text("over wss").await.unwrap();
+    assert_eq!(client.request(Bytes::from_static(b"x")).await.unwrap(), "x");
+    client.close().await.unwrap();
+    let said = tokio::time::timeout(PATIENCE, got.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(said, ("secure".to_string(), "over wss".to_string()));
+    // A plain ws:// client on the TLS port gets no WebSocket.
+    let err = Client::connect_with(&format!("ws://{ws}/"), ClientConfig::default())
+        .await
+        .unwrap_err();
+    assert!(err.is_network() || err.is_remote(), "{err}");
+    stop.cancel();
+}

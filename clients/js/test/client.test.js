@@ -184,3 +184,66 @@ test("a server that breaks the protocol gets the right CLOSE", async () => {
     fake.close();
   }
 });
+
+test("heartbeats: PINGs are answered, a silent server is pinged, then dropped with 1014", async () => {
+  // WELCOME granting a 100 ms heartbeat, then a PING, then silence.
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols: () => SUBPROTOCOL });
+  await once(wss, "listening");
+  const seen = new Promise((resolve) => {
+    wss.on("connection", (ws) => {
+      const frames = [];
+      ws.on("message", (data) => {
+        const f = new Uint8Array(data);
+        frames.push(f);
+        if (f[1] === FrameType.HELLO) {
+          ws.send(encodeFrame(FrameType.WELCOME, Uint8Array.from([2, 1, 0, 0, 0, 0, 0, 0, 100, 0, 4, 102, 97, 107, 101])));
+          ws.send(encodeFrame(FrameType.PING, Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 42])));
+        }
+      });
+      ws.on("close", () => resolve(frames));
+    });
+  });
+  const { port } = /** @type {import("node:net").AddressInfo} */ (wss.address());
+  const client = await Client.connect(`ws://127.0.0.1:${port}/`, options);
+  assert.equal(client.heartbeat, 0.1);
+  const end = (await next(client, "end")).error;
+  assert.equal(end.code, 1014);
+  assert.equal(end.by, "network");
+  const types = (await seen).map((f) => f[1]);
+  assert.deepEqual(types, [FrameType.HELLO, FrameType.PONG, FrameType.PING, FrameType.CLOSE]);
+  wss.close();
+});
+
+test("a request timeout rejects, and the late answer is dropped without reusing its id", async () => {
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols: () => SUBPROTOCOL });
+  await once(wss, "listening");
+  wss.on("connection", (ws) => {
+    /** @type {Uint8Array[]} */
+    const held = [];
+    ws.on("message", (data) => {
+      const f = new Uint8Array(data);
+      if (f[1] === FrameType.HELLO) {
+        ws.send(encodeFrame(FrameType.WELCOME, Uint8Array.from([2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 102, 97, 107, 101])));
+      } else if (f[1] === FrameType.REQUEST) {
+        held.push(f.subarray(6, 10));
+        if (held.length === 2) {
+          // The late answer to the first, then the second's own.
+          const answer = (id, text) => encodeFrame(FrameType.RESPONSE, Uint8Array.from([...id, 0, ...new TextEncoder().encode(text)]));
+          assert.deepEqual([...held[0]], [0, 0, 0, 0]);
+          assert.deepEqual([...held[1]], [0, 0, 0, 1]);
+          ws.send(answer(held[0], "late"));
+          ws.send(answer(held[1], "on time"));
+        }
+      }
+    });
+  });
+  const { port } = /** @type {import("node:net").AddressInfo} */ (wss.address());
+  const client = await Client.connect(`ws://127.0.0.1:${port}/`, options);
+  await assert.rejects(client.request("slow", { timeout: 0.05 }), (e) => e.kind === "timeout" && e.by === "us");
+  assert.equal(text.decode(await client.request("fast")), "on time");
+  assert.equal(client.pendingRequests, 0);
+  const ended = next(client, "end");
+  for (const peer of wss.clients) peer.terminate();
+  assert.equal((await ended).error.by, "network");
+  wss.close();
+});
