@@ -766,6 +766,14 @@ fn rpc_race(md: &mut String, runs: &[Run]) {
     );
 }
 
+/// One figure of one round (NaN when it was not measured).
+fn in_round(runs: &[Run], case: &str, imp: &str, metric: &str, round: u64) -> f64 {
+    by_round(runs, case, imp, metric)
+        .get(&round)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
 /// The Python client against redis-py (clients/python/bench): one row a
 /// round, each with its ratio, since the rounds are paired.
 fn python_client(md: &mut String, runs: &[Run], machine: &BTreeMap<String, String>) {
@@ -790,12 +798,7 @@ fn python_client(md: &mut String, runs: &[Run], machine: &BTreeMap<String, Strin
     );
     let rounds = by_round(runs, "py_1x1", "ours", "latency_us.p50");
     for round in rounds.keys() {
-        let get = |case: &str, imp: &str, metric: &str| {
-            by_round(runs, case, imp, metric)
-                .get(round)
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let get = |case: &str, imp: &str, metric: &str| in_round(runs, case, imp, metric, *round);
         let pair = |case: &str| {
             let o = get(case, "ours", "per_sec");
             let t = get(case, "redis-py", "per_sec");
@@ -842,12 +845,7 @@ fn websocket(md: &mut String, runs: &[Run]) {
     );
     let rounds = by_round(runs, "ws_oneway32", "tcp", "per_sec");
     for round in rounds.keys() {
-        let get = |case: &str, imp: &str, metric: &str| {
-            by_round(runs, case, imp, metric)
-                .get(round)
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let get = |case: &str, imp: &str, metric: &str| in_round(runs, case, imp, metric, *round);
         let (ot, ow) = (
             get("ws_oneway32", "tcp", "per_sec"),
             get("ws_oneway32", "ws", "per_sec"),

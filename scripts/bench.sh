@@ -144,8 +144,13 @@ measure() {
 # One client bench run against 127.0.0.1:PORT; prints its JSON line.
 bench() {
     local port=$1; shift
+    bench_to "127.0.0.1:$port" "$@"
+}
+# bench_to ADDR ARGS...: the same, against any address (ws:// included).
+bench_to() {
+    local addr=$1; shift
     local line
-    line=$("$BIN/client" --addr "127.0.0.1:$port" "$@" --json 2>>"$WORK/client.err" | tail -1) \
+    line=$("$BIN/client" --addr "$addr" "$@" --json 2>>"$WORK/client.err" | tail -1) \
         || die "client bench $* failed: $(tail -3 "$WORK/client.err")"
     echo "$line"
 }
@@ -366,13 +371,6 @@ VENV=$ROOT/target/python-venv
 # One server (--sink) listening on both; the same load generator drives both
 # (`client --addr ws://…` speaks v2 over WebSocket, as a browser does).
 say "v2 over WebSocket against v2 over TCP"
-bench_to() {
-    local addr=$1; shift
-    local line
-    line=$("$BIN/client" --addr "$addr" "$@" --json 2>>"$WORK/client.err" | tail -1) \
-        || die "client bench $* failed: $(tail -3 "$WORK/client.err")"
-    echo "$line"
-}
 ours_ws() {
     WS_PORT=$(free_port)
     ours "$1" --sink --max-connections 20000 --max-connections-per-ip 20000 \

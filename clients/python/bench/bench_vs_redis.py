@@ -101,6 +101,22 @@ async def timed(seconds: float, step: Callable[[], Awaitable[int]]) -> float:
     return done / (time.perf_counter() - start)
 
 
+async def from_tasks(seconds: float, tasks: int, one: Callable[[], Awaitable[object]]) -> float:
+    """Requests per second from ``tasks`` tasks each calling ``one`` in a
+    loop for ``seconds``."""
+    stop = time.perf_counter() + seconds
+    counts = [0] * tasks
+
+    async def worker(i: int) -> None:
+        while time.perf_counter() < stop:
+            await one()
+            counts[i] += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(tasks)))
+    return sum(counts) / (time.perf_counter() - start)
+
+
 async def latency(count: int, one: Callable[[], Awaitable[object]]) -> float:
     samples = []
     for _ in range(count):
@@ -122,23 +138,10 @@ async def bench_ours(addr: str, seconds: float, in_flight: int, samples: int) ->
             await asyncio.gather(*(client.request(PAYLOAD) for _ in range(in_flight)))
             return in_flight
 
-        async def tasks() -> float:
-            stop = time.perf_counter() + seconds
-            counts = [0] * in_flight
-
-            async def worker(i: int) -> None:
-                while time.perf_counter() < stop:
-                    await client.request(PAYLOAD)
-                    counts[i] += 1
-
-            start = time.perf_counter()
-            await asyncio.gather(*(worker(i) for i in range(in_flight)))
-            return sum(counts) / (time.perf_counter() - start)
-
         await timed(0.3, batch)  # warm-up
         batch_rps = await timed(seconds, batch)
         gather_rps = await timed(seconds, gathered)
-        tasks_rps = await tasks()
+        tasks_rps = await from_tasks(seconds, in_flight, lambda: client.request(PAYLOAD))
         p50 = await latency(samples, lambda: client.request(PAYLOAD))
         return Figures(batch_rps, gather_rps, tasks_rps, p50)
 
@@ -154,24 +157,11 @@ async def bench_redis(port: int, seconds: float, in_flight: int, samples: int) -
             await pipe.execute()
             return in_flight
 
-        async def tasks() -> float:
-            # One connection: redis-py serialises concurrent commands on it,
-            # so 64 tasks have one command in flight at a time.
-            stop = time.perf_counter() + seconds
-            counts = [0] * in_flight
-
-            async def worker(i: int) -> None:
-                while time.perf_counter() < stop:
-                    await r.ping()
-                    counts[i] += 1
-
-            start = time.perf_counter()
-            await asyncio.gather(*(worker(i) for i in range(in_flight)))
-            return sum(counts) / (time.perf_counter() - start)
-
         await timed(0.3, batch)
         batch_rps = await timed(seconds, batch)
-        tasks_rps = await tasks()
+        # One connection: redis-py serialises concurrent commands on it, so
+        # its tasks have one command in flight at a time.
+        tasks_rps = await from_tasks(seconds, in_flight, r.ping)
         p50 = await latency(samples, r.ping)
         # redis-py has no other way to have 64 in flight on one connection.
         return Figures(batch_rps, batch_rps, tasks_rps, p50)
