@@ -158,3 +158,26 @@ test("across servers over NATS: a page on one, the Python client on the other", 
   await page.close();
   py.child.stdin.end();
 });
+
+test("--web-root serves a page of one's own and the MessagePack module beside the client", async () => {
+  const { mkdtempSync, writeFileSync, cpSync } = await import("node:fs");
+  const root = mkdtempSync("/tmp/rust-tcp-web-");
+  cpSync(path.join(REPO, "clients", "js", "node_modules", "@msgpack", "msgpack", "dist.esm"), path.join(root, "msgpack"), { recursive: true });
+  writeFileSync(path.join(root, "index.html"), `<!doctype html><title>mine</title><script type="module">
+    import { Client } from "/rust-tcp.js";
+    import * as msgpack from "/msgpack/index.mjs";
+    const client = await Client.connect(\`ws://\${location.host}/\`, { name: "own-page" });
+    const echoed = await client.request(msgpack.encode({ Get: { key: "k" } }));
+    document.title = JSON.stringify(msgpack.decode(echoed));
+    await client.close();
+  </script>`);
+  const server = await Server.start(["--web-root", root]);
+  started.push(server);
+  const page = await browser.newPage();
+  page.setDefaultTimeout(PATIENCE);
+  await page.goto(`http://${server.ws}/`);
+  await page.waitForFunction(() => document.title.startsWith("{"));
+  assert.equal(await page.title(), JSON.stringify({ Get: { key: "k" } }));
+  await server.waitFor("name=own-page");
+  await page.close();
+});
