@@ -17,6 +17,7 @@ from rust_tcp import (
     ConnectionClosed,
     HandshakeRefused,
     ProtocolError,
+    RequestFailed,
     RequestTimeout,
     TlsError,
     UnsupportedVersion,
@@ -164,7 +165,7 @@ def test_a_cancelled_request_keeps_its_id_until_answered() -> None:
                 await client.request(b"slow", timeout=0.05)
             assert e.value.cause is Cause.US
             assert await client.request(b"fast") == b"on time"
-            with pytest.raises(Exception, match="request failed: no such thing"):
+            with pytest.raises(RequestFailed, match="request failed: no such thing"):
                 await asyncio.wait_for(client.request(b"bad"), PATIENCE)
             assert client.pending_requests == 0
             await client.close()

@@ -38,9 +38,8 @@ pub(super) async fn open_link(
         None => None,
     };
     let addr = websocket.as_ref().map_or(addr, |w| w.authority);
-    let tcp = tokio::time::timeout(limit, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ClientError::Timeout(limit))?
+    let tcp = within(limit, started, TcpStream::connect(addr))
+        .await?
         .map_err(|source| ClientError::Connect {
             addr: addr.to_owned(),
             source,
@@ -54,11 +53,9 @@ pub(super) async fn open_link(
                 Some(name) => name.clone(),
                 None => server_name_of(addr)?,
             };
-            let left = limit.saturating_sub(started.elapsed());
             let connecting = TlsConnector::from(tls.config.clone()).connect(name, tcp);
-            let tls_stream = tokio::time::timeout(left, connecting)
-                .await
-                .map_err(|_| ClientError::Timeout(limit))?
+            let tls_stream = within(limit, started, connecting)
+                .await?
                 .map_err(|e| ClientError::Tls(format!("handshake with {addr} failed: {e}")))?;
             Stream::Client(Box::new(tls_stream))
         }
@@ -67,17 +64,15 @@ pub(super) async fn open_link(
     let stream = match websocket {
         None => stream,
         Some(target) => {
-            let left = limit.saturating_sub(started.elapsed());
             let max_message = u64::from(config.max_frame_size) + v2::HEADER_LEN as u64;
             let upgrading =
                 crate::transport::connect_websocket(stream, addr, target.path, max_message);
-            let ws = tokio::time::timeout(left, upgrading)
-                .await
-                .map_err(|_| ClientError::Timeout(limit))?
-                .map_err(|source| ClientError::Connect {
+            let ws = within(limit, started, upgrading).await?.map_err(|source| {
+                ClientError::Connect {
                     addr: addr.to_owned(),
                     source,
-                })?;
+                }
+            })?;
             Stream::WebSocket(Box::new(ws))
         }
     };
@@ -124,6 +119,18 @@ pub(super) async fn open_link(
             }
         }
     })
+}
+
+/// One step of opening a connection, within what is left of the connect
+/// timeout (which covers them all, counted from `started`).
+async fn within<T>(
+    limit: std::time::Duration,
+    started: Instant,
+    step: impl std::future::Future<Output = T>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(limit.saturating_sub(started.elapsed()), step)
+        .await
+        .map_err(|_| ClientError::Timeout(limit))
 }
 
 fn spawn_writer(core: &Arc<Core>, writer: tokio::io::WriteHalf<Stream>) {

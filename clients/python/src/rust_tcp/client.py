@@ -290,7 +290,7 @@ class Client:
         if link is None or link.state is not State.OPEN or link.going_away:
             link = await self._usable()
         fut = link.start_request(payload)
-        if link._write_paused:
+        if link.write_paused:
             await link.drain()
         limit = self.request_timeout if timeout is None else timeout
         if limit is None:

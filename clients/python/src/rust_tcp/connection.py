@@ -349,6 +349,11 @@ class Link(asyncio.Protocol):
                 f"{what} not sent: a payload of {size} bytes exceeds the server's limit of {self.peer_max_frame}"
             )
 
+    @property
+    def write_paused(self) -> bool:
+        """The transport holds more than its high-water mark: writers wait."""
+        return self._write_paused
+
     async def drain(self) -> None:
         """Waits while the transport holds more than its high-water mark."""
         if self._write_paused and self.state is not State.CLOSED:
