@@ -207,6 +207,11 @@ async fn calls_errors_messages_and_events_to_every_watcher() {
         .await
         .unwrap();
     let (mut events_a, mut events_b) = (watcher_a.events().unwrap(), watcher_b.events().unwrap());
+    // The one stream is taken: later calls, on a clone too, get `None`. A
+    // clone needs no `Clone` on the protocol's marker type (`new::Kv` has
+    // none).
+    let clone_a = watcher_a.clone();
+    assert!(watcher_a.events().is_none() && clone_a.events().is_none());
     for w in [&watcher_a, &watcher_b] {
         assert_eq!(
             w.call(&new::Request::Watch).await.unwrap(),

@@ -230,3 +230,45 @@ async fn a_response_larger_than_the_clients_limit_is_refused_and_reported() {
     client.close().await.unwrap();
     server.shut_down().await;
 }
+
+/// A client that took its pushes and stopped reading them does not leave
+/// its calls waiting forever: once `incoming_capacity` pushes pile up it
+/// ends the connection (telling the server why with CLOSE 1011), the
+/// stream's last item says so, and every call fails at once, caused by us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_its_pushes_fails_its_calls_instead_of_hanging() {
+    let server = ServerProcess::start(&["--broadcast"]);
+    let addr = server.addr_arg();
+    let config = rust_tcp::ClientConfig::default()
+        .name("deaf")
+        .incoming_capacity(4);
+    let deaf = Client::connect_with(&addr, config).await.unwrap();
+    let mut pushes = deaf.incoming().unwrap();
+    let talker = Client::connect_with(&addr, rust_tcp::ClientConfig::default().name("talker"))
+        .await
+        .unwrap();
+    for i in 0..5 {
+        talker.send_text(format!("line {i}")).await.unwrap();
+    }
+    talker.close().await.unwrap();
+    let log = server.wait_for_log("client closed: 1011");
+    assert!(log.contains("not reading its pushes (4 unread)"), "{log}");
+    let err = tokio::time::timeout(Duration::from_secs(10), deaf.request("x"))
+        .await
+        .expect("the call ended")
+        .unwrap_err();
+    assert!(err.is_local(), "{err}");
+    assert!(err.to_string().contains("not reading its pushes"), "{err}");
+    // Nothing was dropped without a word: four pushes, then the notice.
+    for i in 0..4 {
+        match pushes.recv().await {
+            Some(rust_tcp::Pushed::Text(m)) => assert_eq!(m.as_str(), format!("talker: line {i}")),
+            other => panic!("push {i}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        pushes.recv().await,
+        Some(rust_tcp::Pushed::Overflowed { unread: 4 })
+    );
+    assert_eq!(pushes.recv().await, None);
+}

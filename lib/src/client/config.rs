@@ -50,8 +50,11 @@ pub struct ClientConfig {
     pub max_frame_size: u32,
     /// Bytes that may wait to be written before senders wait.
     pub max_queued_bytes: usize,
-    /// Server-pushed messages kept for [`Client::incoming`](super::Client::incoming) before
-    /// the client stops reading (and so slows the server down).
+    /// Server-pushed messages kept for [`Client::incoming`](super::Client::incoming). Once
+    /// the application has taken that stream and lets this many pile up,
+    /// the client ends the connection (see [`Pushed::Overflowed`](super::Pushed::Overflowed)):
+    /// every call then fails at once instead of waiting on a connection
+    /// the server would drop as a slow consumer.
     pub incoming_capacity: usize,
     /// How long connecting and the handshake may take.
     pub connect_timeout: Duration,

@@ -15,6 +15,9 @@ pub(crate) enum End {
     Violation(CodeReason),
     /// The connection broke.
     Lost(String),
+    /// We ended it, for this reason (the application did not read its
+    /// pushes).
+    Abandoned(String),
 }
 
 impl End {
@@ -27,6 +30,7 @@ impl End {
                 reason: c.reason.clone(),
             },
             End::Lost(why) => ClientError::closed(Cause::Network, why.clone()),
+            End::Abandoned(why) => ClientError::closed(Cause::Us, why.clone()),
         }
     }
 

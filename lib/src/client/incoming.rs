@@ -44,6 +44,17 @@ pub enum Pushed {
         /// No more attempts will be made.
         gave_up: bool,
     },
+    /// Not from the server: the application let this many pushes pile up
+    /// unread ([`ClientConfig::incoming_capacity`](super::ClientConfig::incoming_capacity)),
+    /// so the client ended the connection (CLOSE 1011, telling the server
+    /// why) instead of dropping pushes silently or leaving calls hanging.
+    /// Every waiting call fails with [`ClientError::Closed`](super::ClientError::Closed)
+    /// caused by us. A reconnecting client then reconnects; pushes sent in
+    /// between are lost, which this item says.
+    Overflowed {
+        /// The pushes waiting when it happened (the capacity).
+        unread: usize,
+    },
 }
 
 /// Server-pushed messages, in arrival order. Ends when the connection does

@@ -127,7 +127,7 @@ impl Client {
     /// [`Reconnect`].
     pub async fn connect_with(addr: &str, config: ClientConfig) -> Result<Client, ClientError> {
         config.validate()?;
-        let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_capacity.max(1));
+        let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_capacity.max(1) + 1);
         let incoming_taken = Arc::new(AtomicBool::new(false));
         let link = connect::open_link(addr, &config, &incoming_taken, incoming_tx.clone()).await?;
         let shared = Arc::new(Shared {

@@ -87,6 +87,9 @@ pub(crate) async fn drive_v2(
         Exit::WriteFailed(e) => End::Lost(format!("write failed: {e}")),
         Exit::Overflow { queued } => End::Lost(format!("{queued} bytes could not be sent")),
     };
+    // Callers learn the end at once, not after the last flush below: a
+    // call made meanwhile must get this reason, not "closing".
+    core.requests.end(&end, core.interrupts());
     // What is queued (our CLOSE's acknowledgement, a protocol error's
     // CLOSE) still goes out, briefly.
     driver.finish(std::time::Duration::from_secs(1)).await;
@@ -111,7 +114,7 @@ impl Endpoint for ClientEnd {
     ) -> Work<'a, End> {
         Box::pin(async move {
             for event in events.drain(..) {
-                if let Some(end) = on_event(event, &self.core, &self.incoming).await {
+                if let Some(end) = on_event(event, &self.core, &self.incoming) {
                     return Some(end);
                 }
             }
@@ -120,13 +123,19 @@ impl Endpoint for ClientEnd {
     }
 }
 
+/// The application let its pushes pile up: rather than lose one silently
+/// or stop reading the socket (which would leave every call waiting on a
+/// connection the server has given up on), we end the connection and tell
+/// the server why (CLOSE 1011: our side failed, not the server).
+fn overflowed(core: &Core, delivered: Result<(), String>) -> Option<End> {
+    let reason = delivered.err()?;
+    let _ = core.session(|s, out| s.close(CloseCode::INTERNAL_ERROR, reason.as_str(), out));
+    Some(End::Abandoned(reason))
+}
+
 /// Acts on one event of a received frame; `Some` when it ended the
 /// connection.
-async fn on_event(
-    event: SessionEvent,
-    core: &Core,
-    incoming: &mpsc::Sender<Pushed>,
-) -> Option<End> {
+fn on_event(event: SessionEvent, core: &Core, incoming: &mpsc::Sender<Pushed>) -> Option<End> {
     match event {
         SessionEvent::Response(r) => {
             let id = r.id;
@@ -136,12 +145,16 @@ async fn on_event(
                 tracing::debug!(id, "response to no waiting request; dropped");
             }
         }
-        SessionEvent::Text(m) => core.deliver(incoming, Pushed::Text(m)).await,
-        SessionEvent::Binary(b) => core.deliver(incoming, Pushed::Binary(b)).await,
-        SessionEvent::Error(e) => core.deliver(incoming, Pushed::Error(e)).await,
+        SessionEvent::Text(m) => return overflowed(core, core.deliver(incoming, Pushed::Text(m))),
+        SessionEvent::Binary(b) => {
+            return overflowed(core, core.deliver(incoming, Pushed::Binary(b)));
+        }
+        SessionEvent::Error(e) => {
+            return overflowed(core, core.deliver(incoming, Pushed::Error(e)));
+        }
         SessionEvent::GoAway(g) => {
             core.note_going_away(g.clone());
-            core.deliver(incoming, Pushed::GoAway(g)).await
+            return overflowed(core, core.deliver(incoming, Pushed::GoAway(g)));
         }
         SessionEvent::CloseRequested(reason) => {
             let _ = core.session(|s, out| s.ack_close(out));

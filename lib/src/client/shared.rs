@@ -94,17 +94,37 @@ impl Core {
             .unwrap_or_else(|_| End::Lost("connection dropped".into()))
     }
 
-    /// Hands a pushed message to the application. Once it has taken the
-    /// stream this waits (backpressure to the server); before that, pushes
-    /// are kept up to the capacity and then dropped, so a client that only
-    /// sends requests is never blocked by pushes it does not read. The
-    /// reader owns the sender, so the stream ends when the connection does.
-    pub(crate) async fn deliver(&self, to: &mpsc::Sender<Pushed>, pushed: Pushed) {
-        if self.incoming_taken.load(Ordering::Acquire) {
-            let _ = to.send(pushed).await;
-        } else {
+    /// Hands a pushed message to the application, never waiting: the
+    /// connection's driver must keep reading, answering PINGs and noticing
+    /// the server's end whatever the application does with its pushes.
+    ///
+    /// Before the application has taken the stream, pushes are kept up to
+    /// the capacity and the rest dropped, so a client that only sends
+    /// requests is never hurt by pushes it never asked to read. Once it has
+    /// taken the stream, nothing is dropped silently: when the application
+    /// has let [`ClientConfig::incoming_capacity`](super::ClientConfig::incoming_capacity)
+    /// pushes pile up, the stream's last slot (kept for this) gets
+    /// [`Pushed::Overflowed`] and this returns the reason to end the
+    /// connection with.
+    pub(crate) fn deliver(&self, to: &mpsc::Sender<Pushed>, pushed: Pushed) -> Result<(), String> {
+        if !self.incoming_taken.load(Ordering::Acquire) {
             let _ = to.try_send(pushed);
+            return Ok(());
         }
+        if to.capacity() > 1 {
+            let _ = to.try_send(pushed);
+            return Ok(());
+        }
+        let unread = to.max_capacity() - 1;
+        let _ = to.try_send(Pushed::Overflowed { unread });
+        Err(format!(
+            "the application is not reading its pushes ({unread} unread)"
+        ))
+    }
+
+    /// Whether calls cut off by the end fail as interrupted.
+    pub(crate) fn interrupts(&self) -> bool {
+        self.interrupts
     }
 
     /// Records the end: fails every waiting request, stops the writer once

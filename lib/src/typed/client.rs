@@ -31,11 +31,22 @@ pub enum CallError<E> {
 
 /// A connection speaking protocol `P`. Clone it to call from many tasks:
 /// calls are in flight together on the one connection.
-#[derive(Clone)]
 pub struct TypedClient<P: Protocol> {
     client: Client,
     choice: AppChoice,
     _protocol: PhantomData<fn() -> P>,
+}
+
+// Written out rather than derived: a derive would ask `P: Clone`, and a
+// protocol is usually a plain marker type that is not.
+impl<P: Protocol> Clone for TypedClient<P> {
+    fn clone(&self) -> Self {
+        TypedClient {
+            client: self.client.clone(),
+            choice: self.choice.clone(),
+            _protocol: PhantomData,
+        }
+    }
 }
 
 impl<P: Protocol> TypedClient<P> {
@@ -88,7 +99,8 @@ impl<P: Protocol> TypedClient<P> {
             .map_err(CallError::Client)
     }
 
-    /// The server's events, decoded; `None` on the first use only, like
+    /// The server's events, decoded. The first call takes the one stream;
+    /// every later call (on this handle or a clone) returns `None`, like
     /// [`Client::incoming`].
     pub fn events(&self) -> Option<Events<P>> {
         Some(Events {
