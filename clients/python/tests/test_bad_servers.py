@@ -16,9 +16,11 @@ from rust_tcp import (
     Client,
     ConnectionClosed,
     HandshakeRefused,
+    Overflowed,
     ProtocolError,
     RequestFailed,
     RequestTimeout,
+    Text,
     TlsError,
     UnsupportedVersion,
 )
@@ -218,31 +220,30 @@ def test_pings_are_answered_and_a_silent_server_is_pinged_then_dropped() -> None
     run(body())
 
 
-def test_a_client_that_does_not_read_its_pushes_stops_reading_the_socket() -> None:
-    """Memory stays bounded: with ``incoming_capacity`` pushes waiting, the
-    client stops reading and the server's writes back up."""
+def test_a_client_that_does_not_read_its_pushes_ends_the_connection_and_says_why() -> None:
+    """Memory stays bounded and nothing hangs: with ``incoming_capacity``
+    pushes waiting, the client sends CLOSE 1011 saying why, its calls fail
+    at once, and the stream's last item is the notice."""
 
     async def script(peer: Peer) -> None:
         peer.send(welcome())
-        chunk = frame(4, b"z" * 60_000)
-        sent = 0
-        # Write until TCP pushes back (bounded: far more than buffers hold).
-        for _ in range(2000):
-            peer.send(chunk)
-            sent += 1
-            try:
-                await asyncio.wait_for(peer.writer.drain(), 0.5)
-            except asyncio.TimeoutError:
-                break
-        assert sent < 2000, "the client kept reading everything"
+        await peer.expect(5)  # the request: the client reads its pushes now
+        for i in range(5):
+            peer.send(frame(3, f"push {i}".encode()))
+        code, reason = await peer.expect_close()
+        assert code == 1011, (code, reason)
+        assert reason == "the application is not reading its pushes (4 unread)"
 
     async def body() -> None:
         async with FakeServer(script) as fake:
             client = await Client.connect(fake.addr, incoming_capacity=4)
             pushes = client.incoming()
+            with pytest.raises(ConnectionClosed) as e:
+                await asyncio.wait_for(client.request(b"x"), PATIENCE)
+            assert e.value.cause is Cause.US
+            assert "not reading its pushes" in str(e.value)
             await fake.finished()
-            # Reading resumes once the application reads.
-            for _ in range(10):
-                await asyncio.wait_for(pushes.__anext__(), PATIENCE)
+            got = [p async for p in pushes]
+            assert got == [Text(f"push {i}") for i in range(4)] + [Overflowed(4)]
 
     run(body())

@@ -21,6 +21,7 @@ from rust_tcp import (
     HandshakeRefused,
     Interrupted,
     NotSent,
+    Overflowed,
     Reconnect,
     Reconnected,
     ReconnectFailed,
@@ -78,6 +79,29 @@ def test_binary_and_pushes_between_two_clients(server: Callable[..., Server]) ->
         await bob.close()
         # The stream ends with the connection.
         assert [p async for p in heard] == []
+
+    run(body())
+
+
+def test_a_client_that_does_not_read_its_pushes_fails_its_calls_instead_of_hanging(
+    server: Callable[..., Server],
+) -> None:
+    s = server("--broadcast")
+
+    async def body() -> None:
+        deaf = await Client.connect(s.addr, name="deaf", incoming_capacity=4)
+        pushes = deaf.incoming()
+        talker = await Client.connect(s.addr, name="talker")
+        for i in range(5):
+            await talker.send_text(f"line {i}")
+        await talker.close()
+        line = await asyncio.to_thread(s.wait_for, "client closed: 1011")
+        assert "not reading its pushes (4 unread)" in line
+        with pytest.raises(ConnectionClosed) as e:
+            await asyncio.wait_for(deaf.request(b"x"), PATIENCE)
+        assert e.value.cause is Cause.US
+        got = [p async for p in pushes]
+        assert got == [Text(f"talker: line {i}") for i in range(4)] + [Overflowed(4)]
 
     run(body())
 

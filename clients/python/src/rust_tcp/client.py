@@ -20,7 +20,7 @@ from ssl import SSLContext
 from . import frames
 from .connection import Link, Settings, State, open_link
 from .errors import Cause, ConnectionClosed, InvalidConfig, RequestTimeout, RustTcpError
-from .events import Disconnected, GoAway, Pushed, Reconnected, ReconnectFailed
+from .events import Disconnected, GoAway, Overflowed, Pushed, Reconnected, ReconnectFailed
 
 TOKEN_ENV = "RUST_TCP_TOKEN"
 """Where the token comes from when none is passed (as the Rust client)."""
@@ -106,7 +106,7 @@ class Client:
         self._queue: asyncio.Queue[Pushed | _End] = asyncio.Queue()
         self._taken = False
         self._stream_ended = False
-        self._paused: Link | None = None
+        self._overflowed: Link | None = None
         self.dropped_pushes = 0
         """Pushes that arrived while nobody had called :meth:`incoming`."""
 
@@ -146,8 +146,11 @@ class Client:
           a server going away is followed by a new connection; requests in
           flight on the old one fail with ``Interrupted`` and are never
           resent.
-        - ``incoming_capacity``: pushes kept for :meth:`incoming` before the
-          client stops reading (and so slows the server down).
+        - ``incoming_capacity``: pushes kept for :meth:`incoming`. An
+          application that took the stream and lets this many pile up
+          unread gets :class:`Overflowed` as the stream's next item, and the
+          client ends the connection (CLOSE 1011): calls fail at once
+          instead of waiting on a connection the server would drop.
 
         Raises ``ConnectError``, ``TlsError``, ``ConnectTimeout``,
         ``HandshakeRefused`` (the server's CLOSE code and reason),
@@ -338,11 +341,6 @@ class Client:
             item = await queue.get()
             if isinstance(item, _End):
                 return
-            paused = self._paused
-            if paused is not None and queue.qsize() <= self._capacity // 2:
-                self._paused = None
-                if paused.transport is not None and not paused.transport.is_closing():
-                    paused.transport.resume_reading()
             yield item
 
     def _push(self, item: Pushed | _End) -> None:
@@ -361,14 +359,17 @@ class Client:
         if not self._taken:
             self.dropped_pushes += 1
             return
+        if self._overflowed is link:
+            return  # already ended for this; nothing more from it is kept
         self._push(item)
-        if self._queue.qsize() >= self._capacity and self._paused is None:
-            # Nobody is reading fast enough: stop reading the socket, so the
-            # server's queue for us fills and it sees a slow consumer,
-            # instead of our memory growing without bound.
-            if link.transport is not None and not link.transport.is_closing():
-                link.transport.pause_reading()
-                self._paused = link
+        if self._queue.qsize() >= self._capacity:
+            # Nobody is reading fast enough. Pausing the socket would make
+            # the server drop us as a slow consumer while every call waited
+            # on a connection it had given up on; dropping pushes would lose
+            # them silently. So we end the connection, and say so.
+            self._overflowed = link
+            self._push(Overflowed(self._capacity))
+            link.abandon(f"the application is not reading its pushes ({self._capacity} unread)")
 
     # ---- the connection's end, and reconnecting ----
 

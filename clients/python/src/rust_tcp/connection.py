@@ -409,6 +409,15 @@ class Link(asyncio.Protocol):
             assert self.end is not None
             raise self.end from None
 
+    def abandon(self, reason: str) -> None:
+        """Ends the connection for a reason on our side (the application is
+        not reading its pushes): CLOSE 1011 tells the server why, and every
+        waiting call fails with ``ConnectionClosed`` caused by us."""
+        if self.state is State.CLOSED:
+            return
+        self._write(frames.code_reason(FrameType.CLOSE, CloseCode.INTERNAL_ERROR, reason))
+        self._finish(ConnectionClosed(Cause.US, reason, CloseCode.INTERNAL_ERROR), close_transport=True)
+
     def abort(self, why: RustTcpError) -> None:
         """Drops the connection at once (a connect timeout, say)."""
         self._finish(why, close_transport=True)

@@ -64,5 +64,17 @@ class ReconnectFailed:
     gave_up: bool
 
 
-Pushed = Text | Binary | ServerError | GoAway | Disconnected | Reconnected | ReconnectFailed
+@dataclass(frozen=True)
+class Overflowed:
+    """Not from the server: the application let ``unread`` pushes pile up
+    (``incoming_capacity``), so the client ended the connection (CLOSE 1011,
+    telling the server why) rather than drop pushes without a word or leave
+    calls waiting. Every waiting call fails with ``ConnectionClosed`` caused
+    by us. A reconnecting client then reconnects; what the server sent in
+    between is lost, which this notice says."""
+
+    unread: int
+
+
+Pushed = Text | Binary | ServerError | GoAway | Disconnected | Reconnected | ReconnectFailed | Overflowed
 """Anything ``Client.incoming()`` yields."""
