@@ -283,6 +283,31 @@ async fn a_request_that_does_not_decode_fails_alone() {
         }
         other => panic!("{other:?}"),
     }
+    // Spec 3.3.3: the reason is serde's own message, quoted its way.
+    let unknown = raw.request(&b"\x81\xa6Rename\x80"[..]).await;
+    match unknown {
+        Err(rust_tcp::ClientError::RequestFailed(reason)) => assert!(
+            reason.starts_with("cannot decode the kv request: unknown variant `Rename`"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A payload is exactly one value: a byte after a good request makes it
+    // undecodable, not silently shorter.
+    let mut get = rust_tcp::typed::encode(
+        &new::Request::Get { key: "k".into() },
+        rust_tcp::protocol::v2::Encoding::MessagePack,
+    )
+    .unwrap()
+    .to_vec();
+    get.push(0xc0);
+    match raw.request(get).await {
+        Err(rust_tcp::ClientError::RequestFailed(reason)) => assert_eq!(
+            reason,
+            "cannot decode the kv request: bytes after the value (a payload holds exactly one)"
+        ),
+        other => panic!("{other:?}"),
+    }
     // The connection is still up.
     let typed = TypedClient::<new::Kv>::connect(&server.addr, named("after"))
         .await

@@ -71,13 +71,20 @@ fn close_or_garbage_instead_of_hello_does_not_disturb_the_server() {
         f.encode(&mut b);
         b.to_vec()
     };
-    // CLOSE before HELLO: the client gave up; the server just closes.
+    // CLOSE before HELLO: a frame the state does not allow (spec 3.3,
+    // 3.10), answered like any other with CLOSE 1002 saying so.
     let mut early = raw_connect(server.addr);
     let close = frame(Frame::Close(CodeReason::new(
         CloseCode::NORMAL,
         "never mind",
     )));
-    assert!(send_and_wait_for_close(&mut early, &close).is_empty());
+    assert_eq!(
+        send_and_wait_for_close(&mut early, &close),
+        frame(Frame::Close(CodeReason::new(
+            CloseCode::PROTOCOL_ERROR,
+            "expected HELLO first, got Close"
+        )))
+    );
     // TEXT before HELLO: a protocol error, answered with CLOSE 1002.
     let mut rude = raw_connect(server.addr);
     let reply = send_and_wait_for_close(&mut rude, &frame(Frame::Text(Message::new("hi"))));

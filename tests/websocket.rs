@@ -200,6 +200,49 @@ async fn the_upgrade_checks_what_a_browser_port_must() {
     stop.cancel();
 }
 
+/// Spec 4.1: the handshake deadline covers the HTTP head and the HELLO.
+/// A head not whole in time gets 408; a WebSocket that upgraded (so speaks
+/// v2) and sends no HELLO gets a v2 CLOSE 1008, then the WebSocket close.
+#[tokio::test]
+async fn the_handshake_deadline_covers_the_request_and_the_hello() {
+    let (_, ws, stop) = server_with(
+        Admitted::new().0,
+        ServerConfig::default().handshake_timeout(std::time::Duration::from_secs(1)),
+        WebSocketConfig::new("127.0.0.1:0"),
+    )
+    .await;
+    let (_, answer) = http(&ws, format!("GET / HTTP/1.1\r\nHost: {ws}\r\n")).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout"),
+        "{answer}"
+    );
+    assert!(
+        answer.ends_with("\r\n\r\nno complete request within 1s\n"),
+        "{answer}"
+    );
+
+    let (mut stream, answer) = http(&ws, &upgrade(&ws, PROTOCOL)).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    let (opcode, close) = read_ws(&mut stream).await;
+    assert_eq!(opcode, 2, "a binary message");
+    assert_eq!(
+        close,
+        common::encode(&[rust_tcp::protocol::v2::Frame::Close(
+            rust_tcp::protocol::v2::CodeReason::new(
+                rust_tcp::protocol::v2::CloseCode::POLICY_VIOLATION,
+                "no HELLO within 1s"
+            )
+        )])
+    );
+    let (opcode, payload) = read_ws(&mut stream).await;
+    assert_eq!(
+        (opcode, &payload[..]),
+        (8, &[0x03, 0xe8][..]),
+        "WebSocket close 1000"
+    );
+    stop.cancel();
+}
+
 #[tokio::test]
 async fn a_websocket_is_served_like_a_tcp_connection() {
     let (service, admitted) = Admitted::new();

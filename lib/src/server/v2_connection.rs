@@ -314,8 +314,9 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
             return Ok(None);
         }
         let Some(handler) = &mut self.handler else {
-            // Before the handshake only a CLOSE gets here: the client gave
-            // up before starting.
+            // The session lets nothing but a HELLO through before the
+            // handshake (a CLOSE there is a protocol error), so this is
+            // not reached; ending is the safe answer if it ever were.
             return Ok(Some(ConnectionEnd::PeerClosed));
         };
         match event {

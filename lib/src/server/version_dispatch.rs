@@ -155,12 +155,16 @@ async fn upgrade(
     let tls = shared.config.tls.is_some();
     // The largest message: one frame of our largest payload.
     let max_message = u64::from(shared.config.max_frame_size) + v2::HEADER_LEN as u64;
+    let limit = facts.handshake_timeout;
+    // The head must be whole by the deadline (else 408); the answer then
+    // gets a moment of its own to be written.
+    let answered_by = by + ANSWER_TIME;
     let accepted = tokio::select! {
         _ = shared.stop.cancelled() => return Ok(Err(ConnectionEnd::ServerShutdown)),
-        _ = tokio::time::sleep_until(by.into()) => {
-            return Err(ConnectionError::Stalled(Stalled::FirstFrame(facts.handshake_timeout)));
+        _ = tokio::time::sleep_until(answered_by.into()) => {
+            return Err(ConnectionError::Stalled(Stalled::FirstFrame(limit)));
         }
-        accepted = accept_websocket(stream, ws, tls, max_message) => accepted,
+        accepted = accept_websocket(stream, ws, tls, max_message, (by, limit)) => accepted,
     };
     match accepted {
         Ok(Upgrade::WebSocket(ws)) => Ok(Ok(Stream::WebSocket(Box::new(ws)))),
@@ -171,6 +175,11 @@ async fn upgrade(
         }),
     }
 }
+
+/// How long an HTTP answer on the WebSocket port may take to write, past
+/// the handshake deadline that bounds reading the request.
+#[cfg(feature = "websocket")]
+const ANSWER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The first byte of the first frame is its version, and decides the
 /// protocol for the whole connection.
@@ -198,9 +207,25 @@ async fn dispatch_by_version<S: Service>(
             v = conn.peek_first_byte() => Ok(Ok(v?)),
         }
     });
-    let version = match first.await? {
-        Ok(version) => version,
-        Err(end) => return Ok(end),
+    let version = match first.await {
+        Ok(Ok(version)) => version,
+        Ok(Err(end)) => return Ok(end),
+        Err(ConnectionError::Stalled(Stalled::FirstFrame(limit)))
+            if peer.transport == Transport::WebSocket =>
+        {
+            // A WebSocket that agreed to carry v2 (the subprotocol) is a v2
+            // peer even before its first byte: it is told, as a v2 peer that
+            // sent half a HELLO would be (spec 4.1), then the WebSocket is
+            // closed.
+            let reason = format!("no HELLO within {limit:?}");
+            let mut close = bytes::BytesMut::new();
+            v2::Frame::Close(v2::CodeReason::new(v2::CloseCode::POLICY_VIOLATION, reason))
+                .encode(&mut close);
+            conn.queue_raw(&close);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn.shutdown()).await;
+            return Err(ConnectionError::Stalled(Stalled::FirstFrame(limit)));
+        }
+        Err(e) => return Err(e),
     };
     ServerMetrics::accepted(version);
     // The bytes of the read that showed the version (counted here, since

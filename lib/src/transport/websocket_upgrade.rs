@@ -207,14 +207,29 @@ async fn refuse<S: AsyncWrite + Unpin, T>(
 
 /// The server's side: reads the request, and either upgrades it to a
 /// WebSocket carrying v2, serves a page, or answers with an HTTP error.
-/// The caller bounds it in time (the handshake deadline).
+/// A request head not whole by `head_by` (the handshake deadline, `limit`
+/// after the accept) is answered with 408; the caller bounds the answer's
+/// writing.
 pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     config: &WebSocketConfig,
     tls: bool,
     max_message: u64,
+    (head_by, limit): (std::time::Instant, std::time::Duration),
 ) -> Result<Upgrade<S>, UpgradeError> {
-    let Some((head, rest)) = read_head(&mut stream).await? else {
+    let read = tokio::time::timeout_at(head_by.into(), read_head(&mut stream)).await;
+    let Ok(read) = read else {
+        // The peer speaks HTTP (it began a request), so it can read why.
+        return refuse(
+            &mut stream,
+            408,
+            "Request Timeout",
+            "",
+            format!("no complete request within {limit:?}"),
+        )
+        .await;
+    };
+    let Some((head, rest)) = read? else {
         return refuse(
             &mut stream,
             431,

@@ -4,15 +4,15 @@
 
 use crate::protocol::v2::Encoding;
 use bytes::Bytes;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// The first allocation for an encoded message, in bytes.
 const TYPICAL_MESSAGE: usize = 128;
 
 /// A payload that is not a value of the expected type, or a value that
-/// cannot be encoded. Its text says what did not match (`unknown variant
-/// "Delete"`, `missing field "key"`).
+/// cannot be encoded. Its text says what did not match, in serde's words
+/// (``unknown variant `Delete` ``, ``missing field `key` ``).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct DecodeError(pub String);
@@ -34,10 +34,30 @@ pub fn encode<T: Serialize>(value: &T, encoding: Encoding) -> Result<Bytes, Deco
 
 /// Decodes one `T` from `bytes`, which must hold exactly one.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], encoding: Encoding) -> Result<T, DecodeError> {
+    let error = |e: &dyn std::fmt::Display| DecodeError(e.to_string());
+    // Spec 3.3.3: a payload is exactly one value. Bytes after it are not
+    // ignored: they would be a second value, or another version's layout,
+    // that this peer would otherwise drop without a word.
+    let trailing = || DecodeError("bytes after the value (a payload holds exactly one)".into());
     match encoding {
         Encoding::MessagePack => {
-            rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
+            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+            let value = T::deserialize(&mut de).map_err(|e| error(&e))?;
+            // The reader keeps its place private: whether another value
+            // starts is whether one more marker byte can be read.
+            match serde::de::IgnoredAny::deserialize(&mut de) {
+                Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    Ok(value)
+                }
+                _ => Err(trailing()),
+            }
         }
-        Encoding::Postcard => postcard::from_bytes(bytes).map_err(|e| DecodeError(e.to_string())),
+        Encoding::Postcard => match postcard::take_from_bytes(bytes) {
+            Ok((value, [])) => Ok(value),
+            Ok(_) => Err(trailing()),
+            Err(e) => Err(error(&e)),
+        },
     }
 }

@@ -255,6 +255,18 @@ pub fn check(expect: &Map<String, Value>, frame: &Frame) -> Result<(), String> {
             ("reason_contains", Frame::Close(c) | Frame::Error(c) | Frame::GoAway(c)) => {
                 value.as_str().is_some_and(|s| c.reason.contains(s))
             }
+            ("reason", Frame::Close(c) | Frame::Error(c) | Frame::GoAway(c)) => {
+                value.as_str() == Some(c.reason.as_str())
+            }
+            // The extension types the WELCOME carries, in order.
+            ("extensions", Frame::Welcome(w)) => {
+                let kinds: Vec<u64> = w.extensions.iter().map(|e| u64::from(e.kind)).collect();
+                value.as_array().is_some_and(|want| {
+                    want.iter()
+                        .map(Value::as_u64)
+                        .eq(kinds.iter().copied().map(Some))
+                })
+            }
             ("version", Frame::Welcome(w)) => value.as_u64() == Some(u64::from(w.version)),
             ("heartbeat_ms", Frame::Welcome(w)) => {
                 value.as_u64() == Some(u64::from(w.heartbeat_ms))

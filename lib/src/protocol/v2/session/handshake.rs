@@ -17,6 +17,11 @@ fn refuse(reason: String) -> SessionError {
     SessionError::new(CloseCode::HANDSHAKE_REFUSED, reason)
 }
 
+/// An extension we read whose data does not parse: a malformed frame.
+fn malformed(e: impl std::fmt::Display) -> SessionError {
+    SessionError::new(CloseCode::PROTOCOL_ERROR, e.to_string())
+}
+
 impl Session {
     /// The HELLO a client opens with.
     pub(super) fn hello(&self) -> Frame {
@@ -84,7 +89,10 @@ impl Session {
             extension(&h.extensions, Extension::APP_PROTOCOL),
         ) {
             (Some(ours), Some(data)) => {
-                let offer = AppProtocol::decode_offer(data).map_err(|e| refuse(e.to_string()))?;
+                // Bytes that are no offer are a malformed frame (1002), as
+                // any other field would be; an offer we cannot meet is a
+                // refusal (1010).
+                let offer = AppProtocol::decode_offer(data).map_err(malformed)?;
                 Some(ours.negotiate(&offer).map_err(refuse)?)
             }
             // No application protocol asked for (an untyped client), or
@@ -134,7 +142,7 @@ impl Session {
                         offer.name
                     ))
                 })?;
-                let choice = AppChoice::decode(data).map_err(|e| refuse(e.to_string()))?;
+                let choice = AppChoice::decode(data).map_err(malformed)?;
                 if !choice.fits(offer) {
                     return Err(refuse(format!(
                         "the server chose {choice}, which we did not offer"

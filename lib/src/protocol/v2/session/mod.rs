@@ -219,7 +219,10 @@ impl Session {
             (Handshake, Frame::Welcome(w)) if self.role == Role::Client => {
                 self.accept_welcome(w, now)?
             }
-            (Handshake, Frame::Close(c)) => {
+            // A client's CLOSE here is the server refusing the handshake. A
+            // server gets nothing but a HELLO first (spec 3.10): a client
+            // that gives up before its HELLO just disconnects.
+            (Handshake, Frame::Close(c)) if self.role == Role::Client => {
                 self.state = Closed;
                 SessionEvent::Closed(c)
             }

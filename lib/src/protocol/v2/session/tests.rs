@@ -77,6 +77,18 @@ fn handshake_opens_both_sides() {
 }
 
 #[test]
+fn a_close_before_hello_is_a_protocol_error_too() {
+    let now = Instant::now();
+    let mut s = Session::server(server_config(), now);
+    let mut out = BytesMut::new();
+    let bye = Frame::Close(CodeReason::new(CloseCode::NORMAL, "bye"));
+    let err = s.receive(bye, now, &mut out).unwrap_err();
+    assert_eq!(err.code, CloseCode::PROTOCOL_ERROR);
+    assert_eq!(err.reason, "expected HELLO first, got Close");
+    assert_eq!(s.state(), SessionState::Closed);
+}
+
+#[test]
 fn a_frame_before_hello_is_a_protocol_error_answered_with_close() {
     let now = Instant::now();
     let mut s = Session::server(server_config(), now);
@@ -547,4 +559,32 @@ fn a_token_is_checked_before_the_welcome() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[test]
+fn a_malformed_app_protocol_extension_is_a_protocol_error_where_it_is_read() {
+    use crate::protocol::v2::{AppProtocol, Extension};
+    let now = Instant::now();
+    // Name length 5 but only "kv" follows.
+    let broken = Extension::new(Extension::APP_PROTOCOL, Bytes::from_static(b"\x05kv"));
+    let hello =
+        || Frame::Hello(Hello::new(vec![2], 4096, 0, "x").with_extensions(vec![broken.clone()]));
+    let typed = server_config().app_protocol(Some(AppProtocol::new("kv", 1..=1)));
+    let mut s = Session::server(typed, now);
+    let mut out = BytesMut::new();
+    let err = s.receive(hello(), now, &mut out).unwrap_err();
+    assert_eq!(err.code, CloseCode::PROTOCOL_ERROR, "{}", err.reason);
+    assert!(
+        err.reason
+            .starts_with("malformed application protocol extension"),
+        "{}",
+        err.reason
+    );
+    // A server that speaks no application protocol does not read it.
+    let mut s = Session::server(server_config(), now);
+    let event = s.receive(hello(), now, &mut out).unwrap();
+    assert!(matches!(
+        event,
+        Some(SessionEvent::Opened { app: None, .. })
+    ));
 }
