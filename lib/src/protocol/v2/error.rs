@@ -139,4 +139,39 @@ pub enum SendError {
         /// Where the session is.
         state: SessionState,
     },
+    /// The server does not speak calls (spec 3.13): it did not answer the
+    /// calls extension in its WELCOME, or we did not ask.
+    #[error("the server does not speak calls (spec 3.13)")]
+    CallsNotNegotiated,
+    /// No call with this id is in flight (it has ended).
+    #[error("call {id} is not in flight")]
+    NoSuchCall {
+        /// The call.
+        id: u32,
+    },
+    /// A call with this id is already in flight.
+    #[error("call {id} is already in flight")]
+    CallInFlight {
+        /// The call.
+        id: u32,
+    },
+    /// As many calls as the server allows are in flight.
+    #[error("{max} calls in flight, as many as the server allows")]
+    TooManyCalls {
+        /// The server's limit.
+        max: u16,
+    },
+    /// This side's stream of the call is ended or was never open.
+    #[error("the stream of call {id} is not open")]
+    StreamEnded {
+        /// The call.
+        id: u32,
+    },
+    /// The other side has granted no more items for this stream: wait for
+    /// its CREDIT.
+    #[error("no credit left for call {id}'s stream")]
+    NoCredit {
+        /// The call.
+        id: u32,
+    },
 }

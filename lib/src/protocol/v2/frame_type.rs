@@ -28,9 +28,27 @@ pub enum FrameType {
     Close = 0x0a,
     /// The server is shutting down.
     GoAway = 0x0b,
+    /// A call (calls extension, spec 3.13).
+    Call = 0x0c,
+    /// One item of a call's stream.
+    Item = 0x0d,
+    /// More items granted to a call's stream.
+    Credit = 0x0e,
+    /// The client's stream of a call is done.
+    End = 0x0f,
+    /// The client abandons a call.
+    Cancel = 0x10,
+    /// A call's end.
+    Status = 0x11,
 }
 
 impl FrameType {
+    /// Whether this type belongs to the calls extension (spec 3.13), which
+    /// a session accepts only once both sides agreed to it.
+    pub fn is_call_frame(self) -> bool {
+        (self as u8) >= FrameType::Call as u8
+    }
+
     /// The type for a type byte, if v2 defines one.
     pub fn from_byte(b: u8) -> Option<FrameType> {
         use FrameType::*;
@@ -46,6 +64,12 @@ impl FrameType {
             0x09 => Error,
             0x0a => Close,
             0x0b => GoAway,
+            0x0c => Call,
+            0x0d => Item,
+            0x0e => Credit,
+            0x0f => End,
+            0x10 => Cancel,
+            0x11 => Status,
             _ => return None,
         })
     }

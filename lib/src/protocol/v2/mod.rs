@@ -9,6 +9,7 @@
 //! ```
 
 mod app_protocol;
+mod call_limits;
 mod close_code;
 mod codec;
 mod error;
@@ -19,12 +20,15 @@ mod session;
 mod state;
 
 pub use app_protocol::{AppChoice, AppProtocol, AppProtocolError, Encoding};
+pub use call_limits::{CALLS_VERSION, CallLimits};
 pub use close_code::CloseCode;
 pub(crate) use codec::claimed_frame_len;
 pub use codec::{V2Codec, V2CodecError};
 pub use error::{FrameError, SendError, SessionError};
 pub use frame::{
-    CodeReason, Extension, Frame, FrameSink, FrameType, Hello, RequestFrame, ResponseFrame, Welcome,
+    CLIENT_STREAMS, CallFrame, CallStatus, CodeReason, Extension, Frame, FrameSink, FrameType,
+    Hello, ItemFrame, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, Metadata,
+    MetadataError, RequestFrame, ResponseFrame, SERVER_STREAMS, StatusFrame, Welcome,
 };
 pub use limits::{DEFAULT_MAX_FRAME_SIZE, LimitError, MAX_NAME_LEN, MIN_MAX_FRAME_SIZE};
 pub use session::{

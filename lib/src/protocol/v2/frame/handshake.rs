@@ -68,6 +68,9 @@ impl Extension {
     /// HELLO: the application protocol the client asks for; WELCOME: the
     /// one the server chose (spec 3.3.2).
     pub const APP_PROTOCOL: u16 = 0x0002;
+    /// HELLO: the client speaks calls (spec 3.13); WELCOME: the server
+    /// does too, with its limits.
+    pub const CALLS: u16 = 0x0003;
     /// The bit that marks a type the receiver must understand.
     pub const CRITICAL: u16 = 0x8000;
 

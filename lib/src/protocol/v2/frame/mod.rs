@@ -2,6 +2,7 @@
 //! encoder, decoder and tests. This module ties them together under one
 //! header and one [`Frame`] enum.
 
+mod call;
 mod code_reason;
 mod fields;
 mod handshake;
@@ -12,6 +13,10 @@ mod sink;
 use bytes::{BufMut, Bytes};
 
 pub use super::frame_type::FrameType;
+pub use call::{
+    CLIENT_STREAMS, CallFrame, CallStatus, ItemFrame, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES,
+    MAX_METADATA_KEY, Metadata, MetadataError, SERVER_STREAMS, StatusFrame,
+};
 pub use code_reason::CodeReason;
 pub use handshake::{Extension, Hello, Welcome};
 pub use request::{RequestFrame, ResponseFrame};
@@ -49,6 +54,23 @@ pub enum Frame {
     Close(CodeReason),
     /// The server is shutting down: finish in-flight work, start no more.
     GoAway(CodeReason),
+    /// See [`CallFrame`] (calls extension, spec 3.13).
+    Call(CallFrame),
+    /// See [`ItemFrame`].
+    Item(ItemFrame),
+    /// `items` more items granted to the other side's stream of call `id`.
+    Credit {
+        /// The call.
+        id: u32,
+        /// How many more items may be sent (at least 1).
+        items: u32,
+    },
+    /// The client's stream of call `id` is done.
+    End(u32),
+    /// The client abandons call `id`.
+    Cancel(u32),
+    /// See [`StatusFrame`].
+    Status(StatusFrame),
 }
 
 impl Frame {
@@ -66,6 +88,12 @@ impl Frame {
             Frame::Error(_) => FrameType::Error,
             Frame::Close(_) => FrameType::Close,
             Frame::GoAway(_) => FrameType::GoAway,
+            Frame::Call(_) => FrameType::Call,
+            Frame::Item(_) => FrameType::Item,
+            Frame::Credit { .. } => FrameType::Credit,
+            Frame::End(_) => FrameType::End,
+            Frame::Cancel(_) => FrameType::Cancel,
+            Frame::Status(_) => FrameType::Status,
         }
     }
 
@@ -82,6 +110,11 @@ impl Frame {
             Frame::Response(r) => r.payload_len(),
             Frame::Ping(_) | Frame::Pong(_) => 8,
             Frame::Error(c) | Frame::Close(c) | Frame::GoAway(c) => c.payload_len(),
+            Frame::Call(c) => c.payload_len(),
+            Frame::Item(i) => i.payload_len(),
+            Frame::Credit { .. } => 8,
+            Frame::End(_) | Frame::Cancel(_) => 4,
+            Frame::Status(s) => s.payload_len(),
         }
     }
 
@@ -94,7 +127,10 @@ impl Frame {
             Frame::Text(m) => m.rehold(rehold),
             Frame::Binary(b)
             | Frame::Request(RequestFrame { payload: b, .. })
-            | Frame::Response(ResponseFrame { result: Ok(b), .. }) => {
+            | Frame::Response(ResponseFrame { result: Ok(b), .. })
+            | Frame::Call(CallFrame { payload: b, .. })
+            | Frame::Item(ItemFrame { payload: b, .. })
+            | Frame::Status(StatusFrame { payload: b, .. }) => {
                 *b = rehold(std::mem::take(b));
             }
             _ => {}
@@ -125,6 +161,14 @@ impl Frame {
             Frame::Response(r) => r.encode(dst),
             Frame::Ping(n) | Frame::Pong(n) => ping::encode(*n, dst.buf()),
             Frame::Error(c) | Frame::Close(c) | Frame::GoAway(c) => c.encode(dst.buf()),
+            Frame::Call(c) => c.encode(dst),
+            Frame::Item(i) => i.encode(dst),
+            Frame::Credit { id, items } => {
+                dst.buf().put_u32(*id);
+                dst.buf().put_u32(*items);
+            }
+            Frame::End(id) | Frame::Cancel(id) => dst.buf().put_u32(*id),
+            Frame::Status(s) => s.encode(dst),
         }
     }
 
@@ -143,6 +187,15 @@ impl Frame {
             FrameType::Error => Frame::Error(CodeReason::decode(&mut f)?),
             FrameType::Close => Frame::Close(CodeReason::decode(&mut f)?),
             FrameType::GoAway => Frame::GoAway(CodeReason::decode(&mut f)?),
+            FrameType::Call => Frame::Call(CallFrame::decode(&mut f)?),
+            FrameType::Item => Frame::Item(ItemFrame::decode(&mut f)?),
+            FrameType::Credit => {
+                let (id, items) = call::decode_credit(&mut f)?;
+                Frame::Credit { id, items }
+            }
+            FrameType::End => Frame::End(f.u32("id")?),
+            FrameType::Cancel => Frame::Cancel(f.u32("id")?),
+            FrameType::Status => Frame::Status(StatusFrame::decode(&mut f)?),
         };
         f.finish()?;
         Ok(frame)
@@ -175,7 +228,7 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(FrameType::from_byte(0x00), None);
-        assert_eq!(FrameType::from_byte(0x0c), None);
+        assert_eq!(FrameType::from_byte(0x12), None);
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct SessionConfig {
     /// or versions or encodings it does not speak, is refused with 1010; a
     /// HELLO that asks for none opens an untyped session.
     pub app_protocol: Option<AppProtocol>,
+    /// Calls (spec 3.13). Server: the limits it keeps, announced to every
+    /// client that asks (`None`: it does not speak calls). Client: `Some`
+    /// asks for calls in the HELLO (the limits are the server's to set).
+    pub calls: Option<crate::protocol::v2::CallLimits>,
 }
 
 /// Decides whether a HELLO's token is good: the server's side of token
@@ -78,6 +82,7 @@ impl Default for SessionConfig {
             auth_token: None,
             token_check: None,
             app_protocol: None,
+            calls: None,
         }
     }
 }
@@ -95,6 +100,7 @@ impl SessionConfig {
         auth_token: Option<Bytes>,
         token_check: Option<Arc<dyn TokenCheck>>,
         app_protocol: Option<AppProtocol>,
+        calls: Option<crate::protocol::v2::CallLimits>,
     }
     /// Sets our name.
     pub fn name(mut self, name: impl Into<String>) -> Self {

@@ -8,7 +8,9 @@ use super::heartbeat::Heartbeat;
 use super::{Session, SessionEvent, SessionState};
 use crate::protocol::v2::frame::{Extension, Frame, Hello, Welcome};
 use crate::protocol::v2::limits::{check_max_frame_size, check_name};
-use crate::protocol::v2::{AppChoice, AppProtocol, CloseCode, SessionError, VERSION};
+use crate::protocol::v2::{
+    AppChoice, AppProtocol, CALLS_VERSION, CallLimits, CloseCode, SessionError, VERSION,
+};
 
 /// The reason every failed authentication gets.
 pub const AUTHENTICATION_FAILED: &str = "authentication failed";
@@ -40,6 +42,12 @@ impl Session {
                         .app_protocol
                         .iter()
                         .map(|p| Extension::new(Extension::APP_PROTOCOL, p.encode_offer())),
+                )
+                .chain(
+                    self.local
+                        .calls
+                        .iter()
+                        .map(|_| Extension::new(Extension::CALLS, vec![CALLS_VERSION])),
                 )
                 .collect(),
         })
@@ -99,6 +107,17 @@ impl Session {
             // none spoken here (the client judges the WELCOME).
             _ => None,
         };
+        // Calls, when both speak them; a server that does not reads nothing
+        // of the extension (it ignores what it does not know).
+        let calls = match (
+            &self.local.calls,
+            extension(&h.extensions, Extension::CALLS),
+        ) {
+            (Some(limits), Some(data)) => CallLimits::offered(data)
+                .map_err(malformed)?
+                .then_some(*limits),
+            _ => None,
+        };
         let heartbeat_ms = self.local.negotiate_heartbeat_ms(h.heartbeat_ms);
         Frame::Welcome(Welcome {
             version: VERSION,
@@ -108,11 +127,17 @@ impl Session {
             extensions: app
                 .iter()
                 .map(|c| Extension::new(Extension::APP_PROTOCOL, c.encode()))
+                .chain(
+                    calls
+                        .iter()
+                        .map(|l| Extension::new(Extension::CALLS, l.encode())),
+                )
                 .collect(),
         })
         .encode(out);
         let token = self.local.token_check.as_ref().and(token);
-        Ok(self.open(h.name, h.max_frame_size, heartbeat_ms, token, app, now))
+        let peer = (h.name, h.max_frame_size, heartbeat_ms);
+        Ok(self.open(peer, token, app, calls, now))
     }
 
     pub(super) fn accept_welcome(
@@ -151,26 +176,29 @@ impl Session {
                 Some(choice)
             }
         };
-        Ok(self.open(
-            w.server_name,
-            w.max_frame_size,
-            w.heartbeat_ms,
-            None,
-            app,
-            now,
-        ))
+        // A server that does not answer the calls extension speaks none:
+        // the session opens without them (calls fail locally).
+        let calls = match (
+            &self.local.calls,
+            extension(&w.extensions, Extension::CALLS),
+        ) {
+            (Some(_), Some(data)) => Some(CallLimits::decode(data).map_err(malformed)?),
+            _ => None,
+        };
+        let peer = (w.server_name, w.max_frame_size, w.heartbeat_ms);
+        Ok(self.open(peer, None, app, calls, now))
     }
 
     /// Both sides agree: messages may flow, and the heartbeat starts.
     fn open(
         &mut self,
-        peer_name: String,
-        peer_max_frame_size: u32,
-        heartbeat_ms: u32,
+        (peer_name, peer_max_frame_size, heartbeat_ms): (String, u32, u32),
         auth_token: Option<bytes::Bytes>,
         app: Option<AppChoice>,
+        calls: Option<CallLimits>,
         now: Instant,
     ) -> SessionEvent {
+        self.calls = calls.map(|limits| Box::new(super::calls::Calls::new(self.role, limits)));
         self.state = SessionState::Open;
         self.peer_max_frame_size = peer_max_frame_size;
         self.peer_name = peer_name;
@@ -182,6 +210,7 @@ impl Session {
             heartbeat_ms,
             auth_token,
             app,
+            calls,
         }
     }
 }

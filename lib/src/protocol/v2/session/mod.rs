@@ -25,6 +25,7 @@ use crate::protocol::v2::frame::FrameSink;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod calls;
 mod closing;
 mod config;
 mod handshake;
@@ -62,6 +63,8 @@ pub enum SessionEvent {
         /// The application protocol both sides settled on, if the client
         /// asked for one (spec 3.3.2).
         app: Option<crate::protocol::v2::AppChoice>,
+        /// The server's limits for calls, when both speak them (spec 3.13).
+        calls: Option<crate::protocol::v2::CallLimits>,
     },
     /// Text from the peer.
     Text(Message),
@@ -81,6 +84,23 @@ pub enum SessionEvent {
     /// The session is over: our close was acknowledged, or the peer refused
     /// the handshake.
     Closed(CodeReason),
+    /// A call opened (server side, spec 3.13).
+    Call(crate::protocol::v2::CallFrame),
+    /// An item of a call's stream from the peer.
+    Item(crate::protocol::v2::ItemFrame),
+    /// The peer granted `items` more items to our stream of call `id`.
+    Credit {
+        /// The call.
+        id: u32,
+        /// How many more.
+        items: u32,
+    },
+    /// The client's stream of call `id` ended (server side).
+    End(u32),
+    /// The client cancelled call `id` (server side): stop its work.
+    Cancel(u32),
+    /// A call of ours ended (client side).
+    Status(crate::protocol::v2::StatusFrame),
 }
 
 /// One connection's protocol state. See the module docs.
@@ -94,6 +114,8 @@ pub struct Session {
     peer_name: String,
     going_away: bool,
     timers: Timers,
+    /// Calls, once both sides agreed to speak them (spec 3.13).
+    calls: Option<Box<calls::Calls>>,
 }
 
 impl Session {
@@ -144,6 +166,7 @@ impl Session {
             peer_max_frame_size: MIN_MAX_FRAME_SIZE,
             peer_name: String::new(),
             going_away: false,
+            calls: None,
         }
     }
 
@@ -165,6 +188,21 @@ impl Session {
     /// The largest payload the peer accepts (the minimum until it says).
     pub fn peer_max_frame_size(&self) -> u32 {
         self.peer_max_frame_size
+    }
+
+    /// The server's limits for calls, when both sides speak them.
+    pub fn call_limits(&self) -> Option<crate::protocol::v2::CallLimits> {
+        self.calls.as_ref().map(|c| c.limits())
+    }
+
+    /// Calls in flight (0 without calls).
+    pub fn calls_in_flight(&self) -> usize {
+        self.calls.as_ref().map_or(0, |c| c.in_flight())
+    }
+
+    /// Items we may still send on call `id`'s stream.
+    pub fn send_credit(&self, id: u32) -> u32 {
+        self.calls.as_ref().map_or(0, |c| c.send_credit(id))
     }
 
     /// Whether the server has announced its shutdown.
@@ -266,6 +304,10 @@ impl Session {
                 self.going_away = true;
                 SessionEvent::GoAway(g)
             }
+            (Open | Closing, f) if f.frame_type().is_call_frame() && self.calls.is_some() => {
+                let calls = self.calls.as_mut().expect("checked");
+                return calls.receive(f, out);
+            }
             (_, f) => return Err(self.unexpected(&f)),
         };
         Ok(Some(event))
@@ -286,3 +328,6 @@ impl Session {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_calls;

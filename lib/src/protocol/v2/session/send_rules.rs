@@ -20,6 +20,9 @@ impl Session {
             role: self.role,
             state: self.state,
         };
+        if frame.frame_type().is_call_frame() {
+            return self.check_call_send(frame);
+        }
         match (self.state, frame) {
             (Closed, _) => return Err(SendError::Closed),
             (Handshake, _) => return Err(not_allowed()),
@@ -42,11 +45,41 @@ impl Session {
         check_send_size(frame.payload_len(), self.peer_max_frame_size)
     }
 
+    /// The rules for the frames of calls (spec 3.13): the state, then the
+    /// call's own (in flight, stream open, credit left), then the size.
+    fn check_call_send(&self, frame: &Frame) -> Result<(), SendError> {
+        use SessionState::*;
+        let calls = self.calls.as_ref().ok_or(SendError::CallsNotNegotiated);
+        match (self.state, frame) {
+            (Closed, _) => return Err(SendError::Closed),
+            (Handshake, _) => {
+                return Err(SendError::NotAllowed {
+                    frame_type: frame.frame_type(),
+                    role: self.role,
+                    state: self.state,
+                });
+            }
+            (Closing, _) => return Err(SendError::Closing),
+            // What answers calls received before the peer's CLOSE.
+            (PeerClosing, Frame::Item(_) | Frame::Status(_)) if self.role == Role::Server => {}
+            (PeerClosing, _) => return Err(SendError::Closing),
+            (Open, Frame::Call(_)) if self.going_away => return Err(SendError::GoingAway),
+            (Open, _) => {}
+        }
+        calls?.check_send(frame)?;
+        check_send_size(frame.payload_len(), self.peer_max_frame_size)
+    }
+
     /// Checks `frame` (see [`Session::check_send`]) and, if allowed,
     /// encodes it into `out`; nothing is written when it is refused.
     pub fn send(&mut self, frame: &Frame, out: &mut impl FrameSink) -> Result<(), SendError> {
         self.check_send(frame)?;
         frame.encode(out);
+        if let Some(calls) = &mut self.calls
+            && frame.frame_type().is_call_frame()
+        {
+            calls.sent(frame);
+        }
         Ok(())
     }
 }
