@@ -80,8 +80,10 @@ async fn metrics_move_with_traffic() {
     );
     // Frames of 6 header bytes: "one", "two", "three"; two 5-byte requests;
     // CLOSE 1000 "client done".
+    // The client's HELLO also asks for calls: an extensions area of 7
+    // bytes (count, type 0x0003, length, version 1).
     let sent_by_clients =
-        encode(&[hello("metered")]).len() + (9 + 9 + 11) + 2 * 11 + 19 + bytes.len();
+        encode(&[hello("metered")]).len() + 7 + (9 + 9 + 11) + 2 * 11 + 19 + bytes.len();
     assert_eq!(
         moved("rust_tcp_received_bytes_total{version=\"2\"}"),
         sent_by_clients as f64

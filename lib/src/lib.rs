@@ -119,12 +119,13 @@ mod transport;
 pub mod typed;
 
 pub use client::{
-    Cause, Client, ClientConfig, ClientError, Incoming, ProtocolVersion, Pushed, Reconnect,
+    CallOptions, Cause, Client, ClientCall, ClientConfig, ClientError, Incoming, ProtocolVersion,
+    Pushed, Reconnect,
 };
 pub use protocol::Message;
 pub use server::{
-    AuthTokens, AuthTokensError, Handler, PeerInfo, PushError, Pusher, Responder, Server,
-    ServerConfig, ServerError, Service, Transport,
+    AuthTokens, AuthTokensError, Call, Handler, ItemSender, Items, PeerInfo, PushError, Pusher,
+    Responder, Server, ServerConfig, ServerError, Service, Transport,
 };
 pub use transport::{ClientTls, ServerTls, TlsError};
 #[cfg(feature = "websocket")]

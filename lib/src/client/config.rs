@@ -79,6 +79,11 @@ pub struct ClientConfig {
     /// server must choose a version and encoding from it, or the handshake
     /// fails (with the server's reason, naming both sides).
     pub app_protocol: Option<v2::AppProtocol>,
+    /// Ask for calls (spec 3.13: streams, cancellation, deadlines,
+    /// metadata; [`Client::call`](super::Client::call)) in the HELLO. On by
+    /// default: a server that does not speak them ignores the ask, and its
+    /// calls then fail locally with `SendError::CallsNotNegotiated`.
+    pub calls: bool,
 }
 
 impl Default for ClientConfig {
@@ -96,6 +101,7 @@ impl Default for ClientConfig {
             reconnect: None,
             heartbeat: None,
             app_protocol: None,
+            calls: true,
         }
     }
 }
@@ -111,6 +117,7 @@ impl ClientConfig {
         reconnect: Option<super::Reconnect>,
         heartbeat: Option<Duration>,
         app_protocol: Option<v2::AppProtocol>,
+        calls: bool,
     }
     /// Sets [`ClientConfig::name`].
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -159,5 +166,6 @@ impl ClientConfig {
             .auth_token(self.auth_token.clone().map(bytes::Bytes::from))
             .heartbeat(self.heartbeat.unwrap_or_default())
             .app_protocol(self.app_protocol.clone())
+            .calls(self.calls.then(v2::CallLimits::default))
     }
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::protocol::v1::EncodeError;
-use crate::protocol::v2::{CloseCode, CodeReason, SendError};
+use crate::protocol::v2::{CallStatus, CloseCode, CodeReason, SendError};
 
 /// Who caused a [`ClientError`] (as h2's `is_remote`/`is_library`): what a
 /// caller decides on (retry, report, fix the configuration), as data.
@@ -56,7 +56,7 @@ impl std::fmt::Display for Cause {
 ///     match e {
 ///         Connect { .. } | Tls(_) | Timeout(_) | Io(_) | UnsupportedVersion { .. } => false,
 ///         HandshakeRefused(_) | RequestFailed(_) | Protocol { .. } | Closed { .. } => false,
-///         Interrupted(_) => false,
+///         Interrupted(_) | Call { .. } => false,
 ///         TlsConfig(_) | RequestTimeout(_) | InvalidConfig(_) | Encode(_) | Refused(_) => true,
 ///         NeedsV2(_) => true,
 ///     }
@@ -140,6 +140,15 @@ pub enum ClientError {
     /// again if that is safe.
     #[error("request interrupted, not resent: {0}")]
     Interrupted(String),
+    /// A call (spec 3.13) ended without its answer: the server failed or
+    /// refused it, it was cancelled, or its deadline passed (`status`).
+    #[error("call {status}: {reason}")]
+    Call {
+        /// How it ended.
+        status: CallStatus,
+        /// Why, in the server's words or ours.
+        reason: String,
+    },
     /// The connection failed while in use.
     #[error("connection failed")]
     Io(#[from] io::Error),
@@ -156,6 +165,13 @@ impl ClientError {
                 Cause::Server
             }
             Protocol { .. } => Cause::ProtocolViolation,
+            // A cancelled call was cancelled by us; any other end the
+            // server decided (a deadline it did not meet included).
+            Call {
+                status: CallStatus::Cancelled,
+                ..
+            } => Cause::Us,
+            Call { .. } => Cause::Server,
             Closed { by, .. } => *by,
             // The request was cut off by whatever ended its connection; the
             // client is already reconnecting.

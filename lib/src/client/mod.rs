@@ -7,6 +7,7 @@
 //! opens one connection, and `reconnect.rs` fails over to a new one when
 //! it is lost.
 
+mod calls;
 mod config;
 mod connect;
 mod end;
@@ -28,6 +29,7 @@ use crate::protocol::v1;
 use crate::protocol::v2::frame::FrameSink;
 use crate::protocol::v2::{CloseCode, Frame, RequestFrame, SendError, Session};
 use crate::transport::{Outgoing, QueueError};
+pub use calls::{CallOptions, ClientCall};
 pub use config::{ClientConfig, ProtocolVersion};
 use end::End;
 pub use error::{Cause, ClientError};
@@ -288,6 +290,35 @@ impl Client {
                 .await
                 .map_err(|_| ClientError::RequestTimeout(limit))?,
         }
+    }
+
+    /// Makes a call (spec 3.13) and waits for its answer: like
+    /// [`Client::request`], with a deadline the server keeps too, metadata,
+    /// and cancellation that reaches the server's work (drop the future).
+    /// For streams, see [`Client::open_call`].
+    pub async fn call(
+        &self,
+        payload: impl Into<Bytes>,
+        options: CallOptions,
+    ) -> Result<Bytes, ClientError> {
+        self.open_call(payload, options).await?.finish().await
+    }
+
+    /// Opens a call (spec 3.13) and returns it in flight: read the server's
+    /// stream, send yours, then [`ClientCall::finish`]. Dropping it before
+    /// its end cancels it on the server. Fails with
+    /// `ClientError::Refused(SendError::CallsNotNegotiated)` when the
+    /// server does not speak calls.
+    pub async fn open_call(
+        &self,
+        payload: impl Into<Bytes>,
+        options: CallOptions,
+    ) -> Result<ClientCall, ClientError> {
+        if self.handle.version == ProtocolVersion::V1 {
+            return Err(ClientError::NeedsV2("a call"));
+        }
+        let link = self.live_link().await?;
+        ClientCall::open(link.core.clone(), payload.into(), options).await
     }
 
     /// Ends the session so that nothing is lost: v2 sends CLOSE and waits

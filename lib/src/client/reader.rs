@@ -90,6 +90,7 @@ pub(crate) async fn drive_v2(
     // Callers learn the end at once, not after the last flush below: a
     // call made meanwhile must get this reason, not "closing".
     core.requests.end(&end, core.interrupts());
+    core.calls.end(&end);
     // What is queued (our CLOSE's acknowledgement, a protocol error's
     // CLOSE) still goes out, briefly.
     driver.finish(std::time::Duration::from_secs(1)).await;
@@ -161,6 +162,9 @@ fn on_event(event: SessionEvent, core: &Core, incoming: &mpsc::Sender<Pushed>) -
             return Some(End::ByServer(reason));
         }
         SessionEvent::Closed(_) => return Some(End::Completed),
+        SessionEvent::Item(item) => core.calls.item(item.id, item.payload),
+        SessionEvent::Credit { id, .. } => core.calls.credit(id),
+        SessionEvent::Status(status) => core.calls.status(status),
         _ => {}
     }
     None

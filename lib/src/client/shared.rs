@@ -18,6 +18,8 @@ pub(crate) struct Core {
     /// "may this be sent now", encoding it and queueing it are one step.
     pub(crate) queue: Arc<WriteQueue<Option<Session>>>,
     pub(crate) requests: Requests,
+    /// Calls in flight (spec 3.13): where the server's frames for each go.
+    pub(crate) calls: super::calls::Routes,
     end: watch::Sender<Option<End>>,
     /// Set when the server says GOAWAY (a reconnecting client moves on).
     going_away: watch::Sender<Option<CodeReason>>,
@@ -42,6 +44,7 @@ impl Core {
         Core {
             queue: Arc::new(WriteQueue::new(session, max_queued_bytes)),
             requests: Requests::default(),
+            calls: Default::default(),
             end: watch::channel(None).0,
             going_away: watch::channel(None).0,
             incoming_taken,
@@ -131,6 +134,7 @@ impl Core {
     /// it has sent what is queued, and wakes `close`.
     pub(crate) fn finish(&self, end: End) {
         self.requests.end(&end, self.interrupts);
+        self.calls.end(&end);
         self.queue.close();
         self.end.send_if_modified(|e| {
             if e.is_none() {

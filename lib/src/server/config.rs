@@ -132,6 +132,14 @@ pub struct ServerConfig {
     /// application protocol are served untyped. `None` (the default):
     /// none.
     pub app_protocol: Option<AppProtocol>,
+    /// Calls (spec 3.13): streams with credit, cancellation, deadlines and
+    /// metadata, for clients that ask for them in their HELLO; the limits
+    /// are announced in the WELCOME. Served by [`Handler::on_call`](super::Handler::on_call).
+    /// On by default (100 calls in flight per connection, 16 items of
+    /// credit per client stream, no deadline cap); `None` turns them off,
+    /// and clients that never ask (every v2 peer that predates calls) see
+    /// no difference either way.
+    pub calls: Option<v2::CallLimits>,
     /// A second listener for browsers: v2 over WebSocket (spec section 4),
     /// served by the same service with the same session rules and limits
     /// (slots, per-address, memory budget, deadlines, tokens); TLS (`wss`)
@@ -172,6 +180,7 @@ impl Default for ServerConfig {
             proxy_protocol: false,
             time_requests: false,
             app_protocol: None,
+            calls: Some(v2::CallLimits::default()),
             #[cfg(feature = "websocket")]
             websocket: None,
         }
@@ -200,6 +209,7 @@ impl ServerConfig {
         max_memory: usize,
         proxy_protocol: bool,
         time_requests: bool,
+        calls: Option<v2::CallLimits>,
     }
 
     /// Serves TLS only, with these settings (see [`ServerTls`]).
@@ -331,6 +341,7 @@ impl ServerConfig {
                     .map(|t| Arc::new(t) as Arc<dyn TokenCheck>),
             )
             .app_protocol(self.app_protocol.clone())
+            .calls(self.calls)
     }
 
     /// The deadlines of a v1 connection, which has no heartbeats, given

@@ -6,6 +6,7 @@
 mod accept_backoff;
 mod admission;
 mod auth_tokens;
+mod call;
 mod config;
 mod connection_outcome;
 #[doc(hidden)]
@@ -22,6 +23,7 @@ mod v2_connection;
 mod version_dispatch;
 
 pub use auth_tokens::{AuthTokens, AuthTokensError};
+pub use call::{Call, ItemSender, Items};
 pub use config::{ServerConfig, ServerError};
 pub use pusher::Responder;
 pub use pusher::{PushError, Pusher};

@@ -105,6 +105,16 @@ impl Outbound {
         self.settle(queued)
     }
 
+    /// Queues a data frame once the queue has room: for a call's stream,
+    /// which waits for a slow reader instead of overflowing its queue.
+    pub(crate) async fn send_waiting(&self, frame: &Frame) -> Result<(), PushError> {
+        let queued = self
+            .queue
+            .push(|session, out| session.send(frame, out))
+            .await;
+        self.settle(queued)
+    }
+
     /// Queues a frame the protocol promises (an error answer to a request),
     /// which may use room beyond the data limit.
     pub(crate) fn send_control(&self, frame: &Frame) -> Result<(), PushError> {

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use std::future::Future;
 use std::net::SocketAddr;
 
+use super::call::Call;
 use super::pusher::Pusher;
 use super::pusher::Responder;
 use crate::protocol::Message;
@@ -176,6 +177,47 @@ pub trait Handler: Send + 'static {
     ) -> impl Future<Output = ()> + Send {
         let _ = payload;
         let _ = responder.fail("this service does not answer requests");
+        async {}
+    }
+
+    /// A call arrived (v2 with calls, spec 3.13): return the future that
+    /// serves it. That future runs in a task of its own, so it may wait as
+    /// long as it likes (for credit on its stream, for other work) without
+    /// holding up anything else on the connection; it owns what it uses
+    /// (clone what it needs from `self` here). It is dropped when the client
+    /// cancels the call or its deadline passes, which stops the work and
+    /// tells the client why. Unless overridden, calls are refused.
+    ///
+    /// ```
+    /// use rust_tcp::{Call, Handler, Message};
+    ///
+    /// struct Lines;
+    /// impl Handler for Lines {
+    ///     async fn on_text(&mut self, _: Message) {}
+    ///
+    ///     /// Streams the request's lines back, one item each, at the pace
+    ///     /// the client grants, then ends with the count.
+    ///     fn on_call(&mut self, mut call: Call) -> impl Future<Output = ()> + Send + 'static {
+    ///         async move {
+    ///             let Some(mut items) = call.take_sender() else {
+    ///                 let _ = call.fail("ask for a stream");
+    ///                 return;
+    ///             };
+    ///             let text = String::from_utf8_lossy(call.payload()).into_owned();
+    ///             let mut sent = 0;
+    ///             for line in text.lines() {
+    ///                 if items.send(line.to_owned()).await.is_err() {
+    ///                     return; // the connection is gone
+    ///                 }
+    ///                 sent += 1;
+    ///             }
+    ///             let _ = call.respond(format!("{sent} lines"));
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn on_call(&mut self, call: Call) -> impl Future<Output = ()> + Send + 'static {
+        let _ = call.fail("this service does not answer calls");
         async {}
     }
 

@@ -16,6 +16,7 @@ use tokio::time::timeout;
 use tracing::warn;
 
 use super::admission::Slot;
+use super::call::{self, CallTable};
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::log_gate::{LogGate, PeerText, info_unless_quiet, suppressed_field};
 use super::pusher::{InFlight, Responder};
@@ -96,6 +97,8 @@ where
             stopping: false,
             signals: &shared.signals,
             signals_seen: u64::MAX,
+            calls: Arc::default(),
+            call_limits: None,
         },
     });
     let Connected { driver, end } = &mut *state;
@@ -133,8 +136,10 @@ where
             _ => {}
         }
     }
-    // Handlers may hold pushers; let them go before the final flush.
+    // Handlers may hold pushers; let them go before the final flush. Calls
+    // still running have nobody left to answer: they are stopped.
     end.handler = None;
+    end.calls.cancel_all();
     // A failed writer is not tried again, and a stuck one (slow consumer)
     // is not waited for.
     if !matches!(
@@ -203,6 +208,9 @@ struct ServerEnd<'a, Svc: Service> {
     /// `stop` is polled only when these moved.
     signals: &'a SignalEpoch,
     signals_seen: u64,
+    /// The calls in flight (spec 3.13), and the limits agreed for them.
+    calls: Arc<CallTable>,
+    call_limits: Option<crate::protocol::v2::CallLimits>,
 }
 
 impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
@@ -291,9 +299,11 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
             peer_name,
             auth_token,
             app,
+            calls,
             ..
         } = event
         {
+            self.call_limits = calls;
             // A session now: no newcomer can displace it.
             self.slot.promote();
             self.handler = Some(self.service.connect(&PeerInfo {
@@ -326,6 +336,18 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                 let responder = Responder::new(r.id, self.out.clone(), self.in_flight.start(), now);
                 handler.on_request(r.payload, responder).await;
             }
+            SessionEvent::Call(call) => {
+                let limits = self.call_limits.unwrap_or_default();
+                let deadline_ms = limits.deadline_ms(call.deadline_ms);
+                let ends = (&self.out, &self.calls, self.in_flight.start());
+                call::start(call, now, deadline_ms, limits.stream_credit, ends, |c| {
+                    handler.on_call(c)
+                });
+            }
+            SessionEvent::Item(item) => self.calls.item(item.id, item.payload),
+            SessionEvent::End(id) => self.calls.end(id),
+            SessionEvent::Cancel(id) => self.calls.cancel(id),
+            SessionEvent::Credit { id, .. } => self.calls.credit(id),
             SessionEvent::Error(e) => self.log_peer_said("client reported", &e, true),
             SessionEvent::CloseRequested(reason) => {
                 // Everything before the CLOSE has been handed over; make the

@@ -1,0 +1,433 @@
+//! Calls from the client (spec 3.13): [`CallOptions`] say what a call
+//! carries (its deadline, metadata and streams), [`ClientCall`] is one call
+//! in flight (read the server's items, send ours, wait for the end), and
+//! the routes take what the server sends for each call to its caller.
+//! Dropping a [`ClientCall`] before its end cancels the call on the server.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::end::End;
+use super::error::ClientError;
+use super::shared::Core;
+use crate::protocol::v2::{
+    CLIENT_STREAMS, CallFrame, CallStatus, Frame, ItemFrame, Metadata, MetadataError,
+    SERVER_STREAMS, SendError, StatusFrame,
+};
+use crate::transport::QueueError;
+
+/// What a call carries beside its payload. Start from
+/// [`CallOptions::default`] (a unary call: no deadline, no metadata, no
+/// streams) and change what you need.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// The call's time budget: sent with it (the server stops its work
+    /// when it passes and answers "deadline exceeded"), and kept here too
+    /// (the call fails locally then, whatever the network does).
+    pub deadline: Option<Duration>,
+    /// Key/value pairs for the server (a W3C `traceparent`, say).
+    pub metadata: Metadata,
+    /// The server answers with a stream of items; the window is how many
+    /// it may send ahead of our reading (the credit we keep granting).
+    pub server_stream: Option<u32>,
+    /// We send a stream of items ([`ClientCall::send_item`], ended by
+    /// [`ClientCall::end_items`]).
+    pub client_stream: bool,
+}
+
+impl CallOptions {
+    /// A unary call.
+    pub fn new() -> Self {
+        CallOptions::default()
+    }
+
+    crate::config_setters::setters! {
+        deadline: Option<Duration>,
+        client_stream: bool,
+    }
+
+    /// The server answers with a stream, at most `window` items ahead of
+    /// our reading (at least 1).
+    pub fn server_stream(mut self, window: u32) -> Self {
+        self.server_stream = Some(window.max(1));
+        self
+    }
+
+    /// Adds a metadata entry (see [`Metadata::insert`] for the rules).
+    pub fn metadata(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+    ) -> Result<Self, MetadataError> {
+        self.metadata.insert(key, value)?;
+        Ok(self)
+    }
+}
+
+/// How a call's end reaches its caller.
+type Ending = oneshot::Sender<Result<StatusFrame, ClientError>>;
+
+struct Route {
+    items: mpsc::UnboundedSender<Bytes>,
+    ending: Option<Ending>,
+    credit: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Table {
+    routes: HashMap<u32, Route>,
+    next_id: u32,
+    ended: Option<End>,
+}
+
+/// The calls in flight on one connection, by id: where their items,
+/// credit and end go.
+#[derive(Clone, Default)]
+pub(crate) struct Routes(Arc<Mutex<Table>>);
+
+/// What a new call's caller holds of its route.
+struct Opened {
+    id: u32,
+    items: mpsc::UnboundedReceiver<Bytes>,
+    ending: oneshot::Receiver<Result<StatusFrame, ClientError>>,
+    credit: Arc<Notify>,
+}
+
+impl Routes {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A route for a new call, under an id no call in flight has.
+    fn open(&self) -> Result<Opened, ClientError> {
+        let mut table = self.lock();
+        if let Some(end) = &table.ended {
+            return Err(end.to_error());
+        }
+        let id = loop {
+            let id = table.next_id;
+            table.next_id = id.wrapping_add(1);
+            if !table.routes.contains_key(&id) {
+                break id;
+            }
+        };
+        let (items_tx, items) = mpsc::unbounded_channel();
+        let (ending_tx, ending) = oneshot::channel();
+        let credit = Arc::new(Notify::new());
+        table.routes.insert(
+            id,
+            Route {
+                items: items_tx,
+                ending: Some(ending_tx),
+                credit: credit.clone(),
+            },
+        );
+        Ok(Opened {
+            id,
+            items,
+            ending,
+            credit,
+        })
+    }
+
+    fn remove(&self, id: u32) {
+        self.lock().routes.remove(&id);
+    }
+
+    /// An item of call `id`'s stream (the session checked our credit).
+    pub(crate) fn item(&self, id: u32, payload: Bytes) {
+        if let Some(route) = self.lock().routes.get(&id) {
+            let _ = route.items.send(payload);
+        }
+    }
+
+    /// The server granted credit to call `id`'s stream.
+    pub(crate) fn credit(&self, id: u32) {
+        if let Some(route) = self.lock().routes.get(&id) {
+            route.credit.notify_one();
+        }
+    }
+
+    /// Call `id` ended: its items stream ends after what is queued, and a
+    /// sender waiting for credit wakes to find it gone.
+    pub(crate) fn status(&self, status: StatusFrame) {
+        let route = self.lock().routes.remove(&status.id);
+        if let Some(mut route) = route {
+            route.credit.notify_one();
+            if let Some(ending) = route.ending.take() {
+                let _ = ending.send(Ok(status));
+            }
+        }
+    }
+
+    /// The connection is over: every call in flight fails with `end`.
+    pub(crate) fn end(&self, end: &End) {
+        let routes = {
+            let mut table = self.lock();
+            table.ended.get_or_insert(end.clone());
+            std::mem::take(&mut table.routes)
+        };
+        for (_, mut route) in routes {
+            route.credit.notify_one();
+            if let Some(ending) = route.ending.take() {
+                let _ = ending.send(Err(end.to_error()));
+            }
+        }
+    }
+}
+
+/// One call in flight. Read the server's stream with
+/// [`ClientCall::next_item`] (each item read grants the server another),
+/// send ours with [`ClientCall::send_item`], and wait for the answer with
+/// [`ClientCall::finish`]. Dropping it before the end cancels the call: the
+/// server drops its work and its id stays taken until the server's STATUS
+/// arrives, so a late item can never be taken for another call's.
+pub struct ClientCall {
+    id: u32,
+    core: Arc<Core>,
+    items: mpsc::UnboundedReceiver<Bytes>,
+    ending: oneshot::Receiver<Result<StatusFrame, ClientError>>,
+    credit: Arc<Notify>,
+    deadline: Option<(Instant, Duration)>,
+    /// Grant the server more once this many items were read.
+    regrant: u32,
+    read: u32,
+    /// How the call ended, once it has.
+    outcome: Option<Result<Bytes, ClientError>>,
+}
+
+impl std::fmt::Debug for ClientCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCall")
+            .field("id", &self.id)
+            .field("ended", &self.outcome.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn outcome(status: StatusFrame) -> Result<Bytes, ClientError> {
+    match status.status {
+        CallStatus::Ok => Ok(status.payload),
+        other => Err(ClientError::Call {
+            status: other,
+            reason: status.reason(),
+        }),
+    }
+}
+
+impl ClientCall {
+    /// Sends call `payload` on `core`'s connection.
+    pub(crate) async fn open(
+        core: Arc<Core>,
+        payload: Bytes,
+        options: CallOptions,
+    ) -> Result<ClientCall, ClientError> {
+        let opened = core.calls.open()?;
+        let mut frame = CallFrame::new(opened.id, payload);
+        frame.flags = if options.server_stream.is_some() {
+            SERVER_STREAMS
+        } else {
+            0
+        } | if options.client_stream {
+            CLIENT_STREAMS
+        } else {
+            0
+        };
+        frame.credit = options.server_stream.unwrap_or(0);
+        frame.deadline_ms = options
+            .deadline
+            .map_or(0, |d| d.as_millis().clamp(1, u32::MAX.into()) as u32);
+        frame.metadata = options.metadata;
+        let deadline = options.deadline.map(|d| (Instant::now() + d, d));
+        let sent = core
+            .queue
+            .push(|st, buf| match st.as_mut() {
+                Some(session) => session.send(&Frame::Call(frame), buf),
+                None => Err(SendError::CallsNotNegotiated),
+            })
+            .await;
+        let refused = match sent {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(ClientError::Refused(e)),
+            Err(QueueError::Closed) => Some(core.requests.ended().map_or_else(
+                || ClientError::closed(super::Cause::Us, "connection is closing"),
+                |e| e.to_error(),
+            )),
+            Err(QueueError::Full { .. }) => unreachable!("push waits for room"),
+        };
+        if let Some(e) = refused {
+            core.calls.remove(opened.id);
+            return Err(e);
+        }
+        Ok(ClientCall {
+            id: opened.id,
+            core,
+            items: opened.items,
+            ending: opened.ending,
+            credit: opened.credit,
+            deadline,
+            regrant: (options.server_stream.unwrap_or(1) / 2).max(1),
+            read: 0,
+            outcome: None,
+        })
+    }
+
+    /// The call's id on the wire (for logs).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Waits for `work`, or fails once the call's deadline has passed
+    /// (cancelling it on the server, which stops its work).
+    async fn within<T, W: Future<Output = T>>(&mut self, work: W) -> Result<T, ClientError> {
+        let Some((at, budget)) = self.deadline else {
+            return Ok(work.await);
+        };
+        match tokio::time::timeout_at(at.into(), work).await {
+            Ok(done) => Ok(done),
+            Err(_) => {
+                let e = ClientError::Call {
+                    status: CallStatus::DeadlineExceeded,
+                    reason: format!("no answer within the deadline of {budget:?}"),
+                };
+                self.cancel_now();
+                self.outcome = Some(Err(clone_error(&e)));
+                Err(e)
+            }
+        }
+    }
+
+    /// The next item of the server's stream; `Ok(None)` once the call has
+    /// ended well (its answer is then [`ClientCall::finish`]'s), an error
+    /// if it ended otherwise.
+    pub async fn next_item(&mut self) -> Result<Option<Bytes>, ClientError> {
+        if let Some(outcome) = &self.outcome {
+            return outcome.as_ref().map(|_| None).map_err(clone_error);
+        }
+        let mut items = std::mem::replace(&mut self.items, mpsc::unbounded_channel().1);
+        let got = self.within(items.recv()).await;
+        self.items = items;
+        match got? {
+            Some(item) => {
+                self.read += 1;
+                if self.read >= self.regrant {
+                    let grant = Frame::Credit {
+                        id: self.id,
+                        items: self.read,
+                    };
+                    // Owed to a server that keeps to its credit: never
+                    // refused for queued bytes. A call that ended meanwhile
+                    // refuses it, which is fine.
+                    let _ = self.core.session(|s, out| s.send(&grant, out));
+                    self.read = 0;
+                }
+                Ok(Some(item))
+            }
+            // The route is gone: the call's end is here (or the
+            // connection's), sent right after.
+            None => {
+                let ended = match (&mut self.ending).await {
+                    Ok(Ok(status)) => outcome(status),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(ClientError::closed(super::Cause::Us, "call abandoned")),
+                };
+                let result = ended.as_ref().map(|_| None).map_err(clone_error);
+                self.outcome = Some(ended);
+                result
+            }
+        }
+    }
+
+    /// Sends one item of our stream, once the server has credit for it.
+    pub async fn send_item(&mut self, item: impl Into<Bytes>) -> Result<(), ClientError> {
+        let item = item.into();
+        let (id, core, credit) = (self.id, self.core.clone(), self.credit.clone());
+        let send = async move {
+            loop {
+                let granted = credit.notified();
+                tokio::pin!(granted);
+                granted.as_mut().enable();
+                let frame = Frame::Item(ItemFrame::new(id, item.clone()));
+                match push(&core, &frame).await {
+                    Err(ClientError::Refused(SendError::NoCredit { .. })) => granted.await,
+                    other => return other,
+                }
+            }
+        };
+        self.within(send).await?
+    }
+
+    /// Ends our stream: the server's stream of our items sees its end.
+    pub async fn end_items(&mut self) -> Result<(), ClientError> {
+        push(&self.core, &Frame::End(self.id)).await
+    }
+
+    /// Waits for the call's answer (reading and dropping what is left of
+    /// the server's stream, granting as it goes).
+    pub async fn finish(mut self) -> Result<Bytes, ClientError> {
+        while self.next_item().await?.is_some() {}
+        self.outcome
+            .take()
+            .unwrap_or_else(|| Err(ClientError::closed(super::Cause::Us, "call abandoned")))
+    }
+
+    /// Cancels the call now: the server drops its work. Dropping the call
+    /// does the same.
+    pub fn cancel(mut self) {
+        self.cancel_now();
+    }
+
+    fn cancel_now(&mut self) {
+        if self.outcome.is_none() {
+            let _ = self
+                .core
+                .session(|s, out| s.send(&Frame::Cancel(self.id), out));
+            self.outcome = Some(Err(ClientError::Call {
+                status: CallStatus::Cancelled,
+                reason: "cancelled by us".into(),
+            }));
+        }
+    }
+}
+
+impl Drop for ClientCall {
+    fn drop(&mut self) {
+        self.cancel_now();
+    }
+}
+
+/// Sends a frame of a call through the session, waiting for room.
+async fn push(core: &Core, frame: &Frame) -> Result<(), ClientError> {
+    match core
+        .queue
+        .push(|st, buf| match st.as_mut() {
+            Some(session) => session.send(frame, buf),
+            None => Err(SendError::CallsNotNegotiated),
+        })
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ClientError::Refused(e)),
+        Err(_) => Err(core.requests.ended().map_or_else(
+            || ClientError::closed(super::Cause::Us, "connection is closing"),
+            |e| e.to_error(),
+        )),
+    }
+}
+
+/// `ClientError` holds an `io::Error`, so it is not `Clone`; a call's end
+/// is reported again by its words.
+fn clone_error(e: &ClientError) -> ClientError {
+    match e {
+        ClientError::Call { status, reason } => ClientError::Call {
+            status: *status,
+            reason: reason.clone(),
+        },
+        ClientError::Closed { by, reason } => ClientError::closed(*by, reason.clone()),
+        other => ClientError::closed(other.cause(), other.to_string()),
+    }
+}
