@@ -10,13 +10,15 @@ mod common;
 #[allow(dead_code)]
 mod cases;
 
+use bytes::Bytes;
 use bytes::BytesMut;
 use cases::{Case, Settings, Step};
 use common::*;
 use rust_tcp::protocol::v2::{
-    Frame, MIN_MAX_FRAME_SIZE, ResponseFrame, Session, SessionConfig, SessionEvent, SessionState,
-    V2Codec, V2CodecError,
+    CallLimits, CallStatus, Frame, ItemFrame, MIN_MAX_FRAME_SIZE, ResponseFrame, Session,
+    SessionConfig, SessionEvent, SessionState, StatusFrame, V2Codec, V2CodecError,
 };
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use tokio_util::codec::Decoder;
 
@@ -105,13 +107,27 @@ struct SansIo {
     /// The first byte named another version: answered with the frozen
     /// reply, and the connection is over.
     other_version: bool,
+    /// The reference application's calls in flight (echo, spec 3.13).
+    calls: HashMap<u32, EchoCall>,
+}
+
+/// A call of the reference application: its request (the answer), the
+/// items waiting for credit, and whether the client's stream has ended.
+struct EchoCall {
+    request: Bytes,
+    server_streams: bool,
+    unsent: VecDeque<Bytes>,
+    ended: bool,
+    /// A `wait` call: answered only by a cancel or its deadline (ms).
+    waits: Option<u32>,
 }
 
 impl SansIo {
     fn new() -> Self {
         let config = SessionConfig::default()
             .heartbeat(Duration::from_secs(30))
-            .handshake_timeout(Some(Duration::from_secs(10)));
+            .handshake_timeout(Some(Duration::from_secs(10)))
+            .calls(Some(CallLimits::default()));
         let now = Instant::now();
         SansIo {
             session: Session::server(config, now),
@@ -121,6 +137,7 @@ impl SansIo {
             now,
             max_frame: SessionConfig::default().max_frame_size,
             other_version: false,
+            calls: HashMap::new(),
         }
     }
 
@@ -165,6 +182,45 @@ impl SansIo {
                         self.session.send(&failure, &mut self.out).unwrap();
                     }
                 }
+                Ok(Some(SessionEvent::Call(c))) => {
+                    let waits = (&c.payload[..] == b"wait")
+                        .then(|| CallLimits::default().deadline_ms(c.deadline_ms));
+                    let unsent = if c.server_streams() && !c.client_streams() {
+                        VecDeque::from([c.payload.clone()])
+                    } else {
+                        VecDeque::new()
+                    };
+                    let (server_streams, id) = (c.server_streams(), c.id);
+                    let ended = !c.client_streams();
+                    let call = EchoCall {
+                        request: c.payload,
+                        server_streams,
+                        unsent,
+                        ended,
+                        waits,
+                    };
+                    self.calls.insert(id, call);
+                    self.pump(id);
+                }
+                Ok(Some(SessionEvent::Item(i))) => {
+                    if let Some(call) = self.calls.get_mut(&i.id)
+                        && call.server_streams
+                    {
+                        call.unsent.push_back(i.payload);
+                    }
+                    self.pump(i.id);
+                }
+                Ok(Some(SessionEvent::End(id))) => {
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.ended = true;
+                    }
+                    self.pump(id);
+                }
+                Ok(Some(SessionEvent::Credit { id, .. })) => self.pump(id),
+                Ok(Some(SessionEvent::Cancel(id))) => {
+                    self.calls.remove(&id);
+                    self.status(id, CallStatus::Cancelled, "cancelled by the client");
+                }
                 Ok(Some(SessionEvent::CloseRequested(_))) => {
                     // What follows a CLOSE in what was read breaks spec 3.9.
                     if let Ok(Some(late)) = self.codec.decode(&mut self.input) {
@@ -182,6 +238,48 @@ impl SansIo {
 
     fn opened(&self) -> bool {
         self.session.state() != SessionState::Handshake
+    }
+
+    /// Sends what call `id` has credit for, and its STATUS once all is out.
+    fn pump(&mut self, id: u32) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.waits.is_some() {
+            return;
+        }
+        while !call.unsent.is_empty() && self.session.send_credit(id) > 0 {
+            let item = call.unsent.pop_front().unwrap();
+            self.session
+                .send(&Frame::Item(ItemFrame::new(id, item)), &mut self.out)
+                .unwrap();
+        }
+        if call.unsent.is_empty() && call.ended {
+            let answer = self.calls.remove(&id).unwrap().request;
+            let status = Frame::Status(StatusFrame::new(id, CallStatus::Ok, answer));
+            self.session.send(&status, &mut self.out).unwrap();
+        }
+    }
+
+    fn status(&mut self, id: u32, status: CallStatus, reason: &str) {
+        let frame = Frame::Status(StatusFrame::new(id, status, reason.to_owned()));
+        self.session.send(&frame, &mut self.out).unwrap();
+    }
+
+    /// Nothing came when something was expected: the application's clock
+    /// moves on to the first deadline of a waiting call (the session's own
+    /// timers are covered by the TCP runs).
+    fn pass_time(&mut self) {
+        let due = self
+            .calls
+            .iter()
+            .filter_map(|(id, c)| c.waits.filter(|ms| *ms > 0).map(|ms| (ms, *id)))
+            .min();
+        if let Some((ms, id)) = due {
+            self.calls.remove(&id);
+            let reason = format!("deadline exceeded ({ms} ms)");
+            self.status(id, CallStatus::DeadlineExceeded, &reason);
+        }
     }
 }
 
@@ -202,10 +300,15 @@ fn run_sans_io(case: &Case, settings: &Settings) -> Result<bool, String> {
         }
         match step {
             Step::Send(_) | Step::Hello { .. } | Step::SendOverMaxFrame => {}
-            Step::Expect(expect) => match codec.decode(&mut s.out) {
-                Ok(Some(frame)) => cases::check(expect, &frame).map_err(at)?,
-                other => return Err(at(format!("expected a frame, got {other:?}"))),
-            },
+            Step::Expect(expect) => {
+                if s.out.is_empty() {
+                    s.pass_time();
+                }
+                match codec.decode(&mut s.out) {
+                    Ok(Some(frame)) => cases::check(expect, &frame).map_err(at)?,
+                    other => return Err(at(format!("expected a frame, got {other:?}"))),
+                }
+            }
             Step::ExpectBytes(want) => {
                 if s.out.len() < want.len() || &s.out[..want.len()] != want.as_slice() {
                     return Err(at(format!(

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use line_output::spawn_line_output;
 use print_service::PrintService;
+use rust_tcp::protocol::v2::CallLimits;
 use rust_tcp::{AuthTokens, Page, Server, ServerConfig, ServerTls, WebSocketConfig};
 use shutdown::terminate_signal;
 use sink_service::SinkService;
@@ -138,6 +139,23 @@ struct Args {
     /// --max-frame-bytes.
     #[arg(long, default_value_t = 1024 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: u64,
+
+    /// Calls (spec 3.13) one v2 connection may have in flight; one more is
+    /// refused (STATUS 4) and the connection goes on. 0 turns calls off
+    /// (clients that ask are served without them).
+    #[arg(long, default_value_t = 100)]
+    max_calls_per_connection: u16,
+
+    /// Items a client's stream may send ahead of the server's reading (its
+    /// credit): what the server holds for one stream is at most this many
+    /// frames.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    call_stream_credit: u32,
+
+    /// The longest deadline a call gets, in seconds (fractions allowed); a
+    /// call without a deadline gets this one. 0 = no cap.
+    #[arg(long, default_value = "0", value_parser = parse_secs)]
+    max_call_deadline_secs: Duration,
 
     /// Serve TLS only, with this certificate chain (PEM); needs --tls-key.
     /// Without it, plain TCP.
@@ -374,7 +392,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .proxy_protocol(args.proxy_protocol)
         .time_requests(args.metrics_addr.is_some())
         .server_name(args.name.clone())
-        .idle_timeout((!args.idle_timeout_secs.is_zero()).then_some(args.idle_timeout_secs));
+        .idle_timeout((!args.idle_timeout_secs.is_zero()).then_some(args.idle_timeout_secs))
+        .calls((args.max_calls_per_connection > 0).then(|| {
+            CallLimits::new(args.max_calls_per_connection, args.call_stream_credit).max_deadline(
+                (!args.max_call_deadline_secs.is_zero()).then_some(args.max_call_deadline_secs),
+            )
+        }));
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(ServerTls::from_pem_files(
             cert,

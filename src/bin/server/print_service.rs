@@ -11,7 +11,7 @@ use tracing::debug;
 use crate::line_output::{LineOutput, format_message_line};
 #[cfg(feature = "nats")]
 use rust_tcp::bus::{NatsBus, Subscription};
-use rust_tcp::{Handler, Message, PeerInfo, Pusher, Responder, Service};
+use rust_tcp::{Call, Handler, Message, PeerInfo, Pusher, Responder, Service};
 
 /// A batch is handed to the writer once it reaches this size even if more
 /// input is waiting, so one busy connection cannot hold lines back for long.
@@ -212,7 +212,42 @@ impl Handler for PrintHandler {
         let _ = responder.respond(payload);
     }
 
+    fn on_call(&mut self, call: Call) -> impl Future<Output = ()> + Send + 'static {
+        echo_call(call)
+    }
+
     async fn flush(&mut self) {
         self.send_batch().await;
     }
+}
+
+/// The reference server's calls (spec 3.13), echo as its requests are: the
+/// answer is the request; a server stream carries each item of the
+/// client's stream back (or, without one, the request as its one item).
+/// A call whose request is `wait` waits until it is cancelled or its
+/// deadline passes, so peers can test both against this server.
+async fn echo_call(mut call: Call) {
+    debug!(id = call.id(), "call");
+    if &call.payload()[..] == b"wait" {
+        return std::future::pending().await;
+    }
+    let (items, sender) = (call.take_items(), call.take_sender());
+    match (items, sender) {
+        (Some(mut items), Some(mut back)) => {
+            while let Some(item) = items.next().await {
+                if back.send(item).await.is_err() {
+                    return;
+                }
+            }
+        }
+        (Some(mut items), None) => while items.next().await.is_some() {},
+        (None, Some(mut back)) => {
+            if back.send(call.payload().clone()).await.is_err() {
+                return;
+            }
+        }
+        (None, None) => {}
+    }
+    let payload = call.payload().clone();
+    let _ = call.respond(payload);
 }

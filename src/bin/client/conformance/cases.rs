@@ -40,6 +40,8 @@ pub enum Step {
         /// `None`: send the runner's token (`--auth-token`), if it has one;
         /// `Some(false)`: send none; `Some(true)`: the case needs one.
         token: Option<bool>,
+        /// Ask for calls (extension 0x0003, spec 3.13).
+        calls: bool,
     },
     /// Send the header of a TEXT frame one byte longer than the `max_frame`
     /// the server announced in its WELCOME.
@@ -143,6 +145,7 @@ fn step(v: &Value) -> Result<Step, String> {
             max_frame: number("max_frame", 1 << 20)?,
             heartbeat_ms: number("heartbeat_ms", 0)?,
             token: h["token"].as_bool(),
+            calls: h["calls"].as_bool() == Some(true),
         });
     }
     if v["send_over_max_frame"].as_bool() == Some(true) {
@@ -197,13 +200,14 @@ pub fn bytes_to_send(
             max_frame,
             heartbeat_ms,
             token,
+            calls,
         } => {
             // A server that requires tokens requires them of every case.
             let token = match token {
                 Some(false) => None,
                 _ => settings.auth_token.as_deref(),
             };
-            hello_bytes(name, *max_frame, *heartbeat_ms, token)
+            hello_bytes(name, *max_frame, *heartbeat_ms, token, *calls)
         }
         Step::SendOverMaxFrame => {
             let max = server_max_frame.ok_or("no WELCOME seen yet")?;
@@ -216,18 +220,20 @@ pub fn bytes_to_send(
 }
 
 /// The bytes of a HELLO step.
-pub fn hello_bytes(name: &str, max_frame: u32, heartbeat_ms: u32, token: Option<&str>) -> Vec<u8> {
+pub fn hello_bytes(
+    name: &str,
+    max_frame: u32,
+    heartbeat_ms: u32,
+    token: Option<&str>,
+    calls: bool,
+) -> Vec<u8> {
+    let extensions = token
+        .map(|t| Extension::new(Extension::AUTH_TOKEN, Bytes::from(t.to_owned())))
+        .into_iter()
+        .chain(calls.then(|| Extension::new(Extension::CALLS, Bytes::from_static(&[1]))))
+        .collect();
     let frame = Frame::Hello(
-        Hello::new(vec![2], max_frame, heartbeat_ms, name).with_extensions(
-            token
-                .map(|t| {
-                    vec![Extension::new(
-                        Extension::AUTH_TOKEN,
-                        Bytes::from(t.to_owned()),
-                    )]
-                })
-                .unwrap_or_default(),
-        ),
+        Hello::new(vec![2], max_frame, heartbeat_ms, name).with_extensions(extensions),
     );
     let mut out = BytesMut::new();
     frame.encode(&mut out);
@@ -282,6 +288,12 @@ pub fn check(expect: &Map<String, Value>, frame: &Frame) -> Result<(), String> {
                 .as_ref()
                 .is_err_and(|reason| value.as_str().is_some_and(|s| reason.contains(s))),
             ("nonce", Frame::Pong(n) | Frame::Ping(n)) => value.as_u64() == Some(*n),
+            ("id", Frame::Item(i)) => value.as_u64() == Some(u64::from(i.id)),
+            ("text", Frame::Item(i)) => value.as_str().map(str::as_bytes) == Some(&i.payload[..]),
+            ("id", Frame::Status(s)) => value.as_u64() == Some(u64::from(s.id)),
+            ("status", Frame::Status(s)) => value.as_u64() == Some(s.status as u64),
+            ("text", Frame::Status(s)) => value.as_str().map(str::as_bytes) == Some(&s.payload[..]),
+            ("reason", Frame::Status(s)) => value.as_str() == Some(s.reason().as_str()),
             ("text", Frame::Text(m)) => value.as_str() == Some(m.as_str()),
             _ => {
                 return Err(format!(
@@ -312,6 +324,13 @@ pub fn describe(frame: &Frame) -> String {
         },
         Frame::Ping(n) | Frame::Pong(n) => format!("{} {n}", type_name(frame)),
         Frame::Text(m) => format!("TEXT {:?}", m.as_str()),
+        Frame::Item(i) => format!("ITEM id {} {:?}", i.id, String::from_utf8_lossy(&i.payload)),
+        Frame::Status(s) => format!(
+            "STATUS id {} status {} {:?}",
+            s.id,
+            s.status as u8,
+            String::from_utf8_lossy(&s.payload)
+        ),
         other => type_name(other),
     }
 }
