@@ -4,6 +4,7 @@ package byte for byte: the spec is the contract for this client too."""
 from __future__ import annotations
 
 import re
+import struct
 
 from conftest import REPO
 
@@ -29,13 +30,16 @@ def written_again(data: bytes, comment: str) -> bytes:
     if kind == FrameType.HELLO:
         token = "s3cret" if "auth token" in comment else None
         app = AppProtocol("kv", 1, 2) if "kv" in comment else None
-        return frames.hello("alice", 16 * 1024 * 1024, 0, token, app)
+        return frames.hello("alice", 16 * 1024 * 1024, 0, token, app, calls="speaks calls" in comment)
     if kind == FrameType.WELCOME:
         w = frames.decode_welcome(payload)
         ext = w.extension(frames.EXT_APP_PROTOCOL)
         if ext is not None:
             choice = frames.decode_app_choice(ext)
             assert (choice.name, choice.version, choice.encoding) == ("kv", 2, 1)
+        calls = w.extension(frames.EXT_CALLS)
+        if calls is not None:
+            assert frames.decode_call_limits(calls) == frames.CallLimits(100, 16, 0), comment
         assert w.server_name == "rust-tcp"
         return data
     if kind in (FrameType.CLOSE, FrameType.ERROR, FrameType.GOAWAY):
@@ -51,7 +55,27 @@ def written_again(data: bytes, comment: str) -> bytes:
     if kind == FrameType.RESPONSE:
         request_id, status, body = frames.decode_response(payload)
         return frames.frame(kind, request_id.to_bytes(4, "big") + bytes([status]) + body)
+    if kind == FrameType.CALL:
+        call_id, flags, deadline_ms, credit = struct.unpack_from(">IBII", payload)
+        meta = [("traceparent", TRACEPARENT.encode())] if "traceparent" in comment else []
+        meta_len = 1 + sum(3 + len(k) + len(v) for k, v in meta)
+        request = payload[13 + meta_len :]
+        return frames.call(call_id, flags, deadline_ms, credit, meta, request)
+    if kind == FrameType.ITEM:
+        return frames.item(*frames.decode_item(payload))
+    if kind == FrameType.CREDIT:
+        return frames.credit(*frames.decode_credit(payload))
+    if kind == FrameType.END:
+        return frames.end(int.from_bytes(payload, "big"))
+    if kind == FrameType.CANCEL:
+        return frames.cancel(int.from_bytes(payload, "big"))
+    if kind == FrameType.STATUS:
+        call_id, status, body = frames.decode_status(payload)
+        return frames.frame(kind, call_id.to_bytes(4, "big") + bytes([status]) + body)
     return frames.frame(kind, payload)
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def test_every_hex_example_is_read_and_written_byte_for_byte() -> None:

@@ -14,6 +14,7 @@ asyncio.
 Rust ``typed`` service; ``python -m rust_tcp`` is a command line.
 """
 
+from .calls import Call, CallError, CallStatus
 from .client import Client, Reconnect, tls_context
 from .errors import (
     Cause,
@@ -48,6 +49,9 @@ __all__ = [
     "AppChoice",
     "AppProtocol",
     "Binary",
+    "Call",
+    "CallError",
+    "CallStatus",
     "Cause",
     "Client",
     "CloseCode",

@@ -13,11 +13,12 @@ import asyncio
 import os
 import random
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from ssl import SSLContext
 
 from . import frames
+from .calls import Call
 from .connection import Link, Settings, State, open_link
 from .errors import Cause, ConnectionClosed, InvalidConfig, RequestTimeout, RustTcpError
 from .events import Disconnected, GoAway, Overflowed, Pushed, Reconnected, ReconnectFailed
@@ -242,6 +243,13 @@ class Client:
         return self._current().app
 
     @property
+    def calls_in_flight(self) -> int:
+        """Calls sent whose STATUS has not come (a cancelled one counts
+        until the server confirms: its id is not reused before)."""
+        link = self._link
+        return 0 if link is None else link.calls_in_flight
+
+    @property
     def pending_requests(self) -> int:
         """Requests sent whose callers still wait for a response."""
         return self._current().pending
@@ -304,6 +312,65 @@ class Client:
             if fut.cancelled():
                 raise RequestTimeout(limit) from None
             raise
+
+    async def open_call(
+        self,
+        payload: bytes | str = b"",
+        *,
+        deadline: float | None = None,
+        metadata: Mapping[str, bytes | str] | Iterable[tuple[str, bytes | str]] | None = None,
+        server_stream: int | None = None,
+        client_stream: bool = False,
+    ) -> Call:
+        """Opens a call (spec 3.13) and returns it in flight.
+
+        - ``deadline``: the call's budget in seconds, sent with it (the
+          server stops its work when it passes) and kept here too.
+        - ``metadata``: key/value pairs for the server (at most 16, 4096
+          bytes; keys of a-z, 0-9, ``-``, ``_``, ``.``), a ``traceparent``
+          for instance.
+        - ``server_stream``: the server answers with a stream; at most this
+          many items ahead of our reading.
+        - ``client_stream``: we send a stream (``call.send``, ``call.end``).
+
+        Raises ``NotSent`` when the server does not speak calls, or as many
+        are in flight as it allows, and ``InvalidConfig`` for bad metadata.
+        """
+        data = payload.encode() if isinstance(payload, str) else payload
+        pairs = metadata.items() if isinstance(metadata, Mapping) else (metadata or [])
+        meta = [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
+        why = frames.check_metadata(meta)
+        if why is not None:
+            raise InvalidConfig(why)
+        if deadline is not None and not 0 < deadline * 1000 <= 0xFFFFFFFF:
+            raise InvalidConfig(f"deadline {deadline}: must be a positive number of seconds")
+        window = 0 if server_stream is None else max(int(server_stream), 1)
+        flags = (frames.SERVER_STREAMS if server_stream is not None else 0) | (
+            frames.CLIENT_STREAMS if client_stream else 0
+        )
+        link = self._link
+        if link is None or link.state is not State.OPEN or link.going_away:
+            link = await self._usable()
+        deadline_ms = 0 if deadline is None else max(1, round(deadline * 1000))
+        call_id, route = link.start_call(data, flags, deadline_ms, window, meta)
+        if link.write_paused:
+            await link.drain()
+        at = None if deadline is None else link.loop.time() + deadline
+        return Call(link, call_id, route, window, at)
+
+    async def call(
+        self,
+        payload: bytes | str = b"",
+        *,
+        deadline: float | None = None,
+        metadata: Mapping[str, bytes | str] | Iterable[tuple[str, bytes | str]] | None = None,
+    ) -> bytes:
+        """Makes a unary call (spec 3.13) and returns its answer: a request
+        with a deadline the server keeps too, and metadata. Cancelling the
+        task that awaits it cancels the call on the server, whose work
+        stops. Raises ``CallError`` (``status`` says how it ended)."""
+        call = await self.open_call(payload, deadline=deadline, metadata=metadata)
+        return await call.result()
 
     async def request_all(self, payloads: Iterable[bytes | str], *, timeout: float | None = None) -> list[bytes]:
         """Sends every payload as a request at once (one write) and returns

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import frames
+from .calls import Route
 from .errors import (
     Cause,
     ConnectError,
@@ -46,6 +47,9 @@ _TEXT = int(FrameType.TEXT)
 _BINARY = int(FrameType.BINARY)
 _RESPONSE = int(FrameType.RESPONSE)
 _FLUSH_AT = 64 * 1024
+_CALL_FRAMES = frozenset(
+    (FrameType.ITEM, FrameType.CREDIT, FrameType.STATUS, FrameType.CALL, FrameType.END, FrameType.CANCEL)
+)
 
 
 class State(enum.Enum):
@@ -69,6 +73,8 @@ class Settings:
     interrupts: bool
     """Requests cut off by a lost connection fail as ``Interrupted`` (the
     client is reconnecting) rather than ``ConnectionClosed``."""
+    calls: bool = True
+    """Ask for calls (spec 3.13) in the HELLO."""
 
 
 def _peer_text(raw: str, limit: int = 200) -> str:
@@ -115,6 +121,10 @@ class Link(asyncio.Protocol):
         self._last_heard = self._loop.time()
         self._pinged = False
         self._beat: asyncio.TimerHandle | None = None
+        # Calls in flight (spec 3.13), by id, until their STATUS arrives.
+        self.call_limits: frames.CallLimits | None = None
+        self._calls: dict[int, Route] = {}
+        self._next_call = 0
 
     @property
     def closed(self) -> bool:
@@ -127,7 +137,7 @@ class Link(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         s = self.settings
-        transport.write(frames.hello(s.name, s.max_frame, s.heartbeat_ms, s.token, s.app))
+        transport.write(frames.hello(s.name, s.max_frame, s.heartbeat_ms, s.token, s.app, s.calls))
 
     def data_received(self, data: bytes) -> None:
         if self.state is State.CLOSED:
@@ -243,6 +253,10 @@ class Link(asyncio.Protocol):
             if not choice.fits(offer):
                 raise FrameError(refuse, f"the server chose {choice}, which we did not offer")
             self.app = choice
+        if self.settings.calls:
+            data = w.extension(frames.EXT_CALLS)
+            if data is not None:
+                self.call_limits = frames.decode_call_limits(data)
         self.state = State.OPEN
         self.server_name = w.server_name
         self.peer_max_frame = w.max_frame
@@ -283,6 +297,8 @@ class Link(asyncio.Protocol):
             self._on_push(self, GoAway(code, _peer_text(reason)))
         elif kind == FrameType.CLOSE:
             self._peer_close(*frames.decode_code_reason("CLOSE", payload))
+        elif kind in _CALL_FRAMES and self.call_limits is not None:
+            self._call_frame(kind, payload)
         else:  # HELLO, WELCOME again, REQUEST: not for a client to receive
             raise frames.malformed(f"unexpected {FrameType(kind).name} frame for a client in state {state.value}")
 
@@ -297,6 +313,38 @@ class Link(asyncio.Protocol):
             waiter.set_result(body)
         else:
             waiter.set_exception(RequestFailed(_peer_text(frames.text(body, "reason"), 1000)))
+
+    def _call_frame(self, kind: int, payload: bytes) -> None:
+        """ITEM, CREDIT or STATUS for one of our calls (spec 3.13). The
+        server sends nothing for a call after its STATUS, so a frame for a
+        call not in flight, or past the credit we granted, breaks the rules."""
+        if kind == FrameType.ITEM:
+            call_id, body = frames.decode_item(payload)
+            route = self._call_route(call_id, "ITEM")
+            if not route.server_streams:
+                raise frames.malformed(f"ITEM for call {call_id}, which has no server stream")
+            if route.recv_credit == 0:
+                raise frames.malformed(f"ITEM for call {call_id} beyond the credit granted")
+            route.recv_credit -= 1
+            route.items.put_nowait(body)
+        elif kind == FrameType.CREDIT:
+            call_id, items = frames.decode_credit(payload)
+            route = self._call_route(call_id, "CREDIT")
+            if not route.client_streams:
+                raise frames.malformed(f"CREDIT for call {call_id}, which has no client stream")
+            route.granted(items)
+        elif kind == FrameType.STATUS:
+            call_id, status, body = frames.decode_status(payload)
+            self._call_route(call_id, "STATUS")
+            self._calls.pop(call_id).finish(status, body)
+        else:  # CALL, END, CANCEL: the client's to send
+            raise frames.malformed(f"unexpected {FrameType(kind).name} frame for a client")
+
+    def _call_route(self, call_id: int, what: str) -> Route:
+        route = self._calls.get(call_id)
+        if route is None:
+            raise frames.malformed(f"{what} for call {call_id}, which is not in flight")
+        return route
 
     def _peer_close(self, code: int, reason: str) -> None:
         if self.state is State.CLOSING:
@@ -379,6 +427,88 @@ class Link(asyncio.Protocol):
         waiting[request_id] = fut
         self._write(frames.request(request_id, payload))
         return fut
+
+    # ---- calls (spec 3.13) ----
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def start_call(
+        self,
+        payload: bytes,
+        flags: int,
+        deadline_ms: int,
+        credit: int,
+        metadata: list[tuple[str, bytes]],
+    ) -> tuple[int, Route]:
+        """Sends a CALL; its route receives what the server sends for it."""
+        size = 14 + sum(3 + len(k.encode()) + len(v) for k, v in metadata) + len(payload)
+        self._usable(size, "call")
+        limits = self.call_limits
+        if limits is None:
+            raise NotSent("call not sent: the server does not speak calls (spec 3.13)")
+        if self.going_away:
+            raise NotSent("call not sent: the server is going away")
+        if len(self._calls) >= limits.max_calls:
+            raise NotSent(f"call not sent: {limits.max_calls} calls in flight, as many as the server allows")
+        calls = self._calls
+        call_id = self._next_call
+        while call_id in calls:
+            call_id = (call_id + 1) & 0xFFFFFFFF
+        self._next_call = (call_id + 1) & 0xFFFFFFFF
+        route = Route(self._loop, flags, credit, limits.stream_credit)
+        calls[call_id] = route
+        self._write(frames.call(call_id, flags, deadline_ms, credit, metadata, payload))
+        return call_id, route
+
+    def _call_usable(self, call_id: int, route: Route, what: str) -> bool:
+        """Whether the call's frames may still go out; raises how the call
+        or the connection ended if the caller needs to know."""
+        if self._calls.get(call_id) is not route:
+            route.ending.result()  # raises how it ended, if not well
+            raise NotSent(f"{what} not sent: the call has ended")
+        if self.state is not State.OPEN:
+            self._usable(0, what)
+        return True
+
+    def send_call_item(self, call_id: int, route: Route, data: bytes) -> bool:
+        """Sends an item of our stream; False while the server has granted
+        no credit for it."""
+        self._call_usable(call_id, route, "item")
+        if not route.client_open:
+            raise NotSent("item not sent: the call's stream has ended")
+        self._usable(4 + len(data), "item")
+        if route.send_credit == 0:
+            return False
+        route.send_credit -= 1
+        self._write(frames.item(call_id, data))
+        return True
+
+    def end_call_stream(self, call_id: int, route: Route) -> None:
+        self._call_usable(call_id, route, "END")
+        if not route.client_open:
+            raise NotSent("END not sent: the call's stream has already ended")
+        route.client_open = False
+        self._write(frames.end(call_id))
+
+    def grant_call(self, call_id: int, route: Route, items: int) -> None:
+        """Grants the server's stream ``items`` more (we read them)."""
+        if self._calls.get(call_id) is route and not route.cancelled and self.state is State.OPEN:
+            route.recv_credit += items
+            self._write(frames.credit(call_id, items))
+
+    def cancel_call(self, call_id: int, route: Route) -> None:
+        """CANCEL, unless the call has ended; its id stays taken until the
+        server's STATUS comes, so a late item is never another call's."""
+        if self._calls.get(call_id) is route and not route.cancelled and self.state is State.OPEN:
+            route.cancelled = True
+            route.client_open = False
+            self._write(frames.cancel(call_id))
+
+    @property
+    def calls_in_flight(self) -> int:
+        return len(self._calls)
 
     @property
     def pending(self) -> int:
@@ -480,6 +610,9 @@ class Link(asyncio.Protocol):
         for fut in waiting.values():
             if not fut.done():
                 fut.set_exception(failed)
+        calls, self._calls = self._calls, {}
+        for route in calls.values():
+            route.fail(failed)
         self.resume_writing()
         self._ended.set()
         self._on_end(self)

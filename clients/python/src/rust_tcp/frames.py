@@ -49,6 +49,13 @@ class FrameType(enum.IntEnum):
     ERROR = 0x09
     CLOSE = 0x0A
     GOAWAY = 0x0B
+    # Calls (spec 3.13), only once both sides agreed to them.
+    CALL = 0x0C
+    ITEM = 0x0D
+    CREDIT = 0x0E
+    END = 0x0F
+    CANCEL = 0x10
+    STATUS = 0x11
 
 
 KNOWN_TYPES = frozenset(int(t) for t in FrameType)
@@ -88,6 +95,8 @@ class Encoding(enum.IntEnum):
 
 EXT_AUTH_TOKEN = 0x0001
 EXT_APP_PROTOCOL = 0x0002
+EXT_CALLS = 0x0003
+CALLS_VERSION = 1
 EXT_CRITICAL = 0x8000
 
 
@@ -192,6 +201,7 @@ def hello(
     heartbeat_ms: int,
     token: str | None = None,
     app: AppProtocol | None = None,
+    calls: bool = False,
 ) -> bytes:
     """The HELLO frame (spec 3.3): versions [2], our limits, our name, and
     the extensions (token, application protocol) when there are any."""
@@ -202,11 +212,109 @@ def hello(
         extensions.append((EXT_AUTH_TOKEN, token.encode()))
     if app is not None:
         extensions.append((EXT_APP_PROTOCOL, app.encode()))
+    if calls:
+        extensions.append((EXT_CALLS, bytes([CALLS_VERSION])))
     if extensions:
         payload += _U16.pack(len(extensions))
         for kind, data in extensions:
             payload += _U16.pack(kind) + _U16.pack(len(data)) + data
     return frame(FrameType.HELLO, payload)
+
+
+# ---- calls (spec 3.13) ----
+
+SERVER_STREAMS = 0x01
+CLIENT_STREAMS = 0x02
+MAX_METADATA_ENTRIES = 16
+MAX_METADATA_BYTES = 4096
+
+_CALL_HEAD = struct.Struct(">IBII")
+_ID_ITEMS = struct.Struct(">II")
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """What the server allows calls, from its WELCOME (spec 3.13)."""
+
+    max_calls: int
+    stream_credit: int
+    max_deadline_ms: int
+
+
+def check_metadata(metadata: list[tuple[str, bytes]]) -> str | None:
+    """Why ``metadata`` cannot travel with a call, or None if it can."""
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        return f"{len(metadata)} metadata entries; at most {MAX_METADATA_ENTRIES}"
+    size = 1
+    for key, value in metadata:
+        raw = key.encode()
+        if not 1 <= len(raw) <= 64 or not all(c in b"abcdefghijklmnopqrstuvwxyz0123456789-_." for c in raw):
+            return f"metadata key {key!r}: 1 to 64 bytes of a-z, 0-9, '-', '_' or '.'"
+        size += 3 + len(raw) + len(value)
+    if size > MAX_METADATA_BYTES:
+        return f"metadata of {size} bytes; at most {MAX_METADATA_BYTES}"
+    return None
+
+
+def call(
+    call_id: int, flags: int, deadline_ms: int, credit: int, metadata: list[tuple[str, bytes]], payload: bytes
+) -> bytes:
+    """A CALL frame (metadata checked by the caller with :func:`check_metadata`)."""
+    meta = bytearray([len(metadata)])
+    for key, value in metadata:
+        raw = key.encode()
+        meta += bytes([len(raw)]) + raw + _U16.pack(len(value)) + value
+    return frame(FrameType.CALL, _CALL_HEAD.pack(call_id, flags, deadline_ms, credit) + bytes(meta) + payload)
+
+
+def item(call_id: int, payload: bytes) -> bytes:
+    return frame(FrameType.ITEM, _U32.pack(call_id) + payload)
+
+
+def credit(call_id: int, items: int) -> bytes:
+    return frame(FrameType.CREDIT, _ID_ITEMS.pack(call_id, items))
+
+
+def end(call_id: int) -> bytes:
+    return frame(FrameType.END, _U32.pack(call_id))
+
+
+def cancel(call_id: int) -> bytes:
+    return frame(FrameType.CANCEL, _U32.pack(call_id))
+
+
+def decode_item(payload: bytes) -> tuple[int, bytes]:
+    if len(payload) < 4:
+        raise malformed(f"ITEM payload of {len(payload)} bytes, needs at least 4")
+    (call_id,) = _U32.unpack_from(payload)
+    return int(call_id), payload[4:]
+
+
+def decode_credit(payload: bytes) -> tuple[int, int]:
+    if len(payload) != 8:
+        raise malformed(f"CREDIT payload of {len(payload)} bytes, must be 8")
+    call_id, items = _ID_ITEMS.unpack(payload)
+    if items == 0:
+        raise malformed("a credit of 0 items")
+    return int(call_id), int(items)
+
+
+def decode_status(payload: bytes) -> tuple[int, int, bytes]:
+    """(id, status, body) of a STATUS; any status above 4 is an error."""
+    if len(payload) < 5:
+        raise malformed(f"STATUS payload of {len(payload)} bytes, needs at least 5")
+    call_id, status = _ID_STATUS.unpack_from(payload)
+    if status > 4:
+        raise malformed(f"STATUS status {status}; only 0 to 4 exist")
+    return int(call_id), int(status), payload[5:]
+
+
+def decode_call_limits(data: bytes) -> CallLimits:
+    if len(data) != 11 or data[0] != CALLS_VERSION:
+        raise malformed("malformed calls extension: expected version 1 and 10 bytes of limits")
+    (max_calls,) = _U16.unpack_from(data, 1)
+    stream_credit, max_deadline = _ID_ITEMS.unpack_from(data, 3)
+    return CallLimits(int(max_calls), int(stream_credit), int(max_deadline))
 
 
 def check_name(name: str) -> str | None:
