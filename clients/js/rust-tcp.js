@@ -27,7 +27,16 @@ const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
 export const FrameType = Object.freeze({
   HELLO: 1, WELCOME: 2, TEXT: 3, BINARY: 4, REQUEST: 5, RESPONSE: 6,
   PING: 7, PONG: 8, ERROR: 9, CLOSE: 10, GOAWAY: 11,
+  // Calls (spec 3.13), only once both sides agreed to them.
+  CALL: 12, ITEM: 13, CREDIT: 14, END: 15, CANCEL: 16, STATUS: 17,
 });
+
+/** How a call ended (its STATUS, spec 3.13). */
+export const CallStatus = Object.freeze({
+  OK: 0, FAILED: 1, CANCELLED: 2, DEADLINE_EXCEEDED: 3, REFUSED: 4,
+});
+const STATUS_NAMES = ["ok", "failed", "cancelled", "deadline exceeded", "refused"];
+const EXT_CALLS = 3;
 const TYPE_NAMES = Object.fromEntries(Object.entries(FrameType).map(([k, v]) => [v, k]));
 
 /** Close codes (spec 3.8): a peer acts on the code, people read the reason. */
@@ -51,21 +60,24 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
  * Every error this module raises.
  * - `kind`: "connect", "refused" (CLOSE instead of WELCOME), "protocol",
  *   "closed", "interrupted" (in flight on a lost connection, never resent),
- *   "request-failed", "timeout", "not-sent", "invalid-config", "decode";
+ *   "request-failed", "timeout", "not-sent", "invalid-config", "decode",
+ *   "call" (a call ended without its answer: `status` says how);
  * - `by`: who caused it ({@link Cause});
  * - `code`: the CLOSE code, when there is one.
  */
 export class RustTcpError extends Error {
   /**
    * @param {string} message
-   * @param {{kind: string, by: Cause, code?: number}} what
+   * @param {{kind: string, by: Cause, code?: number, status?: number}} what
    */
-  constructor(message, { kind, by, code }) {
+  constructor(message, { kind, by, code, status }) {
     super(message);
     this.name = "RustTcpError";
     /** @type {string} */ this.kind = kind;
     /** @type {Cause} */ this.by = by;
     /** @type {number | undefined} */ this.code = code;
+    /** The call's status ({@link CallStatus}), for kind "call". @type {number | undefined} */
+    this.status = status;
   }
 }
 
@@ -112,9 +124,9 @@ function codeReason(type, code, reason) {
 
 /**
  * The HELLO frame (spec 3.3).
- * @param {{name: string, maxFrame: number, heartbeatMs: number, token?: string, app?: AppProtocol}} h
+ * @param {{name: string, maxFrame: number, heartbeatMs: number, token?: string, app?: AppProtocol, calls?: boolean}} h
  */
-export function encodeHello({ name, maxFrame, heartbeatMs, token, app }) {
+export function encodeHello({ name, maxFrame, heartbeatMs, token, app, calls }) {
   const raw = encoder.encode(name);
   /** @type {Array<[number, Uint8Array]>} */
   const extensions = [];
@@ -131,6 +143,7 @@ export function encodeHello({ name, maxFrame, heartbeatMs, token, app }) {
     data[6 + appName.length] = 1; // MessagePack
     extensions.push([2, data]);
   }
+  if (calls) extensions.push([EXT_CALLS, Uint8Array.of(1)]);
   const extLen = extensions.length ? 2 + extensions.reduce((n, [, d]) => n + 4 + d.length, 0) : 0;
   const payload = new Uint8Array(2 + 4 + 4 + 2 + raw.length + extLen);
   const view = new DataView(payload.buffer);
@@ -233,6 +246,7 @@ export function decodeWelcome(p) {
  * @property {number} [requestTimeout] seconds a request waits by default (none: as long as the connection lives)
  * @property {boolean | ReconnectPolicy} [reconnect] reconnect when the connection is lost or the server goes away
  * @property {AppProtocol} [appProtocol] the application protocol to ask for
+ * @property {boolean} [calls] ask for calls (spec 3.13; default true)
  * @property {typeof WebSocket} [WebSocket] the WebSocket class (default: the global one)
  */
 
@@ -265,6 +279,11 @@ class Link {
     /** @type {Map<number, Waiter>} */
     this.waiting = new Map();
     this.nextId = 0;
+    /** The server's limits for calls, when both speak them. @type {{maxCalls: number, streamCredit: number, maxDeadlineMs: number} | null} */
+    this.callLimits = null;
+    /** Calls in flight, until their STATUS. @type {Map<number, Route>} */
+    this.calls = new Map();
+    this.nextCall = 0;
     this.goingAway = false;
     this.serverName = "";
     this.serverMaxFrame = MIN_MAX_FRAME;
@@ -298,7 +317,7 @@ class Link {
       const o = this.options;
       this.ws.send(encodeHello({
         name: o.name, maxFrame: o.maxFrame, heartbeatMs: o.heartbeat ? Math.max(1, Math.round(o.heartbeat * 1000)) : 0,
-        token: o.token, app: o.appProtocol,
+        token: o.token, app: o.appProtocol, calls: o.calls ?? true,
       }));
     };
     this.ws.onmessage = (event) => this.received(event.data);
@@ -366,6 +385,11 @@ class Link {
         this.goingAway = true;
         return this.onPush(this, "goaway", { code, reason: printable(reason) });
       }
+      case FrameType.ITEM:
+      case FrameType.CREDIT:
+      case FrameType.STATUS:
+        if (!this.callLimits) throw malformed(`unexpected ${TYPE_NAMES[type]} frame: calls were not agreed`);
+        return this.callFrame(type, p);
       case FrameType.CLOSE: {
         const [code, reason] = decodeCodeReason(p, "CLOSE");
         if (this.state === "closing") {
@@ -410,6 +434,12 @@ class Link {
       }
       this.app = { name, version, encoding };
     }
+    const calls = w.extensions.get(EXT_CALLS);
+    if (calls && (this.options.calls ?? true)) {
+      if (calls.length !== 11 || calls[0] !== 1) throw malformed("malformed calls extension: expected version 1 and 10 bytes of limits");
+      const view = new DataView(calls.buffer, calls.byteOffset, calls.byteLength);
+      this.callLimits = { maxCalls: view.getUint16(1), streamCredit: view.getUint32(3), maxDeadlineMs: view.getUint32(7) };
+    }
     this.state = "open";
     this.opened = true;
     this.serverName = w.serverName;
@@ -431,6 +461,98 @@ class Link {
     if (waiter.abandoned) return; // its caller gave up; the id is free again now
     if (status === 0) waiter.resolve(p.slice(5));
     else waiter.reject(new RustTcpError(`request failed: ${printable(utf8(p.subarray(5), "reason"), 1000)}`, { kind: "request-failed", by: "server" }));
+  }
+
+  /**
+   * ITEM, CREDIT or STATUS of one of our calls. The server sends nothing
+   * for a call after its STATUS, so a frame for a call not in flight, or
+   * past the credit we granted, breaks the rules (1002).
+   * @param {number} type @param {Uint8Array} p
+   */
+  callFrame(type, p) {
+    const name = TYPE_NAMES[type];
+    if (p.length < 4) throw malformed(`${name} payload of ${p.length} bytes, needs at least 4`);
+    const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+    const id = view.getUint32(0);
+    const route = this.calls.get(id);
+    if (!route) throw malformed(`${name} for call ${id}, which is not in flight`);
+    if (type === FrameType.ITEM) {
+      if (!route.serverStreams) throw malformed(`ITEM for call ${id}, which has no server stream`);
+      if (route.recvCredit === 0) throw malformed(`ITEM for call ${id} beyond the credit granted`);
+      route.recvCredit -= 1;
+      route.push(p.slice(4));
+    } else if (type === FrameType.CREDIT) {
+      if (p.length !== 8) throw malformed(`CREDIT payload of ${p.length} bytes, must be 8`);
+      const items = view.getUint32(4);
+      if (items === 0) throw malformed("a credit of 0 items");
+      if (!route.clientStreams) throw malformed(`CREDIT for call ${id}, which has no client stream`);
+      route.granted(items);
+    } else {
+      if (p.length < 5) throw malformed(`STATUS payload of ${p.length} bytes, needs at least 5`);
+      const status = p[4];
+      if (status > 4) throw malformed(`STATUS status ${status}; only 0 to 4 exist`);
+      this.calls.delete(id);
+      if (status === CallStatus.OK) route.finish(p.slice(5), null);
+      else {
+        const reason = printable(utf8(p.subarray(5), "reason"), 1000);
+        route.finish(null, new RustTcpError(`call ${STATUS_NAMES[status]}: ${reason}`,
+          { kind: "call", by: status === CallStatus.CANCELLED ? "us" : "server", status }));
+      }
+    }
+  }
+
+  /**
+   * Sends a CALL (spec 3.13); its route receives what the server sends for it.
+   * @param {Uint8Array} payload @param {number} flags @param {number} deadlineMs
+   * @param {number} credit @param {Array<[Uint8Array, Uint8Array]>} metadata
+   * @returns {[number, Route]}
+   */
+  startCall(payload, flags, deadlineMs, credit, metadata) {
+    const metaLen = 1 + metadata.reduce((n, [k, v]) => n + 3 + k.length + v.length, 0);
+    this.usable(13 + metaLen + payload.length, "call");
+    const limits = this.callLimits;
+    if (!limits) throw new RustTcpError("call not sent: the server does not speak calls (spec 3.13)", { kind: "not-sent", by: "us" });
+    if (this.goingAway) throw new RustTcpError("call not sent: the server is going away", { kind: "not-sent", by: "us" });
+    if (this.calls.size >= limits.maxCalls) {
+      throw new RustTcpError(`call not sent: ${limits.maxCalls} calls in flight, as many as the server allows`, { kind: "not-sent", by: "us" });
+    }
+    let id = this.nextCall;
+    while (this.calls.has(id)) id = (id + 1) >>> 0;
+    this.nextCall = (id + 1) >>> 0;
+    const body = new Uint8Array(13 + metaLen + payload.length);
+    const view = new DataView(body.buffer);
+    view.setUint32(0, id);
+    body[4] = flags;
+    view.setUint32(5, deadlineMs);
+    view.setUint32(9, credit);
+    let at = 13;
+    body[at++] = metadata.length;
+    for (const [k, v] of metadata) {
+      body[at++] = k.length;
+      body.set(k, at);
+      at += k.length;
+      view.setUint16(at, v.length);
+      body.set(v, at + 2);
+      at += 2 + v.length;
+    }
+    body.set(payload, at);
+    const route = new Route(flags, credit, limits.streamCredit);
+    this.calls.set(id, route);
+    this.send(encodeFrame(FrameType.CALL, body));
+    return [id, route];
+  }
+
+  /**
+   * Sends a frame of call `id` while it is in flight; false once it ended.
+   * @param {number} id @param {Route} route @param {number} type @param {Uint8Array} [rest]
+   */
+  callSend(id, route, type, rest = new Uint8Array(0)) {
+    if (this.calls.get(id) !== route || this.state !== "open") return false;
+    const body = new Uint8Array(4 + rest.length);
+    new DataView(body.buffer).setUint32(0, id);
+    body.set(rest, 4);
+    this.send(encodeFrame(type, body));
+    return true;
   }
 
   heartbeatCheck() {
@@ -569,7 +691,185 @@ class Link {
       : end;
     for (const waiter of this.waiting.values()) if (!waiter.abandoned) waiter.reject(failed);
     this.waiting.clear();
+    for (const route of this.calls.values()) route.finish(null, failed);
+    this.calls.clear();
     this.onEnd(this);
+  }
+}
+
+// ---- calls (spec 3.13) ----
+
+/** One call in flight as its connection keeps it: items, credit, its end. */
+class Route {
+  /** @param {number} flags @param {number} credit @param {number} streamCredit */
+  constructor(flags, credit, streamCredit) {
+    this.serverStreams = (flags & 1) !== 0;
+    this.clientStreams = (flags & 2) !== 0;
+    this.recvCredit = credit;
+    this.sendCredit = this.clientStreams ? streamCredit : 0;
+    this.clientOpen = this.clientStreams;
+    this.cancelled = false;
+    /** @type {Uint8Array[]} */
+    this.items = [];
+    /** @type {{answer: Uint8Array | null, error: RustTcpError | null} | null} */
+    this.ended = null;
+    /** Woken by an item, credit, or the end. @type {Array<() => void>} */
+    this.wakers = [];
+  }
+
+  wake() {
+    const wakers = this.wakers;
+    this.wakers = [];
+    for (const w of wakers) w();
+  }
+
+  /** @param {Uint8Array} item */
+  push(item) { this.items.push(item); this.wake(); }
+
+  /** @param {number} items */
+  granted(items) { this.sendCredit += items; this.wake(); }
+
+  /** @param {Uint8Array | null} answer @param {RustTcpError | null} error */
+  finish(answer, error) {
+    if (!this.ended) this.ended = { answer, error };
+    this.wake();
+  }
+
+  /** Resolves at the next change. @returns {Promise<void>} */
+  changed() { return new Promise((resolve) => this.wakers.push(() => resolve())); }
+}
+
+/**
+ * Options of {@link Client.call} and {@link Client.openCall}.
+ * @typedef {object} CallOptions
+ * @property {number} [deadline] the call's budget in seconds: sent with it (the server stops its work when it passes) and kept here too
+ * @property {Record<string, string | Uint8Array> | Array<[string, string | Uint8Array]>} [metadata] at most 16 pairs, 4096 bytes; keys of a-z, 0-9, "-", "_", "."
+ * @property {number} [serverStream] the server answers with a stream, at most this many items ahead of our reading
+ * @property {boolean} [clientStream] we send a stream ({@link Call#send}, {@link Call#end})
+ * @property {AbortSignal} [signal] aborting it cancels the call on the server
+ */
+
+/**
+ * One call in flight: `for await (const item of call)` reads the server's
+ * stream (each item read lets it send another), `send`/`end` feed ours,
+ * `result()` waits for the answer. `cancel()` (or the options' AbortSignal)
+ * cancels it on the server, whose work stops.
+ */
+export class Call {
+  /**
+   * @param {Link} link @param {number} id @param {Route} route
+   * @param {number} window @param {number | undefined} deadline seconds
+   */
+  constructor(link, id, route, window, deadline) {
+    this.link = link;
+    this.id = id;
+    this.route = route;
+    this.regrant = Math.max(Math.floor(window / 2), 1);
+    this.read = 0;
+    this.deadline = deadline === undefined ? undefined : Date.now() + deadline * 1000;
+    this.budget = deadline;
+    /** @type {RustTcpError | null} */
+    this.failed = null;
+  }
+
+  /** Waits for the route to change, or fails at the deadline. */
+  async changed() {
+    if (this.failed) throw this.failed;
+    const at = this.deadline;
+    if (at === undefined) return this.route.changed();
+    let timer;
+    const late = new Promise((resolve) => { timer = setTimeout(resolve, Math.max(at - Date.now(), 0), "late"); });
+    const how = await Promise.race([this.route.changed(), late]);
+    clearTimeout(timer);
+    if (how === "late") {
+      this.cancel();
+      this.failed = new RustTcpError(`call deadline exceeded: no answer within the deadline of ${this.budget}s`,
+        { kind: "call", by: "server", status: CallStatus.DEADLINE_EXCEEDED });
+      throw this.failed;
+    }
+  }
+
+  /** The next item of the server's stream, or null once the call ended well. @returns {Promise<Uint8Array | null>} */
+  async next() {
+    for (;;) {
+      if (this.failed) throw this.failed;
+      const item = this.route.items.shift();
+      if (item) {
+        this.read += 1;
+        if (this.read >= this.regrant) {
+          const grant = new Uint8Array(4);
+          new DataView(grant.buffer).setUint32(0, this.read);
+          if (!this.route.cancelled && this.link.callSend(this.id, this.route, FrameType.CREDIT, grant)) {
+            this.route.recvCredit += this.read;
+          }
+          this.read = 0;
+        }
+        return item;
+      }
+      const ended = this.route.ended;
+      if (ended) {
+        if (ended.error) throw ended.error;
+        return null;
+      }
+      await this.changed();
+    }
+  }
+
+  /** @returns {AsyncIterator<Uint8Array>} */
+  [Symbol.asyncIterator]() {
+    return {
+      next: async () => {
+        const item = await this.next();
+        return item === null ? { done: true, value: undefined } : { done: false, value: item };
+      },
+      return: async () => { this.cancel(); return { done: true, value: undefined }; },
+    };
+  }
+
+  /** Sends one item of our stream, once the server has credit. @param {Uint8Array | string} item */
+  async send(item) {
+    const data = typeof item === "string" ? encoder.encode(item) : item;
+    const route = this.route;
+    this.link.usable(4 + data.length, "item");
+    if (!route.clientOpen) throw new RustTcpError("item not sent: the call's stream has ended", { kind: "not-sent", by: "us" });
+    while (route.sendCredit === 0) {
+      if (route.ended) throw route.ended.error ?? new RustTcpError("item not sent: the call has ended", { kind: "not-sent", by: "us" });
+      await this.changed();
+    }
+    if (!this.link.callSend(this.id, route, FrameType.ITEM, data)) {
+      throw route.ended?.error ?? this.link.end ?? new RustTcpError("item not sent: the call has ended", { kind: "not-sent", by: "us" });
+    }
+    route.sendCredit -= 1;
+  }
+
+  /** Ends our stream. */
+  async end() {
+    if (!this.route.clientOpen) throw new RustTcpError("END not sent: the call's stream has already ended", { kind: "not-sent", by: "us" });
+    this.route.clientOpen = false;
+    this.link.callSend(this.id, this.route, FrameType.END);
+  }
+
+  /** The answer, once the server's stream (read or not) is over. @returns {Promise<Uint8Array>} */
+  async result() {
+    try {
+      while ((await this.next()) !== null) { /* what is left of the stream */ }
+    } catch (e) {
+      this.cancel();
+      throw e;
+    }
+    return /** @type {Uint8Array} */ (this.route.ended?.answer);
+  }
+
+  /** Cancels the call: the server drops its work (STATUS 2). */
+  cancel() {
+    const route = this.route;
+    if (route.ended || route.cancelled) return;
+    if (this.link.callSend(this.id, route, FrameType.CANCEL)) {
+      route.cancelled = true;
+      route.clientOpen = false;
+    }
+    this.failed ??= new RustTcpError("call cancelled: cancelled by us", { kind: "call", by: "us", status: CallStatus.CANCELLED });
+    route.wake();
   }
 }
 
@@ -739,6 +1039,59 @@ export class Client extends EventTarget {
     const link = await this.usable();
     return link.request(bytes, timeout ?? this.options.requestTimeout);
   }
+
+  /**
+   * Opens a call (spec 3.13) and returns it in flight ({@link Call}).
+   * Rejects with kind "not-sent" when the server does not speak calls or
+   * as many are in flight as it allows, "invalid-config" for bad metadata.
+   * @param {Uint8Array | string} payload
+   * @param {CallOptions} [options]
+   * @returns {Promise<Call>}
+   */
+  async openCall(payload, options = {}) {
+    const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
+    const pairs = Array.isArray(options.metadata) ? options.metadata : Object.entries(options.metadata ?? {});
+    /** @type {Array<[Uint8Array, Uint8Array]>} */
+    const metadata = pairs.map(([k, v]) => [encoder.encode(k), typeof v === "string" ? encoder.encode(v) : v]);
+    const invalid = (/** @type {string} */ why) => new RustTcpError(why, { kind: "invalid-config", by: "us" });
+    if (metadata.length > 16) throw invalid(`${metadata.length} metadata entries; at most 16`);
+    for (const [k] of metadata) {
+      if (k.length < 1 || k.length > 64 || !/^[a-z0-9._-]+$/.test(new TextDecoder().decode(k))) {
+        throw invalid(`metadata key ${JSON.stringify(new TextDecoder().decode(k))}: 1 to 64 bytes of a-z, 0-9, '-', '_' or '.'`);
+      }
+    }
+    const size = 1 + metadata.reduce((n, [k, v]) => n + 3 + k.length + v.length, 0);
+    if (size > 4096) throw invalid(`metadata of ${size} bytes; at most 4096`);
+    const { deadline, serverStream, clientStream, signal } = options;
+    if (deadline !== undefined && !(deadline > 0)) throw invalid(`deadline ${deadline}: must be a positive number of seconds`);
+    const window = serverStream === undefined ? 0 : Math.max(Math.floor(serverStream), 1);
+    const flags = (serverStream !== undefined ? 1 : 0) | (clientStream ? 2 : 0);
+    const link = await this.usable();
+    const deadlineMs = deadline === undefined ? 0 : Math.max(1, Math.round(deadline * 1000));
+    const [id, route] = link.startCall(bytes, flags, deadlineMs, window, metadata);
+    const call = new Call(link, id, route, window, deadline);
+    if (signal) {
+      if (signal.aborted) call.cancel();
+      else signal.addEventListener("abort", () => call.cancel(), { once: true });
+    }
+    return call;
+  }
+
+  /**
+   * Makes a unary call (spec 3.13) and resolves with its answer: a request
+   * with a deadline the server keeps too, metadata, and cancellation (the
+   * options' AbortSignal) that stops the server's work. Rejects with kind
+   * "call" and `status` when it ends otherwise.
+   * @param {Uint8Array | string} payload
+   * @param {Omit<CallOptions, "serverStream" | "clientStream">} [options]
+   * @returns {Promise<Uint8Array>}
+   */
+  async call(payload, options = {}) {
+    return (await this.openCall(payload, options)).result();
+  }
+
+  /** Calls sent whose STATUS has not come (a cancelled one until the server confirms). */
+  get callsInFlight() { return this.current.calls.size; }
 
   /**
    * The close handshake: resolves once the server has processed everything

@@ -181,3 +181,33 @@ test("--web-root serves a page of one's own and the MessagePack module beside th
   await server.waitFor("name=own-page");
   await page.close();
 });
+
+test("in the browser: a stream both ways under credit, and a call cancelled by an AbortSignal", async () => {
+  const server = await Server.start(["--call-stream-credit", "4"]);
+  started.push(server);
+  const page = await browser.newPage();
+  page.setDefaultTimeout(PATIENCE);
+  await page.goto(`http://${server.ws}/`);
+  const result = await page.evaluate(async () => {
+    const { Client, CallStatus } = await import("/rust-tcp.js");
+    const client = await Client.connect(`ws://${location.host}/`, { name: "page-calls" });
+    const text = new TextDecoder();
+    const call = await client.openCall("both", { serverStream: 8, clientStream: true });
+    const feeding = (async () => {
+      for (let i = 0; i < 300; i++) await call.send(String(i));
+      await call.end();
+    })();
+    const got = [];
+    for await (const item of call) got.push(text.decode(item));
+    await feeding;
+    const answer = text.decode(await call.result());
+    const abort = new AbortController();
+    const waiting = client.call("wait", { signal: abort.signal });
+    abort.abort();
+    const cancelled = await waiting.then(() => "answered", (e) => e.status === CallStatus.CANCELLED && e.by);
+    await client.close();
+    return { count: got.length, inOrder: got.every((v, i) => v === String(i)), answer, cancelled };
+  });
+  assert.deepEqual(result, { count: 300, inOrder: true, answer: "both", cancelled: "us" });
+  await page.close();
+});
