@@ -62,6 +62,7 @@ impl Protocol for Kv {
     type Error = KvError;
     type Message = ();
     type Event = Event;
+    type Item = ();
 }
 
 // ---- the server ----

@@ -68,6 +68,7 @@ mod new {
         type Error = KvError;
         type Message = String;
         type Event = Event;
+        type Item = ();
     }
 }
 
@@ -95,6 +96,7 @@ mod old {
         type Error = KvError;
         type Message = String;
         type Event = Event;
+        type Item = ();
     }
 }
 
@@ -408,6 +410,7 @@ async fn postcard_is_negotiated_when_both_speak_it() {
         type Error = new::KvError;
         type Message = String;
         type Event = new::Event;
+        type Item = ();
     }
     let server = new_server(Store::default()).await;
     let client = TypedClient::<Compact>::connect(&server.addr, named("compact"))

@@ -38,6 +38,7 @@ impl rust_tcp::typed::Protocol for Echo {
     type Error = ();
     type Message = ();
     type Event = ();
+    type Item = ();
 }
 
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use super::Protocol;
 use super::codec::{DecodeError, decode, encode};
 use crate::protocol::v2::AppChoice;
-use crate::{Client, ClientConfig, ClientError, Incoming, Pushed};
+use crate::{CallOptions, Client, ClientCall, ClientConfig, ClientError, Incoming, Pushed};
 
 /// Why a call did not return a response.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +90,50 @@ impl<P: Protocol> TypedClient<P> {
             .map_err(CallError::Remote)
     }
 
+    /// Makes a call (spec 3.13): like [`TypedClient::call`], with a
+    /// deadline the server keeps too, metadata, and cancellation that stops
+    /// the server's work (drop the future).
+    pub async fn call_with(
+        &self,
+        request: &P::Request,
+        options: CallOptions,
+    ) -> Result<P::Response, CallError<P::Error>> {
+        let bytes = encode(request, self.choice.encoding).map_err(CallError::Codec)?;
+        let answer = self
+            .client
+            .call(bytes, options)
+            .await
+            .map_err(call_failed)?;
+        decode::<Result<P::Response, P::Error>>(&answer, self.choice.encoding)
+            .map_err(CallError::Codec)?
+            .map_err(CallError::Remote)
+    }
+
+    /// Opens a streaming call: the server answers with a stream of
+    /// [`Protocol::Item`]s (at most `options`' window ahead of our reading,
+    /// 16 unless set), and with `options.client_stream` we send one too.
+    /// Dropping the call before its end cancels it on the server.
+    pub async fn stream(
+        &self,
+        request: &P::Request,
+        mut options: CallOptions,
+    ) -> Result<TypedCall<P>, CallError<P::Error>> {
+        if options.server_stream.is_none() {
+            options = options.server_stream(16);
+        }
+        let bytes = encode(request, self.choice.encoding).map_err(CallError::Codec)?;
+        let call = self
+            .client
+            .open_call(bytes, options)
+            .await
+            .map_err(CallError::Client)?;
+        Ok(TypedCall {
+            call,
+            encoding: self.choice.encoding,
+            _protocol: PhantomData,
+        })
+    }
+
     /// Sends a one-way message.
     pub async fn send(&self, message: &P::Message) -> Result<(), CallError<P::Error>> {
         let bytes = encode(message, self.choice.encoding).map_err(CallError::Codec)?;
@@ -113,6 +157,94 @@ impl<P: Protocol> TypedClient<P> {
     /// Closes the session; `Ok` once the server has processed everything.
     pub async fn close(&self) -> Result<(), ClientError> {
         self.client.close().await
+    }
+}
+
+/// A call's end as a typed caller sees it: the server's failure as
+/// [`CallError::Failed`], the rest as what the connection says.
+fn call_failed<E>(e: ClientError) -> CallError<E> {
+    match e {
+        ClientError::Call {
+            status: crate::protocol::v2::CallStatus::Failed,
+            reason,
+        } => CallError::Failed(reason),
+        other => CallError::Client(other),
+    }
+}
+
+/// One streaming call in flight: read the server's items with
+/// [`TypedCall::next_item`] (or as a [`Stream`](futures::Stream) with
+/// [`TypedCall::into_stream`]), send ours with [`TypedCall::send_item`].
+/// Dropping it before the end cancels the call on the server.
+pub struct TypedCall<P: Protocol> {
+    call: ClientCall,
+    encoding: crate::protocol::v2::Encoding,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> std::fmt::Debug for TypedCall<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedCall")
+            .field("protocol", &P::NAME)
+            .field("call", &self.call)
+            .finish()
+    }
+}
+
+impl<P: Protocol> TypedCall<P> {
+    /// The next item of the server's stream; `Ok(None)` once the stream
+    /// ended well; the protocol's own error as [`CallError::Remote`].
+    pub async fn next_item(&mut self) -> Result<Option<P::Item>, CallError<P::Error>> {
+        match self.call.next_item().await.map_err(call_failed)? {
+            Some(bytes) => decode(&bytes, self.encoding)
+                .map(Some)
+                .map_err(CallError::Codec),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends one item of our stream, once the server has credit for it.
+    pub async fn send_item(&mut self, item: &P::Item) -> Result<(), CallError<P::Error>> {
+        let bytes = encode(item, self.encoding).map_err(CallError::Codec)?;
+        self.call.send_item(bytes).await.map_err(CallError::Client)
+    }
+
+    /// Ends our stream.
+    pub async fn end_items(&mut self) -> Result<(), CallError<P::Error>> {
+        self.call.end_items().await.map_err(CallError::Client)
+    }
+
+    /// Waits for the call's end (dropping what is left of the stream):
+    /// `Ok` when the server's stream ended well.
+    pub async fn finish(self) -> Result<(), CallError<P::Error>> {
+        let encoding = self.encoding;
+        let end = self.call.finish().await.map_err(call_failed)?;
+        decode::<Result<(), P::Error>>(&end, encoding)
+            .map_err(CallError::Codec)?
+            .map_err(CallError::Remote)
+    }
+
+    /// Cancels the call: the server drops its work.
+    pub fn cancel(self) {
+        self.call.cancel();
+    }
+
+    /// The server's items as a stream, ending with the call (an error is
+    /// its last item).
+    pub fn into_stream(
+        self,
+    ) -> impl futures::Stream<Item = Result<P::Item, CallError<P::Error>>> + Send {
+        futures::stream::unfold(Some(self), |call| async move {
+            let mut call = call?;
+            match call.next_item().await {
+                Ok(Some(item)) => Some((Ok(item), Some(call))),
+                Ok(None) => match call.finish().await {
+                    Ok(()) => None,
+                    Err(e) => Some((Err(e), None)),
+                },
+                Err(e) => Some((Err(e), None)),
+            }
+        })
     }
 }
 

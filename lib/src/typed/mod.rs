@@ -17,10 +17,12 @@ mod client;
 mod codec;
 mod server;
 
+pub use client::TypedCall;
 pub use client::{CallError, Events, TypedClient, TypedPushed};
 pub use codec::{DecodeError, decode, encode};
 pub use server::{
-    Context, EventError, Typed, TypedConnection, TypedHandler, TypedPusher, TypedService,
+    CallContext, Context, EventError, ItemStream, StreamError, Typed, TypedConnection,
+    TypedHandler, TypedItems, TypedPusher, TypedService,
 };
 
 use crate::protocol::v2::{AppProtocol, Encoding};
@@ -52,6 +54,7 @@ use std::ops::RangeInclusive;
 ///     type Error = KvError;
 ///     type Message = ();
 ///     type Event = Event;
+///     type Item = ();
 /// }
 /// ```
 pub trait Protocol: Send + Sync + 'static {
@@ -75,6 +78,10 @@ pub trait Protocol: Send + Sync + 'static {
     type Message: Serialize + DeserializeOwned + Send + 'static;
     /// What a server pushes (`()` for none).
     type Event: Serialize + DeserializeOwned + Send + 'static;
+    /// One item of a streaming call's streams (spec 3.13), both ways (`()`
+    /// for none): what a handler's stream yields, and what a client sends
+    /// on its own stream. An enum serves both directions when they differ.
+    type Item: Serialize + DeserializeOwned + Send + 'static;
 
     /// The protocol as the handshake offers it.
     fn app_protocol() -> AppProtocol {

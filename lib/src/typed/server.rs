@@ -3,11 +3,17 @@
 //! [`Service`](crate::Service) the server runs. Each request is decoded,
 //! handled in a task of its own (so many are in flight on one connection),
 //! and its `Result` encoded back; events go out through a [`TypedPusher`].
+//! Calls (spec 3.13) reach [`TypedHandler::call_with`] with their
+//! [`CallContext`] (deadline, metadata, cancellation), and streaming calls
+//! [`TypedHandler::stream`], whose stream of items the client reads at the
+//! pace it grants.
 
 use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use tracing::warn;
 
@@ -22,7 +28,8 @@ use crate::protocol::v2::Encoding;
 use crate::server::{admit_global, suppressed_field};
 use crate::{Handler, PeerInfo, PushError, Pusher, Responder, Service};
 
-/// What a typed handler knows about its connection.
+/// What a typed handler knows about its connection: who the client is (as
+/// [`PeerInfo`] has it) and what was negotiated with it.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Context<P: Protocol> {
@@ -36,6 +43,77 @@ pub struct Context<P: Protocol> {
     pub encoding: Encoding,
     /// Pushes events to this client.
     pub pusher: TypedPusher<P>,
+    /// The token the client authenticated with, when the server requires
+    /// tokens.
+    pub auth_token: Option<Bytes>,
+    /// The client's verified TLS certificate (mutual TLS), DER-encoded.
+    pub tls_client_certificate: Option<rustls_pki_types::CertificateDer<'static>>,
+    /// How the connection came (TCP, WebSocket).
+    pub transport: crate::Transport,
+}
+
+/// What one call (spec 3.13) carries beside its request: its deadline, its
+/// metadata, a signal that fires when the client cancels it, and the
+/// connection it came on. The call's future is dropped at the deadline or
+/// on cancellation anyway; the signal is for work handed elsewhere.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CallContext<P: Protocol> {
+    /// The connection's context (who, what was negotiated).
+    pub connection: Arc<Context<P>>,
+    /// When the call's time is up (the client's budget, capped by the
+    /// server); `None` for none.
+    pub deadline: Option<std::time::Instant>,
+    /// The call's metadata (a `traceparent`, say).
+    pub metadata: crate::protocol::v2::Metadata,
+    /// Fires when the client cancels the call.
+    pub cancellation: tokio_util::sync::CancellationToken,
+}
+
+impl<P: Protocol> CallContext<P> {
+    /// The time left before the deadline, if there is one.
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+    }
+}
+
+/// What a streaming call answers with: its items, sent as the client
+/// grants credit for them (a slow reader slows this stream alone).
+pub type ItemStream<P> = Pin<Box<dyn Stream<Item = <P as Protocol>::Item> + Send>>;
+
+/// Why a streaming call gives no stream.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StreamError<E> {
+    /// The protocol's own error, which the client receives as a value.
+    Remote(E),
+    /// This service has no streaming calls (the default).
+    Unsupported,
+}
+
+impl<E> From<E> for StreamError<E> {
+    fn from(e: E) -> Self {
+        StreamError::Remote(e)
+    }
+}
+
+/// The client's stream of items on a streaming call, decoded; empty when
+/// the client sends none. Reading grants the client more credit.
+#[derive(Debug)]
+pub struct TypedItems<P: Protocol> {
+    items: Option<crate::Items>,
+    encoding: Encoding,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> TypedItems<P> {
+    /// The next item (or why it did not decode); `None` once the client's
+    /// stream is over.
+    pub async fn next(&mut self) -> Option<Result<P::Item, DecodeError>> {
+        let bytes = self.items.as_mut()?.next().await?;
+        Some(decode(&bytes, self.encoding))
+    }
 }
 
 /// Sends a protocol's events to one client, encoded as negotiated with it.
@@ -99,6 +177,32 @@ pub trait TypedHandler<P: Protocol>: Send + Sync + 'static {
         context: &Context<P>,
     ) -> impl Future<Output = Result<P::Response, P::Error>> + Send;
 
+    /// Answers a call (spec 3.13), which may carry a deadline, metadata and
+    /// a cancellation (see [`CallContext`]). Unless overridden, it is
+    /// [`TypedHandler::call`]'s answer.
+    fn call_with(
+        &self,
+        request: P::Request,
+        call: &CallContext<P>,
+    ) -> impl Future<Output = Result<P::Response, P::Error>> + Send {
+        self.call(request, &call.connection)
+    }
+
+    /// Answers a streaming call with a stream of items (the client reads
+    /// them at the pace it grants; the library waits, so the stream need
+    /// not). `input` is the client's own stream, empty if it sends none.
+    /// The call ends when the stream does; the client's cancel or the
+    /// deadline drops it. Unless overridden, streaming calls are refused.
+    fn stream(
+        &self,
+        request: P::Request,
+        input: TypedItems<P>,
+        call: &CallContext<P>,
+    ) -> impl Future<Output = Result<ItemStream<P>, StreamError<P::Error>>> + Send {
+        let _ = (request, input, call);
+        async { Err(StreamError::Unsupported) }
+    }
+
     /// A one-way message arrived. Ignored unless overridden.
     fn on_message(
         &self,
@@ -135,6 +239,74 @@ pub struct TypedConnection<P: Protocol, H> {
     inner: Option<(Arc<H>, Arc<Context<P>>)>,
 }
 
+/// Serves one call on a typed connection: decodes it, hands it to the
+/// handler, and sends the answer (a streaming call: its items, then how it
+/// ended).
+async fn serve_call<P: Protocol, H: TypedHandler<P>>(
+    inner: Option<(Arc<H>, Arc<Context<P>>)>,
+    mut call: crate::Call,
+) {
+    let Some((handler, context)) = inner else {
+        let _ = call.fail(format!(
+            "this server speaks {}: ask for it in the HELLO (spec 3.3.2)",
+            P::NAME
+        ));
+        return;
+    };
+    let encoding = context.encoding;
+    let request = match decode::<P::Request>(call.payload(), encoding) {
+        Ok(request) => request,
+        Err(e) => {
+            metrics::counter!(UNDECODABLE, "kind" => "request").increment(1);
+            let _ = call.fail(format!("cannot decode the {} request: {e}", P::NAME));
+            return;
+        }
+    };
+    let cx = CallContext {
+        connection: context,
+        deadline: call.deadline(),
+        metadata: call.metadata().clone(),
+        cancellation: call.cancellation(),
+    };
+    let answer = match call.take_sender() {
+        None => encode(&handler.call_with(request, &cx).await, encoding),
+        Some(mut sender) => {
+            let input = TypedItems {
+                items: call.take_items(),
+                encoding,
+                _protocol: PhantomData,
+            };
+            match handler.stream(request, input, &cx).await {
+                Err(StreamError::Unsupported) => {
+                    let _ = call.fail(format!("{} has no streaming calls", P::NAME));
+                    return;
+                }
+                Err(StreamError::Remote(e)) => encode(&Result::<(), P::Error>::Err(e), encoding),
+                Ok(mut items) => {
+                    while let Some(item) = items.next().await {
+                        let bytes = match encode(&item, encoding) {
+                            Ok(bytes) => bytes,
+                            Err(e) => {
+                                let _ =
+                                    call.fail(format!("cannot encode the {} item: {e}", P::NAME));
+                                return;
+                            }
+                        };
+                        if sender.send(bytes).await.is_err() {
+                            return; // the connection is gone
+                        }
+                    }
+                    encode(&Result::<(), P::Error>::Ok(()), encoding)
+                }
+            }
+        }
+    };
+    let _ = match answer {
+        Ok(bytes) => call.respond(bytes),
+        Err(e) => call.fail(format!("cannot encode the {} response: {e}", P::NAME)),
+    };
+}
+
 impl<P: Protocol, S: TypedService<P>> Service for Typed<P, S> {
     type Handler = TypedConnection<P, S::Handler>;
 
@@ -152,6 +324,9 @@ impl<P: Protocol, S: TypedService<P>> Service for Typed<P, S> {
                     encoding: choice.encoding,
                     _protocol: PhantomData,
                 },
+                auth_token: peer.auth_token.clone(),
+                tls_client_certificate: peer.tls_client_certificate.clone(),
+                transport: peer.transport,
             };
             let handler = self.service.connect(&context);
             (Arc::new(handler), Arc::new(context))
@@ -162,6 +337,10 @@ impl<P: Protocol, S: TypedService<P>> Service for Typed<P, S> {
 
 impl<P: Protocol, H: TypedHandler<P>> Handler for TypedConnection<P, H> {
     async fn on_text(&mut self, _message: Message) {}
+
+    fn on_call(&mut self, call: crate::Call) -> impl Future<Output = ()> + Send + 'static {
+        serve_call(self.inner.clone(), call)
+    }
 
     async fn on_binary(&mut self, data: Bytes) {
         let Some((handler, context)) = &self.inner else {

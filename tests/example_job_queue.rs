@@ -1,0 +1,153 @@
+//! The `job_queue` example is real: a typed protocol with streaming calls,
+//! run against a real server on loopback: a job followed to its end, one
+//! cancelled by dropping its call (the job's end pushed back as proof the
+//! work stopped), a deadline that stops a job, a slow follower kept to its
+//! credit, both streams at once, and metadata that reaches the handler.
+
+#[path = "../examples/job_queue.rs"]
+mod job_queue;
+
+use job_queue::{Event, Jobs, Request, Response};
+use rust_tcp::protocol::v2::CallStatus;
+use rust_tcp::typed::{CallError, Protocol, Typed, TypedClient, TypedPushed};
+use rust_tcp::{CallOptions, ClientConfig, ClientError, Server, ServerConfig};
+use std::time::Duration;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn the_job_queue_example_works() {
+    let seen = job_queue::demo().await.unwrap();
+    assert_eq!(
+        seen,
+        [
+            "job 0: job line 0",
+            "job 0: job line 1",
+            "job 0: job line 2",
+            "job 1: job line 0, then cancelled",
+            "pushed: job 0 finished",
+            "pushed: job 1 cancelled",
+            "Counted { started: 2, finished: 1, cancelled: 1, trace: None }",
+        ]
+    );
+}
+
+async fn serve() -> (String, tokio_util::sync::CancellationToken) {
+    let config = ServerConfig::default().app_protocol(Jobs::app_protocol());
+    let server = Server::bind("127.0.0.1:0", config).await.unwrap();
+    let addr = server.local_addr().to_string();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(server.run(
+        Typed::new(job_queue::Queue::default()),
+        stop.clone().cancelled_owned(),
+    ));
+    (addr, stop)
+}
+
+async fn ended(events: &mut rust_tcp::typed::Events<Jobs>) -> Event {
+    match tokio::time::timeout(PATIENCE, events.recv()).await.unwrap() {
+        Some(TypedPushed::Event(e)) => e,
+        other => panic!("expected a job's end, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_stops_the_job_and_metadata_reaches_the_handler() {
+    let (addr, stop) = serve().await;
+    let client = TypedClient::<Jobs>::connect(&addr, ClientConfig::default().name("t"))
+        .await
+        .unwrap();
+    let mut events = client.events().unwrap();
+    let slow = Request::Run {
+        lines: 1000,
+        every_ms: 50,
+    };
+    let options = CallOptions::new().deadline(Some(Duration::from_millis(120)));
+    let mut job = client.stream(&slow, options).await.unwrap();
+    let mut lines = 0;
+    let end = loop {
+        match job.next_item().await {
+            Ok(Some(_)) => lines += 1,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(
+            end,
+            Err(CallError::Client(ClientError::Call {
+                status: CallStatus::DeadlineExceeded,
+                ..
+            }))
+        ),
+        "{end:?} after {lines} lines"
+    );
+    assert!(lines < 1000);
+    assert_eq!(
+        ended(&mut events).await,
+        Event::Ended {
+            id: 0,
+            how: "cancelled".into()
+        }
+    );
+    let options = CallOptions::new()
+        .metadata(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .unwrap();
+    match client.call_with(&Request::Count, options).await.unwrap() {
+        Response::Counted {
+            trace, cancelled, ..
+        } => {
+            assert_eq!(trace.as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
+            assert_eq!(cancelled, 1);
+        }
+    }
+    // The protocol's own error for a call of the wrong kind.
+    let wrong = client
+        .stream(&Request::Count, CallOptions::new())
+        .await
+        .unwrap();
+    assert!(matches!(wrong.finish().await, Err(CallError::Remote(_))));
+    client.close().await.unwrap();
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_slow_follower_and_both_streams_at_once() {
+    let (addr, stop) = serve().await;
+    let client = TypedClient::<Jobs>::connect(&addr, ClientConfig::default().name("t"))
+        .await
+        .unwrap();
+    // A follower with a window of 2 that reads the whole job: every line,
+    // in order, never dropped.
+    let run = Request::Run {
+        lines: 200,
+        every_ms: 0,
+    };
+    let job = client
+        .stream(&run, CallOptions::new().server_stream(2))
+        .await
+        .unwrap();
+    use futures::StreamExt;
+    let lines: Vec<String> = job.into_stream().map(Result::unwrap).collect().await;
+    assert_eq!(lines.len(), 200);
+    assert_eq!(lines[199], "job line 199");
+    // Both streams: the client's lines come back upper-cased.
+    let mut upper = client
+        .stream(&Request::Upper, CallOptions::new().client_stream(true))
+        .await
+        .unwrap();
+    for word in ["follow", "cancel"] {
+        upper.send_item(&word.to_string()).await.unwrap();
+        assert_eq!(
+            upper.next_item().await.unwrap().unwrap(),
+            word.to_uppercase()
+        );
+    }
+    upper.end_items().await.unwrap();
+    assert_eq!(upper.next_item().await.unwrap(), None);
+    upper.finish().await.unwrap();
+    client.close().await.unwrap();
+    stop.cancel();
+}
