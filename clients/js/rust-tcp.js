@@ -1187,6 +1187,51 @@ export class Client extends EventTarget {
 
 // ---- typed protocols ----
 
+/** The value of serde's `Result` shape, or an error of kind "remote". @param {unknown} answer */
+function typedResult(answer) {
+  if (answer && typeof answer === "object" && !Array.isArray(answer)) {
+    const entries = Object.entries(answer);
+    if (entries.length === 1 && entries[0][0] === "Ok") return entries[0][1];
+    if (entries.length === 1 && entries[0][0] === "Err") {
+      const error = new RustTcpError(`the server answered with an error: ${JSON.stringify(entries[0][1])}`, { kind: "remote", by: "server" });
+      /** @type {unknown} */ (/** @type {any} */ (error).error = entries[0][1]);
+      throw error;
+    }
+  }
+  throw new RustTcpError(`the response is not {Ok: …} or {Err: …}: ${JSON.stringify(answer)}`, { kind: "decode", by: "server" });
+}
+
+/** A streaming call of a typed protocol: items decoded as they come. */
+export class TypedCall {
+  /** @param {Call} call @param {MsgpackCodec} msgpack */
+  constructor(call, msgpack) {
+    this.call = call;
+    this.msgpack = msgpack;
+  }
+
+  /** @returns {AsyncIterator<unknown>} */
+  [Symbol.asyncIterator]() {
+    const items = this.call[Symbol.asyncIterator]();
+    return {
+      next: async () => {
+        const got = await items.next();
+        return got.done ? { done: true, value: undefined } : { done: false, value: this.msgpack.decode(got.value) };
+      },
+      return: async () => { this.call.cancel(); return { done: true, value: undefined }; },
+    };
+  }
+
+  /** @param {unknown} item */
+  async send(item) { await this.call.send(this.msgpack.encode(item)); }
+
+  async end() { await this.call.end(); }
+
+  /** Waits for the end; rejects with kind "remote" for the protocol's own error. */
+  async result() { typedResult(this.msgpack.decode(await this.call.result())); }
+
+  cancel() { this.call.cancel(); }
+}
+
 /**
  * A MessagePack codec, e.g. `import * as msgpack from "@msgpack/msgpack"`.
  * @typedef {{encode: (value: unknown) => Uint8Array, decode: (bytes: Uint8Array) => unknown}} MsgpackCodec
@@ -1236,17 +1281,30 @@ export class TypedClient extends EventTarget {
    * @param {{timeout?: number}} [options]
    */
   async call(request, options) {
-    const answer = this.msgpack.decode(await this.untyped.request(this.msgpack.encode(request), options));
-    if (answer && typeof answer === "object" && !Array.isArray(answer)) {
-      const entries = Object.entries(answer);
-      if (entries.length === 1 && entries[0][0] === "Ok") return entries[0][1];
-      if (entries.length === 1 && entries[0][0] === "Err") {
-        const error = new RustTcpError(`the server answered with an error: ${JSON.stringify(entries[0][1])}`, { kind: "remote", by: "server" });
-        /** @type {unknown} */ (/** @type {any} */ (error).error = entries[0][1]);
-        throw error;
-      }
-    }
-    throw new RustTcpError(`the response is not {Ok: …} or {Err: …}: ${JSON.stringify(answer)}`, { kind: "decode", by: "server" });
+    return typedResult(this.msgpack.decode(await this.untyped.request(this.msgpack.encode(request), options)));
+  }
+
+  /**
+   * A call (spec 3.13): like {@link TypedClient#call}, with a deadline the
+   * server keeps too, metadata, and an AbortSignal that cancels it.
+   * @param {unknown} request
+   * @param {Omit<CallOptions, "serverStream" | "clientStream">} [options]
+   */
+  async callWith(request, options) {
+    return typedResult(this.msgpack.decode(await this.untyped.call(this.msgpack.encode(request), options)));
+  }
+
+  /**
+   * A streaming call: the server answers with a stream of the protocol's
+   * items (`for await`), at most `serverStream` (default 16) ahead of our
+   * reading; with `clientStream` we send items too.
+   * @param {unknown} request
+   * @param {CallOptions} [options]
+   * @returns {Promise<TypedCall>}
+   */
+  async stream(request, options = {}) {
+    const call = await this.untyped.openCall(this.msgpack.encode(request), { serverStream: 16, ...options });
+    return new TypedCall(call, this.msgpack);
   }
 
   /** Sends a one-way message. @param {unknown} message */

@@ -16,7 +16,7 @@ let built = false;
 /** The path of a cargo-built binary (built once per run). @param {string} name */
 export function binary(name) {
   if (!built) {
-    execFileSync("cargo", ["build", "--quiet", "--locked", "--bin", "server", "--bin", "client", "--example", "kv_store"],
+    execFileSync("cargo", ["build", "--quiet", "--locked", "--bin", "server", "--bin", "client", "--example", "kv_store", "--example", "job_queue"],
       { cwd: REPO, stdio: "inherit" });
     built = true;
   }

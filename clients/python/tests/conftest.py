@@ -51,7 +51,20 @@ def build() -> None:
     global _built
     if not _built:
         subprocess.run(
-            ["cargo", "build", "--quiet", "--locked", "--bin", "server", "--bin", "client", "--example", "kv_store"],
+            [
+                "cargo",
+                "build",
+                "--quiet",
+                "--locked",
+                "--bin",
+                "server",
+                "--bin",
+                "client",
+                "--example",
+                "kv_store",
+                "--example",
+                "job_queue",
+            ],
             cwd=REPO,
             check=True,
         )
@@ -132,6 +145,14 @@ class KvServer(Process):
 
     def __init__(self) -> None:
         super().__init__([binary("examples/kv_store"), "--serve", "127.0.0.1:0"])
+        self.addr = _addr_after(self.wait_for("listening on ", "stdout"))
+
+
+class JobsServer(Process):
+    """The typed job-queue example (examples/job_queue.rs) on a free port."""
+
+    def __init__(self) -> None:
+        super().__init__([binary("examples/job_queue"), "--serve", "127.0.0.1:0"])
         self.addr = _addr_after(self.wait_for("listening on ", "stdout"))
 
 

@@ -24,12 +24,13 @@ Answers come back as plain Python values (dicts, lists, strings…);
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
+from .calls import Call
 from .client import Client
 from .errors import Cause, InvalidConfig, ProtocolError, RustTcpError
 from .events import Binary, Pushed
@@ -136,6 +137,50 @@ TypedPushed = Event | Undecodable | Pushed
 untyped client would (text, go-away, reconnection notices)."""
 
 
+def _result(answer: Any) -> Any:
+    """The value of serde's ``Result`` shape, or ``RemoteError``."""
+    if isinstance(answer, dict) and len(answer) == 1:
+        if "Ok" in answer:
+            return answer["Ok"]
+        if "Err" in answer:
+            raise RemoteError(answer["Err"])
+    raise DecodeError(f"the response is not {{'Ok': …}} or {{'Err': …}}: {answer!r}")
+
+
+class TypedCall:
+    """A streaming call of a typed protocol: its items decoded as they come,
+    ours encoded as we send them; ``result()`` says how it ended (the
+    protocol's own error as ``RemoteError``)."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    def __aiter__(self) -> TypedCall:
+        return self
+
+    async def __anext__(self) -> Any:
+        return decode(await self._call.__anext__(), "item")
+
+    async def send(self, item: Any) -> None:
+        await self._call.send(encode(item))
+
+    async def end(self) -> None:
+        await self._call.end()
+
+    async def result(self) -> None:
+        """Waits for the end (dropping what is left of the stream)."""
+        _result(decode(await self._call.result(), "the end of the stream"))
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    async def __aenter__(self) -> TypedCall:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._call.cancel()
+
+
 class TypedClient:
     """A connection speaking an application protocol. Calls from many tasks
     are in flight together on the one connection.
@@ -184,13 +229,43 @@ class TypedClient:
         protocol's error, ``RequestFailed`` if it could not handle the
         request at all (it did not decode), ``DecodeError`` for an answer
         that is not a ``Result``, or why the connection failed."""
-        answer = decode(await self._client.request(encode(request), timeout=timeout), "response")
-        if isinstance(answer, dict) and len(answer) == 1:
-            if "Ok" in answer:
-                return answer["Ok"]
-            if "Err" in answer:
-                raise RemoteError(answer["Err"])
-        raise DecodeError(f"the response is not {{'Ok': …}} or {{'Err': …}}: {answer!r}")
+        return _result(decode(await self._client.request(encode(request), timeout=timeout), "response"))
+
+    async def call_with(
+        self,
+        request: Any,
+        *,
+        deadline: float | None = None,
+        metadata: Mapping[str, bytes | str] | None = None,
+    ) -> Any:
+        """A call (spec 3.13): like :meth:`call`, with a deadline the server
+        keeps too and metadata; cancelling the awaiting task cancels it on
+        the server. ``CallError`` when it ends without an answer."""
+        answer = await self._client.call(encode(request), deadline=deadline, metadata=metadata)
+        return _result(decode(answer, "response"))
+
+    async def stream(
+        self,
+        request: Any,
+        *,
+        window: int = 16,
+        deadline: float | None = None,
+        metadata: Mapping[str, bytes | str] | None = None,
+        client_stream: bool = False,
+    ) -> TypedCall:
+        """A streaming call: the server answers with a stream of the
+        protocol's items, at most ``window`` ahead of our reading
+        (``async for item in call``); with ``client_stream`` we send items
+        too (``await call.send(item)``, ``await call.end()``). Leaving it
+        early (``cancel()``, ``async with``) cancels it on the server."""
+        call = await self._client.open_call(
+            encode(request),
+            deadline=deadline,
+            metadata=metadata,
+            server_stream=window,
+            client_stream=client_stream,
+        )
+        return TypedCall(call)
 
     async def send(self, message: Any) -> None:
         """Sends a one-way message (BINARY)."""
