@@ -8,7 +8,10 @@
 
 use bytes::BytesMut;
 use rust_tcp::protocol::v1::MessageReader;
-use rust_tcp::protocol::v2::{Frame, Session, SessionConfig, SessionState, TokenCheck, V2Codec};
+use rust_tcp::protocol::v2::{
+    CLIENT_STREAMS, CallFrame, CallLimits, CallStatus, Frame, ItemFrame, SERVER_STREAMS, Session,
+    SessionConfig, SessionState, StatusFrame, TokenCheck, V2Codec,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::codec::Decoder;
@@ -110,7 +113,10 @@ fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, data: &[u8])
         .max_frame_size(1 << 16)
         .heartbeat(Duration::from_millis(u64::from(first) * 100))
         .handshake_timeout(Some(Duration::from_secs(10)))
-        .token_check(tokens);
+        .token_check(tokens)
+        // Calls (spec 3.13) spoken on both sides, so their rules are
+        // fuzzed too: a server with small limits, a client that asks.
+        .calls(Some(CallLimits::new(4, 2)));
     let mut session = if as_server {
         Session::server(config, t0)
     } else {
@@ -158,8 +164,25 @@ fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, data: &[u8])
                 break;
             }
         }
-        // Whatever the application might send now is checked, never panics.
+        // Whatever the application might send now is checked, never panics:
+        // on the server, a stream's item and a call's end; on the client,
+        // a new call and an item of its stream.
         let _ = session.send(&Frame::Ping(1), &mut out);
+        let id = u32::from(first) % 4;
+        let tries = if as_server {
+            [
+                Frame::Item(ItemFrame::new(id, "x")),
+                Frame::Status(StatusFrame::new(id, CallStatus::Ok, "")),
+            ]
+        } else {
+            let mut call = CallFrame::new(id, "x");
+            call.flags = SERVER_STREAMS | CLIENT_STREAMS;
+            call.credit = 1;
+            [Frame::Call(call), Frame::Item(ItemFrame::new(id, "y"))]
+        };
+        for frame in tries {
+            let _ = session.send(&frame, &mut out);
+        }
     }
     // Everything the session wrote is whole, valid frames.
     let mut codec = V2Codec::new(u32::MAX, u32::MAX);
@@ -169,4 +192,26 @@ fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, data: &[u8])
         .is_some()
     {}
     assert!(out.is_empty(), "only whole frames");
+}
+
+/// The WebSocket port's judgement of an HTTP request head (our upgrade
+/// parser): never a panic, and every answer's reason on one line, so a
+/// peer's bytes can never forge a second line of it.
+pub fn websocket_upgrade(data: &[u8]) {
+    let verdict = rust_tcp::fuzzing::websocket_upgrade(data);
+    assert!(
+        !verdict.contains(['\n', '\r']),
+        "a one-line answer: {verdict:?}"
+    );
+}
+
+/// Our WebSocket frame reader on a server, fed what a client might send
+/// after the upgrade: never a panic, never more v2 bytes out than came in,
+/// and what it carries starts as a v2 frame must.
+pub fn websocket_frames(data: &[u8]) {
+    let (carried, _) = rust_tcp::fuzzing::websocket_frames(data);
+    assert!(carried.len() <= data.len(), "more out than in");
+    if let Some(&first) = carried.first() {
+        assert_eq!(first, 2, "a message carries a v2 frame");
+    }
 }

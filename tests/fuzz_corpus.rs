@@ -70,3 +70,26 @@ fn v2_hello_auth_corpus() {
 fn proxy_header_corpus() {
     replay("proxy_header", entry_points::proxy_header);
 }
+
+#[test]
+fn websocket_upgrade_corpus() {
+    replay("websocket_upgrade", entry_points::websocket_upgrade);
+}
+
+#[test]
+fn websocket_frames_corpus() {
+    replay("websocket_frames", entry_points::websocket_frames);
+}
+
+/// The WebSocket reader's entry point does the real work: the spec's
+/// masked client frame (section 4.2) comes out as the v2 TEXT "hi".
+#[test]
+fn the_websocket_reader_entry_point_unmasks_the_specs_example() {
+    let masked = [
+        0x82, 0x88, 0x37, 0xfa, 0x21, 0x3d, 0x35, 0xf9, 0x21, 0x3d, 0x37, 0xf8, 0x49, 0x54,
+    ];
+    let (carried, stopped) = rust_tcp::fuzzing::websocket_frames(&masked);
+    assert_eq!(carried, [2, 3, 0, 0, 0, 2, b'h', b'i']);
+    assert_eq!(stopped, None);
+    assert!(rust_tcp::fuzzing::websocket_upgrade(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == "200");
+}

@@ -20,3 +20,85 @@ pub fn proxy_header_peer(header: &[u8]) -> Result<Option<std::net::SocketAddr>, 
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// The verdict on one HTTP request head on the WebSocket port (the upgrade
+/// parser), in a line: `101`, `200`, `404`, or the refusal's status and
+/// reason. The port serves one page (`/`) and allows one other origin.
+#[cfg(feature = "websocket")]
+pub fn websocket_upgrade(head: &[u8]) -> String {
+    use crate::transport::{Page, Verdict, WebSocketConfig, judge};
+    let config = WebSocketConfig::new("127.0.0.1:0")
+        .allowed_origins(vec!["https://chat.example".into()])
+        .pages(vec![Page::new("/", "text/html", "<p>hi</p>")]);
+    match judge(head, &config, false) {
+        Verdict::Upgrade { accept } => format!("101 {accept}"),
+        Verdict::Page(_) => "200".into(),
+        Verdict::NotFound => "404".into(),
+        Verdict::Refuse { status, why, .. } => format!("{status} {why}"),
+    }
+}
+
+/// What a server's WebSocket reader makes of `data` arriving after the
+/// upgrade: the v2 bytes the messages carry, in order, and then why it
+/// stopped (`None` at the end of the input). Messages are capped at 4 KiB.
+#[cfg(feature = "websocket")]
+pub fn websocket_frames(data: &[u8]) -> (Vec<u8>, Option<String>) {
+    use crate::transport::{WsRole, WsStream};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    /// The peer's bytes, all here at once; what we write is kept.
+    struct Memory<'a> {
+        input: &'a [u8],
+        written: Vec<u8>,
+    }
+    impl AsyncRead for Memory<'_> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let n = self.input.len().min(buf.remaining());
+            buf.put_slice(&self.input[..n]);
+            self.input = &self.input[n..];
+            Poll::Ready(Ok(()))
+        }
+    }
+    impl tokio::io::AsyncWrite for Memory<'_> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.written.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    let memory = Memory {
+        input: data,
+        written: Vec::new(),
+    };
+    let mut ws = WsStream::new(memory, WsRole::Server, 4096, bytes::BytesMut::new());
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut carried = Vec::new();
+    let mut chunk = [0u8; 1024];
+    // Each read makes progress on input that is all here: bounded by it.
+    for _ in 0..=data.len() + 1 {
+        let mut buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut ws).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => return (carried, None),
+            Poll::Ready(Ok(())) => carried.extend_from_slice(buf.filled()),
+            Poll::Ready(Err(e)) => return (carried, Some(e.to_string())),
+            Poll::Pending => return (carried, Some("waiting".into())),
+        }
+    }
+    (carried, Some("no progress".into()))
+}

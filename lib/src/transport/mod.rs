@@ -35,11 +35,11 @@ pub use tls::{ClientTls, ServerTls, TlsError};
 #[cfg(feature = "websocket")]
 pub use websocket::SUBPROTOCOL as WEBSOCKET_SUBPROTOCOL;
 #[cfg(feature = "websocket")]
-pub(crate) use websocket::WsStream;
+pub(crate) use websocket::{Role as WsRole, WsStream};
 #[cfg(feature = "websocket")]
 pub use websocket_upgrade::{Page, WebSocketConfig};
 #[cfg(feature = "websocket")]
 pub(crate) use websocket_upgrade::{
-    Upgrade, accept as accept_websocket, connect as connect_websocket, turn_away,
+    Upgrade, Verdict, accept as accept_websocket, connect as connect_websocket, judge, turn_away,
 };
 pub(crate) use write_queue::{QueueError, WriteQueue};

@@ -239,121 +239,126 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         )
         .await;
     };
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    match request.parse(&head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) | Err(_) => {
-            return refuse(
-                &mut stream,
-                400,
-                "Bad Request",
-                "",
-                "not an HTTP/1.1 request".into(),
-            )
-            .await;
+    match judge(&head, config, tls) {
+        Verdict::Refuse {
+            status,
+            phrase,
+            extra,
+            why,
+        } => refuse(&mut stream, status, phrase, extra, why).await,
+        Verdict::Page(page) => {
+            let page = &config.pages[page];
+            respond(&mut stream, 200, "OK", "", &page.content_type, &page.body).await?;
+            Ok(Upgrade::Served { status: 200 })
+        }
+        Verdict::NotFound => {
+            let body = b"not found\n";
+            let plain = "text/plain; charset=utf-8";
+            respond(&mut stream, 404, "Not Found", "", plain, body).await?;
+            Ok(Upgrade::Served { status: 404 })
+        }
+        Verdict::Upgrade { accept } => {
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n"
+            );
+            stream.write_all(response.as_bytes()).await?;
+            Ok(Upgrade::WebSocket(WsStream::new(
+                stream,
+                Role::Server,
+                max_message,
+                rest,
+            )))
         }
     }
-    let path = request
-        .path
-        .unwrap_or("/")
-        .split('?')
-        .next()
-        .unwrap_or("/")
-        .to_owned();
+}
+
+/// What a request head gets, decided without the socket (so the fuzzer
+/// and the tests can ask about any bytes).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// An HTTP error, with the reason for its body.
+    Refuse {
+        status: u16,
+        phrase: &'static str,
+        extra: &'static str,
+        why: String,
+    },
+    /// The page at this index of the configuration's pages.
+    Page(usize),
+    /// A plain GET of no page.
+    NotFound,
+    /// The upgrade, with the `Sec-WebSocket-Accept` value to answer.
+    Upgrade { accept: String },
+}
+
+fn refusal(status: u16, phrase: &'static str, extra: &'static str, why: String) -> Verdict {
+    Verdict::Refuse {
+        status,
+        phrase,
+        extra,
+        why,
+    }
+}
+
+/// Judges one request head (up to and with its blank line): a page, an
+/// upgrade, or which HTTP error and why.
+pub(crate) fn judge(head: &[u8], config: &WebSocketConfig, tls: bool) -> Verdict {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) | Err(_) => {
+            return refusal(400, "Bad Request", "", "not an HTTP/1.1 request".into());
+        }
+    }
+    let path = request.path.unwrap_or("/").split('?').next().unwrap_or("/");
     if request.method != Some("GET") {
-        let method = request.method.unwrap_or("?").to_owned();
-        return refuse(
-            &mut stream,
+        let method = request.method.unwrap_or("?");
+        return refusal(
             405,
             "Method Not Allowed",
             "Allow: GET\r\n",
             format!("{method} is not served here; GET a page or upgrade to a WebSocket"),
-        )
-        .await;
+        );
     }
     let headers = request.headers;
     if !lists(header(headers, "Upgrade"), "websocket") {
         // A plain GET: a page, or nothing.
-        return match config.pages.iter().find(|p| p.path == path) {
-            Some(page) => {
-                respond(&mut stream, 200, "OK", "", &page.content_type, &page.body).await?;
-                Ok(Upgrade::Served { status: 200 })
-            }
-            None => {
-                let body = b"not found\n";
-                respond(
-                    &mut stream,
-                    404,
-                    "Not Found",
-                    "",
-                    "text/plain; charset=utf-8",
-                    body,
-                )
-                .await?;
-                Ok(Upgrade::Served { status: 404 })
-            }
+        return match config.pages.iter().position(|p| p.path == path) {
+            Some(page) => Verdict::Page(page),
+            None => Verdict::NotFound,
         };
     }
     if header(headers, "Sec-WebSocket-Version") != Some("13") {
-        return refuse(
-            &mut stream,
+        return refusal(
             426,
             "Upgrade Required",
             "Sec-WebSocket-Version: 13\r\n",
             "only WebSocket version 13 is spoken".into(),
-        )
-        .await;
+        );
     }
-    let Some(key) = header(headers, "Sec-WebSocket-Key").map(str::to_owned) else {
-        return refuse(
-            &mut stream,
-            400,
-            "Bad Request",
-            "",
-            "no Sec-WebSocket-Key".into(),
-        )
-        .await;
+    let Some(key) = header(headers, "Sec-WebSocket-Key") else {
+        return refusal(400, "Bad Request", "", "no Sec-WebSocket-Key".into());
     };
     if !lists(header(headers, "Connection"), "upgrade") {
-        return refuse(
-            &mut stream,
-            400,
-            "Bad Request",
-            "",
-            "an upgrade needs `Connection: Upgrade`".into(),
-        )
-        .await;
+        let why = "an upgrade needs `Connection: Upgrade`".into();
+        return refusal(400, "Bad Request", "", why);
     }
     if let Some(origin) = header(headers, "Origin") {
         let host = header(headers, "Host").unwrap_or("");
         if !config.allows(origin, host, tls) {
             let why = format!("origin {} is not allowed here", origin.escape_debug());
-            return refuse(&mut stream, 403, "Forbidden", "", why).await;
+            return refusal(403, "Forbidden", "", why);
         }
     }
     if !lists(header(headers, "Sec-WebSocket-Protocol"), SUBPROTOCOL) {
-        return refuse(
-            &mut stream,
-            400,
-            "Bad Request",
-            "",
-            format!("the WebSocket must ask for the subprotocol {SUBPROTOCOL}"),
-        )
-        .await;
+        let why = format!("the WebSocket must ask for the subprotocol {SUBPROTOCOL}");
+        return refusal(400, "Bad Request", "", why);
     }
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
-    );
-    stream.write_all(response.as_bytes()).await?;
-    Ok(Upgrade::WebSocket(WsStream::new(
-        stream,
-        Role::Server,
-        max_message,
-        rest,
-    )))
+    Verdict::Upgrade {
+        accept: derive_accept_key(key.as_bytes()),
+    }
 }
 
 /// The client's side: asks `host` for a WebSocket at `path` carrying v2,
