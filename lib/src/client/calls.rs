@@ -295,7 +295,7 @@ impl ClientCall {
                     reason: format!("no answer within the deadline of {budget:?}"),
                 };
                 self.cancel_now();
-                self.outcome = Some(Err(clone_error(&e)));
+                self.outcome = Some(Err(e.duplicate()));
                 Err(e)
             }
         }
@@ -306,7 +306,10 @@ impl ClientCall {
     /// if it ended otherwise.
     pub async fn next_item(&mut self) -> Result<Option<Bytes>, ClientError> {
         if let Some(outcome) = &self.outcome {
-            return outcome.as_ref().map(|_| None).map_err(clone_error);
+            return outcome
+                .as_ref()
+                .map(|_| None)
+                .map_err(ClientError::duplicate);
         }
         let mut items = std::mem::replace(&mut self.items, mpsc::unbounded_channel().1);
         let got = self.within(items.recv()).await;
@@ -335,7 +338,7 @@ impl ClientCall {
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err(ClientError::closed(super::Cause::Us, "call abandoned")),
                 };
-                let result = ended.as_ref().map(|_| None).map_err(clone_error);
+                let result = ended.as_ref().map(|_| None).map_err(ClientError::duplicate);
                 self.outcome = Some(ended);
                 result
             }
@@ -416,18 +419,5 @@ async fn push(core: &Core, frame: &Frame) -> Result<(), ClientError> {
             || ClientError::closed(super::Cause::Us, "connection is closing"),
             |e| e.to_error(),
         )),
-    }
-}
-
-/// `ClientError` holds an `io::Error`, so it is not `Clone`; a call's end
-/// is reported again by its words.
-fn clone_error(e: &ClientError) -> ClientError {
-    match e {
-        ClientError::Call { status, reason } => ClientError::Call {
-            status: *status,
-            reason: reason.clone(),
-        },
-        ClientError::Closed { by, reason } => ClientError::closed(*by, reason.clone()),
-        other => ClientError::closed(other.cause(), other.to_string()),
     }
 }

@@ -197,6 +197,50 @@ impl ClientError {
         self.cause() == Cause::Network
     }
 
+    /// The same error again, for a second caller (a call's end is read
+    /// by each of its methods). Not `Clone`: an `io::Error` is not, so
+    /// those are remade from their kind and words.
+    pub(crate) fn duplicate(&self) -> Self {
+        use ClientError::*;
+        match self {
+            Connect { addr, source } => Connect {
+                addr: addr.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Io(e) => Io(io::Error::new(e.kind(), e.to_string())),
+            Tls(s) => Tls(s.clone()),
+            Timeout(d) => Timeout(*d),
+            RequestTimeout(d) => RequestTimeout(*d),
+            InvalidConfig(s) => InvalidConfig(s.clone()),
+            Refused(e) => Refused(e.clone()),
+            UnsupportedVersion { versions, reason } => UnsupportedVersion {
+                versions: versions.clone(),
+                reason: reason.clone(),
+            },
+            HandshakeRefused(c) => HandshakeRefused(c.clone()),
+            NeedsV2(what) => NeedsV2(what),
+            RequestFailed(s) => RequestFailed(s.clone()),
+            Protocol { code, reason } => Protocol {
+                code: *code,
+                reason: reason.clone(),
+            },
+            Closed { by, reason } => Closed {
+                by: *by,
+                reason: reason.clone(),
+            },
+            Interrupted(s) => Interrupted(s.clone()),
+            Call { status, reason } => Call {
+                status: *status,
+                reason: reason.clone(),
+            },
+            // Configuration errors, reported once before any call.
+            TlsConfig(_) | Encode(_) => Closed {
+                by: self.cause(),
+                reason: self.to_string(),
+            },
+        }
+    }
+
     pub(crate) fn closed(by: Cause, reason: impl Into<String>) -> Self {
         ClientError::Closed {
             by,

@@ -195,8 +195,12 @@ class Client:
             policy,
             incoming_capacity,
         )
-        client._link = await client._open()
+        link = client._link = await client._open()
         client._ready.set()
+        if link.end is not None:
+            # It ended in the read that brought its WELCOME, before it was
+            # ours to watch: its end still ends the stream (or reconnects).
+            client._link_ended(link)
         return client
 
     async def _open(self) -> Link:
