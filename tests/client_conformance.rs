@@ -79,10 +79,10 @@ impl Script {
                     .await
                     .ok_or_else(|| at("the client closed".into()))?;
                 check(want, &frame, &mut self.id).map_err(at)?;
-            } else if step["expect_end"].as_bool() == Some(true) {
-                if let Some(frame) = self.next_frame().await {
-                    return Err(at(format!("expected the end, got {frame:?}")));
-                }
+            } else if step["expect_end"].as_bool() == Some(true)
+                && let Some(frame) = self.next_frame().await
+            {
+                return Err(at(format!("expected the end, got {frame:?}")));
             }
         }
         Ok(())
