@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     idle(&mut md, &runs);
     scaling(&mut md, &runs, &plots)?;
     rpc_race(&mut md, &runs);
+    streams(&mut md, &runs);
     python_client(&mut md, &runs, &machine);
     websocket(&mut md, &runs);
     slot_attack(&mut md, &runs);
@@ -352,6 +353,39 @@ fn comparisons(runs: &[Run]) -> Vec<Comparison> {
             "tarpc",
             "tarpc (bincode)",
             Some(1.0),
+            true,
+        ),
+        (
+            "stream_items",
+            "server streaming, 1 conn, 500,000 items: items/s",
+            "per_sec",
+            "M items/s",
+            1e-6,
+            "tonic-stream",
+            "tonic server streaming",
+            Some(3.0),
+            false,
+        ),
+        (
+            "stream_items",
+            "server streaming, 1 conn, 500,000 items: items/s",
+            "per_sec",
+            "M items/s",
+            1e-6,
+            "ours-push",
+            "our pushed events",
+            Some(0.8),
+            false,
+        ),
+        (
+            "cancel",
+            "a dropped call's work stopped: p50 time",
+            "p50_us",
+            "µs",
+            1.0,
+            "tarpc",
+            "tarpc",
+            None,
             true,
         ),
         (
@@ -766,6 +800,44 @@ fn rpc_race(md: &mut String, runs: &[Run]) {
     );
 }
 
+/// Streams and cancellation (calls, spec 3.13; benches/rpc_race): one row a
+/// round, since the rounds are paired.
+fn streams(md: &mut String, runs: &[Run]) {
+    if !runs.iter().any(|r| r.case == "stream_items") {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Streams and cancellation
+
+         `benches/rpc_race` again. **Server streaming**: one connection          receives 500,000 messages (an id and a 32-byte text) from the server:          **ours** as a typed streaming call (window 128 items, MessagePack),          **ours-push** as typed events pushed by the server in batches of          1,000 (each asked for by a call, so its queue stays bounded),          **tonic-stream** as gRPC server streaming (prost). **Cancellation**:          200 times, the client drops a call in flight and the server reads the          clock when the call's work is dropped (both processes read the same          clock): ours a streaming call (its handler's stream dropped), tarpc a          unary call (its request task aborted). **Stalled streams**: 1,000          streaming calls (100 per connection) whose reader never reads, each          server stream holding its window of 16 items; the server's RSS          before and 2 s after they are open.
+
+         | round | ours items/s | ours-push items/s | tonic items/s | ours / tonic | ours / push | cancel p50 / p99 µs, ours | tarpc | 1,000 stalled streams: server bytes per stream |
+         |---|---|---|---|---|---|---|---|---|"
+    );
+    let rounds: std::collections::BTreeSet<u64> = by_round(runs, "stream_items", "ours", "per_sec")
+        .keys()
+        .copied()
+        .collect();
+    for round in rounds {
+        let ours = in_round(runs, "stream_items", "ours", "per_sec", round);
+        let push = in_round(runs, "stream_items", "ours-push", "per_sec", round);
+        let tonic = in_round(runs, "stream_items", "tonic-stream", "per_sec", round);
+        let _ = writeln!(
+            md,
+            "| {round} | {ours:.0} | {push:.0} | {tonic:.0} | {:.2} | {:.2} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} |",
+            ours / tonic,
+            ours / push,
+            in_round(runs, "cancel", "ours", "p50_us", round),
+            in_round(runs, "cancel", "ours", "p99_us", round),
+            in_round(runs, "cancel", "tarpc", "p50_us", round),
+            in_round(runs, "cancel", "tarpc", "p99_us", round),
+            in_round(runs, "stalled_streams", "ours", "bytes_per_stream", round),
+        );
+    }
+    let _ = writeln!(md);
+}
+
 /// One figure of one round (NaN when it was not measured).
 fn in_round(runs: &[Run], case: &str, imp: &str, metric: &str, round: u64) -> f64 {
     by_round(runs, case, imp, metric)
@@ -1010,6 +1082,8 @@ fn short(case: &str) -> &'static str {
         "race_50x16" => "typed 50 x 16",
         "race_50x1" => "typed 50 x 1",
         "race_1x1" => "typed 1 x 1, p50 latency",
+        "stream_items" => "server streaming",
+        "cancel" => "cancel, p50",
         _ => "?",
     }
 }

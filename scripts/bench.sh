@@ -353,6 +353,41 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+# --- streams and cancellation (calls, spec 3.13) --------------------------------
+# Server streaming against tonic's and against our own pushed events; the
+# time from a dropped call to its work stopping, against tarpc; the server's
+# memory with 1,000 streams whose readers stopped granting.
+ITEMS=500000
+[ "$QUICK" = 1 ] && ITEMS=100000
+for round in $(seq "$ROUNDS"); do
+    say "streams and cancellation, round $round/$ROUNDS"
+    for kind in ours-stream ours-push tonic-stream; do
+        server_kind=ours; [ "$kind" = tonic-stream ] && server_kind=tonic
+        impl=$kind; [ "$kind" = ours-stream ] && impl=ours
+        PORT=$(free_port)
+        start "stream-$kind" "$PORT" "$RACE" server "$server_kind" "127.0.0.1:$PORT"
+        cpu_before=$(cpu_ticks "$SERVER_PID")
+        line=$("$RACE" stream "$kind" "127.0.0.1:$PORT" "$ITEMS" 2>>"$WORK/race.err") \
+            || die "rpc_race stream $kind failed: $(tail -3 "$WORK/race.err")"
+        record stream_items "$impl" "$round" "$(with_cpu "$line")"
+        stop
+    done
+    for kind in ours tarpc; do
+        PORT=$(free_port)
+        start "cancel-$kind" "$PORT" "$RACE" server "$kind" "127.0.0.1:$PORT"
+        line=$("$RACE" cancel "$kind" "127.0.0.1:$PORT" 200 2>>"$WORK/race.err") \
+            || die "rpc_race cancel $kind failed: $(tail -3 "$WORK/race.err")"
+        record cancel "$kind" "$round" "$line"
+        stop
+    done
+    PORT=$(free_port)
+    start stalled "$PORT" "$RACE" server ours "127.0.0.1:$PORT"
+    line=$("$RACE" stalled "127.0.0.1:$PORT" 1000 "$SERVER_PID" 2>>"$WORK/race.err") \
+        || die "rpc_race stalled failed: $(tail -3 "$WORK/race.err")"
+    record stalled_streams ours "$round" "$line"
+    stop
+done
+
 # --- the Python client against redis-py ----------------------------------------
 # clients/python in a virtual environment (as scripts/test.sh makes it) with
 # redis-py; our server (echo) and redis-server, alternated within the script.

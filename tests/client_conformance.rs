@@ -97,7 +97,11 @@ fn check(want: &Value, frame: &Frame, id: &mut [u8; 4]) -> Result<(), String> {
     match frame {
         Frame::Request(r) => *id = r.id.to_be_bytes(),
         Frame::Call(c) => *id = c.id.to_be_bytes(),
-        Frame::Close(c) if want["code"].as_u64().is_some_and(|w| w != u64::from(c.code.0)) => {
+        Frame::Close(c)
+            if want["code"]
+                .as_u64()
+                .is_some_and(|w| w != u64::from(c.code.0)) =>
+        {
             return Err(format!("expected CLOSE {}, got {frame:?}", want["code"]));
         }
         Frame::Pong(n) if want["nonce"].as_u64() != Some(*n) => {

@@ -8,6 +8,21 @@
 //!
 //! KIND: ours (typed), ours-raw (untyped request), tarpc, tonic. The client
 //! prints one JSON line: requests/s and latency percentiles in µs.
+//!
+//! Streams and cancellation (calls, spec 3.13), against the same servers:
+//!
+//!   rpc_race stream KIND ADDR ITEMS     KIND: ours-stream, ours-push, tonic-stream
+//!   rpc_race cancel KIND ADDR TIMES     KIND: ours, tarpc
+//!   rpc_race stalled ADDR STREAMS SERVER_PID
+//!
+//! `stream` receives ITEMS messages from the server: ours as a streaming
+//! call (window 128), ours as pushed events (in batches of 1,000, each
+//! asked for by a call, so the queue stays bounded), tonic as server
+//! streaming. `cancel` measures, TIMES over, the time from the client
+//! dropping a call in flight to the server's work for it being dropped (the
+//! server reads the clock in its guard's `Drop`; both read the same clock).
+//! `stalled` opens STREAMS streaming calls whose reader never reads, and
+//! reports the server's memory before and after.
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt;
@@ -37,8 +52,63 @@ impl rust_tcp::typed::Protocol for Echo {
     type Response = Msg;
     type Error = ();
     type Message = ();
-    type Event = ();
-    type Item = ();
+    type Event = Msg;
+    type Item = Msg;
+}
+
+/// The server's clock, as both processes read it.
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// When the work of cancelled calls was dropped, for `cancel`.
+#[derive(Default)]
+struct Drops {
+    at: std::sync::Mutex<Vec<u64>>,
+    started: std::sync::atomic::AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+static DROPS: std::sync::LazyLock<Drops> = std::sync::LazyLock::new(Drops::default);
+
+impl Drops {
+    fn started(&self) {
+        self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `n` calls have started.
+    async fn wait_started(&self, n: u64) {
+        loop {
+            let changed = self.changed.notified();
+            if self.started.load(std::sync::atomic::Ordering::SeqCst) >= n {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// The time the `n`th (from 1) dropped call was dropped.
+    async fn nth(&self, n: u64) -> u64 {
+        loop {
+            let changed = self.changed.notified();
+            if let Some(&at) = self.at.lock().unwrap().get(n as usize - 1) {
+                return at;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Dropped with a call's work: records when.
+struct DropClock;
+impl Drop for DropClock {
+    fn drop(&mut self) {
+        DROPS.at.lock().unwrap().push(now_ns());
+        DROPS.changed.notify_waiters();
+    }
 }
 
 #[derive(Clone)]
@@ -52,8 +122,42 @@ impl rust_tcp::typed::TypedService<Echo> for EchoTyped {
 }
 
 impl rust_tcp::typed::TypedHandler<Echo> for EchoTyped {
-    async fn call(&self, request: Msg, _: &rust_tcp::typed::Context<Echo>) -> Result<Msg, ()> {
+    async fn call(&self, request: Msg, context: &rust_tcp::typed::Context<Echo>) -> Result<Msg, ()> {
+        if let Some(n) = request.text.strip_prefix("push ") {
+            // Our push path: events, fire and forget.
+            let item = Msg { id: 0, text: "x".repeat(32) };
+            for _ in 0..n.parse::<u64>().unwrap_or(0) {
+                if context.pusher.send(&item).is_err() {
+                    return Err(());
+                }
+            }
+        }
+        if request.text == "last_drop" {
+            return Ok(Msg { id: DROPS.nth(request.id).await, text: String::new() });
+        }
         Ok(request)
+    }
+
+    async fn stream(
+        &self,
+        request: Msg,
+        _: rust_tcp::typed::TypedItems<Echo>,
+        _: &rust_tcp::typed::CallContext<Echo>,
+    ) -> Result<rust_tcp::typed::ItemStream<Echo>, rust_tcp::typed::StreamError<()>> {
+        if request.text == "wait" {
+            // One item to say it started, then its work waits until dropped.
+            let guard = DropClock;
+            let started = futures::stream::iter([Msg { id: 0, text: "started".into() }]);
+            let forever = futures::stream::once(async move {
+                let _guard = guard;
+                std::future::pending::<Msg>().await
+            });
+            return Ok(Box::pin(started.chain(forever)));
+        }
+        let text = "x".repeat(32);
+        Ok(Box::pin(futures::stream::iter(
+            (0..request.id).map(move |id| Msg { id, text: text.clone() }),
+        )))
     }
 }
 
@@ -88,6 +192,12 @@ fn ours_config() -> rust_tcp::ServerConfig {
 #[tarpc::service]
 trait EchoService {
     async fn echo(msg: Msg) -> Msg;
+    /// Waits until dropped (cancelled by its client).
+    async fn wait();
+    /// Returns once `n` waits have started.
+    async fn started(n: u64);
+    /// When the `n`th cancelled wait was dropped.
+    async fn last_drop(n: u64) -> u64;
 }
 
 #[derive(Clone)]
@@ -96,6 +206,20 @@ struct TarpcEcho;
 impl EchoService for TarpcEcho {
     async fn echo(self, _: tarpc::context::Context, msg: Msg) -> Msg {
         msg
+    }
+
+    async fn wait(self, _: tarpc::context::Context) {
+        let _guard = DropClock;
+        DROPS.started();
+        std::future::pending::<()>().await
+    }
+
+    async fn started(self, _: tarpc::context::Context, n: u64) {
+        DROPS.wait_started(n).await
+    }
+
+    async fn last_drop(self, _: tarpc::context::Context, n: u64) -> u64 {
+        DROPS.nth(n).await
     }
 }
 
@@ -111,6 +235,19 @@ impl pb::echo_server::Echo for TonicEcho {
         request: tonic::Request<pb::Msg>,
     ) -> Result<tonic::Response<pb::Msg>, tonic::Status> {
         Ok(tonic::Response::new(request.into_inner()))
+    }
+
+    type StreamStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Msg, tonic::Status>> + Send>>;
+
+    async fn stream(
+        &self,
+        request: tonic::Request<pb::Msg>,
+    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
+        let n = request.into_inner().id;
+        let text = "x".repeat(32);
+        let items = (0..n).map(move |id| Ok(pb::Msg { id, text: text.clone() }));
+        Ok(tonic::Response::new(Box::pin(futures::stream::iter(items))))
     }
 }
 
@@ -284,6 +421,133 @@ async fn load(
     Ok(())
 }
 
+/// Receives `items` messages from the server, one of three ways; items/s.
+async fn stream(kind: &str, addr: &str, items: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut got = 0u64;
+    match kind {
+        "ours-stream" => {
+            let c = rust_tcp::typed::TypedClient::<Echo>::connect(addr, rust_tcp::ClientConfig::default()).await?;
+            let request = Msg { id: items, text: "stream".into() };
+            let options = rust_tcp::CallOptions::new().server_stream(128);
+            let mut call = c.stream(&request, options).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            while call.next_item().await.map_err(|e| anyhow::anyhow!("{e}"))?.is_some() {
+                got += 1;
+            }
+            c.close().await?;
+        }
+        "ours-push" => {
+            let c = rust_tcp::typed::TypedClient::<Echo>::connect(addr, rust_tcp::ClientConfig::default()).await?;
+            let mut events = c.events().expect("first use");
+            while got < items {
+                let batch = (items - got).min(1000);
+                let ask = Msg { id: 0, text: format!("push {batch}") };
+                c.call(&ask).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                for _ in 0..batch {
+                    match events.recv().await {
+                        Some(rust_tcp::typed::TypedPushed::Event(_)) => got += 1,
+                        other => bail!("expected an event, got {other:?}"),
+                    }
+                }
+            }
+            c.close().await?;
+        }
+        "tonic-stream" => {
+            let mut c = pb::echo_client::EchoClient::connect(format!("http://{addr}")).await?;
+            let mut s = c.stream(pb::Msg { id: items, text: "stream".into() }).await?.into_inner();
+            while s.message().await?.is_some() {
+                got += 1;
+            }
+        }
+        other => bail!("unknown stream kind {other}"),
+    }
+    if got != items {
+        bail!("{got} items of {items}");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("{{\"kind\":\"{kind}\",\"items\":{items},\"operations\":{items},\"per_sec\":{:.1}}}", items as f64 / elapsed);
+    Ok(())
+}
+
+/// `times` calls cancelled while in flight: from the client's drop to the
+/// server's work dropped, in µs.
+async fn cancel(kind: &str, addr: &str, times: u64) -> anyhow::Result<()> {
+    let mut took = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    match kind {
+        "ours" => {
+            let c = rust_tcp::typed::TypedClient::<Echo>::connect(addr, rust_tcp::ClientConfig::default()).await?;
+            for n in 1..=times {
+                let wait = Msg { id: 0, text: "wait".into() };
+                let mut call = c.stream(&wait, rust_tcp::CallOptions::new()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                call.next_item().await.map_err(|e| anyhow::anyhow!("{e}"))?; // started
+                let t0 = now_ns();
+                drop(call);
+                let at = c.call(&Msg { id: n, text: "last_drop".into() }).await.map_err(|e| anyhow::anyhow!("{e}"))?.id;
+                took.saturating_record(at.saturating_sub(t0) / 1000);
+            }
+        }
+        "tarpc" => {
+            let transport = tarpc::serde_transport::tcp::connect(addr, tarpc::tokio_serde::formats::Bincode::default).await?;
+            let c = EchoServiceClient::new(tarpc::client::Config::default(), transport).spawn();
+            for n in 1..=times {
+                let waiting = {
+                    let c = c.clone();
+                    tokio::spawn(async move { c.wait(tarpc::context::current()).await })
+                };
+                c.started(tarpc::context::current(), n).await?;
+                let t0 = now_ns();
+                waiting.abort(); // drops the call's future: tarpc cancels it
+                let at = c.last_drop(tarpc::context::current(), n).await?;
+                took.saturating_record(at.saturating_sub(t0) / 1000);
+            }
+        }
+        other => bail!("unknown cancel kind {other}"),
+    }
+    println!(
+        "{{\"kind\":\"{kind}\",\"times\":{times},\"p50_us\":{},\"p99_us\":{},\"max_us\":{}}}",
+        took.value_at_quantile(0.5),
+        took.value_at_quantile(0.99),
+        took.max()
+    );
+    Ok(())
+}
+
+fn rss_kib(pid: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmRSS")
+}
+
+/// `streams` streaming calls (100 per connection) whose reader never
+/// reads: each server stream fills its window (16 items) and waits. The
+/// server's memory before and once they all wait.
+async fn stalled(addr: &str, streams: usize, server_pid: &str) -> anyhow::Result<()> {
+    let before = rss_kib(server_pid)?;
+    let mut clients = Vec::new();
+    let mut calls = Vec::new();
+    for i in 0..streams {
+        if i % 100 == 0 {
+            clients.push(rust_tcp::typed::TypedClient::<Echo>::connect(addr, rust_tcp::ClientConfig::default()).await?);
+        }
+        let request = Msg { id: 1_000_000, text: "stream".into() };
+        let options = rust_tcp::CallOptions::new().server_stream(16);
+        let c = clients.last().expect("one per 100");
+        calls.push(c.stream(&request, options).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    // Every stream has its window of items sent and waits for credit.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(server_pid)?;
+    println!(
+        "{{\"streams\":{streams},\"rss_before_kib\":{before},\"rss_after_kib\":{after},\"bytes_per_stream\":{:.0}}}",
+        (after.saturating_sub(before) * 1024) as f64 / streams as f64
+    );
+    drop(calls);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -294,6 +558,9 @@ async fn main() -> anyhow::Result<()> {
         .as_slice()
     {
         ["server", kind, addr] => serve(kind, addr).await,
+        ["stream", kind, addr, items] => stream(kind, addr, items.parse()?).await,
+        ["cancel", kind, addr, times] => cancel(kind, addr, times.parse()?).await,
+        ["stalled", addr, streams, pid] => stalled(addr, streams.parse()?, pid).await,
         ["client", kind, addr, connections, in_flight, seconds] => {
             load(
                 kind,

@@ -284,21 +284,26 @@ impl ClientCall {
     /// Waits for `work`, or fails once the call's deadline has passed
     /// (cancelling it on the server, which stops its work).
     async fn within<T, W: Future<Output = T>>(&mut self, work: W) -> Result<T, ClientError> {
-        let Some((at, budget)) = self.deadline else {
+        let Some((at, _)) = self.deadline else {
             return Ok(work.await);
         };
         match tokio::time::timeout_at(at.into(), work).await {
             Ok(done) => Ok(done),
-            Err(_) => {
-                let e = ClientError::Call {
-                    status: CallStatus::DeadlineExceeded,
-                    reason: format!("no answer within the deadline of {budget:?}"),
-                };
-                self.cancel_now();
-                self.outcome = Some(Err(e.duplicate()));
-                Err(e)
-            }
+            Err(_) => Err(self.expired()),
         }
+    }
+
+    /// The deadline passed: the call is cancelled on the server, and fails
+    /// here, now and on every later read.
+    fn expired(&mut self) -> ClientError {
+        let budget = self.deadline.map(|(_, b)| b).unwrap_or_default();
+        let e = ClientError::Call {
+            status: CallStatus::DeadlineExceeded,
+            reason: format!("no answer within the deadline of {budget:?}"),
+        };
+        self.cancel_now();
+        self.outcome = Some(Err(e.duplicate()));
+        e
     }
 
     /// The next item of the server's stream; `Ok(None)` once the call has
@@ -311,10 +316,21 @@ impl ClientCall {
                 .map(|_| None)
                 .map_err(ClientError::duplicate);
         }
-        let mut items = std::mem::replace(&mut self.items, mpsc::unbounded_channel().1);
-        let got = self.within(items.recv()).await;
-        self.items = items;
-        match got? {
+        // An item already here is taken without a timer or a wait.
+        let got = match self.items.try_recv() {
+            Ok(item) => Some(item),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+            Err(mpsc::error::TryRecvError::Empty) => match self.deadline {
+                None => self.items.recv().await,
+                Some((at, _)) => {
+                    match tokio::time::timeout_at(at.into(), self.items.recv()).await {
+                        Ok(got) => got,
+                        Err(_) => return Err(self.expired()),
+                    }
+                }
+            },
+        };
+        match got {
             Some(item) => {
                 self.read += 1;
                 if self.read >= self.regrant {

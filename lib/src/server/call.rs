@@ -311,6 +311,15 @@ impl ItemSender {
     /// Sends one item, once the client has credit for it.
     pub async fn send(&mut self, item: impl Into<Bytes>) -> Result<(), PushError> {
         let item = item.into();
+        // Most items find credit and room: queued at once, with no waiter
+        // registered. Only a stream that must wait pays for one.
+        let frame = Frame::Item(ItemFrame::new(self.id, item.clone()));
+        match self.out.try_send(&frame) {
+            Err(
+                PushError::Refused(SendError::NoCredit { .. }) | PushError::SlowConsumer { .. },
+            ) => {}
+            other => return other,
+        }
         loop {
             let credit = self.control.credit.notified();
             tokio::pin!(credit);
@@ -321,6 +330,21 @@ impl ItemSender {
                 other => return other,
             }
         }
+    }
+
+    /// Sends several items in order, as many at a time as the client's
+    /// credit and the queue allow (one lock for those, not one each), and
+    /// waits for credit for the rest.
+    pub async fn send_all(&mut self, items: &mut Vec<Bytes>) -> Result<(), PushError> {
+        while !items.is_empty() {
+            let sent = self.out.try_send_items(self.id, items)?;
+            items.drain(..sent);
+            if let Some(next) = items.first().cloned() {
+                self.send(next).await?;
+                items.remove(0);
+            }
+        }
+        Ok(())
     }
 
     /// Items the client's credit allows now, without waiting.

@@ -105,6 +105,44 @@ impl Outbound {
         self.settle(queued)
     }
 
+    /// Queues a data frame if the queue has room now, without counting a
+    /// full queue as the client's fault (a stream's sender then waits).
+    pub(crate) fn try_send(&self, frame: &Frame) -> Result<(), PushError> {
+        match self.queue.try_push(|session, out| session.send(frame, out)) {
+            Err(QueueError::Full { queued, limit }) => {
+                Err(PushError::SlowConsumer { queued, limit })
+            }
+            queued => self.settle(queued),
+        }
+    }
+
+    /// Queues the items of call `id`'s stream that its credit and the
+    /// queue's room allow now, under one lock; how many.
+    pub(crate) fn try_send_items(&self, id: u32, items: &[Bytes]) -> Result<usize, PushError> {
+        let queued = self.queue.try_push(|session, out| {
+            let mut sent = 0;
+            for item in items {
+                let frame = Frame::Item(crate::protocol::v2::ItemFrame::new(id, item.clone()));
+                match session.send(&frame, out) {
+                    Ok(()) => sent += 1,
+                    Err(SendError::NoCredit { .. }) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(sent)
+        });
+        match queued {
+            Ok(Ok(sent)) => {
+                self.shared.sent.increment(sent as u64);
+                Ok(sent)
+            }
+            Ok(Err(e)) => Err(e.into()),
+            // Full: nothing now; the caller waits for room.
+            Err(QueueError::Full { .. }) => Ok(0),
+            Err(QueueError::Closed) => Err(SendError::Closed.into()),
+        }
+    }
+
     /// Queues a data frame once the queue has room: for a call's stream,
     /// which waits for a slow reader instead of overflowing its queue.
     pub(crate) async fn send_waiting(&self, frame: &Frame) -> Result<(), PushError> {

@@ -282,17 +282,23 @@ async fn serve_call<P: Protocol, H: TypedHandler<P>>(
                     return;
                 }
                 Err(StreamError::Remote(e)) => encode(&Result::<(), P::Error>::Err(e), encoding),
-                Ok(mut items) => {
-                    while let Some(item) = items.next().await {
-                        let bytes = match encode(&item, encoding) {
-                            Ok(bytes) => bytes,
-                            Err(e) => {
-                                let _ =
-                                    call.fail(format!("cannot encode the {} item: {e}", P::NAME));
-                                return;
+                Ok(items) => {
+                    // What the stream has ready goes out together: one lock
+                    // for a batch of items, not one each.
+                    let mut batches = items.ready_chunks(64);
+                    let mut encoded = Vec::with_capacity(64);
+                    while let Some(batch) = batches.next().await {
+                        for item in &batch {
+                            match encode(item, encoding) {
+                                Ok(bytes) => encoded.push(bytes),
+                                Err(e) => {
+                                    let why = format!("cannot encode the {} item: {e}", P::NAME);
+                                    let _ = call.fail(why);
+                                    return;
+                                }
                             }
-                        };
-                        if sender.send(bytes).await.is_err() {
+                        }
+                        if sender.send_all(&mut encoded).await.is_err() {
                             return; // the connection is gone
                         }
                     }
