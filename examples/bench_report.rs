@@ -808,11 +808,21 @@ fn streams(md: &mut String, runs: &[Run]) {
     }
     let _ = writeln!(
         md,
-        "## Streams and cancellation
-
-         `benches/rpc_race` again. **Server streaming**: one connection          receives 500,000 messages (an id and a 32-byte text) from the server:          **ours** as a typed streaming call (window 128 items, MessagePack),          **ours-push** as typed events pushed by the server in batches of          1,000 (each asked for by a call, so its queue stays bounded),          **tonic-stream** as gRPC server streaming (prost). **Cancellation**:          200 times, the client drops a call in flight and the server reads the          clock when the call's work is dropped (both processes read the same          clock): ours a streaming call (its handler's stream dropped), tarpc a          unary call (its request task aborted). **Stalled streams**: 1,000          streaming calls (100 per connection) whose reader never reads, each          server stream holding its window of 16 items; the server's RSS          before and 2 s after they are open.
-
-         | round | ours items/s | ours-push items/s | tonic items/s | ours / tonic | ours / push | cancel p50 / p99 µs, ours | tarpc | 1,000 stalled streams: server bytes per stream |
+        "## Streams and cancellation\n\n\
+         `benches/rpc_race` again. **Server streaming**: one connection \
+         receives 500,000 messages (an id and a 32-byte text) from the server: \
+         **ours** as a typed streaming call (window 128 items, MessagePack), \
+         **ours-push** as typed events pushed by the server in batches of \
+         1,000 (each asked for by a call, so its queue stays bounded), \
+         **tonic-stream** as gRPC server streaming (prost). **Cancellation**: \
+         200 times, the client drops a call in flight and the server reads the \
+         clock when the call's work is dropped (both processes read the same \
+         clock): ours a streaming call (its handler's stream dropped), tarpc a \
+         unary call (its request task aborted). **Stalled streams**: 1,000 \
+         streaming calls (100 per connection) whose reader never reads, each \
+         server stream holding its window of 16 items; the server's RSS \
+         before and 2 s after they are open.\n\n\
+         | round | ours items/s | ours-push items/s | tonic items/s | ours / tonic | ours / push | cancel p50 / p99 µs, ours | tarpc | 1,000 stalled streams: server bytes per stream |\n\
          |---|---|---|---|---|---|---|---|---|"
     );
     let rounds: std::collections::BTreeSet<u64> = by_round(runs, "stream_items", "ours", "per_sec")
