@@ -393,12 +393,10 @@ pub(crate) fn start<F>(
             items: items_tx,
         },
     );
-    let trace_id = frame
-        .metadata
-        .get_str("traceparent")
-        .and_then(trace_id)
-        .unwrap_or_default();
-    let span = tracing::info_span!("call", id = frame.id, trace_id);
+    let span = tracing::info_span!("call", id = frame.id, trace_id = tracing::field::Empty);
+    if let Some(id) = frame.metadata.get_str("traceparent").and_then(trace_id) {
+        span.record("trace_id", tracing::field::display(id));
+    }
     let sender = frame.server_streams().then(|| ItemSender {
         id: frame.id,
         out: out.clone(),
