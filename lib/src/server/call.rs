@@ -310,16 +310,13 @@ pub struct ItemSender {
 impl ItemSender {
     /// Sends one item, once the client has credit for it.
     pub async fn send(&mut self, item: impl Into<Bytes>) -> Result<(), PushError> {
-        let item = item.into();
+        let mut item = [item.into()];
         // Most items find credit and room: queued at once, with no waiter
         // registered. Only a stream that must wait pays for one.
-        let frame = Frame::Item(ItemFrame::new(self.id, item.clone()));
-        match self.out.try_send(&frame) {
-            Err(
-                PushError::Refused(SendError::NoCredit { .. }) | PushError::SlowConsumer { .. },
-            ) => {}
-            other => return other,
+        if self.out.try_send_items(self.id, &mut item)? == 1 {
+            return Ok(());
         }
+        let [item] = item;
         loop {
             let credit = self.control.credit.notified();
             tokio::pin!(credit);
@@ -337,7 +334,7 @@ impl ItemSender {
     /// waits for credit for the rest.
     pub async fn send_all(&mut self, items: &mut Vec<Bytes>) -> Result<(), PushError> {
         while !items.is_empty() {
-            let sent = self.out.try_send_items(self.id, items)?;
+            let sent = self.out.try_send_items(self.id, &mut items[..])?;
             items.drain(..sent);
             if let Some(next) = items.first().cloned() {
                 self.send(next).await?;

@@ -105,28 +105,29 @@ impl Outbound {
         self.settle(queued)
     }
 
-    /// Queues a data frame if the queue has room now, without counting a
-    /// full queue as the client's fault (a stream's sender then waits).
-    pub(crate) fn try_send(&self, frame: &Frame) -> Result<(), PushError> {
-        match self.queue.try_push(|session, out| session.send(frame, out)) {
-            Err(QueueError::Full { queued, limit }) => {
-                Err(PushError::SlowConsumer { queued, limit })
-            }
-            queued => self.settle(queued),
-        }
-    }
-
     /// Queues the items of call `id`'s stream that its credit and the
     /// queue's room allow now, under one lock; how many.
-    pub(crate) fn try_send_items(&self, id: u32, items: &[Bytes]) -> Result<usize, PushError> {
+    pub(crate) fn try_send_items(&self, id: u32, items: &mut [Bytes]) -> Result<usize, PushError> {
         let queued = self.queue.try_push(|session, out| {
             let mut sent = 0;
-            for item in items {
-                let frame = Frame::Item(crate::protocol::v2::ItemFrame::new(id, item.clone()));
+            for item in items.iter_mut() {
+                // Moved into the frame, not cloned (a clone of a `Bytes`
+                // made from a `Vec` allocates), and back if it stays.
+                let frame = Frame::Item(crate::protocol::v2::ItemFrame::new(
+                    id,
+                    std::mem::take(item),
+                ));
                 match session.send(&frame, out) {
                     Ok(()) => sent += 1,
-                    Err(SendError::NoCredit { .. }) => break,
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        if let Frame::Item(unsent) = frame {
+                            *item = unsent.payload;
+                        }
+                        match e {
+                            SendError::NoCredit { .. } => break,
+                            e => return Err(e),
+                        }
+                    }
                 }
             }
             Ok(sent)
