@@ -811,7 +811,7 @@ fn streams(md: &mut String, runs: &[Run]) {
         "## Streams and cancellation\n\n\
          `benches/rpc_race` again. **Server streaming**: one connection \
          receives 500,000 messages (an id and a 32-byte text) from the server: \
-         **ours** as a typed streaming call (window 128 items, MessagePack), \
+         **ours** as a typed streaming call (a window of 1,024 items, about what tonic's 64 KiB HTTP/2 stream window holds of these messages; MessagePack), \
          **ours-push** as typed events pushed by the server in batches of \
          1,000 (each asked for by a call, so its queue stays bounded), \
          **tonic-stream** as gRPC server streaming (prost). **Cancellation**: \

@@ -1296,14 +1296,14 @@ export class TypedClient extends EventTarget {
 
   /**
    * A streaming call: the server answers with a stream of the protocol's
-   * items (`for await`), at most `serverStream` (default 16) ahead of our
+   * items (`for await`), at most `serverStream` (default 256) ahead of our
    * reading; with `clientStream` we send items too.
    * @param {unknown} request
    * @param {CallOptions} [options]
    * @returns {Promise<TypedCall>}
    */
   async stream(request, options = {}) {
-    const call = await this.untyped.openCall(this.msgpack.encode(request), { serverStream: 16, ...options });
+    const call = await this.untyped.openCall(this.msgpack.encode(request), { serverStream: 256, ...options });
     return new TypedCall(call, this.msgpack);
   }
 

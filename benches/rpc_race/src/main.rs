@@ -16,7 +16,8 @@
 //!   rpc_race stalled ADDR STREAMS SERVER_PID
 //!
 //! `stream` receives ITEMS messages from the server: ours as a streaming
-//! call (window 128), ours as pushed events (in batches of 1,000, each
+//! call (a window of 1,024 items, about what tonic's 64 KiB HTTP/2 stream
+//! window holds of these messages), ours as pushed events (in batches of 1,000, each
 //! asked for by a call, so the queue stays bounded), tonic as server
 //! streaming. `cancel` measures, TIMES over, the time from the client
 //! dropping a call in flight to the server's work for it being dropped (the
@@ -125,8 +126,10 @@ impl rust_tcp::typed::TypedHandler<Echo> for EchoTyped {
     async fn call(&self, request: Msg, context: &rust_tcp::typed::Context<Echo>) -> Result<Msg, ()> {
         if let Some(n) = request.text.strip_prefix("push ") {
             // Our push path: events, fire and forget.
-            let item = Msg { id: 0, text: "x".repeat(32) };
-            for _ in 0..n.parse::<u64>().unwrap_or(0) {
+            // Each event made anew, as a stream's items are.
+            let text = "x".repeat(32);
+            for id in 0..n.parse::<u64>().unwrap_or(0) {
+                let item = Msg { id, text: text.clone() };
                 if context.pusher.send(&item).is_err() {
                     return Err(());
                 }
@@ -429,7 +432,9 @@ async fn stream(kind: &str, addr: &str, items: u64) -> anyhow::Result<()> {
         "ours-stream" => {
             let c = rust_tcp::typed::TypedClient::<Echo>::connect(addr, rust_tcp::ClientConfig::default()).await?;
             let request = Msg { id: items, text: "stream".into() };
-            let options = rust_tcp::CallOptions::new().server_stream(128);
+            // A window of 1,024 items (~46 KB of these messages): what tonic's
+            // HTTP/2 stream window (64 KiB) holds of them, roughly.
+            let options = rust_tcp::CallOptions::new().server_stream(1024);
             let mut call = c.stream(&request, options).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             while call.next_item().await.map_err(|e| anyhow::anyhow!("{e}"))?.is_some() {
                 got += 1;

@@ -138,10 +138,17 @@ impl Routes {
         self.lock().routes.remove(&id);
     }
 
-    /// An item of call `id`'s stream (the session checked our credit).
-    pub(crate) fn item(&self, id: u32, payload: Bytes) {
-        if let Some(route) = self.lock().routes.get(&id) {
-            let _ = route.items.send(payload);
+    /// Items of calls' streams, in order (the session checked our credit),
+    /// handed over under one lock; `items` is left empty.
+    pub(crate) fn items(&self, items: &mut Vec<crate::protocol::v2::ItemFrame>) {
+        if items.is_empty() {
+            return;
+        }
+        let table = self.lock();
+        for item in items.drain(..) {
+            if let Some(route) = table.routes.get(&item.id) {
+                let _ = route.items.send(item.payload);
+            }
         }
     }
 

@@ -114,11 +114,20 @@ impl Endpoint for ClientEnd {
         _now: Instant,
     ) -> Work<'a, End> {
         Box::pin(async move {
+            // A stream's items come in runs: each run is handed to its
+            // calls under one lock, not one each.
+            let mut items = Vec::new();
             for event in events.drain(..) {
+                if let SessionEvent::Item(item) = event {
+                    items.push(item);
+                    continue;
+                }
+                self.core.calls.items(&mut items);
                 if let Some(end) = on_event(event, &self.core, &self.incoming) {
                     return Some(end);
                 }
             }
+            self.core.calls.items(&mut items);
             None
         })
     }
@@ -162,7 +171,7 @@ fn on_event(event: SessionEvent, core: &Core, incoming: &mpsc::Sender<Pushed>) -
             return Some(End::ByServer(reason));
         }
         SessionEvent::Closed(_) => return Some(End::Completed),
-        SessionEvent::Item(item) => core.calls.item(item.id, item.payload),
+        SessionEvent::Item(item) => core.calls.items(&mut vec![item]),
         SessionEvent::Credit { id, .. } => core.calls.credit(id),
         SessionEvent::Status(status) => core.calls.status(status),
         _ => {}

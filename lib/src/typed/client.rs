@@ -111,7 +111,7 @@ impl<P: Protocol> TypedClient<P> {
 
     /// Opens a streaming call: the server answers with a stream of
     /// [`Protocol::Item`]s (at most `options`' window ahead of our reading,
-    /// 16 unless set), and with `options.client_stream` we send one too.
+    /// 256 unless set: enough to keep a stream of small items flowing across a round trip), and with `options.client_stream` we send one too.
     /// Dropping the call before its end cancels it on the server.
     pub async fn stream(
         &self,
@@ -119,7 +119,7 @@ impl<P: Protocol> TypedClient<P> {
         mut options: CallOptions,
     ) -> Result<TypedCall<P>, CallError<P::Error>> {
         if options.server_stream.is_none() {
-            options = options.server_stream(16);
+            options = options.server_stream(256);
         }
         let bytes = encode(request, self.choice.encoding).map_err(CallError::Codec)?;
         let call = self

@@ -248,7 +248,7 @@ class TypedClient:
         self,
         request: Any,
         *,
-        window: int = 16,
+        window: int = 256,
         deadline: float | None = None,
         metadata: Mapping[str, bytes | str] | None = None,
         client_stream: bool = False,
