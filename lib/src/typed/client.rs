@@ -110,8 +110,11 @@ impl<P: Protocol> TypedClient<P> {
     }
 
     /// Opens a streaming call: the server answers with a stream of
-    /// [`Protocol::Item`]s (at most `options`' window ahead of our reading,
-    /// 256 unless set: enough to keep a stream of small items flowing across a round trip), and with `options.client_stream` we send one too.
+    /// [`Protocol::Item`]s, at most `options`' window ahead of our reading
+    /// (256 unless set: enough to keep a stream of small items flowing
+    /// across the credit's round trip; set fewer for large items, since the
+    /// server holds up to that many for us), and with
+    /// `options.client_stream` we send one too.
     /// Dropping the call before its end cancels it on the server.
     pub async fn stream(
         &self,
