@@ -14,32 +14,10 @@ use super::error::{Cause, ClientError};
 /// A request's way back to its caller.
 type Answer = oneshot::Sender<Result<Bytes, ClientError>>;
 
-/// Hashes our own request ids: we allocate them (a server can only look
-/// one up, never add one), so a keyed hash buys nothing, and a
-/// multiplicative one is a fraction of its cost on every request.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// The table behind [`Requests`].
 #[derive(Default)]
 struct Table {
-    waiting: HashMap<u32, Answer, std::hash::BuildHasherDefault<IdHasher>>,
+    waiting: HashMap<u32, Answer, foldhash::fast::RandomState>,
     next_id: u32,
     /// Once set, no new requests are accepted, so none can wait forever.
     ended: Option<End>,

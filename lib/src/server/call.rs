@@ -44,7 +44,7 @@ struct Control {
 /// them (an item, credit, the client's end or cancel).
 #[derive(Debug, Default)]
 pub(crate) struct CallTable {
-    calls: Mutex<HashMap<u32, Entry>>,
+    calls: Mutex<HashMap<u32, Entry, foldhash::fast::RandomState>>,
     serial: AtomicU64,
 }
 
@@ -58,7 +58,7 @@ struct Entry {
 }
 
 impl CallTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Entry, foldhash::fast::RandomState>> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
 

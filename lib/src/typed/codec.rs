@@ -3,7 +3,7 @@
 //! alike), or postcard.
 
 use crate::protocol::v2::Encoding;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,36 @@ pub fn encode<T: Serialize>(value: &T, encoding: Encoding) -> Result<Bytes, Deco
         }
     }
     Ok(Bytes::from(bytes))
+}
+
+/// The allocation that a run of small encoded values shares, in bytes.
+const SHARED_CHUNK: usize = 16 * 1024;
+
+/// Encodes `value` at the end of `buf` and splits it off: the values of a
+/// stream share one allocation between them (freed once the last is
+/// sent), where [`encode`] makes one, and a `Bytes` of it another, each.
+pub(crate) fn encode_split<T: Serialize>(
+    value: &T,
+    encoding: Encoding,
+    buf: &mut BytesMut,
+) -> Result<Bytes, DecodeError> {
+    if buf.capacity() - buf.len() < TYPICAL_MESSAGE {
+        buf.reserve(SHARED_CHUNK);
+    }
+    let encoded = match encoding {
+        Encoding::MessagePack => rmp_serde::encode::write_named(&mut (&mut *buf).writer(), value)
+            .map_err(|e| DecodeError(e.to_string())),
+        Encoding::Postcard => postcard::to_io(value, (&mut *buf).writer())
+            .map(|_| ())
+            .map_err(|e| DecodeError(e.to_string())),
+    };
+    match encoded {
+        Ok(()) => Ok(buf.split().freeze()),
+        Err(e) => {
+            buf.clear();
+            Err(e)
+        }
+    }
 }
 
 /// Decodes one `T` from `bytes`, which must hold exactly one.

@@ -32,7 +32,7 @@ struct InFlight {
 pub(crate) struct Calls {
     role: Role,
     limits: CallLimits,
-    open: HashMap<u32, InFlight>,
+    open: HashMap<u32, InFlight, foldhash::fast::RandomState>,
 }
 
 fn violation(reason: String) -> SessionError {
@@ -44,7 +44,7 @@ impl Calls {
         Calls {
             role,
             limits,
-            open: HashMap::new(),
+            open: HashMap::default(),
         }
     }
 
