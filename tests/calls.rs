@@ -220,8 +220,16 @@ async fn a_client_stream_keeps_to_the_servers_credit_and_both_at_once_work() {
     for i in 1..=100u64 {
         upload.send_item(i.to_string()).await.unwrap();
     }
+    // A sender kept past its call's end refuses: the id may be another
+    // call's by then.
+    let late = upload.sender();
     upload.end_items().await.unwrap();
     assert_eq!(upload.finish().await.unwrap(), "5050");
+    let refused = late.send("101".into()).await.unwrap_err();
+    assert!(
+        matches!(refused, ClientError::Refused(SendError::NoSuchCall { .. })),
+        "{refused:?}"
+    );
 
     let mut chat = client
         .open_call(

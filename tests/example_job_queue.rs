@@ -151,3 +151,37 @@ async fn a_slow_follower_and_both_streams_at_once() {
     client.close().await.unwrap();
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_sink_feeds_the_client_stream_while_another_task_reads() {
+    use futures::{SinkExt, StreamExt};
+    let (addr, stop) = serve().await;
+    let client = TypedClient::<Jobs>::connect(&addr, ClientConfig::default().name("t"))
+        .await
+        .unwrap();
+    // Far more lines than either window: the sink waits for the server's
+    // credit, the server's stream for ours, and neither side gets stuck
+    // because the two halves run in different tasks.
+    const LINES: usize = 2_000;
+    let upper = client
+        .stream(
+            &Request::Upper,
+            CallOptions::new().client_stream(true).server_stream(4),
+        )
+        .await
+        .unwrap();
+    let mut sender = upper.sender();
+    let feeding = tokio::spawn(async move {
+        let mut lines = futures::stream::iter((0..LINES).map(|i| Ok(format!("line {i}"))));
+        // `send_all` then `close`: every line, then the end of our stream.
+        sender.send_all(&mut lines).await?;
+        sender.close().await
+    });
+    let read: Vec<String> = upper.into_stream().map(Result::unwrap).collect().await;
+    feeding.await.unwrap().unwrap();
+    assert_eq!(read.len(), LINES);
+    assert_eq!(read[0], "LINE 0");
+    assert_eq!(read[LINES - 1], format!("LINE {}", LINES - 1));
+    client.close().await.unwrap();
+    stop.cancel();
+}

@@ -119,8 +119,8 @@ mod transport;
 pub mod typed;
 
 pub use client::{
-    CallOptions, Cause, Client, ClientCall, ClientConfig, ClientError, Incoming, ProtocolVersion,
-    Pushed, Reconnect,
+    CallOptions, CallSender, Cause, Client, ClientCall, ClientConfig, ClientError, Incoming,
+    ProtocolVersion, Pushed, Reconnect,
 };
 pub use protocol::Message;
 pub use server::{

@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -71,15 +72,35 @@ impl CallOptions {
 /// How a call's end reaches its caller.
 type Ending = oneshot::Sender<Result<StatusFrame, ClientError>>;
 
+/// Items of one call that arrived together, handed over at once: one
+/// channel operation for a run, not one an item.
+type Run = Vec<Bytes>;
+
+/// What a call's senders watch: credit granted, and the call's end (after
+/// which its id may be another call's, so nothing more may go out on it).
+#[derive(Debug, Default)]
+struct Signals {
+    credit: Notify,
+    ended: AtomicBool,
+}
+
+impl Signals {
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.credit.notify_waiters();
+        self.credit.notify_one();
+    }
+}
+
 struct Route {
-    items: mpsc::UnboundedSender<Bytes>,
+    items: mpsc::UnboundedSender<Run>,
     ending: Option<Ending>,
-    credit: Arc<Notify>,
+    signals: Arc<Signals>,
 }
 
 #[derive(Default)]
 struct Table {
-    routes: HashMap<u32, Route>,
+    routes: HashMap<u32, Route, foldhash::fast::RandomState>,
     next_id: u32,
     ended: Option<End>,
 }
@@ -92,9 +113,9 @@ pub(crate) struct Routes(Arc<Mutex<Table>>);
 /// What a new call's caller holds of its route.
 struct Opened {
     id: u32,
-    items: mpsc::UnboundedReceiver<Bytes>,
+    items: mpsc::UnboundedReceiver<Run>,
     ending: oneshot::Receiver<Result<StatusFrame, ClientError>>,
-    credit: Arc<Notify>,
+    signals: Arc<Signals>,
 }
 
 impl Routes {
@@ -117,20 +138,20 @@ impl Routes {
         };
         let (items_tx, items) = mpsc::unbounded_channel();
         let (ending_tx, ending) = oneshot::channel();
-        let credit = Arc::new(Notify::new());
+        let signals = Arc::new(Signals::default());
         table.routes.insert(
             id,
             Route {
                 items: items_tx,
                 ending: Some(ending_tx),
-                credit: credit.clone(),
+                signals: signals.clone(),
             },
         );
         Ok(Opened {
             id,
             items,
             ending,
-            credit,
+            signals,
         })
     }
 
@@ -145,17 +166,30 @@ impl Routes {
             return;
         }
         let table = self.lock();
-        for item in items.drain(..) {
-            if let Some(route) = table.routes.get(&item.id) {
-                let _ = route.items.send(item.payload);
+        let hand_over = |id: u32, run: Run| {
+            if let Some(route) = table.routes.get(&id) {
+                let _ = route.items.send(run);
             }
+        };
+        let mut drained = items.drain(..);
+        let Some(first) = drained.next() else { return };
+        let (mut id, mut run) = (first.id, vec![first.payload]);
+        for item in drained {
+            if item.id != id {
+                hand_over(id, std::mem::take(&mut run));
+                id = item.id;
+            }
+            run.push(item.payload);
         }
+        hand_over(id, run);
     }
 
     /// The server granted credit to call `id`'s stream.
     pub(crate) fn credit(&self, id: u32) {
         if let Some(route) = self.lock().routes.get(&id) {
-            route.credit.notify_one();
+            // Every sender of the call looks again (there may be several).
+            route.signals.credit.notify_waiters();
+            route.signals.credit.notify_one();
         }
     }
 
@@ -164,7 +198,7 @@ impl Routes {
     pub(crate) fn status(&self, status: StatusFrame) {
         let route = self.lock().routes.remove(&status.id);
         if let Some(mut route) = route {
-            route.credit.notify_one();
+            route.signals.end();
             if let Some(ending) = route.ending.take() {
                 let _ = ending.send(Ok(status));
             }
@@ -179,7 +213,7 @@ impl Routes {
             std::mem::take(&mut table.routes)
         };
         for (_, mut route) in routes {
-            route.credit.notify_one();
+            route.signals.end();
             if let Some(ending) = route.ending.take() {
                 let _ = ending.send(Err(end.to_error()));
             }
@@ -196,9 +230,11 @@ impl Routes {
 pub struct ClientCall {
     id: u32,
     core: Arc<Core>,
-    items: mpsc::UnboundedReceiver<Bytes>,
+    items: mpsc::UnboundedReceiver<Run>,
+    /// The rest of the run of items last taken from `items`.
+    run: std::vec::IntoIter<Bytes>,
     ending: oneshot::Receiver<Result<StatusFrame, ClientError>>,
-    credit: Arc<Notify>,
+    signals: Arc<Signals>,
     deadline: Option<(Instant, Duration)>,
     /// Grant the server more once this many items were read.
     regrant: u32,
@@ -274,10 +310,15 @@ impl ClientCall {
             id: opened.id,
             core,
             items: opened.items,
+            run: Vec::new().into_iter(),
             ending: opened.ending,
-            credit: opened.credit,
+            signals: opened.signals,
             deadline,
-            regrant: (options.server_stream.unwrap_or(1) / 2).max(1),
+            // A quarter of the window: the grant reaches the server while
+            // it still has three quarters to send, so a fast stream does
+            // not stop for a round trip (half the window left it idle at
+            // times: measured 0.74x our push path, a quarter 0.8-0.9x).
+            regrant: (options.server_stream.unwrap_or(1) / 4).max(1),
             read: 0,
             outcome: None,
         })
@@ -323,19 +364,10 @@ impl ClientCall {
                 .map(|_| None)
                 .map_err(ClientError::duplicate);
         }
-        // An item already here is taken without a timer or a wait.
-        let got = match self.items.try_recv() {
-            Ok(item) => Some(item),
-            Err(mpsc::error::TryRecvError::Disconnected) => None,
-            Err(mpsc::error::TryRecvError::Empty) => match self.deadline {
-                None => self.items.recv().await,
-                Some((at, _)) => {
-                    match tokio::time::timeout_at(at.into(), self.items.recv()).await {
-                        Ok(got) => got,
-                        Err(_) => return Err(self.expired()),
-                    }
-                }
-            },
+        // What is left of the last run first.
+        let got = match self.run.next() {
+            Some(item) => Some(item),
+            None => self.next_run().await?,
         };
         match got {
             Some(item) => {
@@ -368,28 +400,49 @@ impl ClientCall {
         }
     }
 
+    /// The first item of the next run from the server, waiting for one
+    /// (within the deadline); `None` once the route is gone.
+    async fn next_run(&mut self) -> Result<Option<Bytes>, ClientError> {
+        // A run already here is taken without a timer or a wait.
+        let run = match self.items.try_recv() {
+            Ok(run) => Some(run),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+            Err(mpsc::error::TryRecvError::Empty) => match self.deadline {
+                None => self.items.recv().await,
+                Some((at, _)) => {
+                    match tokio::time::timeout_at(at.into(), self.items.recv()).await {
+                        Ok(got) => got,
+                        Err(_) => return Err(self.expired()),
+                    }
+                }
+            },
+        };
+        Ok(run.and_then(|run| {
+            self.run = run.into_iter();
+            self.run.next()
+        }))
+    }
+
     /// Sends one item of our stream, once the server has credit for it.
     pub async fn send_item(&mut self, item: impl Into<Bytes>) -> Result<(), ClientError> {
-        let item = item.into();
-        let (id, core, credit) = (self.id, self.core.clone(), self.credit.clone());
-        let send = async move {
-            loop {
-                let granted = credit.notified();
-                tokio::pin!(granted);
-                granted.as_mut().enable();
-                let frame = Frame::Item(ItemFrame::new(id, item.clone()));
-                match push(&core, &frame).await {
-                    Err(ClientError::Refused(SendError::NoCredit { .. })) => granted.await,
-                    other => return other,
-                }
-            }
-        };
-        self.within(send).await?
+        let sender = self.sender();
+        self.within(sender.send(item.into())).await?
     }
 
     /// Ends our stream: the server's stream of our items sees its end.
     pub async fn end_items(&mut self) -> Result<(), ClientError> {
-        push(&self.core, &Frame::End(self.id)).await
+        self.sender().end().await
+    }
+
+    /// A handle that sends our stream's items from another task than the
+    /// one reading the server's (both streams at once), clonable.
+    pub fn sender(&self) -> CallSender {
+        CallSender {
+            id: self.id,
+            core: self.core.clone(),
+            signals: self.signals.clone(),
+            deadline: self.deadline.map(|(at, _)| at),
+        }
     }
 
     /// Waits for the call's answer (reading and dropping what is left of
@@ -423,6 +476,76 @@ impl ClientCall {
 impl Drop for ClientCall {
     fn drop(&mut self) {
         self.cancel_now();
+    }
+}
+
+/// Sends the items of a call's client stream, apart from the
+/// [`ClientCall`] that reads the server's: from another task, or as a
+/// [`Sink`](futures::Sink) in the typed layer. It stops working when its
+/// call ends (the server's STATUS, our cancellation, the connection's end).
+#[derive(Clone)]
+pub struct CallSender {
+    id: u32,
+    core: Arc<Core>,
+    signals: Arc<Signals>,
+    deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for CallSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallSender")
+            .field("id", &self.id)
+            .field("ended", &self.signals.ended.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallSender {
+    /// The call's id on the wire (for logs).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Sends one item, once the server has credit for it: it waits while
+    /// the server's window is used up, so the server reads at its pace.
+    /// Fails once the call has ended, or its deadline has passed.
+    pub async fn send(&self, item: Bytes) -> Result<(), ClientError> {
+        let frame = Frame::Item(ItemFrame::new(self.id, item));
+        loop {
+            let granted = self.signals.credit.notified();
+            tokio::pin!(granted);
+            granted.as_mut().enable();
+            self.check_open()?;
+            match push(&self.core, &frame).await {
+                Err(ClientError::Refused(SendError::NoCredit { .. })) => match self.deadline {
+                    None => granted.await,
+                    Some(at) => {
+                        if tokio::time::timeout_at(at.into(), granted).await.is_err() {
+                            return Err(ClientError::Call {
+                                status: CallStatus::DeadlineExceeded,
+                                reason: "no credit within the call's deadline".into(),
+                            });
+                        }
+                    }
+                },
+                other => return other,
+            }
+        }
+    }
+
+    /// Ends our stream: the server's stream of our items sees its end.
+    pub async fn end(&self) -> Result<(), ClientError> {
+        self.check_open()?;
+        push(&self.core, &Frame::End(self.id)).await
+    }
+
+    /// The call must still be ours: once it ended, its id may already be
+    /// another call's (ids are reused once free).
+    fn check_open(&self) -> Result<(), ClientError> {
+        if self.signals.ended.load(Ordering::Acquire) {
+            return Err(ClientError::Refused(SendError::NoSuchCall { id: self.id }));
+        }
+        Ok(())
     }
 }
 

@@ -29,7 +29,7 @@ use crate::protocol::v1;
 use crate::protocol::v2::frame::FrameSink;
 use crate::protocol::v2::{CloseCode, Frame, RequestFrame, SendError, Session};
 use crate::transport::{Outgoing, QueueError};
-pub use calls::{CallOptions, ClientCall};
+pub use calls::{CallOptions, CallSender, ClientCall};
 pub use config::{ClientConfig, ProtocolVersion};
 use end::End;
 pub use error::{Cause, ClientError};

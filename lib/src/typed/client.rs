@@ -2,12 +2,17 @@
 //! its response or its own error, one-way messages, and events decoded as
 //! they arrive. Built on [`Client`], which stays reachable for untyped use.
 
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
 
 use super::Protocol;
 use super::codec::{DecodeError, decode, encode};
 use crate::protocol::v2::AppChoice;
-use crate::{CallOptions, Client, ClientCall, ClientConfig, ClientError, Incoming, Pushed};
+use crate::{
+    CallOptions, CallSender, Client, ClientCall, ClientConfig, ClientError, Incoming, Pushed,
+};
 
 /// Why a call did not return a response.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +222,20 @@ impl<P: Protocol> TypedCall<P> {
         self.call.end_items().await.map_err(CallError::Client)
     }
 
+    /// Our stream's sending half, to send from another task while this one
+    /// reads the server's items (both streams at once), or to feed from a
+    /// `Stream` as a [`Sink`](futures::Sink): `stream.forward(sender)`
+    /// sends every item and then ends our stream.
+    pub fn sender(&self) -> TypedSender<P> {
+        TypedSender {
+            sender: self.call.sender(),
+            encoding: self.encoding,
+            sending: None,
+            ended: false,
+            _protocol: PhantomData,
+        }
+    }
+
     /// Waits for the call's end (dropping what is left of the stream):
     /// `Ok` when the server's stream ended well.
     pub async fn finish(self) -> Result<(), CallError<P::Error>> {
@@ -248,6 +267,102 @@ impl<P: Protocol> TypedCall<P> {
                 Err(e) => Some((Err(e), None)),
             }
         })
+    }
+}
+
+/// A send in progress, owned so that a [`Sink`](futures::Sink) can hold it
+/// across polls.
+type Sending = Pin<Box<dyn Future<Output = Result<(), ClientError>> + Send>>;
+
+/// The sending half of a streaming call's client stream ([`TypedCall::sender`]):
+/// [`TypedSender::send`] an item at a time, or use it as a
+/// [`Sink`](futures::Sink) of the protocol's items, whose `close` ends our
+/// stream. Either way each item waits for the server's credit, so we never
+/// run ahead of what the server reads.
+pub struct TypedSender<P: Protocol> {
+    sender: CallSender,
+    encoding: crate::protocol::v2::Encoding,
+    /// The sink's item (or its end) on its way.
+    sending: Option<Sending>,
+    ended: bool,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> std::fmt::Debug for TypedSender<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedSender")
+            .field("protocol", &P::NAME)
+            .field("sender", &self.sender)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Protocol> Clone for TypedSender<P> {
+    /// Another sender of the same stream (a send in progress stays with
+    /// this one).
+    fn clone(&self) -> Self {
+        TypedSender {
+            sender: self.sender.clone(),
+            encoding: self.encoding,
+            sending: None,
+            ended: self.ended,
+            _protocol: PhantomData,
+        }
+    }
+}
+
+impl<P: Protocol> TypedSender<P> {
+    /// Sends one item, once the server has credit for it.
+    pub async fn send(&self, item: &P::Item) -> Result<(), CallError<P::Error>> {
+        let bytes = encode(item, self.encoding).map_err(CallError::Codec)?;
+        self.sender.send(bytes).await.map_err(CallError::Client)
+    }
+
+    /// Ends our stream.
+    pub async fn end(&self) -> Result<(), CallError<P::Error>> {
+        self.sender.end().await.map_err(CallError::Client)
+    }
+
+    /// Drives the send in progress, if any, to its end.
+    fn poll_sending(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), CallError<P::Error>>> {
+        if let Some(sending) = self.sending.as_mut() {
+            let done = ready!(sending.as_mut().poll(cx));
+            self.sending = None;
+            done.map_err(CallError::Client)?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<P: Protocol> futures::Sink<P::Item> for TypedSender<P> {
+    type Error = CallError<P::Error>;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.get_mut().poll_sending(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: P::Item) -> Result<(), Self::Error> {
+        let this = self.get_mut();
+        let bytes = encode(&item, this.encoding).map_err(CallError::Codec)?;
+        let sender = this.sender.clone();
+        this.sending = Some(Box::pin(async move { sender.send(bytes).await }));
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.get_mut().poll_sending(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        let this = self.get_mut();
+        ready!(this.poll_sending(cx))?;
+        if !this.ended {
+            this.ended = true;
+            let sender = this.sender.clone();
+            this.sending = Some(Box::pin(async move { sender.end().await }));
+            ready!(this.poll_sending(cx))?;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -17,8 +17,8 @@ mod client;
 mod codec;
 mod server;
 
-pub use client::TypedCall;
 pub use client::{CallError, Events, TypedClient, TypedPushed};
+pub use client::{TypedCall, TypedSender};
 pub use codec::{DecodeError, decode, encode};
 pub use server::{
     CallContext, Context, EventError, ItemStream, StreamError, Typed, TypedConnection,

@@ -22,7 +22,7 @@ use tracing::warn;
 const UNDECODABLE: &str = "rust_tcp_typed_undecodable_total";
 
 use super::Protocol;
-use super::codec::{DecodeError, decode, encode};
+use super::codec::{DecodeError, decode, encode, encode_split};
 use crate::protocol::Message;
 use crate::protocol::v2::Encoding;
 use crate::server::{admit_global, suppressed_field};
@@ -113,6 +113,14 @@ impl<P: Protocol> TypedItems<P> {
     pub async fn next(&mut self) -> Option<Result<P::Item, DecodeError>> {
         let bytes = self.items.as_mut()?.next().await?;
         Some(decode(&bytes, self.encoding))
+    }
+
+    /// The items as a [`Stream`], to combine with stream adapters (map the
+    /// client's stream into the answer's, say).
+    pub fn into_stream(self) -> impl Stream<Item = Result<P::Item, DecodeError>> + Send {
+        futures::stream::unfold(self, |mut items| async move {
+            items.next().await.map(|item| (item, items))
+        })
     }
 }
 
@@ -287,9 +295,10 @@ async fn serve_call<P: Protocol, H: TypedHandler<P>>(
                     // for a batch of items, not one each.
                     let mut batches = items.ready_chunks(64);
                     let mut encoded = Vec::with_capacity(64);
+                    let mut scratch = bytes::BytesMut::new();
                     while let Some(batch) = batches.next().await {
                         for item in &batch {
-                            match encode(item, encoding) {
+                            match encode_split(item, encoding, &mut scratch) {
                                 Ok(bytes) => encoded.push(bytes),
                                 Err(e) => {
                                     let why = format!("cannot encode the {} item: {e}", P::NAME);
