@@ -177,8 +177,17 @@ async fn a_sink_feeds_the_client_stream_while_another_task_reads() {
         sender.send_all(&mut lines).await?;
         sender.close().await
     });
-    let read: Vec<String> = upper.into_stream().map(Result::unwrap).collect().await;
-    feeding.await.unwrap().unwrap();
+    // Bounded: a sink that never sent the end of our stream would leave
+    // the server's stream open, and this test would fail, not hang.
+    let read: Vec<String> =
+        tokio::time::timeout(PATIENCE, upper.into_stream().map(Result::unwrap).collect())
+            .await
+            .expect("the server's stream ends once the sink is closed");
+    tokio::time::timeout(PATIENCE, feeding)
+        .await
+        .expect("the sink finishes")
+        .unwrap()
+        .unwrap();
     assert_eq!(read.len(), LINES);
     assert_eq!(read[0], "LINE 0");
     assert_eq!(read[LINES - 1], format!("LINE {}", LINES - 1));
