@@ -131,6 +131,92 @@ pub use transport::{ClientTls, ServerTls, TlsError};
 #[cfg(feature = "websocket")]
 pub use transport::{Page, WEBSOCKET_SUBPROTOCOL, WebSocketConfig};
 
+/// Your protocol from one trait: each `async fn` is a call, and the macro
+/// writes the protocol's types, a client with a method per call, and the
+/// server's dispatch to a method per call.
+///
+/// ```no_run
+/// use rust_tcp::typed::{CallContext, ItemStream, TypedItems};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// pub enum KvError { ReadOnly, TooLong { max: usize } }
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// pub enum Changed { Set { key: String } }
+///
+/// #[rust_tcp::service(name = "kv", versions = 1..=1, event = Changed)]
+/// pub trait Kv {
+///     /// The value under `key`, if any.
+///     async fn get(key: String) -> Option<String>;
+///     /// Stores `value` under `key`.
+///     async fn set(key: String, value: String) -> Result<(), KvError>;
+///     /// A line for the server's log; nothing is answered.
+///     #[oneway]
+///     async fn log(line: String);
+///     /// Every key, as a stream.
+///     async fn keys() -> rust_tcp::typed::Stream<String>;
+/// }
+///
+/// struct Store;
+///
+/// impl Kv for Store {
+///     async fn get(&self, _call: &CallContext<KvProtocol>, key: String) -> Option<String> {
+///         Some(key)
+///     }
+///     async fn set(&self, call: &CallContext<KvProtocol>, key: String, _value: String)
+///         -> Result<(), KvError> {
+///         let _ = call.pusher().send(&Changed::Set { key });
+///         Ok(())
+///     }
+///     async fn log(&self, _context: &rust_tcp::typed::Context<KvProtocol>, line: String) {
+///         println!("{line}");
+///     }
+///     async fn keys(&self, _call: &CallContext<KvProtocol>) -> ItemStream<KvProtocol> {
+///         Box::pin(futures::stream::iter(["a".to_string(), "b".to_string()]))
+///     }
+/// }
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use rust_tcp::typed::Protocol;
+/// let config = rust_tcp::ServerConfig::default().app_protocol(KvProtocol::app_protocol());
+/// let server = rust_tcp::Server::bind("127.0.0.1:0", config).await?;
+/// let addr = server.local_addr().to_string();
+/// tokio::spawn(server.run(KvServer::new(Store).into_service(), std::future::pending()));
+///
+/// let kv = KvClient::connect(&addr, rust_tcp::ClientConfig::default()).await?;
+/// kv.set("a".into(), "1".into()).await?;
+/// assert_eq!(kv.get("a".into()).await?, Some("a".into()));
+/// let mut keys = kv.keys().await?;
+/// while let Some(key) = keys.next_item().await? {
+///     println!("{key}");
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+/// **The trait**: `async fn`s without `self` (the macro adds `&self` and the
+/// call's context), their arguments named (the names are the request's
+/// fields). A call answers a value, or `Result<T, E>` with the protocol's
+/// error `E` (one error type for every call), or `Stream<T>` (a streaming
+/// call; `Result<Stream<T>, E>` to refuse one). An argument `Stream<T>` is
+/// the client's own stream (one item type `T` for every stream).
+/// `#[oneway]` marks a one-way message (it returns nothing);
+/// `#[since(N)]` the protocol version that added a call. The arguments:
+/// `name` (the trait's name in snake case unless said), `versions`
+/// (`1..=1` unless said) and `event`, the type the server pushes (`()`
+/// unless said).
+///
+/// **Generated**, for a trait `Kv`: `KvProtocol` (the
+/// [`Protocol`](typed::Protocol)) with `KvRequest`, `KvResponse` and
+/// `KvMessage` (the enum form: a variant per call, so the wire is what a
+/// hand-written protocol sends); the trait `Kv` as the server implements
+/// it; `KvServer`, which serves it; and `KvClient`, with one method per
+/// call. A streaming call made as a unary one (or the reverse) is refused
+/// with a reason naming the call, before any method runs.
+#[cfg(feature = "typed")]
+pub use rust_tcp_macros::service;
+
 #[doc(hidden)]
 pub use server::fuzzing;
 

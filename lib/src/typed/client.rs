@@ -26,6 +26,14 @@ pub enum CallError<E> {
     /// another version of the protocol?) and said why.
     #[error("the server failed the request: {0}")]
     Failed(String),
+    /// The server answered with another call's response: a peer whose
+    /// protocol differs from ours under the same name and version (a bug
+    /// on its side, or a version number reused).
+    #[error("the server answered `{call}` with another call's response")]
+    UnexpectedResponse {
+        /// The call we made.
+        call: &'static str,
+    },
     /// We could not encode the request, or decode the answer.
     #[error("{0}")]
     Codec(DecodeError),
@@ -51,6 +59,16 @@ impl<P: Protocol> Clone for TypedClient<P> {
             choice: self.choice.clone(),
             _protocol: PhantomData,
         }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for TypedClient<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedClient")
+            .field("protocol", &P::NAME)
+            .field("negotiated", &self.choice)
+            .field("client", &self.client)
+            .finish()
     }
 }
 
@@ -312,15 +330,25 @@ impl<P: Protocol> Clone for TypedSender<P> {
 }
 
 impl<P: Protocol> TypedSender<P> {
-    /// Sends one item, once the server has credit for it.
-    pub async fn send(&self, item: &P::Item) -> Result<(), CallError<P::Error>> {
-        let bytes = encode(item, self.encoding).map_err(CallError::Codec)?;
-        self.sender.send(bytes).await.map_err(CallError::Client)
+    /// Sends one item, once the server has credit for it. The future does
+    /// not borrow the sender (which a [`Sink`](futures::Sink) in progress
+    /// makes unshareable), so it can be awaited in a spawned task.
+    pub fn send(
+        &self,
+        item: &P::Item,
+    ) -> impl Future<Output = Result<(), CallError<P::Error>>> + Send + 'static {
+        let encoded = encode(item, self.encoding);
+        let sender = self.sender.clone();
+        async move {
+            let bytes = encoded.map_err(CallError::Codec)?;
+            sender.send(bytes).await.map_err(CallError::Client)
+        }
     }
 
     /// Ends our stream.
-    pub async fn end(&self) -> Result<(), CallError<P::Error>> {
-        self.sender.end().await.map_err(CallError::Client)
+    pub fn end(&self) -> impl Future<Output = Result<(), CallError<P::Error>>> + Send + 'static {
+        let sender = self.sender.clone();
+        async move { sender.end().await.map_err(CallError::Client) }
     }
 
     /// Drives the send in progress, if any, to its end.
@@ -384,6 +412,15 @@ pub struct Events<P: Protocol> {
     incoming: Incoming,
     choice: AppChoice,
     _protocol: PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> std::fmt::Debug for Events<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("protocol", &P::NAME)
+            .field("negotiated", &self.choice)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<P: Protocol> Events<P> {

@@ -30,7 +30,6 @@ use crate::{Handler, PeerInfo, PushError, Pusher, Responder, Service};
 
 /// What a typed handler knows about its connection: who the client is (as
 /// [`PeerInfo`] has it) and what was negotiated with it.
-#[derive(Debug)]
 #[non_exhaustive]
 pub struct Context<P: Protocol> {
     /// The client's address.
@@ -52,11 +51,44 @@ pub struct Context<P: Protocol> {
     pub transport: crate::Transport,
 }
 
+// Written out rather than derived: a derive would ask `P: Debug` (and
+// `P: Clone`) of a protocol that is usually a bare marker type.
+impl<P: Protocol> std::fmt::Debug for Context<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("protocol", &P::NAME)
+            .field("peer", &self.peer)
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("encoding", &self.encoding)
+            .field("authenticated", &self.auth_token.is_some())
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Protocol> Clone for Context<P> {
+    fn clone(&self) -> Self {
+        Context {
+            peer: self.peer,
+            name: self.name.clone(),
+            version: self.version,
+            encoding: self.encoding,
+            pusher: self.pusher.clone(),
+            auth_token: self.auth_token.clone(),
+            tls_client_certificate: self.tls_client_certificate.clone(),
+            transport: self.transport,
+        }
+    }
+}
+
 /// What one call (spec 3.13) carries beside its request: its deadline, its
 /// metadata, a signal that fires when the client cancels it, and the
 /// connection it came on. The call's future is dropped at the deadline or
 /// on cancellation anyway; the signal is for work handed elsewhere.
-#[derive(Debug)]
+///
+/// A plain request (v2 REQUEST, no call options) has a context too: no
+/// deadline, no metadata, and a cancellation that never fires.
 #[non_exhaustive]
 pub struct CallContext<P: Protocol> {
     /// The connection's context (who, what was negotiated).
@@ -66,15 +98,51 @@ pub struct CallContext<P: Protocol> {
     pub deadline: Option<std::time::Instant>,
     /// The call's metadata (a `traceparent`, say).
     pub metadata: crate::protocol::v2::Metadata,
-    /// Fires when the client cancels the call.
-    pub cancellation: tokio_util::sync::CancellationToken,
+    /// The call's cancellation; `None` for a plain request, which cannot
+    /// be cancelled (so none is made for each of them).
+    cancellation: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl<P: Protocol> std::fmt::Debug for CallContext<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("connection", &self.connection)
+            .field("deadline", &self.deadline)
+            .field("metadata", &self.metadata)
+            .field("cancellable", &self.cancellation.is_some())
+            .finish()
+    }
 }
 
 impl<P: Protocol> CallContext<P> {
+    /// The context of a plain request on `connection`: no deadline, no
+    /// metadata, never cancelled. What a handler is given for a v2 REQUEST,
+    /// and what to hand one when calling it yourself (in a test, say).
+    pub fn new(connection: Arc<Context<P>>) -> Self {
+        CallContext {
+            connection,
+            deadline: None,
+            metadata: crate::protocol::v2::Metadata::default(),
+            cancellation: None,
+        }
+    }
+
     /// The time left before the deadline, if there is one.
     pub fn remaining(&self) -> Option<std::time::Duration> {
         self.deadline
             .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// A token that fires when the client cancels the call (or its
+    /// deadline passes), for work handed to another task. A plain
+    /// request's never fires.
+    pub fn cancellation(&self) -> tokio_util::sync::CancellationToken {
+        self.cancellation.clone().unwrap_or_default()
+    }
+
+    /// The connection's pusher: events to the client that made this call.
+    pub fn pusher(&self) -> &TypedPusher<P> {
+        &self.connection.pusher
     }
 }
 
@@ -126,11 +194,20 @@ impl<P: Protocol> TypedItems<P> {
 
 /// Sends a protocol's events to one client, encoded as negotiated with it.
 /// Cheap to clone; keep clones to push from anywhere (a room of watchers).
-#[derive(Debug)]
 pub struct TypedPusher<P: Protocol> {
     pusher: Pusher,
     encoding: Encoding,
     _protocol: PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> std::fmt::Debug for TypedPusher<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedPusher")
+            .field("protocol", &P::NAME)
+            .field("pusher", &self.pusher)
+            .field("encoding", &self.encoding)
+            .finish()
+    }
 }
 
 impl<P: Protocol> Clone for TypedPusher<P> {
@@ -270,13 +347,20 @@ async fn serve_call<P: Protocol, H: TypedHandler<P>>(
             return;
         }
     };
+    let sender = call.take_sender();
+    if let Some(refusal) =
+        P::call_info(&request).and_then(|info| info.refusal(sender.is_some(), context.version))
+    {
+        let _ = call.fail(refusal);
+        return;
+    }
     let cx = CallContext {
         connection: context,
         deadline: call.deadline(),
         metadata: call.metadata().clone(),
-        cancellation: call.cancellation(),
+        cancellation: Some(call.cancellation()),
     };
-    let answer = match call.take_sender() {
+    let answer = match sender {
         None => encode(&handler.call_with(request, &cx).await, encoding),
         Some(mut sender) => {
             let input = TypedItems {
@@ -395,10 +479,17 @@ impl<P: Protocol, H: TypedHandler<P>> Handler for TypedConnection<P, H> {
                 return;
             }
         };
-        let (handler, context) = (handler.clone(), context.clone());
+        if let Some(refusal) =
+            P::call_info(&request).and_then(|info| info.refusal(false, context.version))
+        {
+            let _ = responder.fail(refusal);
+            return;
+        }
+        let call = CallContext::new(context.clone());
+        let handler = handler.clone();
         let mut answer = Box::pin(async move {
-            let result = handler.call(request, &context).await;
-            let _ = match encode(&result, context.encoding) {
+            let result = handler.call_with(request, &call).await;
+            let _ = match encode(&result, call.connection.encoding) {
                 Ok(bytes) => responder.respond(bytes),
                 Err(e) => responder.fail(format!("cannot encode the {} response: {e}", P::NAME)),
             };
