@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     idle(&mut md, &runs);
     scaling(&mut md, &runs, &plots)?;
     rpc_race(&mut md, &runs);
+    service_macro(&mut md, &runs);
     streams(&mut md, &runs);
     python_client(&mut md, &runs, &machine);
     websocket(&mut md, &runs);
@@ -768,7 +769,9 @@ fn rpc_race(md: &mut String, runs: &[Run]) {
          `benches/rpc_race` (its own crate, built only by this script): each \
          contestant echoes the same message (an id and a 32-byte text), \
          driven by its own client library from one program: **ours** is \
-         `rust_tcp::typed` (MessagePack with names), **ours-raw** our untyped \
+         `rust_tcp::typed` (MessagePack with names), **ours-macro** the same \
+         echo declared with `#[rust_tcp::service]` and called through its \
+         generated client, **ours-raw** our untyped \
          `Client::request` with the same bytes' worth, **tarpc** 0.38 (serde \
          over TCP, bincode), **tonic** 0.14 (gRPC unary over HTTP/2, prost). \
          Alternated within each round; server CPU is the server process's \
@@ -780,7 +783,7 @@ fn rpc_race(md: &mut String, runs: &[Run]) {
         ("race_50x1", "50 conns x 1"),
         ("race_50x16", "50 conns x 16"),
     ] {
-        for imp in ["ours", "ours-raw", "tarpc", "tonic"] {
+        for imp in ["ours", "ours-macro", "ours-raw", "tarpc", "tonic"] {
             let per_sec = median_of(runs, case, imp, "per_sec");
             if per_sec.is_nan() {
                 continue;
@@ -798,6 +801,40 @@ fn rpc_race(md: &mut String, runs: &[Run]) {
         md,
         "\nThe paired ratios and their targets are in the side-by-side table above.\n"
     );
+}
+
+/// The service macro's generated client and dispatch against the enum form,
+/// tarpc and tonic: requests/s paired within each round, one row a round
+/// and load (the targets hold only if they hold in every round).
+fn service_macro(md: &mut String, runs: &[Run]) {
+    if !runs.iter().any(|r| r.imp == "ours-macro") {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## The service macro\n\n\
+         The rpc race's echo declared with `#[rust_tcp::service]` (**ours-macro**), \
+         requests/s divided by each other contestant's in the same round. \
+         Targets: ≥ 0.95× the enum form, ≥ 1.2× tarpc, ≥ 2× tonic, every round.\n\n\
+         | load | round | macro / enum form | macro / tarpc | macro / tonic |\n|---|---|---|---|---|"
+    );
+    for (case, load) in [
+        ("race_1x1", "1 conn x 1"),
+        ("race_50x1", "50 conns x 1"),
+        ("race_50x16", "50 conns x 16"),
+    ] {
+        for (round, ours) in by_round(runs, case, "ours-macro", "per_sec") {
+            let ratio = |imp: &str| ours / in_round(runs, case, imp, "per_sec", round);
+            let _ = writeln!(
+                md,
+                "| {load} | {round} | {:.2} | {:.2} | {:.2} |",
+                ratio("ours"),
+                ratio("tarpc"),
+                ratio("tonic")
+            );
+        }
+    }
+    let _ = writeln!(md);
 }
 
 /// Streams and cancellation (calls, spec 3.13; benches/rpc_race): one row a

@@ -6,7 +6,9 @@
 //!   rpc_race server KIND ADDR
 //!   rpc_race client KIND ADDR CONNECTIONS IN_FLIGHT SECONDS
 //!
-//! KIND: ours (typed), ours-raw (untyped request), tarpc, tonic. The client
+//! KIND: ours (typed, the enum form), ours-macro (the same through
+//! `#[rust_tcp::service]`'s generated client and dispatch), ours-raw
+//! (untyped request), tarpc, tonic. The client
 //! prints one JSON line: requests/s and latency percentiles in µs.
 //!
 //! Streams and cancellation (calls, spec 3.13), against the same servers:
@@ -164,6 +166,21 @@ impl rust_tcp::typed::TypedHandler<Echo> for EchoTyped {
     }
 }
 
+/// The same echo as a `#[rust_tcp::service]`: what a user of the macro
+/// writes, against the hand-written enum form above.
+#[rust_tcp::service(name = "echo-macro")]
+trait Echoes {
+    async fn echo(msg: Msg) -> Msg;
+}
+
+struct EchoesImpl;
+
+impl Echoes for EchoesImpl {
+    async fn echo(&self, _: &rust_tcp::typed::CallContext<EchoesProtocol>, msg: Msg) -> Msg {
+        msg
+    }
+}
+
 /// The untyped server: answers each request with its payload.
 struct EchoRaw;
 struct EchoRawHandler;
@@ -263,6 +280,14 @@ async fn serve(kind: &str, addr: &str) -> anyhow::Result<()> {
                 .run(rust_tcp::typed::Typed::new(EchoTyped), never)
                 .await;
         }
+        "ours-macro" => {
+            use rust_tcp::typed::Protocol;
+            let config = rust_tcp::ServerConfig::default()
+                .max_connection_rate_per_ip(0)
+                .app_protocol(EchoesProtocol::app_protocol());
+            let server = rust_tcp::Server::bind(addr, config).await?;
+            server.run(EchoesServer::new(EchoesImpl).into_service(), never).await;
+        }
         "ours-raw" => {
             let server = rust_tcp::Server::bind(addr, ours_config()).await?;
             server.run(EchoRaw, never).await;
@@ -301,6 +326,7 @@ async fn serve(kind: &str, addr: &str) -> anyhow::Result<()> {
 /// One connection's caller: `in_flight` requests at a time until `until`.
 enum Caller {
     Ours(rust_tcp::typed::TypedClient<Echo>),
+    OursMacro(EchoesClient),
     OursRaw(rust_tcp::Client),
     Tarpc(EchoServiceClient),
     Tonic(pb::echo_client::EchoClient<tonic::transport::Channel>),
@@ -313,6 +339,9 @@ impl Caller {
                 rust_tcp::typed::TypedClient::connect(addr, rust_tcp::ClientConfig::default())
                     .await?,
             ),
+            "ours-macro" => {
+                Caller::OursMacro(EchoesClient::connect(addr, rust_tcp::ClientConfig::default()).await?)
+            }
             "ours-raw" => Caller::OursRaw(rust_tcp::Client::connect(addr).await?),
             "tarpc" => {
                 let transport = tarpc::serde_transport::tcp::connect(
@@ -335,6 +364,15 @@ impl Caller {
         let echoed = match self {
             Caller::Ours(c) => {
                 c.call(&Msg {
+                    id,
+                    text: text.into(),
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .id
+            }
+            Caller::OursMacro(c) => {
+                c.echo(Msg {
                     id,
                     text: text.into(),
                 })
@@ -578,7 +616,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => bail!(
             "usage: rpc_race server KIND ADDR | rpc_race client KIND ADDR CONNECTIONS IN_FLIGHT SECONDS \
-             (KIND: ours, ours-raw, tarpc, tonic)"
+             (KIND: ours, ours-macro, ours-raw, tarpc, tonic)"
         ),
     }
 }
