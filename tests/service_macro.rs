@@ -66,6 +66,10 @@ pub trait Kv {
 struct Store {
     values: Mutex<HashMap<String, String>>,
     log: Mutex<Vec<String>>,
+    /// The names of the clients whose connections ended, as `on_close`
+    /// saw them; `closing` wakes whoever waits for one.
+    closed: Mutex<Vec<String>>,
+    closing: tokio::sync::Notify,
 }
 
 impl Kv for Store {
@@ -143,16 +147,29 @@ impl Kv for Store {
         let trace = call.metadata.get_str("traceparent").map(str::to_owned);
         (trace, call.connection.name.clone())
     }
+
+    async fn on_close(&self, context: &Context<KvProtocol>) {
+        // An await in the hook, as a real clean-up would have.
+        tokio::task::yield_now().await;
+        self.closed.lock().unwrap().push(context.name.clone());
+        self.closing.notify_waiters();
+    }
 }
 
 async fn start() -> (InProcessServer, KvClient) {
+    let (server, client, _) = start_with_store().await;
+    (server, client)
+}
+
+async fn start_with_store() -> (InProcessServer, KvClient, std::sync::Arc<Store>) {
+    let store = std::sync::Arc::new(Store::default());
     let config = ServerConfig::default().app_protocol(KvProtocol::app_protocol());
-    let server =
-        InProcessServer::start(KvServer::new(Store::default()).into_service(), config).await;
+    let service = KvServer::from_arc(store.clone()).into_service();
+    let server = InProcessServer::start(service, config).await;
     let client = KvClient::connect(&server.addr, ClientConfig::default().name("macro-test"))
         .await
         .unwrap();
-    (server, client)
+    (server, client, store)
 }
 
 /// Closes the client, then stops the server (which would otherwise give
@@ -316,6 +333,26 @@ async fn a_call_made_in_the_wrong_shape_is_refused_with_its_name() {
     // The connection is fine after both.
     assert_eq!(kv.get("a".into()).await.unwrap(), None);
     done(server, &kv).await;
+}
+
+#[tokio::test]
+async fn the_close_hook_runs_once_a_connection_ends() {
+    let (server, kv, store) = start_with_store().await;
+    kv.stats().await.unwrap();
+    assert!(store.closed.lock().unwrap().is_empty());
+    let closed = async {
+        loop {
+            let woken = store.closing.notified();
+            if !store.closed.lock().unwrap().is_empty() {
+                return;
+            }
+            woken.await;
+        }
+    };
+    timeout(PATIENCE, kv.close()).await.unwrap().unwrap();
+    timeout(PATIENCE, closed).await.expect("on_close ran");
+    assert_eq!(*store.closed.lock().unwrap(), ["macro-test"]);
+    server.shut_down().await;
 }
 
 /// The same protocol written by hand in the enum form: the macro's wire is

@@ -59,3 +59,46 @@ async fn connecting_to_nothing_is_a_connect_error() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err}");
 }
+
+/// Counts its connection's messages and reports the count from its
+/// `on_close`, after every message was handed over.
+struct Counting(tokio::sync::mpsc::UnboundedSender<usize>);
+struct CountingHandler(tokio::sync::mpsc::UnboundedSender<usize>, usize);
+
+impl rust_tcp::Service for Counting {
+    type Handler = CountingHandler;
+    fn connect(&self, _: &rust_tcp::PeerInfo) -> CountingHandler {
+        CountingHandler(self.0.clone(), 0)
+    }
+}
+
+impl rust_tcp::Handler for CountingHandler {
+    async fn on_text(&mut self, _: rust_tcp::Message) {
+        self.1 += 1;
+    }
+
+    async fn on_close(&mut self) {
+        tokio::task::yield_now().await;
+        let _ = self.0.send(self.1);
+    }
+}
+
+#[tokio::test]
+async fn the_close_hook_runs_after_every_message_on_v1_and_v2() {
+    let (tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    let server = InProcessServer::start(Counting(tx), ServerConfig::default()).await;
+    for version in [ProtocolVersion::V1, ProtocolVersion::V2] {
+        let config = ClientConfig::default().version(version);
+        let client = Client::connect_with(&server.addr, config).await.unwrap();
+        for i in 0..100 {
+            client.send_text(format!("message {i}")).await.unwrap();
+        }
+        client.close().await.unwrap();
+        let count = tokio::time::timeout(common::PATIENCE, closed.recv())
+            .await
+            .expect("on_close ran")
+            .unwrap();
+        assert_eq!(count, 100, "{version:?}");
+    }
+    server.shut_down().await;
+}

@@ -267,6 +267,14 @@ fn server_trait(s: &Service, n: &Names) -> TokenStream {
         #(#docs)*
         #vis trait #ident: ::core::marker::Send + ::core::marker::Sync + 'static {
             #(#methods)*
+
+            /// A connection is over and everything it brought has been
+            /// handed over: await clean-up here. Nothing unless overridden.
+            fn on_close(&self, context: &::rust_tcp::typed::Context<#protocol>)
+                -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+                let _ = context;
+                async {}
+            }
         }
     }
 }
@@ -449,6 +457,10 @@ fn server(s: &Service, n: &Names) -> TokenStream {
 
             #stream_fn
             #message_fn
+
+            async fn on_close(&self, context: &::rust_tcp::typed::Context<#protocol>) {
+                self.0.on_close(context).await
+            }
         }
     }
 }

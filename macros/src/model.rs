@@ -11,8 +11,8 @@ use syn::{
     PathArguments, ReturnType, TraitItem, Type, Visibility,
 };
 
-/// Names the generated client uses for its own methods: a call may not
-/// take them.
+/// Names the generated client and server trait use for their own methods:
+/// a call may not take them.
 const RESERVED: &[&str] = &[
     "connect",
     "typed",
@@ -20,6 +20,7 @@ const RESERVED: &[&str] = &[
     "with_options",
     "close",
     "from",
+    "on_close",
 ];
 
 /// How a call is answered.

@@ -225,4 +225,13 @@ pub trait Handler: Send + 'static {
     fn flush(&mut self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// The connection is over (closed by either side, lost, or stopped
+    /// with the server), and everything it received has been handed over
+    /// and flushed: the place to await clean-up (leave a room, write a
+    /// record), which `Drop` cannot. Pushes no longer reach the client.
+    /// Given at most `ServerConfig::shutdown_grace`, then dropped.
+    fn on_close(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }

@@ -56,6 +56,8 @@ pub(super) async fn serve_v1_connection<Svc: Service>(
         peer.slot,
     )
     .await;
+    // The handler's own clean-up, bounded (see `Handler::on_close`).
+    let _ = tokio::time::timeout(config.shutdown_grace, handler.on_close()).await;
     // Best effort: the peer may already be gone.
     let _ = conn.shutdown().await;
     result

@@ -136,6 +136,11 @@ where
             _ => {}
         }
     }
+    // The handler's own clean-up, bounded so a hook that hangs cannot
+    // keep a finished connection (or a stopping server) waiting.
+    if let Some(handler) = end.handler.as_mut() {
+        let _ = tokio::time::timeout(config.shutdown_grace, handler.on_close()).await;
+    }
     // Handlers may hold pushers; let them go before the final flush. Calls
     // still running have nobody left to answer: they are stopped.
     end.handler = None;

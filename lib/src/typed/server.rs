@@ -288,6 +288,15 @@ pub trait TypedHandler<P: Protocol>: Send + Sync + 'static {
         async { Err(StreamError::Unsupported) }
     }
 
+    /// The connection is over and every call and message it brought has
+    /// been handed over: await clean-up here (see
+    /// [`Handler::on_close`](crate::Handler::on_close)). Nothing unless
+    /// overridden.
+    fn on_close(&self, context: &Context<P>) -> impl Future<Output = ()> + Send {
+        let _ = context;
+        async {}
+    }
+
     /// A one-way message arrived. Ignored unless overridden.
     fn on_message(
         &self,
@@ -460,6 +469,12 @@ impl<P: Protocol, H: TypedHandler<P>> Handler for TypedConnection<P, H> {
                     );
                 }
             }
+        }
+    }
+
+    async fn on_close(&mut self) {
+        if let Some((handler, context)) = &self.inner {
+            handler.on_close(context).await;
         }
     }
 
