@@ -268,9 +268,10 @@ pub async fn demo() -> Result<Vec<String>, Box<dyn std::error::Error>> {
 /// (SIGTERM ends the process).
 #[allow(dead_code)] // run by `main`, not by the test that includes this file
 async fn serve(addr: &str, ws_addr: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
-    let config = ServerConfig::default()
-        .app_protocol(Jobs::app_protocol())
-        .websocket(ws_addr.map(rust_tcp::WebSocketConfig::new));
+    let mut config = ServerConfig::default().app_protocol(Jobs::app_protocol());
+    if let Some(ws_addr) = ws_addr {
+        config = config.websocket(rust_tcp::WebSocketConfig::new(ws_addr));
+    }
     let server = Server::bind(addr, config).await?;
     println!("listening on {}", server.local_addr());
     if let Some(ws) = server.websocket_addr() {

@@ -426,7 +426,7 @@ async fn a_stream_over_a_websocket() {
         pushers: Default::default(),
     };
     let ws = rust_tcp::WebSocketConfig::new("127.0.0.1:0");
-    let server = rust_tcp::Server::bind("127.0.0.1:0", ServerConfig::default().websocket(Some(ws)))
+    let server = rust_tcp::Server::bind("127.0.0.1:0", ServerConfig::default().websocket(ws))
         .await
         .unwrap();
     let url = format!("ws://{}/", server.websocket_addr().unwrap());

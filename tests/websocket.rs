@@ -16,7 +16,7 @@ async fn server_with<S: rust_tcp::Service>(
     config: ServerConfig,
     ws: WebSocketConfig,
 ) -> (String, String, tokio_util::sync::CancellationToken) {
-    let server = rust_tcp::Server::bind("127.0.0.1:0", config.websocket(Some(ws)))
+    let server = rust_tcp::Server::bind("127.0.0.1:0", config.websocket(ws))
         .await
         .unwrap();
     let tcp = server.local_addr().to_string();

@@ -286,7 +286,7 @@ class Link {
     this.nextCall = 0;
     this.goingAway = false;
     this.serverName = "";
-    this.serverMaxFrame = MIN_MAX_FRAME;
+    this.serverMaxFrameSize = MIN_MAX_FRAME;
     this.heartbeat = 0;
     /** @type {{name: string, version: number, encoding: number} | null} */
     this.app = null;
@@ -443,7 +443,7 @@ class Link {
     this.state = "open";
     this.opened = true;
     this.serverName = w.serverName;
-    this.serverMaxFrame = w.maxFrame;
+    this.serverMaxFrameSize = w.maxFrame;
     this.heartbeat = w.heartbeatMs / 1000;
     if (this.heartbeat > 0) this.beat = setTimeout(() => this.heartbeatCheck(), w.heartbeatMs);
     this.welcomeResolve?.(undefined);
@@ -592,8 +592,8 @@ class Link {
       if (this.end) throw this.end;
       throw new RustTcpError(`${what} not sent: the connection is ${this.state}`, { kind: "not-sent", by: "us" });
     }
-    if (size > this.serverMaxFrame) {
-      throw new RustTcpError(`${what} not sent: a payload of ${size} bytes exceeds the server's limit of ${this.serverMaxFrame}`,
+    if (size > this.serverMaxFrameSize) {
+      throw new RustTcpError(`${what} not sent: a payload of ${size} bytes exceeds the server's limit of ${this.serverMaxFrameSize}`,
         { kind: "not-sent", by: "us" });
     }
   }
@@ -988,7 +988,7 @@ export class Client extends EventTarget {
   /** The server's name from its WELCOME. */
   get serverName() { return this.current.serverName; }
   /** The largest payload the server accepts. */
-  get serverMaxFrame() { return this.current.serverMaxFrame; }
+  get serverMaxFrameSize() { return this.current.serverMaxFrameSize; }
   /** The heartbeat interval both sides follow, in seconds (0: none). */
   get heartbeat() { return this.current.heartbeat; }
   /** The application protocol chosen, if one was asked for. */

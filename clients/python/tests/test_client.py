@@ -35,7 +35,7 @@ def test_text_messages_reach_the_server_and_close_confirms_them(server: Callable
     async def body() -> None:
         client = await Client.connect(s.addr, name="py-sender")
         assert client.server_name == "rust-tcp"
-        assert client.server_max_frame == 16 * 1024 * 1024
+        assert client.server_max_frame_size == 16 * 1024 * 1024
         for i in range(500):
             await client.send_text(f"message {i}")
         # The acknowledgement comes after the server processed all of them.
@@ -111,7 +111,7 @@ def test_a_frame_over_the_servers_limit_is_not_sent_and_the_connection_goes_on(s
 
     async def body() -> None:
         async with await Client.connect(s.addr) as client:
-            assert client.server_max_frame == 1024
+            assert client.server_max_frame_size == 1024
             with pytest.raises(NotSent) as e:
                 await client.send_text("x" * 1025)
             assert e.value.cause is Cause.US

@@ -236,10 +236,12 @@ impl ServerConfig {
         self
     }
 
-    /// Listens for WebSockets too (see [`ServerConfig::websocket`]).
+    /// Listens for WebSockets too (see [`ServerConfig::websocket`]). Like
+    /// [`ServerConfig::tls`], it takes the setting itself; leave it out
+    /// for none.
     #[cfg(feature = "websocket")]
-    pub fn websocket(mut self, websocket: Option<crate::transport::WebSocketConfig>) -> Self {
-        self.websocket = websocket;
+    pub fn websocket(mut self, websocket: crate::transport::WebSocketConfig) -> Self {
+        self.websocket = Some(websocket);
         self
     }
 

@@ -335,7 +335,12 @@ impl Responder {
 
     /// Answers with `payload`. A payload over the client's limit is answered
     /// with an error response instead, and reported here as
-    /// [`PushError::Refused`] with [`SendError::TooLarge`].
+    /// [`PushError::Refused`] with [`SendError::TooLarge`]: that `Err`
+    /// means the client *was* answered, with a failure saying the response
+    /// was too large (every request gets exactly one answer, spec 3.5). Any
+    /// other `Err` means the connection is closing or gone and nobody is
+    /// left to answer. Either way the responder is used up: there is no
+    /// second answer to send.
     pub fn respond(mut self, payload: impl Into<Bytes>) -> Result<(), PushError> {
         self.answered = true;
         let frame = Frame::Response(ResponseFrame {

@@ -144,6 +144,16 @@ pub trait Service: Send + Sync + 'static {
 /// }
 /// ```
 ///
+/// **What an awaiting handler holds up.** `on_text`, `on_binary` and
+/// `on_request` run on the connection's own task, one at a time and in the
+/// order the peer sent them: while one awaits, that connection reads
+/// nothing more, writes nothing queued for it, and its timers (heartbeats,
+/// timeouts) wait too; other connections are not affected. So await only
+/// what is quick (a lock, a bounded channel), and move slow work elsewhere:
+/// answer a request from another task by moving its [`Responder`] there,
+/// or use calls ([`Handler::on_call`]), whose futures run in tasks of
+/// their own. The typed layer does the latter for every call.
+///
 /// Calls come in the order the peer sent the messages. The server calls
 /// [`Handler::flush`] whenever it has handed over everything received so far
 /// and is about to wait for the network: a handler that batches work (like

@@ -52,7 +52,7 @@ impl Page {
 /// use rust_tcp::{ServerConfig, WebSocketConfig};
 /// let ws = WebSocketConfig::new("127.0.0.1:8081")
 ///     .allowed_origins(vec!["https://chat.example".into()]);
-/// let config = ServerConfig::default().websocket(Some(ws));
+/// let config = ServerConfig::default().websocket(ws);
 /// assert!(config.validate().is_ok());
 /// ```
 #[derive(Debug, Clone)]

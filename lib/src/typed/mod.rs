@@ -21,8 +21,8 @@ pub use client::{CallError, Events, TypedClient, TypedPushed};
 pub use client::{TypedCall, TypedSender};
 pub use codec::{DecodeError, decode, encode};
 pub use server::{
-    CallContext, Context, EventError, ItemStream, StreamError, Typed, TypedConnection,
-    TypedHandler, TypedItems, TypedPusher, TypedService,
+    CallContext, Context, EventError, ItemStream, StreamError, Typed, TypedHandler, TypedItems,
+    TypedPusher, TypedService,
 };
 
 /// What `#[rust_tcp::service]`'s generated code needs from here, so the

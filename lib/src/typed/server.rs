@@ -328,7 +328,8 @@ impl<P: Protocol, S: TypedService<P>> Typed<P, S> {
 }
 
 /// The per-connection adapter between the untyped server and a typed
-/// handler.
+/// handler: the `Handler` of [`Typed`]'s `Service`, public only in that
+/// its name appears there (it cannot be named outside the library).
 pub struct TypedConnection<P: Protocol, H> {
     inner: Option<(Arc<H>, Arc<Context<P>>)>,
 }

@@ -419,11 +419,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => config,
     };
     let config = match &args.ws_addr {
-        Some(addr) => config.websocket(Some(
+        Some(addr) => config.websocket(
             WebSocketConfig::new(addr.clone())
                 .allowed_origins(args.ws_allowed_origin.clone())
                 .pages(web_pages(args.web_root.as_deref())?),
-        )),
+        ),
         None => config,
     };
     let server = Server::bind(&args.addr, config).await?;

@@ -232,7 +232,7 @@ class Client:
         return self._current().server_name
 
     @property
-    def server_max_frame(self) -> int:
+    def server_max_frame_size(self) -> int:
         """The largest payload the server accepts."""
         return self._current().peer_max_frame
 
