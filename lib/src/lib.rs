@@ -202,7 +202,10 @@ pub use transport::{Page, WEBSOCKET_SUBPROTOCOL, WebSocketConfig};
 /// call; `Result<Stream<T>, E>` to refuse one). An argument `Stream<T>` is
 /// the client's own stream (one item type `T` for every stream).
 /// `#[oneway]` marks a one-way message (it returns nothing);
-/// `#[since(N)]` the protocol version that added a call. The arguments:
+/// `#[since(N)]` the protocol version that added a call (a client that
+/// negotiated an older version is refused it by name; one-way messages
+/// carry it for the record only). Every type a call names implements
+/// `Serialize`, `Deserialize`, `Debug` and `Send`. The arguments:
 /// `name` (the trait's name in snake case unless said), `versions`
 /// (`1..=1` unless said) and `event`, the type the server pushes (`()`
 /// unless said).
