@@ -200,6 +200,50 @@ async fn the_upgrade_checks_what_a_browser_port_must() {
     stop.cancel();
 }
 
+/// A library server serving a directory of its own and the JavaScript
+/// client with its MessagePack module (`WebSocketConfig::directory`,
+/// `javascript_client`): each file at its path with its content type, a
+/// hidden file not at all, and a directory file winning over the client.
+#[tokio::test]
+async fn a_directory_and_the_javascript_client_are_served_by_the_library() {
+    let root = std::env::temp_dir().join(format!("rust-tcp-ws-pages-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("css")).unwrap();
+    std::fs::write(root.join("index.html"), "<p>my app</p>").unwrap();
+    std::fs::write(root.join("css/app.css"), "p { color: red }").unwrap();
+    std::fs::write(root.join(".env"), "SECRET=1").unwrap();
+    let ws_config = WebSocketConfig::new("127.0.0.1:0")
+        .javascript_client()
+        .directory(&root)
+        .unwrap();
+    let (_, ws, stop) = server_with(Admitted::new().0, ServerConfig::default(), ws_config).await;
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {ws}\r\n\r\n");
+    let cases = [
+        ("/", "text/html", "<p>my app</p>"),
+        ("/css/app.css", "text/css", "color: red"),
+        (
+            "/rust-tcp.js",
+            "text/javascript",
+            "export class TypedClient",
+        ),
+        ("/msgpack.js", "text/javascript", "export function decode"),
+        ("/.env", "404", "not found"),
+    ];
+    for (path, kind, body) in cases {
+        let (_, answer) = http(&ws, get(path)).await;
+        assert!(
+            answer.contains(kind) && answer.contains(body),
+            "{path}: {answer}"
+        );
+    }
+    let err = WebSocketConfig::new("127.0.0.1:0")
+        .directory(root.join("missing"))
+        .unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    stop.cancel();
+    std::fs::remove_dir_all(root).unwrap();
+}
+
 /// Spec 4.1: the handshake deadline covers the HTTP head and the HELLO.
 /// A head not whole in time gets 408; a WebSocket that upgraded (so speaks
 /// v2) and sends no HELLO gets a v2 CLOSE 1008, then the WebSocket close.

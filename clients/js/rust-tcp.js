@@ -7,7 +7,8 @@
 // is the same client as the Rust and Python ones: the handshake, requests
 // matched by id, pushes, heartbeats, the close handshake, go-away and
 // reconnecting. The typed layer (MessagePack) takes the encoder you give it,
-// e.g. `import * as msgpack from "@msgpack/msgpack"`.
+// e.g. this directory's `import * as msgpack from "./msgpack.js"` (which a
+// rust-tcp server serves at `/msgpack.js`) or "@msgpack/msgpack".
 //
 //     import { Client } from "./rust-tcp.js";
 //     const client = await Client.connect("ws://127.0.0.1:8081/", { name: "web" });

@@ -129,7 +129,7 @@ pub use server::{
 };
 pub use transport::{ClientTls, ServerTls, TlsError};
 #[cfg(feature = "websocket")]
-pub use transport::{Page, WEBSOCKET_SUBPROTOCOL, WebSocketConfig};
+pub use transport::{Page, PageError, WEBSOCKET_SUBPROTOCOL, WebSocketConfig};
 
 /// Your protocol from one trait: each `async fn` is a call, and the macro
 /// writes the protocol's types, a client with a method per call, and the

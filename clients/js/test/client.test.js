@@ -7,7 +7,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { WebSocket, WebSocketServer } from "ws";
-import * as msgpack from "@msgpack/msgpack";
+import * as msgpack from "../msgpack.js";
 import { Client, RustTcpError, TypedClient, SUBPROTOCOL, encodeFrame, FrameType } from "../rust-tcp.js";
 import { Server, Process, binary, PATIENCE } from "./servers.js";
 

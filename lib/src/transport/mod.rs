@@ -15,6 +15,8 @@ mod receive_batch;
 mod stream;
 mod tls;
 #[cfg(feature = "websocket")]
+mod web_pages;
+#[cfg(feature = "websocket")]
 mod websocket;
 #[cfg(feature = "websocket")]
 mod websocket_upgrade;
@@ -33,11 +35,13 @@ pub(crate) use stream::Stream;
 pub(crate) use tls::server_name_of;
 pub use tls::{ClientTls, ServerTls, TlsError};
 #[cfg(feature = "websocket")]
+pub use web_pages::{Page, PageError};
+#[cfg(feature = "websocket")]
 pub use websocket::SUBPROTOCOL as WEBSOCKET_SUBPROTOCOL;
 #[cfg(feature = "websocket")]
 pub(crate) use websocket::{Role as WsRole, WsStream};
 #[cfg(feature = "websocket")]
-pub use websocket_upgrade::{Page, WebSocketConfig};
+pub use websocket_upgrade::WebSocketConfig;
 #[cfg(feature = "websocket")]
 pub(crate) use websocket_upgrade::{
     Upgrade, Verdict, accept as accept_websocket, connect as connect_websocket, judge, turn_away,

@@ -10,40 +10,13 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tungstenite::handshake::derive_accept_key;
 
+use super::web_pages::{Page, PageError, merge};
 use super::websocket::{Role, SUBPROTOCOL, WsStream};
 
 /// The largest request (or response) head read, so a peer cannot make us
 /// buffer an endless header.
 const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
-
-/// A file the WebSocket port serves to a plain `GET` (the chat page and its
-/// script, say), so a browser can load the page from the server it talks to.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Page {
-    /// The request path, `/` or `/rust-tcp.js`.
-    pub path: String,
-    /// Its `Content-Type`.
-    pub content_type: String,
-    /// Its bytes.
-    pub body: bytes::Bytes,
-}
-
-impl Page {
-    /// A page at `path`.
-    pub fn new(
-        path: impl Into<String>,
-        content_type: impl Into<String>,
-        body: impl Into<bytes::Bytes>,
-    ) -> Page {
-        Page {
-            path: path.into(),
-            content_type: content_type.into(),
-            body: body.into(),
-        }
-    }
-}
 
 /// The WebSocket listener's settings (`ServerConfig::websocket`): v2 over
 /// WebSocket for browsers, on a port of its own, into the same service.
@@ -83,6 +56,25 @@ impl WebSocketConfig {
     crate::config_setters::setters! {
         allowed_origins: Vec<String>,
         pages: Vec<Page>,
+    }
+
+    /// Also serves every file under `root` ([`Page::directory`]: bounded,
+    /// hidden files left out, content types by extension), read now, so a
+    /// missing or oversized directory is an error at start, not a 404
+    /// later. A file replaces a page already set at the same path, so a
+    /// directory can override the JavaScript client or a built-in page.
+    pub fn directory(mut self, root: impl AsRef<std::path::Path>) -> Result<Self, PageError> {
+        merge(&mut self.pages, Page::directory(root)?);
+        Ok(self)
+    }
+
+    /// Also serves the JavaScript client at `/rust-tcp.js` and its
+    /// MessagePack module at `/msgpack.js` ([`Page::javascript_client`]),
+    /// so a page can `import { TypedClient } from "/rust-tcp.js"` from the
+    /// server it talks to.
+    pub fn javascript_client(mut self) -> Self {
+        merge(&mut self.pages, Page::javascript_client());
+        self
     }
 
     /// Whether a page from `origin` may connect; `host` is the `Host` the

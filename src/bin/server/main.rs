@@ -229,9 +229,10 @@ struct Args {
     ws_allowed_origin: Vec<String>,
 
     /// Also serve the files under DIR on --ws-addr (read once at startup,
-    /// at most 1,000 files and 64 MiB; a file's path under DIR is its URL
-    /// path): your own pages, and what they load (a MessagePack module for
-    /// the typed JavaScript client, say). Its `index.html` replaces the
+    /// at most 1,000 files and 64 MiB, hidden files left out; a file's path
+    /// under DIR is its URL path): your own pages and what they load. The
+    /// JavaScript client is served at /rust-tcp.js and its MessagePack
+    /// module at /msgpack.js anyway; DIR's `index.html` replaces the
     /// built-in chat page at `/`
     #[arg(long, value_name = "DIR", requires = "ws_addr")]
     web_root: Option<std::path::PathBuf>,
@@ -419,11 +420,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => config,
     };
     let config = match &args.ws_addr {
-        Some(addr) => config.websocket(
-            WebSocketConfig::new(addr.clone())
+        Some(addr) => {
+            // The chat page and the JavaScript client built in, then the
+            // files of --web-root, which win over them.
+            let chat = Page::new(
+                "/",
+                "text/html; charset=utf-8",
+                &include_bytes!("../../../clients/js/chat.html")[..],
+            );
+            let mut ws = WebSocketConfig::new(addr.clone())
                 .allowed_origins(args.ws_allowed_origin.clone())
-                .pages(web_pages(args.web_root.as_deref())?),
-        ),
+                .pages(vec![chat])
+                .javascript_client();
+            if let Some(root) = &args.web_root {
+                ws = ws.directory(root).context("--web-root")?;
+            }
+            config.websocket(ws)
+        }
         None => config,
     };
     let server = Server::bind(&args.addr, config).await?;
@@ -484,86 +497,4 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("writing messages to stdout")?;
     tracing::info!("server stopped");
     Ok(())
-}
-
-/// What the WebSocket port serves to a plain GET: the chat page and the
-/// JavaScript client it loads (clients/js), built into the binary; then
-/// the files of `--web-root`, which win over the built-in ones.
-fn web_pages(root: Option<&std::path::Path>) -> anyhow::Result<Vec<Page>> {
-    let mut pages = vec![
-        Page::new(
-            "/",
-            "text/html; charset=utf-8",
-            &include_bytes!("../../../clients/js/chat.html")[..],
-        ),
-        Page::new(
-            "/rust-tcp.js",
-            "text/javascript; charset=utf-8",
-            &include_bytes!("../../../clients/js/rust-tcp.js")[..],
-        ),
-    ];
-    if let Some(root) = root {
-        let mut found = Vec::new();
-        collect_files(root, root, &mut found, &mut 0)
-            .with_context(|| format!("--web-root {}", root.display()))?;
-        for page in found {
-            pages.retain(|p| p.path != page.path);
-            pages.push(page);
-        }
-    }
-    Ok(pages)
-}
-
-/// Files served from `--web-root`, bounded so a wrong directory cannot
-/// fill the server's memory.
-const MAX_WEB_FILES: usize = 1_000;
-const MAX_WEB_BYTES: u64 = 64 * 1024 * 1024;
-
-fn collect_files(
-    root: &std::path::Path,
-    dir: &std::path::Path,
-    found: &mut Vec<Page>,
-    bytes: &mut u64,
-) -> anyhow::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            collect_files(root, &path, found, bytes)?;
-        } else if kind.is_file() {
-            let body = std::fs::read(&path)?;
-            *bytes += body.len() as u64;
-            if found.len() >= MAX_WEB_FILES || *bytes > MAX_WEB_BYTES {
-                anyhow::bail!("more than {MAX_WEB_FILES} files or {MAX_WEB_BYTES} bytes");
-            }
-            let relative = path
-                .strip_prefix(root)?
-                .to_string_lossy()
-                .replace('\\', "/");
-            let url = match relative.as_str() {
-                "index.html" => "/".to_owned(),
-                other => format!("/{other}"),
-            };
-            found.push(Page::new(url, content_type(&path), body));
-        }
-    }
-    Ok(())
-}
-
-/// The `Content-Type` a file is served with, by its extension.
-fn content_type(path: &std::path::Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "json" | "map" => "application/json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        "txt" => "text/plain; charset=utf-8",
-        "wasm" => "application/wasm",
-        _ => "application/octet-stream",
-    }
 }
