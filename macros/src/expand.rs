@@ -195,6 +195,7 @@ fn protocol(s: &Service, n: &Names) -> TokenStream {
             type Message = #message_type;
             type Event = #event;
             type Item = #item;
+            const RESPONSE_PER_CALL: bool = true;
 
             fn call_info(request: &#request) -> ::core::option::Option<::rust_tcp::typed::CallInfo> {
                 ::core::option::Option::Some(match *request { #(#infos),* })

@@ -15,11 +15,16 @@
 
 mod client;
 mod codec;
+mod schema;
 mod server;
 
 pub use client::{CallError, Events, TypedClient, TypedPushed};
 pub use client::{TypedCall, TypedSender};
 pub use codec::{DecodeError, decode, encode};
+pub use schema::{
+    CallKind, CallSchema, Field, REFLECTION_KEY, SCHEMA_FORMAT, Schema, SchemaError, Shape, Type,
+    TypeSchema, Variant,
+};
 pub use server::{
     CallContext, Context, EventError, ItemStream, StreamError, Typed, TypedHandler, TypedItems,
     TypedPusher, TypedService,
@@ -95,6 +100,13 @@ pub trait Protocol: Send + Sync + 'static {
     /// for none): what a handler's stream yields, and what a client sends
     /// on its own stream. An enum serves both directions when they differ.
     type Item: Serialize + DeserializeOwned + Send + 'static;
+
+    /// The response type has one variant per unary call, named as the
+    /// call's request variant and holding its answer (what
+    /// [`service`](crate::service) generates), so a [`Schema`] can say what
+    /// each call returns. `false` (the default): every call answers with
+    /// the whole response type.
+    const RESPONSE_PER_CALL: bool = false;
 
     /// What kind of call `request` is, when the protocol knows: the server
     /// then refuses a streaming call made as a unary one (and the reverse)
