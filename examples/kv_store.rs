@@ -155,7 +155,7 @@ pub async fn demo() -> Result<Vec<String>, Box<dyn std::error::Error>> {
 async fn serve(addr: &str, ws_addr: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ServerConfig::default().app_protocol(Kv::app_protocol());
     if let Some(ws_addr) = ws_addr {
-        config = config.websocket(rust_tcp::WebSocketConfig::new(ws_addr));
+        config = config.websocket(rust_tcp::WebSocketConfig::new(ws_addr).javascript_client());
     }
     let server = Server::bind(addr, config).await?;
     println!("listening on {}", server.local_addr());
@@ -165,7 +165,9 @@ async fn serve(addr: &str, ws_addr: Option<&str>) -> Result<(), Box<dyn std::err
     use std::io::Write;
     std::io::stdout().flush()?;
     server
-        .run(Typed::new(Store::default()), async {
+        // Reflection on: `client describe` and `client call` read the
+        // schema from the running server.
+        .run(Typed::new(Store::default()).reflection()?, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await;
@@ -178,11 +180,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [] => {}
+        [flag] if flag == "--schema" => {
+            println!("{}", rust_tcp::typed::Schema::of::<Kv>()?.to_json());
+            return Ok(());
+        }
         [flag, addr] if flag == "--serve" => return serve(addr, None).await,
         [flag, addr, ws, ws_addr] if flag == "--serve" && ws == "--ws-addr" => {
             return serve(addr, Some(ws_addr)).await;
         }
-        _ => return Err("usage: kv_store [--serve HOST:PORT [--ws-addr HOST:PORT]]".into()),
+        _ => {
+            return Err(
+                "usage: kv_store [--schema | --serve HOST:PORT [--ws-addr HOST:PORT]]".into(),
+            );
+        }
     }
     for line in demo().await? {
         println!("{line}");

@@ -15,12 +15,14 @@
 
 mod client;
 mod codec;
+mod dynamic;
 mod schema;
 mod server;
 
 pub use client::{CallError, Events, TypedClient, TypedPushed};
 pub use client::{TypedCall, TypedSender};
 pub use codec::{DecodeError, decode, encode};
+pub use dynamic::{Answer, ValueError};
 pub use schema::{
     CallKind, CallSchema, Field, REFLECTION_KEY, SCHEMA_FORMAT, Schema, SchemaError, Shape, Type,
     TypeSchema, Variant,

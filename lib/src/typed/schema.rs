@@ -236,6 +236,10 @@ pub enum SchemaError {
     /// A schema of a newer layout.
     #[error("schema format {0}; this version reads {SCHEMA_FORMAT}")]
     Format(u16),
+    /// The server did not give its schema ([`Schema::fetch`]): reflection
+    /// is off (the server's reason), or the connection failed.
+    #[error("asking the server for its schema: {0}")]
+    Fetch(#[from] crate::ClientError),
 }
 
 impl Schema {
@@ -284,7 +288,13 @@ impl Schema {
             .iter()
             .map(|(name, container)| {
                 let shape = shape_of(name, container, &defaults, first);
-                (name.clone(), TypeSchema { since: first, shape })
+                (
+                    name.clone(),
+                    TypeSchema {
+                        since: first,
+                        shape,
+                    },
+                )
             })
             .collect();
         let [request, response, error, message, event, item] =
@@ -292,7 +302,9 @@ impl Schema {
 
         let mut calls = Vec::new();
         for sample in &requests {
-            let Some(variant) = variant_name(sample) else { continue };
+            let Some(variant) = variant_name(sample) else {
+                continue;
+            };
             let info = P::call_info(sample);
             let since = info.map_or(0, |i| i.since).max(first);
             let (kind, name) = match info {
@@ -322,7 +334,9 @@ impl Schema {
         }
         if P::RESPONSE_PER_CALL {
             for sample in &messages {
-                let Some(variant) = variant_name(sample) else { continue };
+                let Some(variant) = variant_name(sample) else {
+                    continue;
+                };
                 calls.push(CallSchema {
                     name: snake_case(&variant),
                     kind: CallKind::OneWay,
@@ -360,12 +374,17 @@ impl Schema {
         }
         for (top, calls_of) in [(&request, CallKind::Unary), (&message, CallKind::OneWay)] {
             let Type::Named(top) = top else { continue };
-            let Some(TypeSchema { shape: Shape::Enum(variants), .. }) = types.get_mut(top) else {
+            let Some(TypeSchema {
+                shape: Shape::Enum(variants),
+                ..
+            }) = types.get_mut(top)
+            else {
                 continue;
             };
             for v in variants {
                 let call = calls.iter().find(|c| {
-                    c.variant == v.name && (c.kind == CallKind::OneWay) == (calls_of == CallKind::OneWay)
+                    c.variant == v.name
+                        && (c.kind == CallKind::OneWay) == (calls_of == CallKind::OneWay)
                 });
                 if let Some(call) = call {
                     v.since = call.since;
@@ -380,7 +399,10 @@ impl Schema {
             schema: SCHEMA_FORMAT,
             protocol: P::NAME.to_owned(),
             versions: [first, *P::VERSIONS.end()],
-            encodings: P::ENCODINGS.iter().map(|e| encoding_name(*e).to_owned()).collect(),
+            encodings: P::ENCODINGS
+                .iter()
+                .map(|e| encoding_name(*e).to_owned())
+                .collect(),
             calls,
             request,
             response,
@@ -409,6 +431,23 @@ impl Schema {
             return Err(SchemaError::Format(layout.schema));
         }
         Ok(serde_json::from_str(json)?)
+    }
+
+    /// Asks the server `client` is connected to for its schema (spec
+    /// 3.13.1); the client need not have asked for the protocol.
+    pub async fn fetch(client: &crate::Client) -> Result<Schema, SchemaError> {
+        // A constant key of the allowed characters, with an empty value:
+        // within every metadata rule, so it cannot be refused.
+        let options = crate::CallOptions::new()
+            .metadata(REFLECTION_KEY, bytes::Bytes::new())
+            .expect("the reflection key is valid metadata");
+        let json = client.call(bytes::Bytes::new(), options).await?;
+        let text = std::str::from_utf8(&json).map_err(|e| {
+            SchemaError::Json(serde::de::Error::custom(format!(
+                "the schema is not UTF-8: {e}"
+            )))
+        })?;
+        Schema::from_json(text)
     }
 
     /// The call named `name`.
@@ -575,7 +614,12 @@ fn type_of(format: &Format) -> Type {
     }
 }
 
-fn fields_of(container: &str, fields: &[Named<Format>], defaults: &Defaults, since: u16) -> Vec<Field> {
+fn fields_of(
+    container: &str,
+    fields: &[Named<Format>],
+    defaults: &Defaults,
+    since: u16,
+) -> Vec<Field> {
     fields
         .iter()
         .map(|f| Field {
@@ -632,7 +676,8 @@ enum Step {
 
 impl Defaults {
     fn has(&self, container: &str, field: &str) -> bool {
-        self.found.contains(&(container.to_owned(), field.to_owned()))
+        self.found
+            .contains(&(container.to_owned(), field.to_owned()))
     }
 
     /// For each sample of a top type: every struct (or struct variant)
@@ -648,7 +693,9 @@ impl Defaults {
             // A sample JSON cannot hold (a map with non-string keys, a
             // NaN) is not probed: its fields count as required, the safe
             // side for a compatibility check.
-            let Ok(value) = serde_json::to_value(sample) else { continue };
+            let Ok(value) = serde_json::to_value(sample) else {
+                continue;
+            };
             let mut places = Vec::new();
             find_structs(format, &value, registry, &mut Vec::new(), &mut places, 0);
             for (path, container, fields) in places {
@@ -686,13 +733,16 @@ fn find_structs(
     if depth > 64 {
         return;
     }
-    let inner = |f: &Format, v: &Value, step: Step, path: &mut Vec<Step>, places: &mut Vec<Place>| {
-        path.push(step);
-        find_structs(f, v, registry, path, places, depth + 1);
-        path.pop();
-    };
+    let inner =
+        |f: &Format, v: &Value, step: Step, path: &mut Vec<Step>, places: &mut Vec<Place>| {
+            path.push(step);
+            find_structs(f, v, registry, path, places, depth + 1);
+            path.pop();
+        };
     match (format, value) {
-        (Format::Option(f), v) if !v.is_null() => find_structs(f, v, registry, path, places, depth + 1),
+        (Format::Option(f), v) if !v.is_null() => {
+            find_structs(f, v, registry, path, places, depth + 1)
+        }
         (Format::Seq(f), Value::Array(items)) => {
             for (i, v) in items.iter().enumerate() {
                 inner(f, v, Step::Index(i), path, places);
@@ -714,7 +764,9 @@ fn find_structs(
             }
         }
         (Format::TypeName(name), v) => {
-            let Some(container) = registry.get(name) else { return };
+            let Some(container) = registry.get(name) else {
+                return;
+            };
             match (container, v) {
                 (ContainerFormat::Struct(fields), Value::Object(map)) => {
                     struct_place(name, fields, map, path, places);
@@ -733,8 +785,12 @@ fn find_structs(
                     }
                 }
                 (ContainerFormat::Enum(variants), Value::Object(map)) if map.len() == 1 => {
-                    let Some((tag, payload)) = map.iter().next() else { return };
-                    let Some(variant) = variants.values().find(|v| &v.name == tag) else { return };
+                    let Some((tag, payload)) = map.iter().next() else {
+                        return;
+                    };
+                    let Some(variant) = variants.values().find(|v| &v.name == tag) else {
+                        return;
+                    };
                     path.push(Step::Key(tag.clone()));
                     match (&variant.value, payload) {
                         (VariantFormat::Struct(fields), Value::Object(inner_map)) => {
@@ -784,7 +840,10 @@ fn struct_place(
     places.push((path.to_vec(), container.to_owned(), present));
 }
 
-fn at_path<'v>(value: &'v mut serde_json::Value, path: &[Step]) -> Option<&'v mut serde_json::Value> {
+fn at_path<'v>(
+    value: &'v mut serde_json::Value,
+    path: &[Step],
+) -> Option<&'v mut serde_json::Value> {
     let mut at = value;
     for step in path {
         at = match step {

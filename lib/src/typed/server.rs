@@ -314,6 +314,8 @@ pub trait TypedHandler<P: Protocol>: Send + Sync + 'static {
 /// handshake negotiates it.
 pub struct Typed<P, S> {
     service: S,
+    /// The schema as JSON, when reflection is on.
+    schema: Option<Bytes>,
     _protocol: PhantomData<fn() -> P>,
 }
 
@@ -322,8 +324,23 @@ impl<P: Protocol, S: TypedService<P>> Typed<P, S> {
     pub fn new(service: S) -> Self {
         Typed {
             service,
+            schema: None,
             _protocol: PhantomData,
         }
+    }
+
+    /// Answers a call that asks for the protocol's schema (spec 3.13.1:
+    /// a CALL with metadata [`REFLECTION_KEY`](super::REFLECTION_KEY))
+    /// with [`Schema::of`](super::Schema::of) as JSON, as gRPC servers
+    /// offer reflection: what `client describe` and `client call` read.
+    /// Off by default, since it tells anyone who connects every call the
+    /// server has; a client that did not ask for the protocol may ask for
+    /// its schema, so a tool needs to know nothing beforehand. The schema
+    /// is traced here, once.
+    pub fn reflection(mut self) -> Result<Self, super::SchemaError> {
+        let schema = super::Schema::of::<P>()?;
+        self.schema = Some(Bytes::from(schema.to_json()));
+        Ok(self)
     }
 }
 
@@ -332,6 +349,7 @@ impl<P: Protocol, S: TypedService<P>> Typed<P, S> {
 /// its name appears there (it cannot be named outside the library).
 pub struct TypedConnection<P: Protocol, H> {
     inner: Option<(Arc<H>, Arc<Context<P>>)>,
+    schema: Option<Bytes>,
 }
 
 /// Serves one call on a typed connection: decodes it, hands it to the
@@ -339,8 +357,19 @@ pub struct TypedConnection<P: Protocol, H> {
 /// ended).
 async fn serve_call<P: Protocol, H: TypedHandler<P>>(
     inner: Option<(Arc<H>, Arc<Context<P>>)>,
+    schema: Option<Bytes>,
     mut call: crate::Call,
 ) {
+    if call.metadata().get(super::REFLECTION_KEY).is_some() {
+        let _ = match schema {
+            Some(json) => call.respond(json),
+            None => call.fail(format!(
+                "reflection is off on this server (it speaks {}); the operator turns it on",
+                P::NAME
+            )),
+        };
+        return;
+    }
     let Some((handler, context)) = inner else {
         let _ = call.fail(format!(
             "this server speaks {}: ask for it in the HELLO (spec 3.3.2)",
@@ -440,7 +469,10 @@ impl<P: Protocol, S: TypedService<P>> Service for Typed<P, S> {
             let handler = self.service.connect(&context);
             (Arc::new(handler), Arc::new(context))
         });
-        TypedConnection { inner }
+        TypedConnection {
+            inner,
+            schema: self.schema.clone(),
+        }
     }
 }
 
@@ -448,7 +480,7 @@ impl<P: Protocol, H: TypedHandler<P>> Handler for TypedConnection<P, H> {
     async fn on_text(&mut self, _message: Message) {}
 
     fn on_call(&mut self, call: crate::Call) -> impl Future<Output = ()> + Send + 'static {
-        serve_call(self.inner.clone(), call)
+        serve_call(self.inner.clone(), self.schema.clone(), call)
     }
 
     async fn on_binary(&mut self, data: Bytes) {
