@@ -4,6 +4,7 @@ mod bench;
 mod chat;
 mod conformance;
 mod display;
+mod reflection;
 mod stdin;
 
 use anyhow::{Context, bail};
@@ -13,6 +14,7 @@ use chat::run_chat;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use conformance::{ConformanceArgs, run_conformance};
 use display::show_payload;
+use reflection::{CallArgs, Called, DescribeArgs, run_call, run_describe};
 use rust_tcp::{Client, ClientConfig, ClientTls, ProtocolVersion};
 use std::io::Write;
 use stdin::send_stdin;
@@ -154,6 +156,18 @@ enum Command {
     /// (PASS, FAIL with what differed and the bytes, SKIP with the setting
     /// it needs) and a summary; exit status 1 if any case failed.
     Conformance(ConformanceArgs),
+    /// List a typed server's calls and types, as the server describes
+    /// itself (it must have reflection on: spec 3.13.1); --json prints the
+    /// whole schema.
+    Describe(DescribeArgs),
+    /// Make any call of a typed server from JSON, and print its answer as
+    /// JSON (a stream: one line per item). The server's schema says how to
+    /// encode it, so nothing about the protocol is needed beforehand. Exit
+    /// status 1 when the server answers with the protocol's error (printed
+    /// as JSON too) or the call fails.
+    ///
+    /// client --addr 127.0.0.1:7000 call get '{"key": "colour"}'
+    Call(CallArgs),
 }
 
 fn main() {
@@ -164,6 +178,9 @@ fn main() {
             Some(Command::Request { .. }) => Some("requests need protocol v2"),
             Some(Command::Chat { .. }) => {
                 Some("chat needs protocol v2 (v1 servers send nothing back)")
+            }
+            Some(Command::Describe(_) | Command::Call(_)) => {
+                Some("typed protocols need protocol v2")
             }
             _ => None,
         };
@@ -200,6 +217,12 @@ async fn run_one_connection(args: &Args) -> anyhow::Result<()> {
         }) => run_chat(&args.conn, !no_reconnect, *max_reconnect_attempts).await,
         Some(Command::Bench(_)) => unreachable!("run by main on its own runtime"),
         Some(Command::Conformance(c)) => run_conformance(&args.conn.addr, c).await,
+        Some(Command::Describe(d)) => run_describe(&args.conn, d).await,
+        Some(Command::Call(c)) => match run_call(&args.conn, c).await? {
+            Called::Answered => Ok(()),
+            // Said on stderr already; the exit status tells a script.
+            Called::ProtocolError => std::process::exit(1),
+        },
         None if args.messages.is_empty() => send_stdin(&args.conn).await,
         None => send_args(&args.conn, &args.messages).await,
     }
