@@ -187,8 +187,8 @@ impl Schema {
             self.response.clone()
         };
         let result = [
-            Variant::synthetic("Ok", 0, Shape::Newtype(ok)),
-            Variant::synthetic("Err", 1, Shape::Newtype(self.error.clone())),
+            Variant::new("Ok", 0, Shape::Newtype(ok)),
+            Variant::new("Err", 1, Shape::Newtype(self.error.clone())),
         ];
         let decoded = decode_with(
             Shaped {
@@ -539,17 +539,6 @@ impl Schema {
             name: v.name.clone(),
             payload,
         })
-    }
-}
-
-impl Variant {
-    fn synthetic(name: &str, index: u32, shape: Shape) -> Variant {
-        Variant {
-            name: name.into(),
-            index,
-            shape,
-            since: 0,
-        }
     }
 }
 

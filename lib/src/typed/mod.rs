@@ -15,6 +15,7 @@
 
 mod client;
 mod codec;
+mod compatibility;
 mod dynamic;
 mod schema;
 mod server;
@@ -22,6 +23,7 @@ mod server;
 pub use client::{CallError, Events, TypedClient, TypedPushed};
 pub use client::{TypedCall, TypedSender};
 pub use codec::{DecodeError, decode, encode};
+pub use compatibility::{Change, Peers};
 pub use dynamic::{Answer, ValueError};
 pub use schema::{
     CallKind, CallSchema, Field, REFLECTION_KEY, SCHEMA_FORMAT, Schema, SchemaError, Shape, Type,

@@ -456,6 +456,32 @@ impl Schema {
     }
 }
 
+impl Field {
+    /// A field without a default, of every version: for tools and tests
+    /// that build or edit a schema.
+    pub fn new(name: impl Into<String>, ty: Type) -> Field {
+        Field {
+            name: name.into(),
+            ty,
+            default: false,
+            since: 0,
+        }
+    }
+}
+
+impl Variant {
+    /// A variant of every version: for tools and tests that build or edit
+    /// a schema.
+    pub fn new(name: impl Into<String>, index: u32, shape: Shape) -> Variant {
+        Variant {
+            name: name.into(),
+            index,
+            shape,
+            since: 0,
+        }
+    }
+}
+
 impl TypeSchema {
     /// Every field and variant of this type as appearing in `version`.
     fn stamp(&mut self, version: u16) {

@@ -14,7 +14,9 @@ use chat::run_chat;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use conformance::{ConformanceArgs, run_conformance};
 use display::show_payload;
-use reflection::{CallArgs, Called, DescribeArgs, run_call, run_describe};
+use reflection::{
+    CallArgs, Called, DescribeArgs, SchemaCommand, run_call, run_describe, run_schema,
+};
 use rust_tcp::{Client, ClientConfig, ClientTls, ProtocolVersion};
 use std::io::Write;
 use stdin::send_stdin;
@@ -168,6 +170,9 @@ enum Command {
     ///
     /// client --addr 127.0.0.1:7000 call get '{"key": "colour"}'
     Call(CallArgs),
+    /// Work with schema files (`describe --json`, an example's --schema).
+    #[command(subcommand)]
+    Schema(SchemaCommand),
 }
 
 fn main() {
@@ -197,6 +202,11 @@ fn main() {
     let result = match &args.command {
         // The benchmark picks its own runtime (one thread or all).
         Some(Command::Bench(bench)) => run_bench(&args.conn, bench),
+        // No connection: two files compared.
+        Some(Command::Schema(command)) => match run_schema(command) {
+            Ok(true) => std::process::exit(1),
+            other => other.map(|_| ()),
+        },
         _ => run_one_connection(&args),
     };
     if let Err(e) = result {
@@ -215,7 +225,7 @@ async fn run_one_connection(args: &Args) -> anyhow::Result<()> {
             no_reconnect,
             max_reconnect_attempts,
         }) => run_chat(&args.conn, !no_reconnect, *max_reconnect_attempts).await,
-        Some(Command::Bench(_)) => unreachable!("run by main on its own runtime"),
+        Some(Command::Bench(_) | Command::Schema(_)) => unreachable!("run by main"),
         Some(Command::Conformance(c)) => run_conformance(&args.conn.addr, c).await,
         Some(Command::Describe(d)) => run_describe(&args.conn, d).await,
         Some(Command::Call(c)) => match run_call(&args.conn, c).await? {
