@@ -1,8 +1,8 @@
-//! A job queue on `rust_tcp::typed`: run a job and follow its output as it
-//! comes, cancel it by letting go of the call. The shape of a build
-//! server, a report generator, a device's firmware update.
+//! A job queue declared with `#[rust_tcp::service]`: run a job and follow
+//! its output as it comes, cancel it by letting go of the call. The shape
+//! of a build server, a report generator, a device's firmware update.
 //!
-//! - `Run { lines, every_ms }` is a **streaming call**: the job runs inside
+//! - `run(lines, every_ms)` is a **streaming call**: the job runs inside
 //!   the call, and its output lines are the call's items, sent at the pace
 //!   the client reads them (a slow follower slows its own job's stream and
 //!   nothing else; it is never dropped for it).
@@ -10,17 +10,19 @@
 //!   server drops the job's future, and the job's end is pushed to the
 //!   client as an event (`Ended { id, how: "cancelled" }`), so the client
 //!   sees that the work stopped, not just that it stopped listening.
-//! - `Count { jobs }` is a unary call answering how many jobs ran, ended
+//! - `count()` is a unary call answering how many jobs ran, ended
 //!   and were cancelled; a `traceparent` in the call's metadata is echoed
 //!   in the answer's `trace` field, so a test can see it arrived.
 //!
 //! `cargo run --example job_queue` runs a demonstration; with `-- --serve
 //! HOST:PORT [--ws-addr HOST:PORT]` it only serves (the Python and
-//! JavaScript clients' tests use it), printing `listening on ADDR`.
+//! JavaScript clients' tests use it), printing `listening on ADDR`, with
+//! reflection on (`client describe`, `client call`); `-- --schema` prints
+//! the protocol's schema, from which the Python and JavaScript clients are
+//! generated.
 
 use rust_tcp::typed::{
-    CallContext, CallError, Context, ItemStream, Protocol, StreamError, Typed, TypedClient,
-    TypedHandler, TypedItems, TypedPushed, TypedPusher, TypedService,
+    CallContext, ItemStream, Protocol, Stream, TypedItems, TypedPushed, TypedPusher,
 };
 use rust_tcp::{CallOptions, ClientConfig, Server, ServerConfig};
 use serde::{Deserialize, Serialize};
@@ -30,30 +32,14 @@ use std::time::Duration;
 
 // ---- the protocol ----
 
-/// The job-queue protocol, version 1.
-pub struct Jobs;
-
-#[derive(Debug, Serialize, Deserialize)]
-pub enum Request {
-    /// Runs a job that writes `lines` lines, one every `every_ms`: a
-    /// streaming call whose items are the lines.
-    Run { lines: u32, every_ms: u32 },
-    /// A job fed by the client: each line the client streams comes back
-    /// upper-cased (both streams at once).
-    Upper,
-    /// How many jobs ran, ended and were cancelled.
-    Count,
-}
-
+/// How many jobs ran, ended and were cancelled.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub enum Response {
-    Counted {
-        started: u64,
-        finished: u64,
-        cancelled: u64,
-        /// The trace id of the call's `traceparent`, if it had one.
-        trace: Option<String>,
-    },
+pub struct Counted {
+    pub started: u64,
+    pub finished: u64,
+    pub cancelled: u64,
+    /// The trace id of the call's `traceparent`, if it had one.
+    pub trace: Option<String>,
 }
 
 /// Pushed when a job ends, to the client that ran it.
@@ -62,28 +48,23 @@ pub enum Event {
     Ended { id: u64, how: String },
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub enum JobError {
-    /// `Run` is a streaming call; `Count` is not.
-    WrongKind(String),
-}
-
-impl Protocol for Jobs {
-    const NAME: &'static str = "jobs";
-    const VERSIONS: std::ops::RangeInclusive<u16> = 1..=1;
-    type Request = Request;
-    type Response = Response;
-    type Error = JobError;
-    type Message = ();
-    type Event = Event;
-    /// One line of a job's output.
-    type Item = String;
+/// The job-queue protocol, version 1: the whole of it.
+#[rust_tcp::service(name = "jobs", event = Event)]
+pub trait Jobs {
+    /// Runs a job that writes `lines` lines, one every `every_ms`: its
+    /// output lines are the call's items.
+    async fn run(lines: u32, every_ms: u32) -> Stream<String>;
+    /// A job fed by the client: each line the client streams comes back
+    /// upper-cased (both streams at once).
+    async fn upper(input: Stream<String>) -> Stream<String>;
+    /// How many jobs ran, ended and were cancelled.
+    async fn count() -> Counted;
 }
 
 // ---- the service ----
 
 /// What every connection shares: the counts.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct Queue {
     counts: Arc<Counts>,
 }
@@ -96,19 +77,12 @@ struct Counts {
     cancelled: AtomicU64,
 }
 
-impl TypedService<Jobs> for Queue {
-    type Handler = Queue;
-    fn connect(&self, _context: &Context<Jobs>) -> Queue {
-        self.clone()
-    }
-}
-
 /// A running job: when it is dropped before it finished (the call was
 /// cancelled, or its deadline passed), it counts and says so.
 struct Running {
     id: u64,
     counts: Arc<Counts>,
-    pusher: TypedPusher<Jobs>,
+    pusher: TypedPusher<JobsProtocol>,
     finished: bool,
 }
 
@@ -135,46 +109,13 @@ impl Drop for Running {
     }
 }
 
-impl TypedHandler<Jobs> for Queue {
-    async fn call(&self, request: Request, _: &Context<Jobs>) -> Result<Response, JobError> {
-        self.answer(request, None)
-    }
-
-    async fn call_with(
+impl Jobs for Queue {
+    async fn run(
         &self,
-        request: Request,
-        call: &CallContext<Jobs>,
-    ) -> Result<Response, JobError> {
-        let trace = call
-            .metadata
-            .get_str("traceparent")
-            .and_then(|t| t.split('-').nth(1))
-            .map(str::to_owned);
-        self.answer(request, trace)
-    }
-
-    async fn stream(
-        &self,
-        request: Request,
-        input: TypedItems<Jobs>,
-        call: &CallContext<Jobs>,
-    ) -> Result<ItemStream<Jobs>, StreamError<JobError>> {
-        let (lines, every_ms) = match request {
-            Request::Run { lines, every_ms } => (lines, every_ms),
-            Request::Upper => {
-                let upper = futures::stream::unfold(input, |mut input| async move {
-                    let line = input
-                        .next()
-                        .await?
-                        .unwrap_or_else(|e| format!("undecodable: {e}"));
-                    Some((line.to_uppercase(), input))
-                });
-                return Ok(Box::pin(upper));
-            }
-            Request::Count => {
-                return Err(JobError::WrongKind("Count is not a streaming call".into()).into());
-            }
-        };
+        call: &CallContext<JobsProtocol>,
+        lines: u32,
+        every_ms: u32,
+    ) -> ItemStream<JobsProtocol> {
         let counts = self.counts.clone();
         let id = counts.next_id.fetch_add(1, Ordering::Relaxed);
         counts.started.fetch_add(1, Ordering::Relaxed);
@@ -194,22 +135,35 @@ impl TypedHandler<Jobs> for Queue {
             tokio::time::sleep(Duration::from_millis(every_ms.into())).await;
             Some((format!("job line {n}"), (n + 1, job)))
         });
-        Ok(Box::pin(output))
+        Box::pin(output)
     }
-}
 
-impl Queue {
-    fn answer(&self, request: Request, trace: Option<String>) -> Result<Response, JobError> {
-        match request {
-            Request::Count => Ok(Response::Counted {
-                started: self.counts.started.load(Ordering::Relaxed),
-                finished: self.counts.finished.load(Ordering::Relaxed),
-                cancelled: self.counts.cancelled.load(Ordering::Relaxed),
-                trace,
-            }),
-            Request::Run { .. } | Request::Upper => Err(JobError::WrongKind(
-                "Run and Upper are streaming calls".into(),
-            )),
+    async fn upper(
+        &self,
+        _call: &CallContext<JobsProtocol>,
+        input: TypedItems<JobsProtocol>,
+    ) -> ItemStream<JobsProtocol> {
+        let upper = futures::stream::unfold(input, |mut input| async move {
+            let line = input
+                .next()
+                .await?
+                .unwrap_or_else(|e| format!("undecodable: {e}"));
+            Some((line.to_uppercase(), input))
+        });
+        Box::pin(upper)
+    }
+
+    async fn count(&self, call: &CallContext<JobsProtocol>) -> Counted {
+        let trace = call
+            .metadata
+            .get_str("traceparent")
+            .and_then(|t| t.split('-').nth(1))
+            .map(str::to_owned);
+        Counted {
+            started: self.counts.started.load(Ordering::Relaxed),
+            finished: self.counts.finished.load(Ordering::Relaxed),
+            cancelled: self.counts.cancelled.load(Ordering::Relaxed),
+            trace,
         }
     }
 }
@@ -219,31 +173,24 @@ impl Queue {
 /// Runs one job to its end and cancels another half way, and returns what
 /// the client saw, one line each.
 pub async fn demo() -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let config = ServerConfig::default().app_protocol(Jobs::app_protocol());
+    let config = ServerConfig::default().app_protocol(JobsProtocol::app_protocol());
     let server = Server::bind("127.0.0.1:0", config).await?;
     let addr = server.local_addr().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(Typed::new(Queue::default()), async {
+    let service = JobsServer::new(Queue::default()).into_service();
+    let running = tokio::spawn(server.run(service, async {
         let _ = stopped.await;
     }));
-    let client = TypedClient::<Jobs>::connect(&addr, ClientConfig::default().name("demo")).await?;
-    let mut events = client.events().expect("first use");
+    let jobs = JobsClient::connect(&addr, ClientConfig::default().name("demo")).await?;
+    let mut events = jobs.events().expect("first use");
     let mut seen = Vec::new();
 
-    let run = Request::Run {
-        lines: 3,
-        every_ms: 1,
-    };
-    let mut job = client.stream(&run, CallOptions::new()).await?;
+    let mut job = jobs.run(3, 1).await?;
     while let Some(line) = job.next_item().await? {
         seen.push(format!("job 0: {line}"));
     }
     job.finish().await?;
-    let run = Request::Run {
-        lines: 1000,
-        every_ms: 1,
-    };
-    let mut job = client.stream(&run, CallOptions::new()).await?;
+    let mut job = jobs.run(1000, 1).await?;
     if let Some(line) = job.next_item().await? {
         seen.push(format!("job 1: {line}, then cancelled"));
     }
@@ -253,12 +200,9 @@ pub async fn demo() -> Result<Vec<String>, Box<dyn std::error::Error>> {
             seen.push(format!("pushed: job {id} {how}"));
         }
     }
-    match client.call_with(&Request::Count, CallOptions::new()).await {
-        Ok(counted) => seen.push(format!("{counted:?}")),
-        Err(CallError::Remote(e)) => seen.push(format!("error {e:?}")),
-        Err(e) => return Err(e.into()),
-    }
-    client.close().await?;
+    let counted = jobs.with_options(CallOptions::new()).count().await?;
+    seen.push(format!("{counted:?}"));
+    jobs.close().await?;
     let _ = stop.send(());
     running.await?;
     Ok(seen)
@@ -268,7 +212,7 @@ pub async fn demo() -> Result<Vec<String>, Box<dyn std::error::Error>> {
 /// (SIGTERM ends the process).
 #[allow(dead_code)] // run by `main`, not by the test that includes this file
 async fn serve(addr: &str, ws_addr: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = ServerConfig::default().app_protocol(Jobs::app_protocol());
+    let mut config = ServerConfig::default().app_protocol(JobsProtocol::app_protocol());
     if let Some(ws_addr) = ws_addr {
         config = config.websocket(rust_tcp::WebSocketConfig::new(ws_addr).javascript_client());
     }
@@ -282,9 +226,14 @@ async fn serve(addr: &str, ws_addr: Option<&str>) -> Result<(), Box<dyn std::err
     server
         // Reflection on: `client describe` and `client call` read the
         // schema from the running server.
-        .run(Typed::new(Queue::default()).reflection()?, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .run(
+            JobsServer::new(Queue::default())
+                .into_service()
+                .reflection()?,
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        )
         .await;
     Ok(())
 }
@@ -296,7 +245,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match args.as_slice() {
         [] => {}
         [flag] if flag == "--schema" => {
-            println!("{}", rust_tcp::typed::Schema::of::<Jobs>()?.to_json());
+            println!(
+                "{}",
+                rust_tcp::typed::Schema::of::<JobsProtocol>()?.to_json()
+            );
             return Ok(());
         }
         [flag, addr] if flag == "--serve" => return serve(addr, None).await,

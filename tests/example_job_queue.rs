@@ -7,9 +7,9 @@
 #[path = "../examples/job_queue.rs"]
 mod job_queue;
 
-use job_queue::{Event, Jobs, Request, Response};
+use job_queue::{Event, JobsClient, JobsProtocol, JobsRequest, JobsServer};
 use rust_tcp::protocol::v2::CallStatus;
-use rust_tcp::typed::{CallError, Protocol, Typed, TypedClient, TypedPushed};
+use rust_tcp::typed::{CallError, Protocol, TypedPushed};
 use rust_tcp::{CallOptions, ClientConfig, ClientError, Server, ServerConfig};
 use std::time::Duration;
 
@@ -33,18 +33,16 @@ async fn the_job_queue_example_works() {
 }
 
 async fn serve() -> (String, tokio_util::sync::CancellationToken) {
-    let config = ServerConfig::default().app_protocol(Jobs::app_protocol());
+    let config = ServerConfig::default().app_protocol(JobsProtocol::app_protocol());
     let server = Server::bind("127.0.0.1:0", config).await.unwrap();
     let addr = server.local_addr().to_string();
     let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(server.run(
-        Typed::new(job_queue::Queue::default()),
-        stop.clone().cancelled_owned(),
-    ));
+    let service = JobsServer::new(job_queue::Queue::default()).into_service();
+    tokio::spawn(server.run(service, stop.clone().cancelled_owned()));
     (addr, stop)
 }
 
-async fn ended(events: &mut rust_tcp::typed::Events<Jobs>) -> Event {
+async fn ended(events: &mut rust_tcp::typed::Events<JobsProtocol>) -> Event {
     match tokio::time::timeout(PATIENCE, events.recv()).await.unwrap() {
         Some(TypedPushed::Event(e)) => e,
         other => panic!("expected a job's end, got {other:?}"),
@@ -54,16 +52,12 @@ async fn ended(events: &mut rust_tcp::typed::Events<Jobs>) -> Event {
 #[tokio::test]
 async fn a_deadline_stops_the_job_and_metadata_reaches_the_handler() {
     let (addr, stop) = serve().await;
-    let client = TypedClient::<Jobs>::connect(&addr, ClientConfig::default().name("t"))
+    let jobs = JobsClient::connect(&addr, ClientConfig::default().name("t"))
         .await
         .unwrap();
-    let mut events = client.events().unwrap();
-    let slow = Request::Run {
-        lines: 1000,
-        every_ms: 50,
-    };
+    let mut events = jobs.events().unwrap();
     let options = CallOptions::new().deadline(Some(Duration::from_millis(120)));
-    let mut job = client.stream(&slow, options).await.unwrap();
+    let mut job = jobs.with_options(options).run(1000, 50).await.unwrap();
     let mut lines = 0;
     let end = loop {
         match job.next_item().await {
@@ -95,38 +89,39 @@ async fn a_deadline_stops_the_job_and_metadata_reaches_the_handler() {
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         )
         .unwrap();
-    match client.call_with(&Request::Count, options).await.unwrap() {
-        Response::Counted {
-            trace, cancelled, ..
-        } => {
-            assert_eq!(trace.as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
-            assert_eq!(cancelled, 1);
-        }
-    }
-    // The protocol's own error for a call of the wrong kind.
-    let wrong = client
-        .stream(&Request::Count, CallOptions::new())
+    let counted = jobs.with_options(options).count().await.unwrap();
+    assert_eq!(
+        counted.trace.as_deref(),
+        Some("0af7651916cd43dd8448eb211c80319c")
+    );
+    assert_eq!(counted.cancelled, 1);
+    // A unary call opened as a stream is refused by name, before any
+    // handler runs.
+    let wrong = jobs
+        .typed()
+        .stream(&JobsRequest::Count, CallOptions::new())
         .await
         .unwrap();
-    assert!(matches!(wrong.finish().await, Err(CallError::Remote(_))));
-    client.close().await.unwrap();
+    let refused = wrong.finish().await;
+    assert!(
+        matches!(&refused, Err(CallError::Failed(reason)) if reason.contains("`count` is a unary call")),
+        "{refused:?}"
+    );
+    jobs.close().await.unwrap();
     stop.cancel();
 }
 
 #[tokio::test]
 async fn a_slow_follower_and_both_streams_at_once() {
     let (addr, stop) = serve().await;
-    let client = TypedClient::<Jobs>::connect(&addr, ClientConfig::default().name("t"))
+    let jobs = JobsClient::connect(&addr, ClientConfig::default().name("t"))
         .await
         .unwrap();
     // A follower with a window of 2 that reads the whole job: every line,
     // in order, never dropped.
-    let run = Request::Run {
-        lines: 200,
-        every_ms: 0,
-    };
-    let job = client
-        .stream(&run, CallOptions::new().server_stream(2))
+    let job = jobs
+        .with_options(CallOptions::new().server_stream(2))
+        .run(200, 0)
         .await
         .unwrap();
     use futures::StreamExt;
@@ -134,10 +129,7 @@ async fn a_slow_follower_and_both_streams_at_once() {
     assert_eq!(lines.len(), 200);
     assert_eq!(lines[199], "job line 199");
     // Both streams: the client's lines come back upper-cased.
-    let mut upper = client
-        .stream(&Request::Upper, CallOptions::new().client_stream(true))
-        .await
-        .unwrap();
+    let mut upper = jobs.upper().await.unwrap();
     for word in ["follow", "cancel"] {
         upper.send_item(&word.to_string()).await.unwrap();
         assert_eq!(
@@ -148,7 +140,7 @@ async fn a_slow_follower_and_both_streams_at_once() {
     upper.end_items().await.unwrap();
     assert_eq!(upper.next_item().await.unwrap(), None);
     upper.finish().await.unwrap();
-    client.close().await.unwrap();
+    jobs.close().await.unwrap();
     stop.cancel();
 }
 
@@ -156,18 +148,16 @@ async fn a_slow_follower_and_both_streams_at_once() {
 async fn a_sink_feeds_the_client_stream_while_another_task_reads() {
     use futures::{SinkExt, StreamExt};
     let (addr, stop) = serve().await;
-    let client = TypedClient::<Jobs>::connect(&addr, ClientConfig::default().name("t"))
+    let jobs = JobsClient::connect(&addr, ClientConfig::default().name("t"))
         .await
         .unwrap();
     // Far more lines than either window: the sink waits for the server's
     // credit, the server's stream for ours, and neither side gets stuck
     // because the two halves run in different tasks.
     const LINES: usize = 2_000;
-    let upper = client
-        .stream(
-            &Request::Upper,
-            CallOptions::new().client_stream(true).server_stream(4),
-        )
+    let upper = jobs
+        .with_options(CallOptions::new().server_stream(4))
+        .upper()
         .await
         .unwrap();
     let mut sender = upper.sender();
@@ -191,6 +181,6 @@ async fn a_sink_feeds_the_client_stream_while_another_task_reads() {
     assert_eq!(read.len(), LINES);
     assert_eq!(read[0], "LINE 0");
     assert_eq!(read[LINES - 1], format!("LINE {}", LINES - 1));
-    client.close().await.unwrap();
+    jobs.close().await.unwrap();
     stop.cancel();
 }

@@ -173,6 +173,11 @@ fn protocol(s: &Service, n: &Names) -> TokenStream {
                 Some(version) => quote!(#info.since(#version)),
                 None => info,
             };
+            let info = if m.input.is_some() {
+                quote!(#info.with_client_stream())
+            } else {
+                info
+            };
             quote!(#request::#v { .. } => #info)
         });
     let trait_doc = format!(

@@ -193,10 +193,12 @@ impl Compare<'_> {
                     NONE,
                     Writer::Client,
                 ),
-                Some(was) if was.kind != call.kind => self.note(
+                Some(was) if was.kind != call.kind || was.client_stream != call.client_stream => self.note(
                     format!(
-                        "call `{}` was {:?} and is {:?}",
-                        call.name, was.kind, call.kind
+                        "call `{}` was {} and is {}",
+                        call.name,
+                        kind_text(was),
+                        kind_text(call)
                     ),
                     BOTH,
                     Writer::Client,
@@ -491,6 +493,16 @@ impl Compare<'_> {
             self.shape(&format!("{at}::{}", v.name), &v.shape, &n.shape, writer);
         }
     }
+}
+
+fn kind_text(call: &super::CallSchema) -> String {
+    let kind = match call.kind {
+        super::CallKind::Unary => "unary",
+        super::CallKind::Streaming if call.client_stream => "streaming both ways",
+        super::CallKind::Streaming => "streaming",
+        super::CallKind::OneWay => "one-way",
+    };
+    kind.to_owned()
 }
 
 fn type_text(t: &Type) -> String {

@@ -140,6 +140,8 @@ pub struct CallInfo {
     /// The first version of the protocol with this call (0: every
     /// version): a client that negotiated an older one is refused it.
     pub since: u16,
+    /// The client streams items too (both ways at once).
+    pub client_stream: bool,
 }
 
 impl CallInfo {
@@ -149,6 +151,7 @@ impl CallInfo {
             name,
             streaming: false,
             since: 0,
+            client_stream: false,
         }
     }
 
@@ -158,7 +161,14 @@ impl CallInfo {
             name,
             streaming: true,
             since: 0,
+            client_stream: false,
         }
+    }
+
+    /// A streaming call where the client streams items too.
+    pub const fn with_client_stream(mut self) -> Self {
+        self.client_stream = true;
+        self
     }
 
     /// The call as added in `version`.

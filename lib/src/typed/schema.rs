@@ -69,6 +69,9 @@ pub struct CallSchema {
     pub name: String,
     /// How it is answered.
     pub kind: CallKind,
+    /// A streaming call where the client streams items too.
+    #[serde(default)]
+    pub client_stream: bool,
     /// The first version with it.
     pub since: u16,
     /// The variant of the request (or message) type it is sent as (`Get`).
@@ -326,6 +329,7 @@ impl Schema {
             calls.push(CallSchema {
                 name,
                 kind,
+                client_stream: info.is_some_and(|i| i.client_stream),
                 since,
                 args: variant_fields(&types, &request, &variant),
                 variant,
@@ -340,6 +344,7 @@ impl Schema {
                 calls.push(CallSchema {
                     name: snake_case(&variant),
                     kind: CallKind::OneWay,
+                    client_stream: false,
                     since: first,
                     args: variant_fields(&types, &message, &variant),
                     variant,

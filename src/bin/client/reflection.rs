@@ -231,6 +231,12 @@ pub(crate) async fn run_call(conn: &ConnArgs, args: &CallArgs) -> anyhow::Result
             names.join(", ")
         );
     };
+    if call.client_stream {
+        bail!(
+            "`{}` streams items from the client too, which the command line cannot send yet; call it from a program",
+            call.name
+        );
+    }
     let encodings: Vec<Encoding> = match &args.encoding {
         Some(e) => vec![encoding(e)],
         None => schema
