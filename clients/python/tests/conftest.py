@@ -156,6 +156,30 @@ class JobsServer(Process):
         self.addr = _addr_after(self.wait_for("listening on ", "stdout"))
 
 
+GENERATED = Path(__file__).resolve().parent / "generated"
+"""Where the examples' clients are generated: ``from generated.jobs import JobsClient``."""
+
+
+def generate_clients() -> None:
+    """Writes ``generated/kv.py`` and ``generated/jobs.py`` from the
+    examples' schemas (``--schema``), as a user would from theirs."""
+    from rust_tcp.generate import generate
+
+    GENERATED.mkdir(exist_ok=True)
+    (GENERATED / "__init__.py").write_text('"""Clients generated from the examples\' schemas."""\n')
+    for module, example in [("kv", "kv_store"), ("jobs", "job_queue")]:
+        schema = subprocess.run(
+            [binary(f"examples/{example}"), "--schema"], check=True, capture_output=True, text=True
+        ).stdout
+        (GENERATED / f"{module}.schema.json").write_text(schema)
+        (GENERATED / f"{module}.py").write_text(generate(schema))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before the tests are collected: they import the generated modules.
+    generate_clients()
+
+
 def _addr_after(line: str) -> str:
     after = line.rsplit("listening on ", 1)[1]
     return "".join(c for c in after.split()[0] if c.isalnum() or c in ".:[]")

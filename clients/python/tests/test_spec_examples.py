@@ -58,6 +58,8 @@ def written_again(data: bytes, comment: str) -> bytes:
     if kind == FrameType.CALL:
         call_id, flags, deadline_ms, credit = struct.unpack_from(">IBII", payload)
         meta = [("traceparent", TRACEPARENT.encode())] if "traceparent" in comment else []
+        if "rust-tcp-schema" in comment:
+            meta = [("rust-tcp-schema", b"")]
         meta_len = 1 + sum(3 + len(k) + len(v) for k, v in meta)
         request = payload[13 + meta_len :]
         return frames.call(call_id, flags, deadline_ms, credit, meta, request)

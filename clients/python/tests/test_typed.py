@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 from conftest import PATIENCE, KvServer, run
+from generated.kv import EventChanged, KvClient, KvErrorNoSuchKey, ResponseDone, ResponseValue
 
 from rust_tcp import AppProtocol, Encoding, HandshakeRefused, InvalidConfig, RequestFailed
 from rust_tcp.typed import (
@@ -47,32 +48,50 @@ def kv() -> Iterator[KvServer]:
 
 
 def test_calls_events_and_errors_against_the_rust_service(kv: KvServer) -> None:
+    """Through the client generated from the example's schema (generated/kv.py)."""
+
     async def body() -> None:
-        watcher = await TypedClient.connect(kv.addr, KV, name="watcher")
-        assert watcher.negotiated.name == "kv" and watcher.negotiated.version == 1
-        assert watcher.negotiated.encoding == Encoding.MSGPACK
+        watcher = await KvClient.connect(kv.addr, name="watcher")
+        assert watcher.typed.negotiated.name == "kv" and watcher.typed.negotiated.version == 1
+        assert watcher.typed.negotiated.encoding == Encoding.MSGPACK
         events = watcher.events()
-        assert await watcher.call(Watch()) == "Done"
-        writer = await TypedClient.connect(kv.addr, KV, name="writer")
-        assert await writer.call(Set("colour", "blue")) == "Done"
+        assert await watcher.watch() == ResponseDone()
+        writer = await KvClient.connect(kv.addr, name="writer")
+        assert await writer.set("colour", "blue") == ResponseDone()
         pushed = await asyncio.wait_for(events.__anext__(), PATIENCE)
-        assert pushed == Event({"Changed": {"key": "colour", "value": "blue"}})
-        assert isinstance(pushed, Event)
-        assert unpack_variant(pushed.value) == ("Changed", {"key": "colour", "value": "blue"})
-        answer = await watcher.call(variant("Get", {"key": "colour"}))
-        assert unpack_variant(answer) == ("Value", "blue")
+        assert pushed == EventChanged(key="colour", value="blue")
+        assert await watcher.get("colour") == ResponseValue(value="blue")
         with pytest.raises(RemoteError) as e:
-            await watcher.call({"Get": {"key": "size"}})
-        assert e.value.error == {"NoSuchKey": "size"}
+            await watcher.get("size")
+        assert e.value.error == KvErrorNoSuchKey(value="size")
         assert e.value.is_remote
         # A request this version does not have: the service could not
         # handle it at all, and says why.
         with pytest.raises(RequestFailed, match="Delete"):
-            await watcher.call(variant("Delete", {"key": "colour"}))
+            await watcher.typed.call(variant("Delete", {"key": "colour"}))
         # The connection goes on after both kinds of error.
-        assert await watcher.call({"Get": {"key": "colour"}}) == {"Value": "blue"}
+        assert await watcher.get("colour") == ResponseValue(value="blue")
         await writer.close()
         await watcher.close()
+
+    run(body())
+
+
+def test_requests_as_dicts_and_dataclasses_with_the_untyped_values(kv: KvServer) -> None:
+    """The typed layer underneath, without generated code: serde's shapes by hand."""
+
+    async def body() -> None:
+        async with await TypedClient.connect(kv.addr, KV, name="by-hand") as client:
+            events = client.events()
+            assert await client.call(Watch()) == "Done"
+            assert await client.call(Set("colour", "blue")) == "Done"
+            pushed = await asyncio.wait_for(events.__anext__(), PATIENCE)
+            assert isinstance(pushed, Event)
+            assert unpack_variant(pushed.value) == ("Changed", {"key": "colour", "value": "blue"})
+            assert unpack_variant(await client.call(variant("Get", {"key": "colour"}))) == ("Value", "blue")
+            with pytest.raises(RemoteError) as e:
+                await client.call({"Get": {"key": "size"}})
+            assert e.value.error == {"NoSuchKey": "size"}
 
     run(body())
 

@@ -3,6 +3,7 @@
     python -m rust_tcp send hello world        # each a TEXT message; exit 0 once processed
     python -m rust_tcp request ping "2 + 2"    # each a REQUEST; responses in argument order
     python -m rust_tcp --name alice chat       # stdin lines out, the room's lines in
+    python -m rust_tcp generate jobs.json -o jobs.py   # a typed client from a schema
 
 Errors are one line on stderr (``error: …``) with exit status 1; usage
 errors exit 2.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -91,7 +93,37 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--max-reconnect-attempts", type=int, metavar="N", help="give up (exit 1) after N failed attempts in a row"
     )
+    generate = sub.add_parser(
+        "generate",
+        help="write a typed Python client (dataclasses, a method per call; mypy --strict clean) "
+        "for the protocol of SCHEMA (from `client describe --json`); no connection is made",
+    )
+    generate.add_argument("schema", metavar="SCHEMA", help="the schema, JSON (`-` for standard input)")
+    generate.add_argument("-o", "--output", metavar="FILE", help="write the module here (default: standard output)")
     return p
+
+
+def run_generate(args: argparse.Namespace) -> None:
+    """Writes the module, or nothing at all when the schema is bad."""
+    from .generate import SchemaError, generate
+
+    if args.schema == "-":
+        text = sys.stdin.read()
+    else:
+        with open(args.schema, encoding="utf-8") as f:
+            text = f.read()
+    try:
+        module = generate(text)
+    except SchemaError as e:
+        raise UsageError(f"{args.schema}: {e}") from None
+    if args.output is None:
+        sys.stdout.write(module)
+        return
+    # Written whole or not at all: a half-written module would be imported.
+    tmp = f"{args.output}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(module)
+    os.replace(tmp, args.output)
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -231,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     try:
+        if args.command == "generate":
+            run_generate(args)
+            return 0
         prepare(args)
         asyncio.run(COMMANDS[args.command](args))
     except (UsageError, InvalidConfig) as e:
