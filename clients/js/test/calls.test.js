@@ -125,39 +125,39 @@ test("a server past our credit gets CLOSE 1002, and the call fails", async () =>
   wss.close();
 });
 
-test("typed streaming calls against the Rust job-queue example", async () => {
-  const { Process, binary, PATIENCE } = await import("./servers.js");
-  const msgpack = await import("@msgpack/msgpack");
-  const { TypedClient } = await import("../rust-tcp.js");
+test("typed streaming calls against the Rust job-queue example, through the client generated from its schema", async () => {
+  const { Process, binary, generated, PATIENCE } = await import("./servers.js");
+  const msgpack = await import("../msgpack.js");
+  const { JobsClient } = (await generated("job_queue")).module;
   const jobs = new Process(binary("examples/job_queue"), ["--serve", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"]);
   started.push(jobs);
   const line = await jobs.waitFor("listening for WebSockets on", "stdout");
   const url = line.slice(line.indexOf("ws://")).trim();
-  const client = await TypedClient.connect(url, { name: "jobs", minVersion: 1, maxVersion: 1 }, msgpack, options);
+  const client = await JobsClient.connect(url, msgpack, options);
   /** @type {unknown[]} */
   const ended = [];
   const endedTwice = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("no job ends in time")), PATIENCE);
-    client.addEventListener("event", (e) => {
-      ended.push(/** @type {any} */ (e).detail.value);
+    client.onEvent((/** @type {unknown} */ e) => {
+      ended.push(e);
       if (ended.length === 2) { clearTimeout(timer); resolve(undefined); }
     });
   });
-  const job = await client.stream({ Run: { lines: 3, every_ms: 1 } }, { serverStream: 2 });
+  const job = await client.run(3, 1, { serverStream: 2 });
   const lines = [];
   for await (const l of job) lines.push(l);
   assert.deepEqual(lines, ["job line 0", "job line 1", "job line 2"]);
   await job.result();
-  const long = await client.stream({ Run: { lines: 1000, every_ms: 1 } });
+  const long = await client.run(1000, 1);
   for await (const l of long) {
     assert.equal(l, "job line 0");
     break; // leaving the loop cancels the call, and the job with it
   }
   await endedTwice;
   assert.deepEqual(ended, [{ Ended: { id: 0, how: "finished" } }, { Ended: { id: 1, how: "cancelled" } }]);
-  const counted = await client.callWith("Count", { metadata: { traceparent: TRACEPARENT } });
-  assert.deepEqual(counted, { Counted: { started: 2, finished: 1, cancelled: 1, trace: "0af7651916cd43dd8448eb211c80319c" } });
-  const upper = await client.stream("Upper", { clientStream: true });
+  const counted = await client.count({ metadata: { traceparent: TRACEPARENT } });
+  assert.deepEqual(counted, { started: 2, finished: 1, cancelled: 1, trace: "0af7651916cd43dd8448eb211c80319c" });
+  const upper = await client.upper();
   await upper.send("follow");
   const it = upper[Symbol.asyncIterator]();
   assert.deepEqual(await it.next(), { done: false, value: "FOLLOW" });

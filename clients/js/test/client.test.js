@@ -117,22 +117,24 @@ test("a lost connection interrupts requests in flight; they are not resent", asy
   assert.match(end.error.message, /could not reconnect after 2 attempts/);
 });
 
-test("the typed layer calls the Rust kv service", async () => {
+test("the typed layer calls the Rust kv service, through the client generated from its schema", async () => {
+  const { generated } = await import("./servers.js");
+  const { KvClient } = (await generated("kv_store")).module;
   const kv = new Process(binary("examples/kv_store"), ["--serve", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"]);
   started.push(kv);
   const line = await kv.waitFor("listening for WebSockets on", "stdout");
   const url = line.slice(line.indexOf("ws://")).trim();
-  const kvProtocol = { name: "kv", minVersion: 1, maxVersion: 1 };
-  const watcher = await TypedClient.connect(url, kvProtocol, msgpack, options);
-  assert.deepEqual(watcher.negotiated, { name: "kv", version: 1, encoding: 1 });
-  const changed = next(watcher, "event");
-  assert.equal(await watcher.call("Watch"), "Done");
-  const writer = await TypedClient.connect(url, kvProtocol, msgpack, options);
-  assert.equal(await writer.call({ Set: { key: "colour", value: "blue" } }), "Done");
-  assert.deepEqual((await changed).value, { Changed: { key: "colour", value: "blue" } });
-  assert.deepEqual(await watcher.call({ Get: { key: "colour" } }), { Value: "blue" });
-  await assert.rejects(watcher.call({ Get: { key: "size" } }), (e) => e.kind === "remote" && e.error.NoSuchKey === "size");
-  await assert.rejects(watcher.call({ Delete: { key: "colour" } }), (e) => e.kind === "request-failed" && /Delete/.test(e.message));
+  const watcher = await KvClient.connect(url, msgpack, options);
+  assert.deepEqual(watcher.typed.negotiated, { name: "kv", version: 1, encoding: 1 });
+  const changed = new Promise((resolve) => watcher.onEvent(resolve));
+  assert.equal(await watcher.watch(), "Done");
+  const writer = await KvClient.connect(url, msgpack, options);
+  assert.equal(await writer.set("colour", "blue"), "Done");
+  assert.deepEqual(await changed, { Changed: { key: "colour", value: "blue" } });
+  assert.deepEqual(await watcher.get("colour"), { Value: "blue" });
+  await assert.rejects(watcher.get("size"), (e) => e.kind === "remote" && e.error.NoSuchKey === "size");
+  // Underneath, the untyped-value client: a request this version does not have.
+  await assert.rejects(watcher.typed.call({ Delete: { key: "colour" } }), (e) => e.kind === "request-failed" && /Delete/.test(e.message));
   await assert.rejects(TypedClient.connect(url, { name: "kv", minVersion: 2, maxVersion: 3 }, msgpack, options),
     (e) => e.kind === "refused" && e.code === 1010 && /server speaks kv 1, client kv 2-3/.test(e.message));
   await writer.close();

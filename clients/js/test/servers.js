@@ -101,3 +101,22 @@ function addrAfter(line, marker) {
   const after = line.slice(line.indexOf(marker) + marker.length);
   return after.match(/^[0-9.:\[\]a-f]+/)?.[0] ?? "";
 }
+
+/**
+ * The client generated from an example's schema (`--schema`), as a user
+ * would generate theirs: written to a directory of its own (`dir`) and
+ * imported. `example` is `kv_store` or `job_queue`.
+ * @param {string} example
+ * @returns {Promise<{module: any, dir: string, schema: string}>}
+ */
+export async function generated(example) {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { pathToFileURL } = await import("node:url");
+  const { generate } = await import("../generate.js");
+  const schema = execFileSync(binary(`examples/${example}`), ["--schema"], { encoding: "utf8" });
+  const dir = mkdtempSync(path.join(tmpdir(), "rust-tcp-generated-"));
+  const file = path.join(dir, `${example}.js`);
+  writeFileSync(file, generate(schema, { client: path.join(REPO, "clients", "js", "rust-tcp.js") }));
+  return { module: await import(pathToFileURL(file).href), dir, schema };
+}
