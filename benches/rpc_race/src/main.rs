@@ -6,9 +6,11 @@
 //!   rpc_race server KIND ADDR
 //!   rpc_race client KIND ADDR CONNECTIONS IN_FLIGHT SECONDS
 //!
-//! KIND: ours (typed, the enum form), ours-macro (the same through
-//! `#[rust_tcp::service]`'s generated client and dispatch), ours-raw
-//! (untyped request), tarpc, tonic. The client
+//! KIND: ours (typed, the message itself as the request), ours-enum (the
+//! hand-written enum form: a request enum with an `Echo { msg }` variant,
+//! a response enum with `Echo(Msg)`), ours-macro (the same protocol
+//! through `#[rust_tcp::service]`'s generated client and dispatch, the
+//! very bytes ours-enum sends), ours-raw (untyped request), tarpc, tonic. The client
 //! prints one JSON line: requests/s and latency percentiles in µs.
 //!
 //! Streams and cancellation (calls, spec 3.13), against the same servers:
@@ -181,6 +183,53 @@ impl Echoes for EchoesImpl {
     }
 }
 
+/// The enum form, by hand: what the macro generates for `Echoes`, written
+/// out, so the two race on the same bytes and differ only in the code.
+struct EchoEnum;
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum EnumRequest {
+    Echo { msg: Msg },
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum EnumResponse {
+    Echo(Msg),
+}
+
+impl rust_tcp::typed::Protocol for EchoEnum {
+    const NAME: &'static str = "echo-enum";
+    const VERSIONS: std::ops::RangeInclusive<u16> = 1..=1;
+    type Request = EnumRequest;
+    type Response = EnumResponse;
+    type Error = ();
+    type Message = ();
+    type Event = ();
+    type Item = ();
+}
+
+#[derive(Clone)]
+struct EchoEnumService;
+
+impl rust_tcp::typed::TypedService<EchoEnum> for EchoEnumService {
+    type Handler = EchoEnumService;
+    fn connect(&self, _: &rust_tcp::typed::Context<EchoEnum>) -> EchoEnumService {
+        EchoEnumService
+    }
+}
+
+impl rust_tcp::typed::TypedHandler<EchoEnum> for EchoEnumService {
+    async fn call(
+        &self,
+        request: EnumRequest,
+        _: &rust_tcp::typed::Context<EchoEnum>,
+    ) -> Result<EnumResponse, ()> {
+        match request {
+            EnumRequest::Echo { msg } => Ok(EnumResponse::Echo(msg)),
+        }
+    }
+}
+
 /// The untyped server: answers each request with its payload.
 struct EchoRaw;
 struct EchoRawHandler;
@@ -292,6 +341,16 @@ async fn serve(kind: &str, addr: &str) -> anyhow::Result<()> {
             let server = rust_tcp::Server::bind(addr, ours_config()).await?;
             server.run(EchoRaw, never).await;
         }
+        "ours-enum" => {
+            use rust_tcp::typed::Protocol;
+            let config = rust_tcp::ServerConfig::default()
+                .max_connection_rate_per_ip(0)
+                .app_protocol(EchoEnum::app_protocol());
+            let server = rust_tcp::Server::bind(addr, config).await?;
+            server
+                .run(rust_tcp::typed::Typed::new(EchoEnumService), never)
+                .await;
+        }
         "tarpc" => {
             use tarpc::server::{Channel, incoming::Incoming};
             let listener = tarpc::serde_transport::tcp::listen(
@@ -327,6 +386,7 @@ async fn serve(kind: &str, addr: &str) -> anyhow::Result<()> {
 enum Caller {
     Ours(rust_tcp::typed::TypedClient<Echo>),
     OursMacro(EchoesClient),
+    OursEnum(rust_tcp::typed::TypedClient<EchoEnum>),
     OursRaw(rust_tcp::Client),
     Tarpc(EchoServiceClient),
     Tonic(pb::echo_client::EchoClient<tonic::transport::Channel>),
@@ -343,6 +403,10 @@ impl Caller {
                 Caller::OursMacro(EchoesClient::connect(addr, rust_tcp::ClientConfig::default()).await?)
             }
             "ours-raw" => Caller::OursRaw(rust_tcp::Client::connect(addr).await?),
+            "ours-enum" => Caller::OursEnum(
+                rust_tcp::typed::TypedClient::connect(addr, rust_tcp::ClientConfig::default())
+                    .await?,
+            ),
             "tarpc" => {
                 let transport = tarpc::serde_transport::tcp::connect(
                     addr,
@@ -379,6 +443,19 @@ impl Caller {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .id
+            }
+            Caller::OursEnum(c) => {
+                let msg = Msg {
+                    id,
+                    text: text.into(),
+                };
+                match c
+                    .call(&EnumRequest::Echo { msg })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                {
+                    EnumResponse::Echo(msg) => msg.id,
+                }
             }
             Caller::OursRaw(c) => {
                 let mut payload = id.to_be_bytes().to_vec();
@@ -616,7 +693,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => bail!(
             "usage: rpc_race server KIND ADDR | rpc_race client KIND ADDR CONNECTIONS IN_FLIGHT SECONDS \
-             (KIND: ours, ours-macro, ours-raw, tarpc, tonic)"
+             (KIND: ours, ours-enum, ours-macro, ours-raw, tarpc, tonic)"
         ),
     }
 }
