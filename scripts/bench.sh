@@ -341,7 +341,7 @@ for round in $(seq "$ROUNDS"); do
     say "typed requests against tarpc and tonic, round $round/$ROUNDS"
     for load in "1 1" "50 1" "50 16"; do
         read -r conns depth <<< "$load"
-        for kind in ours ours-macro ours-raw tarpc tonic; do
+        for kind in ours ours-enum ours-macro ours-raw tarpc tonic; do
             PORT=$(free_port)
             start "race-$kind" "$PORT" "$RACE" server "$kind" "127.0.0.1:$PORT"
             cpu_before=$(cpu_ticks "$SERVER_PID")

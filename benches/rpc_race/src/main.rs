@@ -80,7 +80,8 @@ static DROPS: std::sync::LazyLock<Drops> = std::sync::LazyLock::new(Drops::defau
 
 impl Drops {
     fn started(&self) {
-        self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.changed.notify_waiters();
     }
 
@@ -127,20 +128,30 @@ impl rust_tcp::typed::TypedService<Echo> for EchoTyped {
 }
 
 impl rust_tcp::typed::TypedHandler<Echo> for EchoTyped {
-    async fn call(&self, request: Msg, context: &rust_tcp::typed::Context<Echo>) -> Result<Msg, ()> {
+    async fn call(
+        &self,
+        request: Msg,
+        context: &rust_tcp::typed::Context<Echo>,
+    ) -> Result<Msg, ()> {
         if let Some(n) = request.text.strip_prefix("push ") {
             // Our push path: events, fire and forget.
             // Each event made anew, as a stream's items are.
             let text = "x".repeat(32);
             for id in 0..n.parse::<u64>().unwrap_or(0) {
-                let item = Msg { id, text: text.clone() };
+                let item = Msg {
+                    id,
+                    text: text.clone(),
+                };
                 if context.pusher.send(&item).is_err() {
                     return Err(());
                 }
             }
         }
         if request.text == "last_drop" {
-            return Ok(Msg { id: DROPS.nth(request.id).await, text: String::new() });
+            return Ok(Msg {
+                id: DROPS.nth(request.id).await,
+                text: String::new(),
+            });
         }
         Ok(request)
     }
@@ -154,7 +165,10 @@ impl rust_tcp::typed::TypedHandler<Echo> for EchoTyped {
         if request.text == "wait" {
             // One item to say it started, then its work waits until dropped.
             let guard = DropClock;
-            let started = futures::stream::iter([Msg { id: 0, text: "started".into() }]);
+            let started = futures::stream::iter([Msg {
+                id: 0,
+                text: "started".into(),
+            }]);
             let forever = futures::stream::once(async move {
                 let _guard = guard;
                 std::future::pending::<Msg>().await
@@ -162,9 +176,12 @@ impl rust_tcp::typed::TypedHandler<Echo> for EchoTyped {
             return Ok(Box::pin(started.chain(forever)));
         }
         let text = "x".repeat(32);
-        Ok(Box::pin(futures::stream::iter(
-            (0..request.id).map(move |id| Msg { id, text: text.clone() }),
-        )))
+        Ok(Box::pin(futures::stream::iter((0..request.id).map(
+            move |id| Msg {
+                id,
+                text: text.clone(),
+            },
+        ))))
     }
 }
 
@@ -315,7 +332,12 @@ impl pb::echo_server::Echo for TonicEcho {
     ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
         let n = request.into_inner().id;
         let text = "x".repeat(32);
-        let items = (0..n).map(move |id| Ok(pb::Msg { id, text: text.clone() }));
+        let items = (0..n).map(move |id| {
+            Ok(pb::Msg {
+                id,
+                text: text.clone(),
+            })
+        });
         Ok(tonic::Response::new(Box::pin(futures::stream::iter(items))))
     }
 }
@@ -335,7 +357,9 @@ async fn serve(kind: &str, addr: &str) -> anyhow::Result<()> {
                 .max_connection_rate_per_ip(0)
                 .app_protocol(EchoesProtocol::app_protocol());
             let server = rust_tcp::Server::bind(addr, config).await?;
-            server.run(EchoesServer::new(EchoesImpl).into_service(), never).await;
+            server
+                .run(EchoesServer::new(EchoesImpl).into_service(), never)
+                .await;
         }
         "ours-raw" => {
             let server = rust_tcp::Server::bind(addr, ours_config()).await?;
@@ -399,9 +423,9 @@ impl Caller {
                 rust_tcp::typed::TypedClient::connect(addr, rust_tcp::ClientConfig::default())
                     .await?,
             ),
-            "ours-macro" => {
-                Caller::OursMacro(EchoesClient::connect(addr, rust_tcp::ClientConfig::default()).await?)
-            }
+            "ours-macro" => Caller::OursMacro(
+                EchoesClient::connect(addr, rust_tcp::ClientConfig::default()).await?,
+            ),
             "ours-raw" => Caller::OursRaw(rust_tcp::Client::connect(addr).await?),
             "ours-enum" => Caller::OursEnum(
                 rust_tcp::typed::TypedClient::connect(addr, rust_tcp::ClientConfig::default())
@@ -545,23 +569,45 @@ async fn stream(kind: &str, addr: &str, items: u64) -> anyhow::Result<()> {
     let mut got = 0u64;
     match kind {
         "ours-stream" => {
-            let c = rust_tcp::typed::TypedClient::<Echo>::connect(addr, rust_tcp::ClientConfig::default()).await?;
-            let request = Msg { id: items, text: "stream".into() };
+            let c = rust_tcp::typed::TypedClient::<Echo>::connect(
+                addr,
+                rust_tcp::ClientConfig::default(),
+            )
+            .await?;
+            let request = Msg {
+                id: items,
+                text: "stream".into(),
+            };
             // A window of 1,024 items (~46 KB of these messages): what tonic's
             // HTTP/2 stream window (64 KiB) holds of them, roughly.
             let options = rust_tcp::CallOptions::new().server_stream(1024);
-            let mut call = c.stream(&request, options).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            while call.next_item().await.map_err(|e| anyhow::anyhow!("{e}"))?.is_some() {
+            let mut call = c
+                .stream(&request, options)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            while call
+                .next_item()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .is_some()
+            {
                 got += 1;
             }
             c.close().await?;
         }
         "ours-push" => {
-            let c = rust_tcp::typed::TypedClient::<Echo>::connect(addr, rust_tcp::ClientConfig::default()).await?;
+            let c = rust_tcp::typed::TypedClient::<Echo>::connect(
+                addr,
+                rust_tcp::ClientConfig::default(),
+            )
+            .await?;
             let mut events = c.events().expect("first use");
             while got < items {
                 let batch = (items - got).min(1000);
-                let ask = Msg { id: 0, text: format!("push {batch}") };
+                let ask = Msg {
+                    id: 0,
+                    text: format!("push {batch}"),
+                };
                 c.call(&ask).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 for _ in 0..batch {
                     match events.recv().await {
@@ -574,7 +620,13 @@ async fn stream(kind: &str, addr: &str, items: u64) -> anyhow::Result<()> {
         }
         "tonic-stream" => {
             let mut c = pb::echo_client::EchoClient::connect(format!("http://{addr}")).await?;
-            let mut s = c.stream(pb::Msg { id: items, text: "stream".into() }).await?.into_inner();
+            let mut s = c
+                .stream(pb::Msg {
+                    id: items,
+                    text: "stream".into(),
+                })
+                .await?
+                .into_inner();
             while s.message().await?.is_some() {
                 got += 1;
             }
@@ -585,7 +637,10 @@ async fn stream(kind: &str, addr: &str, items: u64) -> anyhow::Result<()> {
         bail!("{got} items of {items}");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    println!("{{\"kind\":\"{kind}\",\"items\":{items},\"operations\":{items},\"per_sec\":{:.1}}}", items as f64 / elapsed);
+    println!(
+        "{{\"kind\":\"{kind}\",\"items\":{items},\"operations\":{items},\"per_sec\":{:.1}}}",
+        items as f64 / elapsed
+    );
     Ok(())
 }
 
@@ -595,19 +650,40 @@ async fn cancel(kind: &str, addr: &str, times: u64) -> anyhow::Result<()> {
     let mut took = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     match kind {
         "ours" => {
-            let c = rust_tcp::typed::TypedClient::<Echo>::connect(addr, rust_tcp::ClientConfig::default()).await?;
+            let c = rust_tcp::typed::TypedClient::<Echo>::connect(
+                addr,
+                rust_tcp::ClientConfig::default(),
+            )
+            .await?;
             for n in 1..=times {
-                let wait = Msg { id: 0, text: "wait".into() };
-                let mut call = c.stream(&wait, rust_tcp::CallOptions::new()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let wait = Msg {
+                    id: 0,
+                    text: "wait".into(),
+                };
+                let mut call = c
+                    .stream(&wait, rust_tcp::CallOptions::new())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 call.next_item().await.map_err(|e| anyhow::anyhow!("{e}"))?; // started
                 let t0 = now_ns();
                 drop(call);
-                let at = c.call(&Msg { id: n, text: "last_drop".into() }).await.map_err(|e| anyhow::anyhow!("{e}"))?.id;
+                let at = c
+                    .call(&Msg {
+                        id: n,
+                        text: "last_drop".into(),
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .id;
                 took.saturating_record(at.saturating_sub(t0) / 1000);
             }
         }
         "tarpc" => {
-            let transport = tarpc::serde_transport::tcp::connect(addr, tarpc::tokio_serde::formats::Bincode::default).await?;
+            let transport = tarpc::serde_transport::tcp::connect(
+                addr,
+                tarpc::tokio_serde::formats::Bincode::default,
+            )
+            .await?;
             let c = EchoServiceClient::new(tarpc::client::Config::default(), transport).spawn();
             for n in 1..=times {
                 let waiting = {
@@ -650,12 +726,25 @@ async fn stalled(addr: &str, streams: usize, server_pid: &str) -> anyhow::Result
     let mut calls = Vec::new();
     for i in 0..streams {
         if i % 100 == 0 {
-            clients.push(rust_tcp::typed::TypedClient::<Echo>::connect(addr, rust_tcp::ClientConfig::default()).await?);
+            clients.push(
+                rust_tcp::typed::TypedClient::<Echo>::connect(
+                    addr,
+                    rust_tcp::ClientConfig::default(),
+                )
+                .await?,
+            );
         }
-        let request = Msg { id: 1_000_000, text: "stream".into() };
+        let request = Msg {
+            id: 1_000_000,
+            text: "stream".into(),
+        };
         let options = rust_tcp::CallOptions::new().server_stream(16);
         let c = clients.last().expect("one per 100");
-        calls.push(c.stream(&request, options).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+        calls.push(
+            c.stream(&request, options)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
     }
     // Every stream has its window of items sent and waits for credit.
     tokio::time::sleep(Duration::from_secs(2)).await;
