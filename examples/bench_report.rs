@@ -770,7 +770,7 @@ fn rpc_race(md: &mut String, runs: &[Run]) {
          contestant echoes the same message (an id and a 32-byte text), \
          driven by its own client library from one program: **ours** is \
          `rust_tcp::typed` (MessagePack with names, the message itself the \
-         request), **ours-enum** the enum form (`Request::Echo { msg }`, \
+         request), **ours-enum** the enum form (`Request::Echo {{ msg }}`, \
          `Response::Echo(msg)`), **ours-macro** the same echo declared with \
          `#[rust_tcp::service]` and called through its generated client (the \
          very bytes ours-enum sends), **ours-raw** our untyped \
