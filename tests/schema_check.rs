@@ -216,7 +216,7 @@ fn a_changed_type_breaks_both_ways() {
     fields(&mut new, "Job")[1].ty = Type::Str;
     let (out, ok) = check(&old(), &new);
     assert!(
-        out.starts_with("BREAKING  Job.prio: type changed from \"u8\" to \"str\"\n"),
+        out.starts_with("BREAKING  Job.prio: type changed from u8 to String\n"),
         "{out}"
     );
     assert!(

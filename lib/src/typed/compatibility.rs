@@ -312,7 +312,7 @@ impl Compare<'_> {
             // A value becoming optional: MessagePack reads the old value
             // as `Some`, but an old reader cannot take a `None`.
             (t, Type::Option(b)) if **b == *t => self.by_encoding(
-                format!("{at}: {} became optional", type_text(t)),
+                format!("{at}: {t} became optional"),
                 Fails {
                     old_read_by_new: false,
                     new_read_by_old: true,
@@ -321,15 +321,7 @@ impl Compare<'_> {
                 writer,
             ),
             (a, b) if a == b => {}
-            (a, b) => self.note(
-                format!(
-                    "{at}: type changed from {} to {}",
-                    type_text(a),
-                    type_text(b)
-                ),
-                BOTH,
-                writer,
-            ),
+            (a, b) => self.note(format!("{at}: type changed from {a} to {b}"), BOTH, writer),
         }
     }
 
@@ -503,10 +495,6 @@ fn kind_text(call: &super::CallSchema) -> String {
         super::CallKind::OneWay => "one-way",
     };
     kind.to_owned()
-}
-
-fn type_text(t: &Type) -> String {
-    serde_json::to_string(t).unwrap_or_default()
 }
 
 fn shape_text(s: &Shape) -> &'static str {

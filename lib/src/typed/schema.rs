@@ -161,6 +161,51 @@ pub enum Type {
     Named(String),
 }
 
+/// As Rust spells it: `u64`, `Option<String>`, `Vec<Job>`, `Map<String, u8>`,
+/// `(u8, String)`, `[u8; 4]`, `bytes`.
+impl std::fmt::Display for Type {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |f: &mut std::fmt::Formatter<'_>, ts: &[Type]| -> std::fmt::Result {
+            for (i, t) in ts.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{t}")?;
+            }
+            Ok(())
+        };
+        match self {
+            Type::Unit => f.write_str("()"),
+            Type::Bool => f.write_str("bool"),
+            Type::I8 => f.write_str("i8"),
+            Type::I16 => f.write_str("i16"),
+            Type::I32 => f.write_str("i32"),
+            Type::I64 => f.write_str("i64"),
+            Type::I128 => f.write_str("i128"),
+            Type::U8 => f.write_str("u8"),
+            Type::U16 => f.write_str("u16"),
+            Type::U32 => f.write_str("u32"),
+            Type::U64 => f.write_str("u64"),
+            Type::U128 => f.write_str("u128"),
+            Type::F32 => f.write_str("f32"),
+            Type::F64 => f.write_str("f64"),
+            Type::Char => f.write_str("char"),
+            Type::Str => f.write_str("String"),
+            Type::Bytes => f.write_str("bytes"),
+            Type::Option(t) => write!(f, "Option<{t}>"),
+            Type::Seq(t) => write!(f, "Vec<{t}>"),
+            Type::Map { key, value } => write!(f, "Map<{key}, {value}>"),
+            Type::Tuple(ts) => {
+                f.write_str("(")?;
+                list(f, ts)?;
+                f.write_str(")")
+            }
+            Type::Array { item, len } => write!(f, "[{item}; {len}]"),
+            Type::Named(name) => f.write_str(name),
+        }
+    }
+}
+
 /// A named type: its shape and the version it appeared in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

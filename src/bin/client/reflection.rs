@@ -88,7 +88,7 @@ pub(crate) async fn run_describe(conn: &ConnArgs, args: &DescribeArgs) -> anyhow
     ];
     for (what, ty) in tops {
         if *ty != Type::Unit {
-            writeln!(out, "{what}: {}", type_name(ty))?;
+            writeln!(out, "{what}: {}", ty)?;
         }
     }
     writeln!(out, "types:")?;
@@ -123,13 +123,13 @@ fn signature(call: &CallSchema, response: &Type) -> String {
     let args: Vec<_> = call
         .args
         .iter()
-        .map(|a| format!("{}: {}", a.name, type_name(&a.ty)))
+        .map(|a| format!("{}: {}", a.name, a.ty))
         .collect();
     let returns = match (&call.kind, &call.returns) {
         (CallKind::OneWay, _) => " (one-way)".to_owned(),
-        (CallKind::Streaming, Some(t)) => format!(" -> stream of {}", type_name(t)),
-        (_, Some(t)) => format!(" -> {}", type_name(t)),
-        (_, None) => format!(" -> {}", type_name(response)),
+        (CallKind::Streaming, Some(t)) => format!(" -> stream of {}", t),
+        (_, Some(t)) => format!(" -> {}", t),
+        (_, None) => format!(" -> {}", response),
     };
     let since = if call.since > 1 {
         format!("  (since {})", call.since)
@@ -139,35 +139,12 @@ fn signature(call: &CallSchema, response: &Type) -> String {
     format!("{}({}){returns}{since}", call.name, args.join(", "))
 }
 
-/// A type as Rust spells it.
-fn type_name(ty: &Type) -> String {
-    match ty {
-        Type::Unit => "()".into(),
-        Type::Str => "String".into(),
-        Type::Bytes => "bytes".into(),
-        Type::Option(t) => format!("Option<{}>", type_name(t)),
-        Type::Seq(t) => format!("Vec<{}>", type_name(t)),
-        Type::Map { key, value } => format!("Map<{}, {}>", type_name(key), type_name(value)),
-        Type::Tuple(ts) => format!(
-            "({})",
-            ts.iter().map(type_name).collect::<Vec<_>>().join(", ")
-        ),
-        Type::Array { item, len } => format!("[{}; {len}]", type_name(item)),
-        Type::Named(name) => name.clone(),
-        // bool, u8 ... f64, char: their own names.
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("{other:?}")),
-    }
-}
-
 fn fields_text(fields: &[rust_tcp::typed::Field]) -> String {
     fields
         .iter()
         .map(|f| {
             let optional = if f.default { "?" } else { "" };
-            format!("{}{optional}: {}", f.name, type_name(&f.ty))
+            format!("{}{optional}: {}", f.name, f.ty)
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -176,10 +153,13 @@ fn fields_text(fields: &[rust_tcp::typed::Field]) -> String {
 fn shape_line(name: &str, shape: &Shape) -> String {
     match shape {
         Shape::Unit => format!("struct {name}"),
-        Shape::Newtype(t) => format!("struct {name}({})", type_name(t)),
+        Shape::Newtype(t) => format!("struct {name}({})", t),
         Shape::Tuple(ts) => format!(
             "struct {name}({})",
-            ts.iter().map(type_name).collect::<Vec<_>>().join(", ")
+            ts.iter()
+                .map(Type::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Shape::Struct(fields) => format!("struct {name} {{ {} }}", fields_text(fields)),
         Shape::Enum(variants) => {
@@ -187,11 +167,14 @@ fn shape_line(name: &str, shape: &Shape) -> String {
                 .iter()
                 .map(|v| match &v.shape {
                     Shape::Unit => v.name.clone(),
-                    Shape::Newtype(t) => format!("{}({})", v.name, type_name(t)),
+                    Shape::Newtype(t) => format!("{}({})", v.name, t),
                     Shape::Tuple(ts) => format!(
                         "{}({})",
                         v.name,
-                        ts.iter().map(type_name).collect::<Vec<_>>().join(", ")
+                        ts.iter()
+                            .map(Type::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     Shape::Struct(fields) => format!("{} {{ {} }}", v.name, fields_text(fields)),
                     _ => v.name.clone(),
