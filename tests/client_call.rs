@@ -209,3 +209,92 @@ async fn every_mistake_is_one_clear_line_and_exit_status_1() {
     );
     server.shut_down().await;
 }
+
+/// An enum protocol speaking both encodings: `--encoding postcard` makes
+/// the same call positionally, encoded and decoded through the schema.
+mod both {
+    use super::*;
+    use rust_tcp::protocol::v2::Encoding;
+    use rust_tcp::typed::{TypedHandler, TypedService};
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub enum Request {
+        Add {
+            a: i32,
+            b: i32,
+            label: Option<String>,
+        },
+    }
+
+    pub struct Sum;
+    impl Protocol for Sum {
+        const NAME: &'static str = "sum";
+        const VERSIONS: std::ops::RangeInclusive<u16> = 1..=1;
+        const ENCODINGS: &'static [Encoding] = &[Encoding::MessagePack, Encoding::Postcard];
+        type Request = Request;
+        type Response = (i64, String);
+        type Error = String;
+        type Message = ();
+        type Event = ();
+        type Item = ();
+    }
+
+    #[derive(Clone)]
+    pub struct Adder;
+    impl TypedService<Sum> for Adder {
+        type Handler = Adder;
+        fn connect(&self, _: &Context<Sum>) -> Adder {
+            Adder
+        }
+    }
+    impl TypedHandler<Sum> for Adder {
+        async fn call(
+            &self,
+            request: Request,
+            context: &Context<Sum>,
+        ) -> Result<(i64, String), String> {
+            let Request::Add { a, b, label } = request;
+            let encoding = format!("{:?}", context.encoding);
+            Ok((i64::from(a) + i64::from(b), label.unwrap_or(encoding)))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn call_speaks_postcard_when_asked() {
+    let config = ServerConfig::default().app_protocol(both::Sum::app_protocol());
+    let service = rust_tcp::typed::Typed::new(both::Adder)
+        .reflection()
+        .unwrap();
+    let server = InProcessServer::start(service, config).await;
+    let addr = server.addr.as_str();
+    let args = r#"{"a": 2, "b": -5}"#;
+    let (out, err, ok) = client(&[
+        "--addr",
+        addr,
+        "call",
+        "add",
+        args,
+        "--encoding",
+        "postcard",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "[-3,\"Postcard\"]\n");
+    let (out, _, ok) = client(&["--addr", addr, "call", "add", args]).await;
+    assert!(ok);
+    assert_eq!(out, "[-3,\"MessagePack\"]\n");
+    let args = r#"{"a": 1, "b": 1, "label": "x"}"#;
+    let (out, _, _) = client(&[
+        "--addr",
+        addr,
+        "call",
+        "add",
+        args,
+        "--encoding",
+        "postcard",
+    ])
+    .await;
+    assert_eq!(out, "[2,\"x\"]\n");
+    server.shut_down().await;
+}
