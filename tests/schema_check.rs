@@ -355,3 +355,39 @@ fn a_bad_file_is_one_line_and_exit_status_1() {
 
 #[allow(dead_code)]
 fn servers(_: v1::JobsServer<v1::Q>, _: v2::JobsServer<v2::Q>) {}
+
+/// `schema stamp OLD NEW`: what the last release had keeps its version,
+/// what is new appeared in the new highest version — so a field added to
+/// a type that existed says when it came, which the types alone cannot.
+#[test]
+fn stamping_carries_versions_so_an_added_field_says_when_it_came() {
+    let dir = std::env::temp_dir().join(format!("rust-tcp-stamp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (o, n) = (dir.join("v1.json"), dir.join("v2.json"));
+    std::fs::write(&o, old().to_json()).unwrap();
+    let v2 = Schema::of::<v2::JobsProtocol>().unwrap();
+    // Traced alone, v2's new field looks as old as its type.
+    let Shape::Struct(fields) = &v2.types["Job"].shape else {
+        panic!()
+    };
+    assert_eq!(fields.iter().find(|f| f.name == "tags").unwrap().since, 1);
+    std::fs::write(&n, v2.to_json()).unwrap();
+    let out = run_client(
+        &["schema", "stamp", o.to_str().unwrap(), n.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stamped = Schema::from_json(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let Shape::Struct(fields) = &stamped.types["Job"].shape else {
+        panic!()
+    };
+    let since: Vec<_> = fields.iter().map(|f| (f.name.as_str(), f.since)).collect();
+    assert_eq!(since, [("name", 1), ("prio", 1), ("note", 1), ("tags", 2)]);
+    assert_eq!(stamped.types["Job"].since, 1);
+    assert_eq!(stamped.call("cancel").unwrap().since, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

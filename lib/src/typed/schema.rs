@@ -500,6 +500,50 @@ impl Schema {
         Schema::from_json(text)
     }
 
+    /// Carries the versions of `older` (the schema of the last release)
+    /// into this one: what `older` has keeps the version it appeared in,
+    /// and what is new here — a field added to a type that already
+    /// existed, a variant, a type — appeared in this schema's highest
+    /// version. The types alone cannot say when a field was added; a
+    /// deployment's schema files can. Calls keep their `#[since]`.
+    pub fn carry_versions(&mut self, older: &Schema) {
+        let (old_high, high) = (older.versions[1], self.versions[1]);
+        let added = |computed: u16| if computed <= old_high { high } else { computed };
+        for (name, t) in &mut self.types {
+            let Some(was) = older.types.get(name) else {
+                t.since = added(t.since);
+                t.stamp(t.since);
+                continue;
+            };
+            t.since = was.since;
+            let fields = |now: &mut Vec<Field>, then: Option<&Vec<Field>>, since: u16| {
+                for f in now {
+                    f.since = match then.and_then(|fs| fs.iter().find(|o| o.name == f.name)) {
+                        Some(o) => o.since,
+                        None => added(since),
+                    };
+                }
+            };
+            match (&mut t.shape, &was.shape) {
+                (Shape::Struct(now), Shape::Struct(then)) => fields(now, Some(then), t.since),
+                (Shape::Enum(now), Shape::Enum(then)) => {
+                    for v in now {
+                        let old = then.iter().find(|o| o.name == v.name);
+                        v.since = old.map_or_else(|| added(v.since), |o| o.since);
+                        let old_fields = old.and_then(|o| match &o.shape {
+                            Shape::Struct(fs) => Some(fs),
+                            _ => None,
+                        });
+                        if let Shape::Struct(fs) = &mut v.shape {
+                            fields(fs, old_fields, v.since);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// The call named `name`.
     pub fn call(&self, name: &str) -> Option<&CallSchema> {
         self.calls.iter().find(|c| c.name == name)

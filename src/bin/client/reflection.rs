@@ -316,17 +316,34 @@ pub(crate) enum SchemaCommand {
         /// The schema about to be deployed.
         new: std::path::PathBuf,
     },
+    /// Print NEW with the versions of OLD carried into it: what OLD has
+    /// keeps its version, what is new (a field added to an existing type,
+    /// say) appeared in NEW's highest version. Keep each release's stamped
+    /// schema, and every field says when it came.
+    Stamp {
+        /// The schema of the last release (stamped itself, if it was).
+        old: std::path::PathBuf,
+        /// The schema of this one, as `describe --json` or `--schema` wrote it.
+        new: std::path::PathBuf,
+    },
 }
 
 /// Whether `schema check` found a breaking change.
 pub(crate) fn run_schema(command: &SchemaCommand) -> anyhow::Result<bool> {
-    let SchemaCommand::Check { old, new } = command;
     let read = |path: &std::path::Path| -> anyhow::Result<Schema> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Schema::from_json(&text).with_context(|| format!("{}", path.display()))
     };
-    let (old, new) = (read(old)?, read(new)?);
+    let (old, new) = match command {
+        SchemaCommand::Check { old, new } => (read(old)?, read(new)?),
+        SchemaCommand::Stamp { old, new } => {
+            let (old, mut new) = (read(old)?, read(new)?);
+            new.carry_versions(&old);
+            writeln!(std::io::stdout().lock(), "{}", new.to_json())?;
+            return Ok(false);
+        }
+    };
     let changes = new.changes_since(&old);
     let mut out = std::io::stdout().lock();
     let breaking = changes.iter().filter(|c| c.is_breaking()).count();
