@@ -64,6 +64,16 @@ pub(crate) fn encode_split<T: Serialize>(
 
 /// Decodes one `T` from `bytes`, which must hold exactly one.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], encoding: Encoding) -> Result<T, DecodeError> {
+    decode_seed(std::marker::PhantomData::<T>, bytes, encoding)
+}
+
+/// Decodes one value from `bytes` with `seed` (a type, or a schema that
+/// says what to read): exactly one, bytes after it refused.
+pub(crate) fn decode_seed<'de, S: serde::de::DeserializeSeed<'de>>(
+    seed: S,
+    bytes: &'de [u8],
+    encoding: Encoding,
+) -> Result<S::Value, DecodeError> {
     let error = |e: &dyn std::fmt::Display| DecodeError(e.to_string());
     // Spec 3.3.3: a payload is exactly one value. Bytes after it are not
     // ignored: they would be a second value, or another version's layout,
@@ -72,7 +82,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], encoding: Encoding) -> Result<T
     match encoding {
         Encoding::MessagePack => {
             let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-            let value = T::deserialize(&mut de).map_err(|e| error(&e))?;
+            let value = seed.deserialize(&mut de).map_err(|e| error(&e))?;
             // The reader keeps its place private: whether another value
             // starts is whether one more marker byte can be read.
             match serde::de::IgnoredAny::deserialize(&mut de) {
@@ -84,10 +94,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], encoding: Encoding) -> Result<T
                 _ => Err(trailing()),
             }
         }
-        Encoding::Postcard => match postcard::take_from_bytes(bytes) {
-            Ok((value, [])) => Ok(value),
-            Ok(_) => Err(trailing()),
-            Err(e) => Err(error(&e)),
-        },
+        Encoding::Postcard => {
+            let mut de = postcard::Deserializer::from_bytes(bytes);
+            let value = seed.deserialize(&mut de).map_err(|e| error(&e))?;
+            match de.finalize() {
+                Ok([]) => Ok(value),
+                Ok(_) => Err(trailing()),
+                Err(e) => Err(error(&e)),
+            }
+        }
     }
 }

@@ -767,39 +767,8 @@ impl Serialize for FieldsOf<'_> {
 static NAMES: [&str; 256] = [""; 256];
 
 fn decode_with(seed: Shaped<'_>, bytes: &[u8], encoding: Encoding) -> Result<Json, ValueError> {
-    let err = |e: &dyn fmt::Display| wrong("answer", e.to_string());
-    match encoding {
-        Encoding::MessagePack => {
-            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-            let value = seed.deserialize(&mut de).map_err(|e| err(&e))?;
-            match serde::de::IgnoredAny::deserialize(&mut de) {
-                Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-                {
-                    Ok(value)
-                }
-                _ => Err(wrong(
-                    "answer",
-                    "bytes after the value (a payload holds exactly one)",
-                )),
-            }
-        }
-        Encoding::Postcard => {
-            let mut de = postcard::Deserializer::from_bytes(bytes);
-            let value = seed.deserialize(&mut de).map_err(|e| err(&e))?;
-            match de.finalize() {
-                Ok([]) => Ok(value),
-                Ok(_) => Err(wrong(
-                    "answer",
-                    "bytes after the value (a payload holds exactly one)",
-                )),
-                Err(e) => Err(err(&e)),
-            }
-        }
-    }
+    super::codec::decode_seed(seed, bytes, encoding).map_err(|e| wrong("answer", e.0))
 }
-
-use serde::Deserialize as _;
 
 #[derive(Clone, Copy)]
 enum ShapeRef<'s> {
