@@ -217,6 +217,12 @@ pub use transport::{Page, PageError, WEBSOCKET_SUBPROTOCOL, WebSocketConfig};
 /// it; `KvServer`, which serves it; and `KvClient`, with one method per
 /// call. A streaming call made as a unary one (or the reverse) is refused
 /// with a reason naming the call, before any method runs.
+///
+/// **Described**: [`typed::Schema::of::<KvProtocol>()`](typed::Schema::of)
+/// is the protocol as data (every call, type and field), and
+/// `KvServer::new(store).into_service().reflection()?` serves it to
+/// `client describe` and `client call`; Python and JavaScript clients are
+/// generated from it (docs/SCHEMA.md).
 #[cfg(feature = "typed")]
 pub use rust_tcp_macros::service;
 
