@@ -12,6 +12,13 @@
 //! A message that does not decode fails only that message: a call is
 //! answered with a failure saying what did not match (`unknown variant
 //! "Delete"`), a one-way message is logged; the connection stays up.
+//!
+//! A protocol describes itself: [`Schema::of`] traces its types into data
+//! (every call, type, field and variant, with versions), which a server
+//! with [`Typed::reflection`] serves, [`Schema::encode_call`] and
+//! [`Schema::decode_answer`] speak from JSON, [`Schema::changes_since`]
+//! compares across releases, and the Python and JavaScript generators turn
+//! into typed clients (docs/SCHEMA.md).
 
 mod client;
 mod codec;
