@@ -776,8 +776,8 @@ fn rpc_race(md: &mut String, runs: &[Run]) {
          very bytes ours-enum sends), **ours-raw** our untyped \
          `Client::request` with the same bytes' worth, **tarpc** 0.38 (serde \
          over TCP, bincode), **tonic** 0.14 (gRPC unary over HTTP/2, prost). \
-         Alternated within each round; server CPU is the server process's \
-         user + system time per request.\n\n\
+         Alternated within each round, 5 s a run; server CPU is the server \
+         process's user + system time per request.\n\n\
          | load | contestant | requests/s | p50 µs | p99 µs | server CPU µs/req |\n|---|---|---|---|---|---|"
     );
     for (case, load) in [
