@@ -185,7 +185,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = server_rt.block_on(running);
     println!(
         "{{\"mode\":\"{}\",\"connections\":{connections},\"in_flight\":{in_flight},\"per_connection\":{n},\"allocs_per_message\":{:.3},\"bytes_per_message\":{:.1}}}",
-        if mode == Mode::Request { "request" } else { "text" },
+        if mode == Mode::Request {
+            "request"
+        } else {
+            "text"
+        },
         figures.0,
         figures.1
     );
