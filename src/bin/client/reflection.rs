@@ -127,7 +127,10 @@ fn signature(call: &CallSchema, response: &Type) -> String {
         .collect();
     let returns = match (&call.kind, &call.returns) {
         (CallKind::OneWay, _) => " (one-way)".to_owned(),
-        (CallKind::Streaming, Some(t)) => format!(" -> stream of {}", t),
+        (CallKind::Streaming, Some(t)) if call.client_stream => {
+            format!(" -> stream of {t} (the client streams too)")
+        }
+        (CallKind::Streaming, Some(t)) => format!(" -> stream of {t}"),
         (_, Some(t)) => format!(" -> {}", t),
         (_, None) => format!(" -> {}", response),
     };
