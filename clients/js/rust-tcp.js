@@ -1202,6 +1202,32 @@ function typedResult(answer) {
   throw new RustTcpError(`the response is not {Ok: …} or {Err: …}: ${JSON.stringify(answer)}`, { kind: "decode", by: "server" });
 }
 
+/** The metadata key of a call that asks a server for its schema (spec 3.13.1). */
+export const REFLECTION_KEY = "rust-tcp-schema";
+
+/**
+ * The schema of the protocol the server speaks (spec 3.13.1), as the JSON
+ * object generate.js reads. The server must have reflection on; else the
+ * call rejects with kind "call" and its reason. `client` need not have
+ * asked for the protocol.
+ * @param {Client} client
+ * @returns {Promise<Record<string, unknown>>}
+ */
+export async function fetchSchema(client) {
+  const answer = await client.call(new Uint8Array(0), { metadata: { [REFLECTION_KEY]: "" } });
+  /** @type {unknown} */
+  let schema;
+  try {
+    schema = JSON.parse(new TextDecoder().decode(answer));
+  } catch (e) {
+    throw new RustTcpError(`the schema is not JSON: ${/** @type {Error} */ (e).message}`, { kind: "decode", by: "server" });
+  }
+  if (typeof schema !== "object" || schema === null || Array.isArray(schema)) {
+    throw new RustTcpError("the schema is not a JSON object", { kind: "decode", by: "server" });
+  }
+  return /** @type {Record<string, unknown>} */ (schema);
+}
+
 /** A streaming call of a typed protocol: items decoded as they come. */
 export class TypedCall {
   /** @param {Call} call @param {MsgpackCodec} msgpack */

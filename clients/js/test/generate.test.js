@@ -83,3 +83,22 @@ test("a bad schema is one line, exit status 2, and nothing written", () => {
   }
   assert.throws(() => generate("[]"), SchemaError);
 });
+
+test("the schema comes from the running server too (fetchSchema), and generates the same module", async () => {
+  const { Process, binary } = await import("./servers.js");
+  const { Client, fetchSchema } = await import("../rust-tcp.js");
+  const kv = new Process(binary("examples/kv_store"), ["--serve", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"]);
+  try {
+    const line = await kv.waitFor("listening for WebSockets on", "stdout");
+    const url = line.slice(line.indexOf("ws://")).trim();
+    const { WebSocket } = await import("ws");
+    const client = await Client.connect(url, { name: "describe", WebSocket: /** @type {any} */ (WebSocket) });
+    const schema = await fetchSchema(client);
+    await client.close();
+    const { schema: expected } = await generated("kv_store");
+    assert.deepEqual(schema, JSON.parse(expected));
+    assert.equal(generate(JSON.stringify(schema), { client: CLIENT }), generate(expected, { client: CLIENT }));
+  } finally {
+    await kv.stop();
+  }
+});

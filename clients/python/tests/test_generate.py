@@ -225,3 +225,29 @@ def test_a_bad_schema_is_one_line_exit_2_and_nothing_written(tmp_path: Path) -> 
         assert not out.exists()
     with pytest.raises(SchemaError):
         generate("[]")
+
+
+def test_the_schema_comes_from_the_running_server_too(processes: list[Any]) -> None:
+    """``python -m rust_tcp describe`` (and ``fetch_schema``): the kv example
+    serves with reflection on; what it says is its ``--schema``, and the
+    module generated from it is the same."""
+    from conftest import KvServer, run
+
+    from rust_tcp import Client
+    from rust_tcp.typed import fetch_schema
+
+    kv = KvServer()
+    processes.append(kv)
+    expected = json.loads((GENERATED / "kv.schema.json").read_text())
+
+    async def body() -> dict[str, Any]:
+        async with await Client.connect(kv.addr, name="describe") as client:
+            return await fetch_schema(client)
+
+    assert run(body()) == expected
+    done = subprocess.run(
+        [sys.executable, "-m", "rust_tcp", "--addr", kv.addr, "describe"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == expected
+    assert generate(done.stdout) == (GENERATED / "kv.py").read_text()

@@ -3,6 +3,7 @@
     python -m rust_tcp send hello world        # each a TEXT message; exit 0 once processed
     python -m rust_tcp request ping "2 + 2"    # each a REQUEST; responses in argument order
     python -m rust_tcp --name alice chat       # stdin lines out, the room's lines in
+    python -m rust_tcp --addr HOST:PORT describe > jobs.json   # a server's schema
     python -m rust_tcp generate jobs.json -o jobs.py   # a typed client from a schema
 
 Errors are one line on stderr (``error: …``) with exit status 1; usage
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import threading
@@ -92,6 +94,11 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--no-reconnect", action="store_true", help="end with the connection instead of reconnecting")
     chat.add_argument(
         "--max-reconnect-attempts", type=int, metavar="N", help="give up (exit 1) after N failed attempts in a row"
+    )
+    sub.add_parser(
+        "describe",
+        help="print the schema of the server's protocol as JSON (the server needs reflection on); "
+        "what `generate` reads",
     )
     generate = sub.add_parser(
         "generate",
@@ -256,7 +263,18 @@ async def run_chat(args: argparse.Namespace) -> None:
             await _close_quietly(client)
 
 
-COMMANDS = {"send": run_send, "request": run_request, "chat": run_chat}
+async def run_describe(args: argparse.Namespace) -> None:
+    from .typed import fetch_schema
+
+    client = await connect(args)
+    try:
+        schema = await fetch_schema(client)
+    finally:
+        await client.close()
+    print(json.dumps(schema, indent=2))
+
+
+COMMANDS = {"send": run_send, "request": run_request, "chat": run_chat, "describe": run_describe}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ Answers come back as plain Python values (dicts, lists, strings…);
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -288,3 +289,22 @@ class TypedClient:
     async def close(self) -> None:
         """The close handshake (see :meth:`Client.close`)."""
         await self._client.close()
+
+
+REFLECTION_KEY = "rust-tcp-schema"
+"""The metadata key of a call that asks a server for its schema (spec 3.13.1)."""
+
+
+async def fetch_schema(client: Client) -> dict[str, Any]:
+    """The schema of the protocol the server speaks (spec 3.13.1), as the
+    JSON object ``python -m rust_tcp generate`` reads: the server must have
+    reflection on (``Typed::reflection``), else ``CallError`` with its
+    reason. ``client`` need not have asked for the protocol."""
+    answer = await client.call(b"", metadata={REFLECTION_KEY: b""})
+    try:
+        schema = json.loads(answer)
+    except ValueError as e:
+        raise DecodeError(f"the schema is not JSON: {e}") from None
+    if not isinstance(schema, dict):
+        raise DecodeError("the schema is not a JSON object")
+    return schema
