@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { writeFileSync, existsSync, mkdtempSync } from "node:fs";
+import { writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { generated, REPO } from "./servers.js";
@@ -20,6 +20,13 @@ function tsc(files) {
   const run = spawnSync(path.join(JS, "node_modules", ".bin", "tsc"), ["--noEmit", "--allowJs", "--checkJs", "--strict",
     "--target", "es2022", "--module", "es2022", "--moduleResolution", "bundler", "--lib", "es2022,dom", ...files], { encoding: "utf8" });
   return { status: run.status, out: run.stdout + run.stderr };
+}
+
+/** A directory of this test's own, removed when the process ends. @param {string} prefix */
+function scratch(prefix) {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 const USES = `// Code a user writes against the generated kv and jobs clients.
@@ -42,7 +49,7 @@ export async function uses(url) {
 test("the generated modules and code using them are tsc --strict clean", async () => {
   const kv = await generated("kv_store");
   const jobs = await generated("job_queue");
-  const dir = mkdtempSync(path.join(tmpdir(), "rust-tcp-uses-"));
+  const dir = scratch("rust-tcp-uses-");
   execFileSync("cp", [path.join(kv.dir, "kv_store.js"), path.join(jobs.dir, "job_queue.js"), dir]);
   writeFileSync(path.join(dir, "uses.js"), USES);
   const checked = tsc([path.join(dir, "uses.js")]);
@@ -56,7 +63,7 @@ test("a field renamed in Rust fails the type check of code using the old name", 
   const field = schema.types.Event.shape.enum[0].shape.struct[0];
   assert.equal(field.name, "key");
   field.name = "name";
-  const dir = mkdtempSync(path.join(tmpdir(), "rust-tcp-renamed-"));
+  const dir = scratch("rust-tcp-renamed-");
   writeFileSync(path.join(dir, "kv_store.js"), generate(JSON.stringify(schema), { client: CLIENT }));
   execFileSync("cp", [path.join(jobs.dir, "job_queue.js"), dir]);
   writeFileSync(path.join(dir, "uses.js"), USES);
@@ -66,7 +73,7 @@ test("a field renamed in Rust fails the type check of code using the old name", 
 });
 
 test("a bad schema is one line, exit status 2, and nothing written", () => {
-  const dir = mkdtempSync(path.join(tmpdir(), "rust-tcp-bad-"));
+  const dir = scratch("rust-tcp-bad-");
   const bad = path.join(dir, "bad.json");
   const out = path.join(dir, "out.js");
   for (const [text, said] of [

@@ -110,12 +110,13 @@ function addrAfter(line, marker) {
  * @returns {Promise<{module: any, dir: string, schema: string}>}
  */
 export async function generated(example) {
-  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { pathToFileURL } = await import("node:url");
   const { generate } = await import("../generate.js");
   const schema = execFileSync(binary(`examples/${example}`), ["--schema"], { encoding: "utf8" });
   const dir = mkdtempSync(path.join(tmpdir(), "rust-tcp-generated-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, `${example}.js`);
   writeFileSync(file, generate(schema, { client: path.join(REPO, "clients", "js", "rust-tcp.js") }));
   return { module: await import(pathToFileURL(file).href), dir, schema };
