@@ -268,33 +268,18 @@ async fn call_speaks_postcard_when_asked() {
         .unwrap();
     let server = InProcessServer::start(service, config).await;
     let addr = server.addr.as_str();
+    // `add` with `args`, in `encoding` if given: what it printed.
+    let add = |args: &'static str, encoding: Option<&'static str>| async move {
+        let mut argv = vec!["--addr", addr, "call", "add", args];
+        argv.extend(encoding.map(|e| ["--encoding", e]).into_iter().flatten());
+        let (out, err, ok) = client(&argv).await;
+        assert!(ok, "{argv:?}: {err}");
+        out
+    };
     let args = r#"{"a": 2, "b": -5}"#;
-    let (out, err, ok) = client(&[
-        "--addr",
-        addr,
-        "call",
-        "add",
-        args,
-        "--encoding",
-        "postcard",
-    ])
-    .await;
-    assert!(ok, "{err}");
-    assert_eq!(out, "[-3,\"Postcard\"]\n");
-    let (out, _, ok) = client(&["--addr", addr, "call", "add", args]).await;
-    assert!(ok);
-    assert_eq!(out, "[-3,\"MessagePack\"]\n");
-    let args = r#"{"a": 1, "b": 1, "label": "x"}"#;
-    let (out, _, _) = client(&[
-        "--addr",
-        addr,
-        "call",
-        "add",
-        args,
-        "--encoding",
-        "postcard",
-    ])
-    .await;
-    assert_eq!(out, "[2,\"x\"]\n");
+    assert_eq!(add(args, Some("postcard")).await, "[-3,\"Postcard\"]\n");
+    assert_eq!(add(args, None).await, "[-3,\"MessagePack\"]\n");
+    let labelled = r#"{"a": 1, "b": 1, "label": "x"}"#;
+    assert_eq!(add(labelled, Some("postcard")).await, "[2,\"x\"]\n");
     server.shut_down().await;
 }

@@ -79,6 +79,16 @@ const NONE: Fails = Fails {
     old_read_by_new: false,
     new_read_by_old: false,
 };
+/// Only what the old schema wrote fails to read under the new one.
+const OLD_UNREADABLE: Fails = Fails {
+    old_read_by_new: true,
+    new_read_by_old: false,
+};
+/// Only what the new schema wrote fails to read under the old one.
+const NEW_UNREADABLE: Fails = Fails {
+    old_read_by_new: false,
+    new_read_by_old: true,
+};
 
 impl Schema {
     /// Every change from `old` to `self`, and which peers it breaks in the
@@ -185,7 +195,7 @@ impl Compare<'_> {
                         call.since,
                         old_high + 1
                     ),
-                    Fails { old_read_by_new: false, new_read_by_old: true },
+                    NEW_UNREADABLE,
                     Writer::Client,
                 ),
                 None => self.note(
@@ -210,10 +220,7 @@ impl Compare<'_> {
             if !new.calls.iter().any(|c| c.name == call.name) {
                 self.note(
                     format!("call `{}` removed", call.name),
-                    Fails {
-                        old_read_by_new: true,
-                        new_read_by_old: false,
-                    },
+                    OLD_UNREADABLE,
                     Writer::Client,
                 );
             }
@@ -313,10 +320,7 @@ impl Compare<'_> {
             // as `Some`, but an old reader cannot take a `None`.
             (t, Type::Option(b)) if **b == *t => self.by_encoding(
                 format!("{at}: {t} became optional"),
-                Fails {
-                    old_read_by_new: false,
-                    new_read_by_old: true,
-                },
+                NEW_UNREADABLE,
                 BOTH,
                 writer,
             ),
@@ -447,10 +451,7 @@ impl Compare<'_> {
             if !calls && !new.iter().any(|n| n.name == v.name) {
                 self.note(
                     format!("variant `{}` of `{at}` removed", v.name),
-                    Fails {
-                        old_read_by_new: true,
-                        new_read_by_old: false,
-                    },
+                    OLD_UNREADABLE,
                     writer,
                 );
             }
@@ -459,10 +460,7 @@ impl Compare<'_> {
             if !calls && !old.iter().any(|o| o.name == v.name) {
                 self.note(
                     format!("variant `{}` of `{at}` added", v.name),
-                    Fails {
-                        old_read_by_new: false,
-                        new_read_by_old: true,
-                    },
+                    NEW_UNREADABLE,
                     writer,
                 );
             }
