@@ -5,6 +5,7 @@ mod chat;
 mod conformance;
 mod display;
 mod reflection;
+mod schema_files;
 mod stdin;
 
 use anyhow::{Context, bail};
@@ -14,10 +15,9 @@ use chat::run_chat;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use conformance::{ConformanceArgs, run_conformance};
 use display::show_payload;
-use reflection::{
-    CallArgs, Called, DescribeArgs, SchemaCommand, run_call, run_describe, run_schema,
-};
+use reflection::{CallArgs, Called, DescribeArgs, run_call, run_describe};
 use rust_tcp::{Client, ClientConfig, ClientTls, ProtocolVersion};
+use schema_files::{SchemaCommand, run_schema};
 use std::io::Write;
 use stdin::send_stdin;
 
