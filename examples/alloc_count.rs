@@ -11,11 +11,12 @@
 //! so what every window pays once (the barrier that says the server has
 //! handled everything) cancels out. Prints one JSON line.
 //! `scripts/bench.sh` records it; issue 27 asks for none per request.
+//! With `ALLOC_SIZES=1` the sizes allocated are printed too (stderr).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// The system allocator, counting what the server's threads ask of it.
 struct Counting;
@@ -28,12 +29,21 @@ thread_local! {
     static SERVER_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Allocations by size (the last slot: 4 KiB and over), while `SIZES_ON`:
+/// with `ALLOC_SIZES=1` the last window's are printed, which says what
+/// allocates (a 512-byte buffer, a 24-byte node) without a profiler.
+static SIZES: [AtomicU64; 4097] = [const { AtomicU64::new(0) }; 4097];
+static SIZES_ON: AtomicBool = AtomicBool::new(false);
+
 fn count(size: usize) {
     // `try_with`: a thread being torn down has no thread-locals left, and
     // its last frees must not panic inside the allocator.
     if SERVER_THREAD.try_with(Cell::get).unwrap_or(false) {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(size as u64, Relaxed);
+        if SIZES_ON.load(Relaxed) {
+            SIZES[size.min(4096)].fetch_add(1, Relaxed);
+        }
     }
 }
 
@@ -142,6 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (connections, in_flight, n) = (number(1, 50)?, number(2, 16)?.max(1), number(3, 2_000)?);
 
+    let sizes = std::env::var_os("ALLOC_SIZES").is_some();
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .on_thread_start(|| SERVER_THREAD.with(|s| s.set(true)))
@@ -169,7 +180,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let before = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
         window(&clients, mode, in_flight, n).await;
         let middle = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+        SIZES_ON.store(sizes, Relaxed);
         window(&clients, mode, in_flight, 3 * n).await;
+        SIZES_ON.store(false, Relaxed);
         let after = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
         for client in &clients {
             client.close().await?;
@@ -193,5 +206,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         figures.0,
         figures.1
     );
+    if sizes {
+        // Per message of the 3N window (its fixed costs included).
+        let messages = (3 * n * connections) as f64;
+        for (size, count) in SIZES.iter().enumerate() {
+            let count = count.load(Relaxed);
+            if count as f64 >= messages / 100.0 {
+                eprintln!(
+                    "{size:>5} bytes: {:.3} per message",
+                    count as f64 / messages
+                );
+            }
+        }
+    }
     Ok(())
 }

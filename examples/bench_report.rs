@@ -44,6 +44,8 @@ fn main() -> anyhow::Result<()> {
     side_by_side(&mut md, &table);
     plot_side_by_side(&plots.join("side_by_side.svg"), &table)?;
     server_cpu(&mut md, &runs);
+    per_request(&mut md, &runs);
+    before_and_after(&mut md, &runs);
     tls(&mut md, &runs);
     idle(&mut md, &runs);
     scaling(&mut md, &runs, &plots)?;
@@ -684,12 +686,155 @@ fn idle(md: &mut String, runs: &[Run]) {
     for (imp, name, target) in [
         ("ours-v2", "ours, v2", "≤ 1024"),
         ("ours-v1", "ours, v1", "≤ 1024"),
+        ("before-v2", "the commit before, v2", ""),
+        ("before-v1", "the commit before, v1", ""),
         ("redis", "redis", ""),
     ] {
         let _ = writeln!(
             md,
             "| {name} | {:.0} | {target} |",
             median_of(runs, "idle", imp, "bytes_per_conn")
+        );
+    }
+    let _ = writeln!(md);
+}
+
+/// What one request costs the server: instructions (callgrind, against
+/// LDC's and the commit before's) and allocations (a counting allocator).
+fn per_request(md: &mut String, runs: &[Run]) {
+    let instr = |shape: &str, imp: &str| {
+        median_of(
+            runs,
+            &format!("instr_{shape}"),
+            imp,
+            "instructions_per_request",
+        )
+    };
+    if instr("50x16", "ours").is_nan() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## What one request costs\n\n\
+         Server instructions per request, counted by `valgrind --tool=callgrind` on the \
+         server alone (`--sink`; LDC: `examples/ldc_server.rs`): the difference between a \
+         run of N + 2,000 requests and one of 2,000, divided by N. Instruction counts \
+         repeat to within about 1% between runs, where times on this machine do not.\n\n\
+         | load | ours | the commit before | LDC | ours / LDC | target |\n|---|---|---|---|---|---|"
+    );
+    for shape in ["50x16", "50x1"] {
+        let (ours, before, ldc) = (
+            instr(shape, "ours"),
+            instr(shape, "before"),
+            instr(shape, "ldc"),
+        );
+        let _ = writeln!(
+            md,
+            "| {} | {ours:.0} | {} | {ldc:.0} | {:.2} | ≤ 1.5 |",
+            shape.replace('x', " x "),
+            if before.is_nan() {
+                "-".into()
+            } else {
+                format!("{before:.0}")
+            },
+            ours / ldc
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nAllocations on the server's threads per message in the steady state \
+         (`examples/alloc_count.rs`, 32-byte payloads, echoed requests or one-way texts; \
+         exact, so one run each). Target: none per request.\n\n\
+         | messages | ours: allocations | bytes | the commit before: allocations | bytes |\n|---|---|---|---|---|"
+    );
+    for (case, name) in [
+        ("allocs_request_50x1", "requests, 50 x 1"),
+        ("allocs_request_50x16", "requests, 50 x 16"),
+        ("allocs_text_50x16", "one-way text, 50 x 16"),
+    ] {
+        let get = |imp: &str, metric: &str| median_of(runs, case, imp, metric);
+        let show = |v: f64, digits: usize| {
+            if v.is_nan() {
+                "-".to_owned()
+            } else {
+                format!("{v:.digits$}")
+            }
+        };
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} |",
+            show(get("ours", "allocs_per_message"), 3),
+            show(get("ours", "bytes_per_message"), 0),
+            show(get("before", "allocs_per_message"), 3),
+            show(get("before", "bytes_per_message"), 0),
+        );
+    }
+    let _ = writeln!(md);
+}
+
+/// Today's server against the `--before` revision's, paired per round.
+fn before_and_after(md: &mut String, runs: &[Run]) {
+    if !runs.iter().any(|r| r.imp == "before") {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Against the commit before\n\n\
+         `scripts/bench.sh --before REV` runs that revision's server right after ours in \
+         every round of the side-by-side cases (the same client drives both). Ratios are \
+         ours / before within a round; above 1 is better for rates, below 1 for latency, \
+         CPU and memory.\n\n| case | figure | ours (median) | before (median) | ours / before, per round |\n|---|---|---|---|---|"
+    );
+    for (case, metric, name) in [
+        ("oneway32", "per_sec", "one-way 32 B, messages/s"),
+        ("oneway64k", "mb_per_sec", "one-way 64 KiB, MB/s"),
+        ("v1print", "per_sec", "v1 ingest, messages/s"),
+        ("req_50x16", "per_sec", "requests 50 x 16, /s"),
+        (
+            "req_50x16",
+            "server_cpu_us_per_op",
+            "requests 50 x 16, server µs/request",
+        ),
+        ("req_50x1", "per_sec", "requests 50 x 1, /s"),
+        (
+            "req_50x1",
+            "server_cpu_us_per_op",
+            "requests 50 x 1, server µs/request",
+        ),
+        ("req_1x1", "latency_us.p50", "requests 1 x 1, p50 µs"),
+        (
+            "req_1x1",
+            "server_cpu_us_per_op",
+            "requests 1 x 1, server µs/request",
+        ),
+    ] {
+        let ours = by_round(runs, case, "ours", metric);
+        let before = by_round(runs, case, "before", metric);
+        let per_round: Vec<String> = ours
+            .iter()
+            .filter_map(|(round, o)| Some(format!("{:.2}", o / before.get(round)?)))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {case} | {name} | {:.2} | {:.2} | {} |",
+            median(ours.into_values().collect()),
+            median(before.into_values().collect()),
+            per_round.join(", ")
+        );
+    }
+    for (v, name) in [("v2", "idle v2"), ("v1", "idle v1")] {
+        let ours = by_round(runs, "idle", &format!("ours-{v}"), "bytes_per_conn");
+        let before = by_round(runs, "idle", &format!("before-{v}"), "bytes_per_conn");
+        let per_round: Vec<String> = ours
+            .iter()
+            .filter_map(|(round, o)| Some(format!("{:.2}", o / before.get(round)?)))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| idle | {name}, bytes per connection | {:.0} | {:.0} | {} |",
+            median(ours.into_values().collect()),
+            median(before.into_values().collect()),
+            per_round.join(", ")
         );
     }
     let _ = writeln!(md);

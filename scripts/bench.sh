@@ -17,7 +17,10 @@
 #                               # writes target/bench/BENCHMARKS.md only
 #
 # Options: --rounds N (alternated rounds, default 3), --secs S (seconds per
-# measured run, default 2), --out FILE (the report; default as above).
+# measured run, default 2), --out FILE (the report; default as above),
+# --before REV (also build the server at git revision REV, say HEAD~3, and
+# run it beside today's in every side-by-side, idle and per-request case:
+# the report then compares the two, round by round).
 # Every process it starts listens on a free 127.0.0.1 port and is stopped by
 # its PID when the script ends, however it ends.
 set -euo pipefail
@@ -27,6 +30,7 @@ ROOT=$PWD
 ROUNDS=3
 SECS=2
 OUT=
+BEFORE=
 QUICK=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift ;;
         --secs) SECS=$2; shift ;;
         --out) OUT=$2; shift ;;
+        --before) BEFORE=$2; shift ;;
         -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -54,6 +59,7 @@ command -v redis-benchmark >/dev/null || need_packages+=(redis-tools)
 command -v openssl >/dev/null || need_packages+=(openssl)
 command -v python3 >/dev/null || need_packages+=(python3)
 command -v protoc >/dev/null || need_packages+=(protobuf-compiler)   # tonic's code, for the race
+command -v valgrind >/dev/null || need_packages+=(valgrind)   # instructions per request
 if [ ${#need_packages[@]} -gt 0 ]; then
     say "installing ${need_packages[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -75,6 +81,24 @@ WORK=$ROOT/target/bench
 rm -rf "$WORK" && mkdir -p "$WORK"
 RESULTS=$WORK/results.jsonl
 : > "$RESULTS"
+cargo build --release --quiet --example alloc_count
+
+# The revision to compare with, built in a worktree of its own (kept
+# between runs under target/, so a second run builds only what changed).
+BEFORE_BIN=
+if [ -n "$BEFORE" ]; then
+    BEFORE_REV=$(git rev-parse --short "$BEFORE^{commit}") || die "--before $BEFORE: no such revision"
+    say "building $BEFORE ($BEFORE_REV) to run beside it"
+    BEFORE_SRC=$ROOT/target/bench-before/src
+    git worktree remove --force "$BEFORE_SRC" >/dev/null 2>&1 || rm -rf "$BEFORE_SRC"
+    git worktree prune
+    git worktree add --quiet --detach "$BEFORE_SRC" "$BEFORE_REV"
+    (cd "$BEFORE_SRC" && CARGO_TARGET_DIR=$ROOT/target/bench-before/target \
+        cargo build --release --quiet --bin server --example alloc_count) \
+        || die "could not build $BEFORE ($BEFORE_REV)"
+    git worktree remove --force "$BEFORE_SRC"
+    BEFORE_BIN=$ROOT/target/bench-before/target/release
+fi
 
 # --- processes: started on free ports, stopped by PID -----------------------
 PIDS=()
@@ -175,6 +199,11 @@ ours() {
     PORT=$(free_port)
     start "$1" "$PORT" "$BIN/server" --addr "127.0.0.1:$PORT" --max-connection-rate-per-ip 0 "${@:2}"
 }
+# before IMPL-NAME SERVER-ARGS...: the --before revision's server, likewise.
+before() {
+    PORT=$(free_port)
+    start "$1" "$PORT" "$BEFORE_BIN/server" --addr "127.0.0.1:$PORT" --max-connection-rate-per-ip 0 "${@:2}"
+}
 ldc() { PORT=$(free_port); start "$1" "$PORT" "$BIN/examples/ldc_server" "127.0.0.1:$PORT" "${@:2}"; }
 raw() { PORT=$(free_port); start raw "$PORT" "$BIN/examples/raw_sink" "127.0.0.1:$PORT"; }
 redis() {
@@ -188,9 +217,10 @@ say "side by side: $ROUNDS alternated round(s) of $SECS s runs"
 for round in $(seq "$ROUNDS"); do
     say "round $round/$ROUNDS"
     # v2 one-way, one connection, 32-byte and 64 KiB payloads, counting only.
-    for impl in ours ldc raw; do
+    for impl in ours ${BEFORE:+before} ldc raw; do
         case $impl in
             ours) ours ours --sink ;;
+            before) before before --sink ;;
             ldc) ldc ldc --sink ;;
             raw) raw ;;
         esac
@@ -199,9 +229,10 @@ for round in $(seq "$ROUNDS"); do
         stop
     done
     # v1 ingest, printing every message to a file.
-    for impl in ours ldc; do
+    for impl in ours ${BEFORE:+before} ldc; do
         case $impl in
             ours) ours ours-print ;;
+            before) before before-print ;;
             ldc) ldc ldc-print ;;
         esac
         measure v1print "$impl" "$round" --v1 bench --size 20 --duration "$SECS"
@@ -209,9 +240,10 @@ for round in $(seq "$ROUNDS"); do
         rm -f "$WORK"/*-print.out
     done
     # Requests: 50 connections x 16 in flight, 50 x 1, 1 x 1.
-    for impl in ours ldc redis; do
+    for impl in ours ${BEFORE:+before} ldc redis; do
         case $impl in
             ours) ours ours --sink ;;
+            before) before before --sink ;;
             ldc) ldc ldc --sink ;;
             redis) redis ;;
         esac
@@ -289,14 +321,14 @@ idle() {
     record "${IDLE_CASE:-idle}" "$impl" "$round" "{\"connections\":$IDLE,\"rss_before_kib\":$before,\"rss_after_kib\":$after,\"bytes_per_conn\":$(( (after - before) * 1024 / IDLE ))}"
 }
 for round in $(seq "$ROUNDS"); do
-    for impl in ours-v2 ours-v1 redis; do
+    for impl in ours-v2 ${BEFORE:+before-v2} ours-v1 ${BEFORE:+before-v1} redis; do
         case $impl in
-            ours-v2|ours-v1)
+            ours-v2|ours-v1|before-v2|before-v1)
                 # Idle v1 peers that sent nothing are pending handshakes: the
                 # budget must hold them all, or most are displaced.
-                ours ours-idle --sink --max-connections 20000 --max-connections-per-ip 20000 \
-                    --max-pending-handshakes 20000
-                v1=(); [ "$impl" = ours-v1 ] && v1=(--v1)
+                "${impl%-v?}" "${impl%-v?}-idle" --sink --max-connections 20000 \
+                    --max-connections-per-ip 20000 --max-pending-handshakes 20000
+                v1=(); [ "${impl#*-}" = v1 ] && v1=(--v1)
                 idle "$impl" "$round" "$BIN/client" --addr "127.0.0.1:$PORT" "${v1[@]}" bench \
                     --mode idle --connections "$IDLE" --duration 3600 ;;
             redis)
@@ -307,6 +339,52 @@ for round in $(seq "$ROUNDS"); do
                     -c "$IDLE" -I ;;
         esac
         stop
+    done
+done
+
+# --- what one request costs: instructions and allocations ----------------------
+# Instructions are counted by callgrind on the server alone, which repeats
+# to within about 1% where wall-clock figures swing by 2x on this machine:
+# the difference between a run of N + 2,000 requests and one of 2,000,
+# divided by N, so start-up and the handshakes cancel out.
+say "per request: instructions (callgrind) and allocations"
+CG_N=100000; [ "$QUICK" = 1 ] && CG_N=10000
+# instructions IMPL SHAPE: IMPL's instructions per request at SHAPE
+# (CONNECTIONS x IN_FLIGHT), recorded as case instr_SHAPE.
+instructions() {
+    local impl=$1 shape=$2 counts=() out n
+    for n in 2000 $((CG_N + 2000)); do
+        out=$WORK/callgrind.$impl.$shape.$n
+        case $impl in
+            ours) PORT=$(free_port); start "cg-$impl" "$PORT" valgrind --tool=callgrind \
+                    --callgrind-out-file="$out" "$BIN/server" --addr "127.0.0.1:$PORT" --sink \
+                    --max-connection-rate-per-ip 0 ;;
+            before) PORT=$(free_port); start "cg-$impl" "$PORT" valgrind --tool=callgrind \
+                    --callgrind-out-file="$out" "$BEFORE_BIN/server" --addr "127.0.0.1:$PORT" \
+                    --sink --max-connection-rate-per-ip 0 ;;
+            ldc) PORT=$(free_port); start "cg-$impl" "$PORT" valgrind --tool=callgrind \
+                    --callgrind-out-file="$out" "$BIN/examples/ldc_server" "127.0.0.1:$PORT" --sink ;;
+        esac
+        bench "$PORT" bench --mode request --connections "${shape%x*}" --in-flight "${shape#*x}" \
+            --count "$n" > /dev/null
+        stop
+        counts+=("$(awk '/^(summary|totals):/ { print $2; exit }' "$out")")
+        rm -f "$out"
+    done
+    record "instr_$shape" "$impl" 1 "{\"instructions_per_request\":$(( (counts[1] - counts[0]) / CG_N ))}"
+}
+for shape in 50x16 50x1; do
+    for impl in ours ${BEFORE:+before} ldc; do
+        instructions "$impl" "$shape"
+    done
+done
+# Allocations on the server's threads per message (examples/alloc_count.rs:
+# a counting allocator; exact, so one run each).
+for impl in ours ${BEFORE:+before}; do
+    dir=$BIN; [ "$impl" = before ] && dir=$BEFORE_BIN
+    for args in "request 50 1 500" "request 50 16 2000" "text 50 16 2000"; do
+        set -- $args
+        record "allocs_$1_${2}x$3" "$impl" 1 "$("$dir/examples/alloc_count" $args)"
     done
 done
 

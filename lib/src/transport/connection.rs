@@ -332,6 +332,12 @@ impl<S> Connection<S, V2Codec>
 where
     S: AsyncRead + Unpin,
 {
+    /// Whether a frame (or a header the codec refuses) is buffered whole:
+    /// more to receive before the connection is caught up.
+    pub(crate) fn frame_ready(&self) -> bool {
+        self.codec.has_frame(&self.read_buf)
+    }
+
     /// Like [`Connection::next_buffered`], but a large frame read with a
     /// budget reservation takes the reservation along in its payload, so
     /// the memory stays counted wherever the payload goes (echoed into an

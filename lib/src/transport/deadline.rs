@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
@@ -22,6 +23,10 @@ pub(crate) struct Deadline {
     sleep: Pin<Box<Sleep>>,
     /// What the sleep is armed for; `None` when idle.
     armed: Option<Instant>,
+    /// The waker the armed sleep was last polled with: while it has not
+    /// elapsed, polling it again with the same waker would only register
+    /// that waker again (most of a busy connection's wake-ups are reads).
+    polled_by: Option<Waker>,
 }
 
 impl Deadline {
@@ -29,6 +34,7 @@ impl Deadline {
         Deadline {
             sleep: Box::pin(tokio::time::sleep(IDLE)),
             armed: None,
+            polled_by: None,
         }
     }
 
@@ -39,6 +45,7 @@ impl Deadline {
         if self.armed.is_none_or(|armed| next < armed) {
             self.sleep.as_mut().reset(next.into());
             self.armed = Some(next);
+            self.polled_by = None;
         }
     }
 
@@ -48,7 +55,19 @@ impl Deadline {
         if self.armed.is_none() {
             return std::task::Poll::Pending;
         }
-        std::task::ready!(self.sleep.as_mut().poll(cx));
+        if self
+            .polled_by
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+            && !self.sleep.is_elapsed()
+        {
+            return std::task::Poll::Pending;
+        }
+        if self.sleep.as_mut().poll(cx).is_pending() {
+            self.polled_by = Some(cx.waker().clone());
+            return std::task::Poll::Pending;
+        }
+        self.polled_by = None;
         self.armed = None;
         let far = tokio::time::Instant::now() + IDLE;
         self.sleep.as_mut().reset(far);

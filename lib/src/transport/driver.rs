@@ -20,12 +20,16 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::buffer_pool::{self, reusable_collection};
+use super::receive_batch::MAX_BATCH;
 use super::write_queue::{Taken, Writer};
 use super::{BatchError, Connection, Deadline, MemoryBudget, Outgoing, ReceiveBatch, WriteQueue};
 use crate::protocol::v2::{
     Expired, FrameError, Session, SessionError, SessionEvent, V2Codec, V2CodecError,
     claimed_frame_len,
 };
+
+reusable_collection!(Vec<SessionEvent>, MAX_BATCH);
 
 /// A batch's work, allocated for as long as it runs.
 pub(crate) type Work<'a, T> = Pin<Box<dyn Future<Output = Option<T>> + Send + 'a>>;
@@ -213,12 +217,15 @@ where
     /// batch's events to `end`. `Ok(())` when caught up.
     async fn receive_buffered<E: Endpoint>(&mut self, end: &mut E) -> Result<(), Exit<E::End>> {
         loop {
-            let pending = self.batch.decode(&mut self.conn);
+            let pending = self.batch.pending(&self.conn);
             let mut events = std::mem::take(&mut self.events);
+            if pending && events.capacity() == 0 {
+                events = buffer_pool::take();
+            }
             let received = if pending {
-                let (now, batch) = (self.now, &mut self.batch);
+                let (now, batch, conn) = (self.now, &mut self.batch, &mut self.conn);
                 with_session(&self.queue, |s, out| {
-                    batch.receive(s, now, out, &mut events)
+                    batch.receive(conn, s, now, out, &mut events)
                 })
             } else {
                 Ok(0)
@@ -226,7 +233,13 @@ where
             if let Ok(n) = received {
                 self.counters.received_frames.increment(n as u64);
             }
-            let caught_up = matches!(received, Ok(0));
+            // Caught up also when this batch took everything complete: the
+            // handler flushes with it, not in a second, empty delivery.
+            let caught_up = match received {
+                Ok(0) => true,
+                Ok(_) => self.batch.is_drained() && !self.conn.frame_ready(),
+                Err(_) => false,
+            };
             if !events.is_empty() || (caught_up && end.wants_flush()) {
                 let ended = end.deliver(&mut events, caught_up, self.now).await;
                 events.clear();
@@ -241,6 +254,7 @@ where
             self.events = events;
             match received {
                 Ok(0) => return Ok(()),
+                Ok(_) if caught_up => return Ok(()),
                 Ok(_) => {}
                 Err(BatchError::Session(e)) => return Err(Exit::Violation(e)),
                 Err(BatchError::Codec(V2CodecError::Frame(f))) => {
@@ -260,9 +274,9 @@ where
                 return exit;
             }
             if self.conn.buffered().is_empty() {
-                // Caught up: an idle connection keeps no batch storage.
-                self.events = Vec::new();
-                self.batch.release_idle();
+                // Caught up: an idle connection keeps no batch storage (it
+                // goes to the thread's next busy connection).
+                buffer_pool::give(std::mem::take(&mut self.events));
             }
             // What is left is part of a frame: it has a deadline of its own.
             let left = self.conn.buffered();
@@ -273,6 +287,9 @@ where
                 s.poll_timeout()
             }));
             let wake = std::future::poll_fn(|cx| self.poll_wake(cx, end, claimed)).await;
+            // Awake: what the endpoint queues from here on is taken before
+            // the next wait, without waking this task again.
+            self.queue.unpark();
             match wake {
                 Wake::Overflow => {
                     return Exit::Overflow {
@@ -365,9 +382,10 @@ where
     /// frames, refuses it with CLOSE 1002 instead of acknowledging.
     pub(crate) fn ack_close<X>(&mut self) -> Result<(), Exit<X>> {
         let mut after = Vec::new();
-        self.batch.decode(&mut self.conn);
-        let (now, batch) = (self.now, &mut self.batch);
-        match with_session(&self.queue, |s, out| batch.receive(s, now, out, &mut after)) {
+        let (now, batch, conn) = (self.now, &mut self.batch, &mut self.conn);
+        match with_session(&self.queue, |s, out| {
+            batch.receive(conn, s, now, out, &mut after)
+        }) {
             Err(BatchError::Session(e)) => return Err(Exit::Violation(e)),
             Err(BatchError::Codec(V2CodecError::Frame(f))) => {
                 let e = with_session(&self.queue, |s, out| s.receive_invalid(&f, out));

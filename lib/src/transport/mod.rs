@@ -6,6 +6,7 @@
 //! it for either end: it reads, hands frames to the session, and writes
 //! what any number of tasks queued in the connection's [`WriteQueue`].
 
+mod buffer_pool;
 mod connection;
 mod deadline;
 mod driver;

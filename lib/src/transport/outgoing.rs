@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::AsyncWrite;
 
+use super::buffer_pool::{self, Reusable};
 use crate::protocol::v2::frame::{FrameSink, SHARED_PAYLOAD};
 
 /// What a buffer holds when its first frame is encoded.
@@ -17,6 +18,27 @@ const FIRST_CAPACITY: usize = 512;
 
 /// Chunks handed to one vectored write (the system's limit is 1,024).
 const MAX_SLICES: usize = 64;
+
+/// A write buffer is kept for reuse while it is this small (the typical
+/// batch's, grown a few times); a larger one is freed.
+const KEPT_CAPACITY: usize = 16 * 1024;
+
+impl Reusable for BytesMut {
+    fn stash() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Self>>> {
+        thread_local! {
+            static STASH: std::cell::RefCell<Vec<BytesMut>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        &STASH
+    }
+
+    fn reset(&mut self) -> bool {
+        self.clear();
+        // Only a buffer nothing else shares (no frozen chunk still points
+        // into it) gets its whole capacity back without copying.
+        self.try_reclaim(FIRST_CAPACITY) && self.capacity() <= KEPT_CAPACITY
+    }
+}
 
 /// Bytes in order: every chunk, then the tail.
 #[derive(Debug, Default)]
@@ -32,8 +54,10 @@ impl FrameSink for Outgoing {
     #[inline]
     fn buf(&mut self) -> &mut BytesMut {
         if self.tail.capacity() == 0 {
-            // One allocation for a typical batch of frames, instead of a
-            // chain of doublings from the first frame's size.
+            // A buffer this thread let go of, or one allocation for a
+            // typical batch of frames (instead of a chain of doublings
+            // from the first frame's size).
+            self.tail = buffer_pool::take();
             self.tail.reserve(FIRST_CAPACITY);
         }
         &mut self.tail
@@ -42,7 +66,7 @@ impl FrameSink for Outgoing {
     #[inline]
     fn put_payload(&mut self, payload: &Bytes) {
         if payload.len() < SHARED_PAYLOAD {
-            self.tail.extend_from_slice(payload);
+            self.buf().extend_from_slice(payload);
             return;
         }
         if !self.tail.is_empty() {
@@ -104,9 +128,10 @@ impl Outgoing {
             }
             self.tail.advance(n);
         }
-        // Nothing is kept for the next batch: the buffer goes back to the
-        // queue on the next swap, and an idle connection should hold none.
-        self.tail = BytesMut::new();
+        // Nothing is kept for the next batch: an idle connection should
+        // hold no buffer. It goes to this thread's stash, for whichever
+        // connection writes next.
+        buffer_pool::give(std::mem::take(&mut self.tail));
         Poll::Ready(Ok(()))
     }
 

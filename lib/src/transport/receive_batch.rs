@@ -1,9 +1,9 @@
 //! Receiving what a v2 connection has buffered in batches: frames are
-//! decoded first, without any lock, then handed to the session together,
-//! under the one lock the session is shared behind, instead of one lock per
-//! frame; the driver then hands their events to the application. So a
-//! broadcaster waits on a reader only for the session's bookkeeping, never
-//! for its decoding.
+//! decoded straight from the read buffer and handed to the session under
+//! the one lock it is shared behind, a batch of them per lock instead of
+//! one lock per frame; the driver then hands their events to the
+//! application. No frame is stored between decoding and receiving (only
+//! the one that must wait for the next batch).
 //!
 //! A frame that may change the session's state (a handshake frame, a
 //! CLOSE, a GOAWAY) always travels alone: the batch ends before it, and it
@@ -11,7 +11,6 @@
 //! state it would have met one at a time, after the application has seen
 //! everything that came before it (the close handshake's promise).
 
-use std::collections::VecDeque;
 use std::time::Instant;
 use tokio::io::AsyncRead;
 
@@ -21,7 +20,7 @@ use crate::protocol::v2::{Frame, Session, SessionError, SessionEvent, V2Codec, V
 
 /// Frames per batch at most: enough to amortise the lock, few enough that
 /// one batch's events stay in cache and other senders wait little.
-const MAX_BATCH: usize = 64;
+pub(crate) const MAX_BATCH: usize = 64;
 
 /// Why a batch ended the connection.
 #[derive(Debug)]
@@ -32,63 +31,61 @@ pub(crate) enum BatchError {
     Codec(V2CodecError),
 }
 
-/// A driver's batching state: the frames decoded and not yet received, and
+/// A driver's batching state: the frame held over for the next batch, and
 /// what stopped the decoding, if it failed.
 #[derive(Debug, Default)]
 pub(crate) struct ReceiveBatch {
-    frames: VecDeque<Frame>,
+    held: Option<Frame>,
     failed: Option<V2CodecError>,
 }
 
 impl ReceiveBatch {
-    /// Decodes what `conn` has buffered, up to a batch (no lock needed).
-    /// Returns whether there is anything to [`ReceiveBatch::receive`].
-    pub(crate) fn decode<R: AsyncRead + Unpin>(
-        &mut self,
-        conn: &mut Connection<R, V2Codec>,
-    ) -> bool {
-        if !self.frames.is_empty() || self.failed.is_some() {
-            return true;
-        }
-        while self.frames.len() < MAX_BATCH {
-            match conn.next_frame() {
-                Ok(Some(frame)) => {
-                    let alone = Session::may_change_state(&frame);
-                    self.frames.push_back(frame);
-                    if alone {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    self.failed = Some(e);
-                    break;
-                }
-            }
-        }
-        !self.frames.is_empty() || self.failed.is_some()
+    /// Whether [`ReceiveBatch::receive`] has anything to do (checked
+    /// before taking the lock it needs).
+    pub(crate) fn pending<R: AsyncRead + Unpin>(&self, conn: &Connection<R, V2Codec>) -> bool {
+        !self.is_drained() || conn.frame_ready()
     }
 
-    /// Receives the decoded frames through `session` (call it with the
-    /// session's lock held), pushing the events to `events` in order.
-    /// Returns how many frames it took; 0 means everything decoded has been
-    /// received. On an error, the events of the frames before it are in
-    /// `events` all the same: hand them to the application first.
-    pub(crate) fn receive(
+    /// Whether nothing decoded waits to be received.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.held.is_none() && self.failed.is_none()
+    }
+
+    /// Decodes up to a batch of frames from what `conn` has buffered and
+    /// receives them through `session` (call it with the session's lock
+    /// held), pushing the events to `events` in order. Returns how many
+    /// frames it took; 0 means everything buffered has been received. On
+    /// an error, the events of the frames before it are in `events` all
+    /// the same (the error comes with the next call): hand them to the
+    /// application first.
+    pub(crate) fn receive<R: AsyncRead + Unpin>(
         &mut self,
+        conn: &mut Connection<R, V2Codec>,
         session: &mut Session,
         now: Instant,
         out: &mut impl FrameSink,
         events: &mut Vec<SessionEvent>,
     ) -> Result<usize, BatchError> {
         let mut taken = 0;
-        while let Some(front) = self.frames.front() {
-            let alone = Session::may_change_state(front);
+        while taken < MAX_BATCH {
+            let frame = match self.held.take() {
+                Some(frame) => frame,
+                None if self.failed.is_some() => break,
+                None => match conn.next_frame() {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.failed = Some(e);
+                        break;
+                    }
+                },
+            };
+            let alone = Session::may_change_state(&frame);
             if alone && taken > 0 {
                 // It comes first in the next batch.
+                self.held = Some(frame);
                 return Ok(taken);
             }
-            let frame = self.frames.pop_front().expect("just looked at it");
             taken += 1;
             if let Some(event) = session
                 .receive(frame, now, out)
@@ -106,13 +103,6 @@ impl ReceiveBatch {
             return Err(BatchError::Codec(e));
         }
         Ok(taken)
-    }
-
-    /// Lets the batch's storage go (an idle connection keeps none).
-    pub(crate) fn release_idle(&mut self) {
-        if self.frames.is_empty() && self.failed.is_none() {
-            self.frames = VecDeque::new();
-        }
     }
 }
 
@@ -149,8 +139,7 @@ mod tests {
         let mut states = Vec::new();
         let end = loop {
             let mut events = Vec::new();
-            batch.decode(&mut conn);
-            match batch.receive(&mut server, now, &mut out, &mut events) {
+            match batch.receive(&mut conn, &mut server, now, &mut out, &mut events) {
                 Ok(0) => break None,
                 Ok(n) => sizes.push(n),
                 Err(e) => break Some(e),

@@ -88,6 +88,11 @@ pub(crate) struct WriteQueue<T> {
     /// The peer is not reading (a sender found the queue full, or control
     /// frames piled up past their bound): the driver ends the connection.
     overflowed: AtomicBool,
+    /// The writer found nothing to take and sleeps: the next bytes must
+    /// wake it. False while its task is busy (it takes what was queued
+    /// before it sleeps again), so a response its own task queues does not
+    /// wake it for a second, empty turn.
+    parked: AtomicBool,
 }
 
 impl<T> std::fmt::Debug for WriteQueue<T> {
@@ -115,6 +120,7 @@ impl<T> WriteQueue<T> {
             room: Notify::new(),
             limit,
             overflowed: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
         }
     }
 
@@ -213,7 +219,7 @@ impl<T> WriteQueue<T> {
         // Only the first bytes after the writer took the buffer need a
         // wake-up: until it takes them, it is already woken or writing,
         // and it takes everything queued at once.
-        if before == 0 && !inner.buf.is_empty() {
+        if before == 0 && !inner.buf.is_empty() && self.parked.swap(false, Ordering::Relaxed) {
             wake(inner);
         }
         result
@@ -248,8 +254,8 @@ impl<T> WriteQueue<T> {
 
     /// For the driver: swaps everything queued into `writing` (which must
     /// be empty), or, with nothing queued, registers `waker` to be woken by
-    /// the next bytes. Bytes taken still count against the bound until
-    /// [`WriteQueue::written`].
+    /// the next bytes. Bytes taken still count against the bound until the
+    /// next take (the writer takes again once it has written them all).
     pub(crate) fn take(&self, writing: &mut Outgoing, waker: &Waker) -> Taken {
         let mut inner = self.lock();
         debug_assert!(writing.is_empty());
@@ -259,6 +265,9 @@ impl<T> WriteQueue<T> {
         if !inner.writer.as_ref().is_some_and(|w| w.will_wake(waker)) {
             inner.writer = Some(waker.clone());
         }
+        // Under the lock, so a sender either queued before this (and is
+        // taken now) or sees the writer parked (and wakes it).
+        self.parked.store(writing.is_empty(), Ordering::Relaxed);
         let judged = writing.len() - inner.writing_largest;
         let taken = Taken {
             closed: inner.closed,
@@ -272,11 +281,10 @@ impl<T> WriteQueue<T> {
         taken
     }
 
-    /// For the driver: what it took has reached the stream.
-    pub(crate) fn written(&self) {
-        let mut inner = self.lock();
-        inner.writing = 0;
-        inner.writing_largest = 0;
+    /// For the driver: its task is awake and will [`WriteQueue::take`]
+    /// before it sleeps again, so bytes queued until then need not wake it.
+    pub(crate) fn unpark(&self) {
+        self.parked.store(false, Ordering::Relaxed);
     }
 
     /// Writes what is queued to `out` until the queue is closed and
@@ -349,7 +357,8 @@ impl Writer {
             }
             std::task::ready!(self.writing.poll_write_to(cx, out))?;
             written.increment(self.taken);
-            queue.written();
+            // The next `take` (right away) also marks these bytes written:
+            // one lock, not two.
             self.unflushed = true;
         }
     }

@@ -71,6 +71,17 @@ impl V2Codec {
     pub fn max_send(&self) -> u32 {
         self.max_send
     }
+
+    /// Whether decoding `buf` would give something now: a whole frame, or
+    /// an error its header already shows (a length over the limit, a wrong
+    /// version). A driver asks before it takes the lock decoding needs.
+    pub(crate) fn has_frame(&self, buf: &[u8]) -> bool {
+        match parse_header(buf, self.max_recv) {
+            Ok(None) => false,
+            Ok(Some((_, len))) => buf.len() >= HEADER_LEN + len,
+            Err(_) => true,
+        }
+    }
 }
 
 /// Reads the header in `buf`, if complete: type and payload length.
