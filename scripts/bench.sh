@@ -279,6 +279,12 @@ mkdir -p "$TLS"
         -extfile <(printf "subjectAltName=IP:127.0.0.1") -out server.pem 2>/dev/null
 )
 for round in $(seq "$ROUNDS"); do
+    # What the cipher itself does on one core, beside the run: the bound
+    # for TLS one-way (the client encrypts on one core, the server decrypts
+    # on the other).
+    aes=$(openssl speed -mr -evp aes-256-gcm -bytes 16384 -seconds 1 2>/dev/null \
+        | awk -F: '/^\+F:/ { print $4 }')
+    record aes_gcm cipher "$round" "{\"bytes_per_sec\":${aes:-0}}"
     for impl in plain tls; do
         if [ "$impl" = tls ]; then
             ours ours-tls --sink --tls-cert "$TLS/server.pem" --tls-key "$TLS/server.key"

@@ -31,6 +31,13 @@ use crate::protocol::v2::{
 
 reusable_collection!(Vec<SessionEvent>, MAX_BATCH);
 
+/// Tells the session what is left unread (`left`: part of a frame, with a
+/// deadline of its own) and returns its next deadline.
+fn rearm(session: &mut Session, now: Instant, left: &[u8]) -> Option<Instant> {
+    session.pending(now, left.len(), claimed_frame_len(left));
+    session.poll_timeout()
+}
+
 /// A batch's work, allocated for as long as it runs.
 pub(crate) type Work<'a, T> = Pin<Box<dyn Future<Output = Option<T>> + Send + 'a>>;
 
@@ -181,6 +188,9 @@ pub(crate) struct Driver<S, T> {
     events: Vec<SessionEvent>,
     /// When the last read completed: frames in it arrived then.
     now: Instant,
+    /// The session's next deadline, when the batch that caught up with
+    /// everything buffered already asked for it.
+    next_deadline: Option<Option<Instant>>,
     /// Large frames wait for their share of this (the server's).
     budget: Option<MemoryBudget>,
     counters: DriverCounters,
@@ -208,6 +218,7 @@ where
             batch: ReceiveBatch::default(),
             events: Vec::new(),
             now: Instant::now(),
+            next_deadline: None,
             budget,
             counters,
         }
@@ -222,10 +233,22 @@ where
             if pending && events.capacity() == 0 {
                 events = buffer_pool::take();
             }
+            self.next_deadline = None;
             let received = if pending {
                 let (now, batch, conn) = (self.now, &mut self.batch, &mut self.conn);
+                let next = &mut self.next_deadline;
                 with_session(&self.queue, |s, out| {
-                    batch.receive(conn, s, now, out, &mut events)
+                    let received = batch.receive(conn, s, now, out, &mut events);
+                    if matches!(received, Ok(n) if n > 0)
+                        && batch.is_drained()
+                        && !conn.frame_ready()
+                    {
+                        // Caught up: the timers are set under this lock,
+                        // not a second one (what the endpoint does with the
+                        // events moves no deadline earlier).
+                        *next = Some(rearm(s, now, conn.buffered()));
+                    }
+                    received
                 })
             } else {
                 Ok(0)
@@ -279,13 +302,15 @@ where
                 buffer_pool::give(std::mem::take(&mut self.events));
             }
             // What is left is part of a frame: it has a deadline of its own.
-            let left = self.conn.buffered();
-            let (len, claimed) = (left.len(), claimed_frame_len(left));
-            let now = self.now;
-            self.deadline.arm(with_session(&self.queue, |s, _| {
-                s.pending(now, len, claimed);
-                s.poll_timeout()
-            }));
+            let claimed = claimed_frame_len(self.conn.buffered());
+            let next = match self.next_deadline.take() {
+                Some(next) => next,
+                None => {
+                    let (now, left) = (self.now, self.conn.buffered());
+                    with_session(&self.queue, |s, _| rearm(s, now, left))
+                }
+            };
+            self.deadline.arm(next);
             let wake = std::future::poll_fn(|cx| self.poll_wake(cx, end, claimed)).await;
             // Awake: what the endpoint queues from here on is taken before
             // the next wait, without waking this task again.
