@@ -8,9 +8,10 @@
 //! is one small poll over the socket, the session's deadline, the queue and
 //! the endpoint's signal; the endpoint's work (a handler's `async` calls)
 //! runs in a future allocated for that batch and gone with it. The read
-//! buffer, the batch's storage and the spare write buffer are let go while
-//! nothing is pending, so what stays per idle connection is the record
-//! below, the session and the socket's registration.
+//! buffer, the batch's storage and the write buffer are let go while
+//! nothing is pending (the last two to this thread's stash, for the next
+//! busy connection: `buffer_pool.rs`), so what stays per idle connection
+//! is the record below, the session and the socket's registration.
 
 use std::future::Future;
 use std::io;
