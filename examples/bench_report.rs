@@ -669,10 +669,9 @@ fn tls(md: &mut String, runs: &[Run]) {
     // one core, measured in the same round just before.
     let cipher = by_round(runs, "aes_gcm", "cipher", "bytes_per_sec");
     let tls64k = by_round(runs, "tls_oneway64k", "tls", "mb_per_sec");
-    let per_round: Vec<String> = tls64k
-        .iter()
-        .filter_map(|(r, t)| Some(format!("{:.2}", t * 1e6 / cipher.get(r)?)))
-        .collect();
+    // MB/s against bytes/s.
+    let tls64k: BTreeMap<u64, f64> = tls64k.into_iter().map(|(r, t)| (r, t * 1e6)).collect();
+    let per_round = per_round(&tls64k, &cipher);
     if !per_round.is_empty() {
         let _ = writeln!(
             md,
@@ -680,7 +679,7 @@ fn tls(md: &mut String, runs: &[Run]) {
              16 KiB blocks), measured in each round just before the TLS runs: median {:.0} MB/s. \
              TLS one-way 64 KiB against it, per round: {} (target ≥ 0.6).",
             median(cipher.into_values().collect()) / 1e6,
-            per_round.join(", ")
+            per_round
         );
     }
     let _ = writeln!(md);
@@ -790,6 +789,15 @@ fn per_request(md: &mut String, runs: &[Run]) {
     let _ = writeln!(md);
 }
 
+/// `a / b` in each round both have, as "0.95, 1.02, …".
+fn per_round(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>) -> String {
+    let ratios: Vec<String> = a
+        .iter()
+        .filter_map(|(round, x)| Some(format!("{:.2}", x / b.get(round)?)))
+        .collect();
+    ratios.join(", ")
+}
+
 /// Today's server against the `--before` revision's, paired per round.
 fn before_and_after(md: &mut String, runs: &[Run]) {
     if !runs.iter().any(|r| r.imp == "before") {
@@ -828,31 +836,23 @@ fn before_and_after(md: &mut String, runs: &[Run]) {
     ] {
         let ours = by_round(runs, case, "ours", metric);
         let before = by_round(runs, case, "before", metric);
-        let per_round: Vec<String> = ours
-            .iter()
-            .filter_map(|(round, o)| Some(format!("{:.2}", o / before.get(round)?)))
-            .collect();
         let _ = writeln!(
             md,
             "| {case} | {name} | {:.2} | {:.2} | {} |",
-            median(ours.into_values().collect()),
-            median(before.into_values().collect()),
-            per_round.join(", ")
+            median(ours.values().copied().collect()),
+            median(before.values().copied().collect()),
+            per_round(&ours, &before)
         );
     }
     for (v, name) in [("v2", "idle v2"), ("v1", "idle v1")] {
         let ours = by_round(runs, "idle", &format!("ours-{v}"), "bytes_per_conn");
         let before = by_round(runs, "idle", &format!("before-{v}"), "bytes_per_conn");
-        let per_round: Vec<String> = ours
-            .iter()
-            .filter_map(|(round, o)| Some(format!("{:.2}", o / before.get(round)?)))
-            .collect();
         let _ = writeln!(
             md,
             "| idle | {name}, bytes per connection | {:.0} | {:.0} | {} |",
-            median(ours.into_values().collect()),
-            median(before.into_values().collect()),
-            per_round.join(", ")
+            median(ours.values().copied().collect()),
+            median(before.values().copied().collect()),
+            per_round(&ours, &before)
         );
     }
     let _ = writeln!(md);

@@ -257,13 +257,10 @@ where
             if let Ok(n) = received {
                 self.counters.received_frames.increment(n as u64);
             }
-            // Caught up also when this batch took everything complete: the
-            // handler flushes with it, not in a second, empty delivery.
-            let caught_up = match received {
-                Ok(0) => true,
-                Ok(_) => self.batch.is_drained() && !self.conn.frame_ready(),
-                Err(_) => false,
-            };
+            // Caught up also when this batch took everything complete (it
+            // set the timers then): the handler flushes with it, not in a
+            // second, empty delivery.
+            let caught_up = matches!(received, Ok(0)) || self.next_deadline.is_some();
             if !events.is_empty() || (caught_up && end.wants_flush()) {
                 let ended = end.deliver(&mut events, caught_up, self.now).await;
                 events.clear();

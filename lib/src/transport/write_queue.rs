@@ -379,6 +379,37 @@ mod tests {
         }
     }
 
+    /// Counts its wake-ups.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A writer that found nothing is woken by the next bytes; one whose
+    /// task is awake (`unpark`) is not, and takes them before it sleeps.
+    #[test]
+    fn only_a_parked_writer_is_woken() {
+        let q = WriteQueue::new((), 1024);
+        let wakes = Arc::new(Wakes(0.into()));
+        let waker = Waker::from(wakes.clone());
+        let mut writing = Outgoing::default();
+        q.take(&mut writing, &waker);
+        q.try_push(put(b"a")).unwrap().unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "parked: woken");
+        q.take(&mut writing, &waker);
+        assert_eq!(writing.len(), 1);
+        writing = Outgoing::default();
+        q.take(&mut writing, &waker);
+        q.unpark();
+        q.try_push(put(b"b")).unwrap().unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "awake: not woken");
+        q.take(&mut writing, &waker);
+        assert_eq!(writing.len(), 1, "and the bytes are taken all the same");
+    }
+
     #[tokio::test]
     async fn writes_everything_in_order_then_shuts_down() {
         let q = Arc::new(WriteQueue::new((), 1024));

@@ -189,6 +189,24 @@ mod tests {
     use super::*;
     use crate::protocol::Message;
 
+    /// What the driver asks before taking the lock: true exactly when
+    /// `decode` would give a frame or an error now.
+    #[test]
+    fn has_frame_agrees_with_decode() {
+        let codec = V2Codec::new(16, 16);
+        let mut whole = BytesMut::new();
+        Frame::Text(Message::new("hi")).encode(&mut whole);
+        for cut in 0..whole.len() {
+            assert!(!codec.has_frame(&whole[..cut]), "{cut} bytes of a frame");
+        }
+        assert!(codec.has_frame(&whole));
+        // A header over the limit is refused from the header alone.
+        let too_large = [VERSION, whole[1], 0, 0, 0, 17];
+        assert!(codec.has_frame(&too_large));
+        assert!(decode_frame(&mut BytesMut::from(&too_large[..]), 16).is_err());
+        assert!(codec.has_frame(&[VERSION + 1]), "a wrong version at once");
+    }
+
     #[test]
     fn refuses_an_oversized_frame_from_its_header_alone() {
         let mut codec = V2Codec::new(1024, 1024);
