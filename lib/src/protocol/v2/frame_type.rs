@@ -40,13 +40,33 @@ pub enum FrameType {
     Cancel = 0x10,
     /// A call's end.
     Status = 0x11,
+    /// How many counted frames of a resumable session have arrived
+    /// (spec 3.14).
+    Ack = 0x12,
 }
 
 impl FrameType {
     /// Whether this type belongs to the calls extension (spec 3.13), which
     /// a session accepts only once both sides agreed to it.
     pub fn is_call_frame(self) -> bool {
-        (self as u8) >= FrameType::Call as u8
+        (FrameType::Call as u8..=FrameType::Status as u8).contains(&(self as u8))
+    }
+
+    /// Whether a resumable session counts this frame (spec 3.14): what the
+    /// application sent, which a resume must deliver exactly once. The
+    /// handshake, heartbeats, acknowledgements, CLOSE and GOAWAY belong to
+    /// one connection and are not counted.
+    pub fn is_counted(self) -> bool {
+        !matches!(
+            self,
+            FrameType::Hello
+                | FrameType::Welcome
+                | FrameType::Ping
+                | FrameType::Pong
+                | FrameType::Close
+                | FrameType::GoAway
+                | FrameType::Ack
+        )
     }
 
     /// The type for a type byte, if v2 defines one.
@@ -70,6 +90,7 @@ impl FrameType {
             0x0f => End,
             0x10 => Cancel,
             0x11 => Status,
+            0x12 => Ack,
             _ => return None,
         })
     }

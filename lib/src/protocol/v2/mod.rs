@@ -16,6 +16,7 @@ mod error;
 pub(crate) mod frame;
 mod frame_type;
 pub(crate) mod limits;
+mod resume;
 mod session;
 mod state;
 
@@ -31,9 +32,13 @@ pub use frame::{
     MetadataError, RequestFrame, ResponseFrame, SERVER_STREAMS, StatusFrame, Welcome,
 };
 pub use limits::{DEFAULT_MAX_FRAME_SIZE, LimitError, MAX_NAME_LEN, MIN_MAX_FRAME_SIZE};
+pub use resume::{
+    RESUME_ID_LEN, ResumeAsk, ResumeDataError, ResumeGrant, ResumeRefusal, ResumeStatus,
+    ResumeTicket, ResumeToken, SessionId,
+};
 pub use session::{
-    AUTHENTICATION_FAILED, Expired, MISSED_HEARTBEATS, Role, Session, SessionConfig, SessionEvent,
-    SessionState, TokenCheck,
+    AUTHENTICATION_FAILED, Expired, MISSED_HEARTBEATS, ResumeOffer, ResumeSettings, Role, Session,
+    SessionConfig, SessionEvent, SessionState, TokenCheck,
 };
 
 /// The version byte that starts every v2 frame.

@@ -71,6 +71,9 @@ impl Extension {
     /// HELLO: the client speaks calls (spec 3.13); WELCOME: the server
     /// does too, with its limits.
     pub const CALLS: u16 = 0x0003;
+    /// HELLO: the client asks for a resumable session, or to resume one;
+    /// WELCOME: the server's answer (spec 3.14).
+    pub const RESUME: u16 = 0x0004;
     /// The bit that marks a type the receiver must understand.
     pub const CRITICAL: u16 = 0x8000;
 

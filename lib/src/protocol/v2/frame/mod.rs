@@ -71,6 +71,10 @@ pub enum Frame {
     Cancel(u32),
     /// See [`StatusFrame`].
     Status(StatusFrame),
+    /// A resumable session's acknowledgement (spec 3.14): the number of
+    /// counted frames received so far on this session, over every
+    /// connection it has had.
+    Ack(u64),
 }
 
 impl Frame {
@@ -94,6 +98,7 @@ impl Frame {
             Frame::End(_) => FrameType::End,
             Frame::Cancel(_) => FrameType::Cancel,
             Frame::Status(_) => FrameType::Status,
+            Frame::Ack(_) => FrameType::Ack,
         }
     }
 
@@ -108,7 +113,7 @@ impl Frame {
             Frame::Binary(b) => b.len(),
             Frame::Request(r) => r.payload_len(),
             Frame::Response(r) => r.payload_len(),
-            Frame::Ping(_) | Frame::Pong(_) => 8,
+            Frame::Ping(_) | Frame::Pong(_) | Frame::Ack(_) => 8,
             Frame::Error(c) | Frame::Close(c) | Frame::GoAway(c) => c.payload_len(),
             Frame::Call(c) => c.payload_len(),
             Frame::Item(i) => i.payload_len(),
@@ -159,7 +164,7 @@ impl Frame {
             Frame::Binary(b) => dst.put_payload(b),
             Frame::Request(r) => r.encode(dst),
             Frame::Response(r) => r.encode(dst),
-            Frame::Ping(n) | Frame::Pong(n) => ping::encode(*n, dst.buf()),
+            Frame::Ping(n) | Frame::Pong(n) | Frame::Ack(n) => ping::encode(*n, dst.buf()),
             Frame::Error(c) | Frame::Close(c) | Frame::GoAway(c) => c.encode(dst.buf()),
             Frame::Call(c) => c.encode(dst),
             Frame::Item(i) => i.encode(dst),
@@ -196,6 +201,7 @@ impl Frame {
             FrameType::End => Frame::End(f.u32("id")?),
             FrameType::Cancel => Frame::Cancel(f.u32("id")?),
             FrameType::Status => Frame::Status(StatusFrame::decode(&mut f)?),
+            FrameType::Ack => Frame::Ack(f.u64("received")?),
         };
         f.finish()?;
         Ok(frame)
@@ -228,7 +234,7 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(FrameType::from_byte(0x00), None);
-        assert_eq!(FrameType::from_byte(0x12), None);
+        assert_eq!(FrameType::from_byte(0x13), None);
     }
 
     #[test]

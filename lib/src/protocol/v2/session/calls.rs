@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::protocol::v2::frame::{CallFrame, CallStatus, Frame, FrameSink, StatusFrame};
+use crate::protocol::v2::frame::{CallFrame, CallStatus, Frame, StatusFrame};
 use crate::protocol::v2::{CallLimits, CloseCode, SendError, SessionError};
 
 use super::{Role, SessionEvent};
@@ -64,10 +64,10 @@ impl Calls {
     pub(crate) fn receive(
         &mut self,
         frame: Frame,
-        out: &mut impl FrameSink,
+        reply: &mut Option<Frame>,
     ) -> Result<Option<SessionEvent>, SessionError> {
         match (self.role, frame) {
-            (Role::Server, Frame::Call(call)) => self.receive_call(call, out),
+            (Role::Server, Frame::Call(call)) => self.receive_call(call, reply),
             (Role::Server, Frame::Item(item)) => {
                 // Frames after a STATUS we sent crossed it on the wire.
                 let Some(c) = self.open.get_mut(&item.id) else {
@@ -153,7 +153,7 @@ impl Calls {
     fn receive_call(
         &mut self,
         call: CallFrame,
-        out: &mut impl FrameSink,
+        reply: &mut Option<Frame>,
     ) -> Result<Option<SessionEvent>, SessionError> {
         if self.open.contains_key(&call.id) {
             return Err(violation(format!(
@@ -168,7 +168,11 @@ impl Calls {
                 "too many calls in flight (at most {})",
                 self.limits.max_calls
             );
-            Frame::Status(StatusFrame::new(call.id, CallStatus::Refused, reason)).encode(out);
+            *reply = Some(Frame::Status(StatusFrame::new(
+                call.id,
+                CallStatus::Refused,
+                reason,
+            )));
             return Ok(None);
         }
         let client_streams = call.client_streams();

@@ -56,6 +56,10 @@ pub struct SessionConfig {
     /// client that asks (`None`: it does not speak calls). Client: `Some`
     /// asks for calls in the HELLO (the limits are the server's to set).
     pub calls: Option<crate::protocol::v2::CallLimits>,
+    /// Resumable sessions (spec 3.14). Client: `Some` asks for one in the
+    /// HELLO. Server: `Some` grants them (its endpoint keeps the sessions
+    /// of lost connections); `None` ignores the ask.
+    pub resume: Option<super::ResumeSettings>,
 }
 
 /// Decides whether a HELLO's token is good: the server's side of token
@@ -83,6 +87,7 @@ impl Default for SessionConfig {
             token_check: None,
             app_protocol: None,
             calls: None,
+            resume: None,
         }
     }
 }
@@ -101,6 +106,7 @@ impl SessionConfig {
         token_check: Option<Arc<dyn TokenCheck>>,
         app_protocol: Option<AppProtocol>,
         calls: Option<crate::protocol::v2::CallLimits>,
+        resume: Option<super::ResumeSettings>,
     }
     /// Sets our name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -142,6 +148,6 @@ impl SessionConfig {
     }
 }
 
-fn millis(d: Duration) -> u32 {
+pub(super) fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }

@@ -9,7 +9,8 @@ use super::{Session, SessionEvent, SessionState};
 use crate::protocol::v2::frame::{Extension, Frame, Hello, Welcome};
 use crate::protocol::v2::limits::{check_max_frame_size, check_name};
 use crate::protocol::v2::{
-    AppChoice, AppProtocol, CALLS_VERSION, CallLimits, CloseCode, SessionError, VERSION,
+    AppChoice, AppProtocol, CALLS_VERSION, CallLimits, CloseCode, ResumeAsk, ResumeStatus,
+    SessionError, VERSION,
 };
 
 /// The reason every failed authentication gets.
@@ -49,6 +50,7 @@ impl Session {
                         .iter()
                         .map(|_| Extension::new(Extension::CALLS, vec![CALLS_VERSION])),
                 )
+                .chain(self.resume_extension())
                 .collect(),
         })
     }
@@ -118,8 +120,17 @@ impl Session {
                 .then_some(*limits),
             _ => None,
         };
+        // Resuming, when both speak it: the endpoint, which keeps the
+        // sessions of lost connections, says which session this opens.
+        let resume = match (
+            &self.local.resume,
+            extension(&h.extensions, Extension::RESUME),
+        ) {
+            (Some(_), Some(data)) => Some(ResumeAsk::decode(data).map_err(malformed)?),
+            _ => None,
+        };
         let heartbeat_ms = self.local.negotiate_heartbeat_ms(h.heartbeat_ms);
-        Frame::Welcome(Welcome {
+        let welcome = Welcome {
             version: VERSION,
             max_frame_size: self.local.max_frame_size,
             heartbeat_ms,
@@ -133,11 +144,14 @@ impl Session {
                         .map(|l| Extension::new(Extension::CALLS, l.encode())),
                 )
                 .collect(),
-        })
-        .encode(out);
+        };
         let token = self.local.token_check.as_ref().and(token);
         let peer = (h.name, h.max_frame_size, heartbeat_ms);
-        Ok(self.open(peer, token, app, calls, now))
+        if let Some(ask) = resume {
+            return Ok(self.hold_hello(ask, welcome, peer, token, app, calls));
+        }
+        Frame::Welcome(welcome).encode(out);
+        Ok(self.open(peer, token, app, calls, None, now))
     }
 
     pub(super) fn accept_welcome(
@@ -185,20 +199,29 @@ impl Session {
             (Some(_), Some(data)) => Some(CallLimits::decode(data).map_err(malformed)?),
             _ => None,
         };
+        let resume = self.accept_grant(extension(&w.extensions, Extension::RESUME))?;
         let peer = (w.server_name, w.max_frame_size, w.heartbeat_ms);
-        Ok(self.open(peer, None, app, calls, now))
+        let opened = self.open(peer, None, app, calls, resume.map(|r| r.0), now);
+        Ok(match resume {
+            // This session only carried the handshake: the one resumed
+            // takes over (`Session::resumed_by`).
+            Some((ResumeStatus::Resumed, received)) => SessionEvent::Resumed { received },
+            _ => opened,
+        })
     }
 
     /// Both sides agree: messages may flow, and the heartbeat starts.
-    fn open(
+    pub(super) fn open(
         &mut self,
         (peer_name, peer_max_frame_size, heartbeat_ms): (String, u32, u32),
         auth_token: Option<bytes::Bytes>,
         app: Option<AppChoice>,
         calls: Option<CallLimits>,
+        resume: Option<ResumeStatus>,
         now: Instant,
     ) -> SessionEvent {
         self.calls = calls.map(|limits| Box::new(super::calls::Calls::new(self.role, limits)));
+        self.app = app.clone();
         self.state = SessionState::Open;
         self.peer_max_frame_size = peer_max_frame_size;
         self.peer_name = peer_name;
@@ -211,6 +234,7 @@ impl Session {
             auth_token,
             app,
             calls,
+            resume,
         }
     }
 }

@@ -41,6 +41,11 @@ impl Heartbeat {
         }
     }
 
+    /// The agreed interval.
+    pub(crate) fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Any bytes from the peer count as a sign of life.
     #[inline]
     pub(crate) fn heard(&mut self, now: Instant) {

@@ -30,12 +30,14 @@ mod closing;
 mod config;
 mod handshake;
 mod heartbeat;
+mod resume;
 mod send_rules;
 mod timers;
 
 pub use config::{SessionConfig, TokenCheck};
 pub use handshake::AUTHENTICATION_FAILED;
 pub use heartbeat::MISSED_HEARTBEATS;
+pub use resume::{ResumeOffer, ResumeSettings};
 pub use timers::Expired;
 
 use super::frame::{CodeReason, Frame, RequestFrame, ResponseFrame};
@@ -65,6 +67,20 @@ pub enum SessionEvent {
         app: Option<crate::protocol::v2::AppChoice>,
         /// The server's limits for calls, when both speak them (spec 3.13).
         calls: Option<crate::protocol::v2::CallLimits>,
+        /// Whether the session is resumable (spec 3.14): `None` if not
+        /// asked for or not spoken by the server; a refused resume says why.
+        resume: Option<crate::protocol::v2::ResumeStatus>,
+    },
+    /// Server: the HELLO asks for a resumable session, or to resume one.
+    /// Answer with [`Session::open_resumable`], or resume a kept session
+    /// with [`Session::take_resume_offer`] and [`Session::resume_with`].
+    ResumeAsked(crate::protocol::v2::ResumeAsk),
+    /// Client: the server resumed the session we asked for, having had
+    /// `received` of our counted frames; hand over with
+    /// [`Session::resumed_by`] on the session resumed.
+    Resumed {
+        /// Counted frames the server had received from us.
+        received: u64,
     },
     /// Text from the peer.
     Text(Message),
@@ -116,6 +132,15 @@ pub struct Session {
     timers: Timers,
     /// Calls, once both sides agreed to speak them (spec 3.13).
     calls: Option<Box<calls::Calls>>,
+    /// The application protocol agreed on.
+    app: Option<crate::protocol::v2::AppChoice>,
+    /// Counters and replay buffer, when resumable (spec 3.14).
+    resume: Option<Box<resume::Resumable>>,
+    /// Server: a HELLO that asked about resuming, until the endpoint says
+    /// which session it opens.
+    pending: Option<Box<resume::PendingHello>>,
+    /// Client: the session this one asks to resume.
+    ticket: Option<Box<crate::protocol::v2::ResumeTicket>>,
 }
 
 impl Session {
@@ -167,6 +192,10 @@ impl Session {
             peer_name: String::new(),
             going_away: false,
             calls: None,
+            app: None,
+            resume: None,
+            pending: None,
+            ticket: None,
         }
     }
 
@@ -221,7 +250,13 @@ impl Session {
         out: &mut impl FrameSink,
     ) -> Result<Option<SessionEvent>, SessionError> {
         self.frame_received(now);
-        self.apply(frame, now, out).map_err(|e| self.fail(e, out))
+        let counted = self.resume.is_some() && frame.frame_type().is_counted();
+        let len = if counted { frame.wire_len() } else { 0 };
+        let event = self.apply(frame, now, out).map_err(|e| self.fail(e, out))?;
+        if counted {
+            self.count_received(len, now, out);
+        }
+        Ok(event)
     }
 
     /// Whether receiving `frame` can move a session to another state: the
@@ -306,7 +341,16 @@ impl Session {
             }
             (Open | Closing, f) if f.frame_type().is_call_frame() && self.calls.is_some() => {
                 let calls = self.calls.as_mut().expect("checked");
-                return calls.receive(f, out);
+                let mut reply = None;
+                let event = calls.receive(f, &mut reply);
+                if let Some(reply) = reply {
+                    self.encode_sent(&reply, out);
+                }
+                return event;
+            }
+            (Open | Closing, Frame::Ack(n)) => {
+                self.receive_ack(n)?;
+                return Ok(None);
             }
             (_, f) => return Err(self.unexpected(&f)),
         };
@@ -331,3 +375,6 @@ mod tests;
 
 #[cfg(test)]
 mod tests_calls;
+
+#[cfg(test)]
+mod tests_resume;

@@ -74,7 +74,8 @@ impl Session {
     /// encodes it into `out`; nothing is written when it is refused.
     pub fn send(&mut self, frame: &Frame, out: &mut impl FrameSink) -> Result<(), SendError> {
         self.check_send(frame)?;
-        frame.encode(out);
+        self.check_detached_send()?;
+        self.encode_sent(frame, out);
         if let Some(calls) = &mut self.calls
             && frame.frame_type().is_call_frame()
         {

@@ -58,10 +58,15 @@ impl Session {
             true => None,
             false => t.heartbeat.as_ref().map(Heartbeat::deadline),
         };
-        [t.stall.poll_timeout(), heartbeat, t.drain_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            t.stall.poll_timeout(),
+            heartbeat,
+            t.drain_deadline,
+            self.ack_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A complete frame arrived: a sign of life. (Bytes alone are not: a
@@ -129,6 +134,7 @@ impl Session {
             self.state = SessionState::Closed;
             return Some(Expired::Drained);
         }
+        self.ack_if_due(now, out);
         let action = match &mut self.timers.heartbeat {
             Some(hb) if now >= hb.deadline() && !self.timers.stall.frame_in_progress() => {
                 hb.on_timeout(now)
