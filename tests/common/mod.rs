@@ -6,6 +6,7 @@
 
 pub mod certs;
 pub mod chat;
+pub mod fault_proxy;
 pub mod split;
 pub mod v2;
 

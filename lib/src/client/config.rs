@@ -84,6 +84,15 @@ pub struct ClientConfig {
     /// default: a server that does not speak them ignores the ask, and its
     /// calls then fail locally with `SendError::CallsNotNegotiated`.
     pub calls: bool,
+    /// Ask for a resumable session (spec 3.14): with
+    /// [`ClientConfig::reconnect`], a lost connection is followed by a new
+    /// one that picks the session up where it was, with nothing lost
+    /// either way — requests in flight are answered, pushes sent while we
+    /// were away arrive, what we sent and the server had not had is sent
+    /// again. The application is told ([`Pushed::Resumed`](super::Pushed::Resumed),
+    /// or [`Pushed::ResumeRefused`](super::Pushed::ResumeRefused) with what
+    /// may have been lost). `None` (the default): a new session each time.
+    pub resume: Option<v2::ResumeSettings>,
 }
 
 impl Default for ClientConfig {
@@ -102,6 +111,7 @@ impl Default for ClientConfig {
             heartbeat: None,
             app_protocol: None,
             calls: true,
+            resume: None,
         }
     }
 }
@@ -118,6 +128,7 @@ impl ClientConfig {
         heartbeat: Option<Duration>,
         app_protocol: Option<v2::AppProtocol>,
         calls: bool,
+        resume: Option<v2::ResumeSettings>,
     }
     /// Sets [`ClientConfig::name`].
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -167,5 +178,6 @@ impl ClientConfig {
             .heartbeat(self.heartbeat.unwrap_or_default())
             .app_protocol(self.app_protocol.clone())
             .calls(self.calls.then(v2::CallLimits::default))
+            .resume(self.resume.clone())
     }
 }

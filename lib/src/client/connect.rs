@@ -18,14 +18,29 @@ use crate::protocol::v1::{self, V1Codec};
 use crate::protocol::v2::{self, V2Codec};
 use crate::transport::{Connection, Stream, server_name_of};
 
+/// What became of the session a new connection tried to resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Resumption {
+    /// Nothing was to be resumed.
+    None,
+    /// The session goes on: the server replays this many of its frames,
+    /// and we sent this many of ours again.
+    Resumed { replayed: u64, resent: u64 },
+    /// A new session began instead, for this reason.
+    Refused(String),
+}
+
 /// Opens one connection (TCP, TLS, the v2 handshake) and starts its reader
-/// and writer; pushed messages go to `incoming`.
+/// and writer; pushed messages go to `incoming`. With `resuming`, the
+/// session of that (lost) connection is asked for again, and goes on in
+/// the same core when the server resumes it.
 pub(super) async fn open_link(
     addr: &str,
     config: &ClientConfig,
     incoming_taken: &Arc<AtomicBool>,
     incoming: mpsc::Sender<Pushed>,
-) -> Result<Link, ClientError> {
+    resuming: Option<&Arc<Core>>,
+) -> Result<(Link, Resumption), ClientError> {
     let limit = config.connect_timeout;
     let started = Instant::now();
     // `ws://HOST:PORT/PATH` (or `wss://`): v2 over a WebSocket, as a
@@ -84,7 +99,8 @@ pub(super) async fn open_link(
             config.reconnect.is_some(),
         ))
     };
-    Ok(match config.version {
+    let mut resumption = Resumption::None;
+    let link = match config.version {
         ProtocolVersion::V1 => {
             let core = make_core(None);
             let (reader, writer) = Connection::new(stream, V1Codec).split();
@@ -103,13 +119,43 @@ pub(super) async fn open_link(
                 V2Codec::new(config.max_frame_size, v2::MIN_MAX_FRAME_SIZE),
             );
             let left = limit.saturating_sub(started.elapsed());
+            let ticket = resuming.and_then(|core| core.session(|s, _| s.resume_ticket()));
+            let had = ticket.as_ref().map(|t| t.received);
             let Welcomed {
                 session,
                 server_name,
                 server_max_frame_size,
                 app_protocol,
-            } = handshake(&mut conn, config, left).await?;
-            let core = make_core(Some(session));
+                resume,
+                resumed,
+            } = handshake(&mut conn, config, left, ticket).await?;
+            let core = match (resuming, resumed) {
+                (Some(old), Some((received, sent))) => {
+                    // The same session, on this connection: what the server
+                    // had not received goes out first.
+                    let now = Instant::now();
+                    let resent = old.queue.reattach(|s, out| {
+                        let s = s.as_mut().expect("v2 has a session");
+                        s.resumed_by(&session, received, now, out)
+                    });
+                    let resent = resent.map_err(|e| ClientError::Protocol {
+                        code: e.code,
+                        reason: e.reason,
+                    })?;
+                    let replayed = sent.saturating_sub(had.unwrap_or(0));
+                    resumption = Resumption::Resumed { replayed, resent };
+                    old.clone()
+                }
+                _ => {
+                    if had.is_some() {
+                        resumption = Resumption::Refused(match resume {
+                            Some(v2::ResumeStatus::Refused(why)) => why.to_string(),
+                            _ => "the server does not resume sessions".into(),
+                        });
+                    }
+                    make_core(Some(session))
+                }
+            };
             tokio::spawn(drive_v2(conn, core.clone(), incoming));
             Link {
                 core,
@@ -118,7 +164,8 @@ pub(super) async fn open_link(
                 app_protocol,
             }
         }
-    })
+    };
+    Ok((link, resumption))
 }
 
 /// One step of opening a connection, within what is left of the connect

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use super::config::ClientConfig;
 use super::error::{Cause, ClientError};
 use crate::protocol::parse_unsupported_version_reply;
-use crate::protocol::v2::{AppChoice, Frame, Session, SessionEvent, V2Codec, V2CodecError};
+use crate::protocol::v2::{
+    AppChoice, Frame, ResumeStatus, ResumeTicket, Session, SessionEvent, V2Codec, V2CodecError,
+};
 use crate::transport::{Connection, Stream};
 
 /// What the handshake learned about the server.
@@ -17,6 +19,11 @@ pub(super) struct Welcomed {
     pub(super) server_name: String,
     pub(super) server_max_frame_size: u32,
     pub(super) app_protocol: Option<AppChoice>,
+    /// What the WELCOME said of resuming (`None`: nothing).
+    pub(super) resume: Option<ResumeStatus>,
+    /// The server resumed our session, having had this many of our frames
+    /// and sent this many in all: `session` only carried the handshake.
+    pub(super) resumed: Option<(u64, u64)>,
 }
 
 /// Sends HELLO and reads the server's answer, giving up after `limit`.
@@ -24,9 +31,14 @@ pub(super) async fn handshake(
     conn: &mut Connection<Stream, V2Codec>,
     config: &ClientConfig,
     limit: Duration,
+    ticket: Option<ResumeTicket>,
 ) -> Result<Welcomed, ClientError> {
     let mut out = BytesMut::new();
-    let mut session = Session::client(config.session_config(limit), Instant::now(), &mut out);
+    let session_config = config.session_config(limit);
+    let mut session = match ticket {
+        Some(ticket) => Session::client_resuming(session_config, ticket, Instant::now(), &mut out),
+        None => Session::client(session_config, Instant::now(), &mut out),
+    };
     conn.queue_raw(&out);
     conn.flush().await?;
     let deadline = session.poll_timeout().expect("a handshake deadline");
@@ -50,12 +62,23 @@ pub(super) async fn handshake(
             peer_name,
             peer_max_frame_size,
             app,
+            resume,
             ..
         })) => Ok(Welcomed {
             session,
             server_name: peer_name,
             server_max_frame_size: peer_max_frame_size,
             app_protocol: app,
+            resume,
+            resumed: None,
+        }),
+        Ok(Some(SessionEvent::Resumed { received, sent })) => Ok(Welcomed {
+            server_name: session.peer_name().to_owned(),
+            server_max_frame_size: session.peer_max_frame_size(),
+            app_protocol: None,
+            session,
+            resume: Some(ResumeStatus::Resumed),
+            resumed: Some((received, sent)),
         }),
         Ok(Some(SessionEvent::Closed(reason))) => Err(ClientError::HandshakeRefused(reason)),
         Ok(other) => Err(ClientError::Protocol {

@@ -32,6 +32,26 @@ pub enum Pushed {
         /// The new server's name from its welcome.
         server_name: String,
     },
+    /// Not from the server: the client is connected again and its session
+    /// resumed (spec 3.14): nothing was lost either way.
+    Resumed {
+        /// Frames the server sent while we were away, or that were lost
+        /// with the old connection, now delivered (before this item's
+        /// successors, after its predecessors).
+        replayed: u64,
+        /// Our frames the server had not received, sent again.
+        resent: u64,
+    },
+    /// Not from the server: the session could not be resumed and a new
+    /// one began ([`Pushed::Reconnected`] follows). Requests in flight
+    /// failed as interrupted; pushes sent while we were away are lost.
+    ResumeRefused {
+        /// The server's reason (or "the server does not resume sessions").
+        reason: String,
+        /// Frames we had sent that the server had not acknowledged: they
+        /// may or may not have arrived.
+        unacknowledged: u64,
+    },
     /// Not from the server: an attempt to reconnect failed. With
     /// `gave_up`, it was the last one allowed
     /// ([`Reconnect::max_attempts`](super::Reconnect::max_attempts)): the client is done, and the

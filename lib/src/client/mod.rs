@@ -131,7 +131,8 @@ impl Client {
         config.validate()?;
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_capacity.max(1) + 1);
         let incoming_taken = Arc::new(AtomicBool::new(false));
-        let link = connect::open_link(addr, &config, &incoming_taken, incoming_tx.clone()).await?;
+        let (link, _) =
+            connect::open_link(addr, &config, &incoming_taken, incoming_tx.clone(), None).await?;
         let shared = Arc::new(Shared {
             link: watch::channel(link).0,
             closing: AtomicBool::new(false),
@@ -328,6 +329,14 @@ impl Client {
     pub async fn close(&self) -> Result<(), ClientError> {
         self.handle.shared.closing.store(true, Ordering::Release);
         let link = self.link();
+        if link.core.is_lost() {
+            // No connection to close on: what the server had not
+            // acknowledged may be lost, and the caller hears so.
+            let unacknowledged = link.core.session(|s, _| s.unacknowledged());
+            link.core.finish(End::Lost(format!(
+                "closed while disconnected ({unacknowledged} frames unacknowledged)"
+            )));
+        }
         let queued = match self.handle.version {
             ProtocolVersion::V1 => {
                 let core = &link.core;

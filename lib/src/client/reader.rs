@@ -63,6 +63,7 @@ pub(crate) async fn drive_v2(
         incoming,
     };
     let exit = driver.run(&mut end).await;
+    let overflow = matches!(exit, Exit::Overflow { .. });
     let end = match exit {
         Exit::Ended(end) => end,
         Exit::PeerClosed if core.session(|s, _| s.state()) == SessionState::Closed => {
@@ -87,6 +88,16 @@ pub(crate) async fn drive_v2(
         Exit::WriteFailed(e) => End::Lost(format!("write failed: {e}")),
         Exit::Overflow { queued } => End::Lost(format!("{queued} bytes could not be sent")),
     };
+    // A resumable session outlives its connection: the reconnecting task
+    // picks it up on the next one, and nothing waiting fails.
+    if let End::Lost(why) = &end
+        && !overflow
+        && core.interrupts()
+        && core.session(|s, _| s.is_resumable())
+    {
+        core.note_lost(why.clone());
+        return;
+    }
     // Callers learn the end at once, not after the last flush below: a
     // call made meanwhile must get this reason, not "closing".
     core.requests.end(&end, core.interrupts());

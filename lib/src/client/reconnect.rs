@@ -12,9 +12,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::connect::open_link;
+use super::connect::{Resumption, open_link};
+use super::end::End;
 use super::incoming::Pushed;
-use super::{ClientConfig, Link, Shared};
+use super::{ClientConfig, Shared};
 use crate::config_setters::setters;
 
 /// How a client reconnects (see [`ClientConfig::reconnect`]).
@@ -76,9 +77,12 @@ pub(super) async fn supervise(
 ) {
     loop {
         let core = shared.link.borrow().core.clone();
-        let why = tokio::select! {
-            end = core.wait_end() => end.to_error().to_string(),
-            goaway = core.wait_going_away() => format!("the server is going away ({goaway})"),
+        let (why, resuming) = tokio::select! {
+            end = core.wait_end() => (end.to_error().to_string(), false),
+            goaway = core.wait_going_away() => {
+                (format!("the server is going away ({goaway})"), false)
+            }
+            lost = core.wait_lost() => (lost, true),
         };
         if shared.closing.load(Ordering::Acquire) {
             return;
@@ -86,13 +90,22 @@ pub(super) async fn supervise(
         warn!(%addr, "{why}; reconnecting");
         report(&shared, &incoming, Pushed::Disconnected(why)).await;
         let mut attempt = 0;
-        let link: Link = loop {
+        let (link, resumption) = loop {
             tokio::time::sleep(policy.delay(attempt)).await;
             if shared.closing.load(Ordering::Acquire) {
                 return;
             }
-            match open_link(&addr, &config, &shared.incoming_taken, incoming.clone()).await {
-                Ok(link) => break link,
+            let old = resuming.then_some(&core);
+            match open_link(
+                &addr,
+                &config,
+                &shared.incoming_taken,
+                incoming.clone(),
+                old,
+            )
+            .await
+            {
+                Ok(opened) => break opened,
                 Err(e) => {
                     attempt += 1;
                     warn!(%addr, attempt, "reconnecting failed: {e}");
@@ -110,6 +123,9 @@ pub(super) async fn supervise(
                     .await;
                     if gave_up {
                         warn!(%addr, "giving up after {attempt} attempts");
+                        if core.is_lost() {
+                            core.finish(End::Lost(format!("gave up reconnecting: {e}")));
+                        }
                         shared.gave_up.store(true, Ordering::Release);
                         shared.link.send_modify(|_| {});
                         return;
@@ -120,6 +136,31 @@ pub(super) async fn supervise(
         if shared.closing.load(Ordering::Acquire) {
             link.core.queue.close();
             return;
+        }
+        match resumption {
+            Resumption::Resumed { replayed, resent } => {
+                // The same session and core: nothing to replace.
+                info!(%addr, replayed, resent, "session resumed");
+                core.note_resumed();
+                report(&shared, &incoming, Pushed::Resumed { replayed, resent }).await;
+                continue;
+            }
+            Resumption::Refused(reason) => {
+                let unacknowledged = core.session(|s, _| s.unacknowledged());
+                warn!(%addr, unacknowledged, "resume refused: {reason}");
+                // What waited on the old session fails as interrupted.
+                core.finish(End::Lost(format!("resume refused: {reason}")));
+                report(
+                    &shared,
+                    &incoming,
+                    Pushed::ResumeRefused {
+                        reason,
+                        unacknowledged,
+                    },
+                )
+                .await;
+            }
+            Resumption::None => {}
         }
         info!(%addr, server = %link.server_name, "reconnected");
         let server_name = link.server_name.to_string();

@@ -23,6 +23,9 @@ pub(crate) struct Core {
     end: watch::Sender<Option<End>>,
     /// Set when the server says GOAWAY (a reconnecting client moves on).
     going_away: watch::Sender<Option<CodeReason>>,
+    /// Set (with why) while a resumable session has no connection: the
+    /// reconnecting task resumes it on a new one.
+    lost: watch::Sender<Option<String>>,
     /// Whether the application reads pushes: shared by every connection
     /// of one client, since a reconnecting client has several in turn.
     incoming_taken: Arc<AtomicBool>,
@@ -47,6 +50,7 @@ impl Core {
             calls: Default::default(),
             end: watch::channel(None).0,
             going_away: watch::channel(None).0,
+            lost: watch::channel(None).0,
             incoming_taken,
             interrupts,
             v1_exit_queued: AtomicBool::new(false),
@@ -56,6 +60,40 @@ impl Core {
     /// The server said GOAWAY.
     pub(crate) fn note_going_away(&self, reason: CodeReason) {
         self.going_away.send_replace(Some(reason));
+    }
+
+    /// The connection was lost and the session kept for a resume: what is
+    /// sent from now on waits in its replay buffer.
+    pub(crate) fn note_lost(&self, why: String) {
+        self.queue.detach();
+        self.session(|s, _| s.detach());
+        self.lost.send_replace(Some(why));
+    }
+
+    /// The session resumed on a new connection.
+    pub(crate) fn note_resumed(&self) {
+        self.lost.send_replace(None);
+    }
+
+    /// Whether the session waits for a new connection.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.borrow().is_some()
+    }
+
+    /// Waits until the connection is lost with the session kept, and says
+    /// why.
+    pub(crate) async fn wait_lost(&self) -> String {
+        let mut rx = self.lost.subscribe();
+        let why = rx
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|why| why.clone());
+        match why {
+            Some(why) => why,
+            // The sender lives as long as this core: never.
+            None => std::future::pending().await,
+        }
     }
 
     /// Whether the server has said GOAWAY, or the connection has ended:

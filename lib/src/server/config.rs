@@ -140,6 +140,19 @@ pub struct ServerConfig {
     /// and clients that never ask (every v2 peer that predates calls) see
     /// no difference either way.
     pub calls: Option<v2::CallLimits>,
+    /// Resumable sessions (spec 3.14), for clients that ask for them: a
+    /// lost connection's session is kept for the expiry the client asked
+    /// (at most `expiry` here), what is sent to it meanwhile waits in its
+    /// replay buffer (at most `replay_max_bytes`), and a client that
+    /// presents its ticket on a new connection to this server picks it up
+    /// with nothing lost. On by default (60 s, 256 KiB); `None` turns it
+    /// off (clients then get ordinary sessions).
+    pub resume: Option<v2::ResumeSettings>,
+    /// At most this many resumable sessions are kept at once (connected or
+    /// waiting for their client); past it new clients get ordinary
+    /// sessions, and a refused resume says `Unavailable`. Bounds the
+    /// memory of replay buffers to this times `replay_max_bytes`.
+    pub max_kept_sessions: usize,
     /// A second listener for browsers: v2 over WebSocket (spec section 4),
     /// served by the same service with the same session rules and limits
     /// (slots, per-address, memory budget, deadlines, tokens); TLS (`wss`)
@@ -181,6 +194,8 @@ impl Default for ServerConfig {
             time_requests: false,
             app_protocol: None,
             calls: Some(v2::CallLimits::default()),
+            resume: Some(v2::ResumeSettings::default().replay_max_bytes(256 * 1024)),
+            max_kept_sessions: 1_000,
             #[cfg(feature = "websocket")]
             websocket: None,
         }
@@ -210,6 +225,8 @@ impl ServerConfig {
         proxy_protocol: bool,
         time_requests: bool,
         calls: Option<v2::CallLimits>,
+        resume: Option<v2::ResumeSettings>,
+        max_kept_sessions: usize,
     }
 
     /// Serves TLS only, with these settings (see [`ServerTls`]).
@@ -344,6 +361,7 @@ impl ServerConfig {
             )
             .app_protocol(self.app_protocol.clone())
             .calls(self.calls)
+            .resume(self.resume.clone())
     }
 
     /// The deadlines of a v1 connection, which has no heartbeats, given

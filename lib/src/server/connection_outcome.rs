@@ -17,6 +17,10 @@ pub(crate) enum ConnectionEnd {
     PeerClosed,
     /// The server is shutting down.
     ServerShutdown,
+    /// A resumable session's client resumed it on a new connection.
+    TakenOver,
+    /// This connection resumed a kept session (it goes on serving it).
+    Resumed,
     /// A plain HTTP GET on the WebSocket port, answered with this status
     /// (a page, or 404).
     HttpServed(u16),
@@ -86,6 +90,8 @@ impl ConnectionEnd {
             ConnectionEnd::PeerClosed => "peer_disconnected",
             ConnectionEnd::ServerShutdown => "shutdown",
             ConnectionEnd::HttpServed(_) => "http_served",
+            ConnectionEnd::TakenOver => "resumed_elsewhere",
+            ConnectionEnd::Resumed => "resumed",
         }
     }
 }

@@ -11,6 +11,7 @@ mod config;
 mod connection_outcome;
 #[doc(hidden)]
 pub mod fuzzing;
+mod kept_sessions;
 mod log_gate;
 mod metrics;
 mod proxy_header;
@@ -43,6 +44,7 @@ use crate::transport::MemoryBudget;
 use accept_backoff::{AcceptBackoff, is_per_connection};
 use admission::{Admission, Admitted};
 use auth_tokens::AuthBackoff;
+use kept_sessions::KeptSessions;
 pub(crate) use log_gate::{admit_global, suppressed_field};
 use metrics::ServerMetrics;
 use shared::PeerFacts;
@@ -145,6 +147,11 @@ impl Server {
             metrics: ServerMetrics::new(),
             signals: signals.clone(),
             session_config: Arc::new(self.config.session_config()),
+            kept: self
+                .config
+                .resume
+                .as_ref()
+                .map(|_| KeptSessions::new(self.config.max_kept_sessions)),
         });
         let admission = Admission::with_signals(self.config.admission_rules(), signals.clone());
         // Refusals in progress at once; past this a refused peer is just

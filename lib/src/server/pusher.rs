@@ -94,6 +94,11 @@ impl Outbound {
         }
     }
 
+    /// The queue (and session) frames go to.
+    pub(crate) fn queue(&self) -> &Arc<WriteQueue<Session>> {
+        &self.queue
+    }
+
     /// Where request durations go, if requests are timed.
     pub(crate) fn request_duration(&self) -> Option<&metrics::Histogram> {
         self.shared.request_duration.as_ref()

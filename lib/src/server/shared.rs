@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) session_config: Arc<crate::protocol::v2::SessionConfig>,
     /// Moves whenever `stop`, the abandon signal or a displacement fires.
     pub(crate) signals: Arc<SignalEpoch>,
+    /// The resumable sessions kept, when the server grants them.
+    pub(crate) kept: Option<super::kept_sessions::KeptSessions>,
 }
 
 // What the server knows about a peer before its first frame: where it is,

@@ -18,6 +18,7 @@ use tracing::warn;
 use super::admission::Slot;
 use super::call::{self, CallTable};
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
+use super::kept_sessions::{Identity, KeptSessions};
 use super::log_gate::{LogGate, PeerText, info_unless_quiet, suppressed_field};
 use super::pusher::{InFlight, Responder};
 use super::pusher::{Outbound, Pusher};
@@ -26,7 +27,8 @@ use super::shared::PeerFacts;
 use super::shared::Shared;
 use super::signals::SignalEpoch;
 use crate::protocol::v2::{
-    AUTHENTICATION_FAILED, CodeReason, Expired, Session, SessionEvent, SessionState, V2Codec,
+    AUTHENTICATION_FAILED, CodeReason, Expired, ResumeRefusal, ResumeTicket, Session, SessionEvent,
+    SessionId, SessionState, V2Codec,
 };
 use crate::transport::{Connection, Driver, DriverCounters, Endpoint, Exit, Work, WriteQueue};
 use rustls_pki_types::CertificateDer;
@@ -99,10 +101,35 @@ where
             signals_seen: u64::MAX,
             calls: Arc::default(),
             call_limits: None,
+            kept: shared.kept.as_ref(),
+            resumable: None,
+            taken_over: false,
+            handover: None,
         },
     });
     let Connected { driver, end } = &mut *state;
-    let exit = driver.run(end).await;
+    let exit = loop {
+        match driver.run(end).await {
+            // A kept session resumed here: its queue (with the WELCOME and
+            // the replay) is this connection's from now on.
+            Exit::Ended(Ok(ConnectionEnd::Resumed)) => {
+                let kept = end.handover.take().expect("a resume hands over");
+                driver.swap_queue(kept.queue.clone());
+                end.adopt(*kept);
+            }
+            exit => break exit,
+        }
+    };
+    // Lost, not ended: a resumable session waits for its client.
+    let lost = matches!(
+        exit,
+        Exit::PeerClosed
+            | Exit::ReadFailed(_)
+            | Exit::WriteFailed(_)
+            | Exit::Codec(_)
+            | Exit::Expired(Expired::Heartbeat(_))
+            | Exit::Ended(Ok(ConnectionEnd::TakenOver))
+    );
     let mut flush_on_error = true;
     let result = match exit {
         Exit::Ended(Ok(ConnectionEnd::ClientClosed)) => {
@@ -121,9 +148,23 @@ where
         Exit::Expired(Expired::Drained) => Ok(ConnectionEnd::ServerShutdown),
         other => Err(error_of(other)),
     };
-    if flush_on_error && result.is_err() {
+    if flush_on_error && result.is_err() || lost {
         // What the handler got before the failure is not lost.
         Box::pin(end.flush_handler()).await;
+    }
+    if let Some((id, _)) = end.resumable.take() {
+        let kept = shared.kept.as_ref().expect("resumable sessions are kept");
+        if lost
+            && !end.stopping
+            && end.park()
+            && Box::pin(end.wait_parked(id, kept, shared)).await.is_some()
+        {
+            // Handed over: the handler, calls and session live on in the
+            // connection that resumed them.
+            end.log_gate.report_suppressed(peer.addr);
+            return result;
+        }
+        kept.forget(id);
     }
     end.log_gate.report_suppressed(peer.addr);
     if config.auth_tokens.is_some() {
@@ -176,6 +217,17 @@ fn error_of(exit: Exit<Outcome>) -> ConnectionError {
     }
 }
 
+/// What a parked connection hands to the one that resumes its session:
+/// everything the session's work needs, the handler first.
+struct KeptState<H> {
+    queue: Arc<WriteQueue<Session>>,
+    handler: Option<H>,
+    out: Outbound,
+    in_flight: Arc<InFlight>,
+    calls: Arc<CallTable>,
+    call_limits: Option<crate::protocol::v2::CallLimits>,
+}
+
 /// The driver and the server's end of one connection.
 struct Connected<'a, S, Svc: Service> {
     driver: Driver<S, Session>,
@@ -216,6 +268,18 @@ struct ServerEnd<'a, Svc: Service> {
     /// The calls in flight (spec 3.13), and the limits agreed for them.
     calls: Arc<CallTable>,
     call_limits: Option<crate::protocol::v2::CallLimits>,
+    /// The server's kept sessions, when it grants resumable ones.
+    kept: Option<&'a KeptSessions>,
+    /// The resumable session served here, and what fires when another
+    /// connection resumes it.
+    resumable: Option<(
+        SessionId,
+        Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    )>,
+    /// That fired.
+    taken_over: bool,
+    /// A kept session this connection resumed, until the driver takes it.
+    handover: Option<Box<KeptState<Svc::Handler>>>,
 }
 
 impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
@@ -252,13 +316,27 @@ impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
     }
 
     fn poll_signal(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.stopping || !self.signals.moved(&mut self.signals_seen) {
+        if !self.signals.moved(&mut self.signals_seen) {
+            return Poll::Pending;
+        }
+        if let Some((_, takeover)) = &mut self.resumable
+            && takeover.as_mut().poll(cx).is_ready()
+        {
+            self.taken_over = true;
+            return Poll::Ready(());
+        }
+        if self.stopping {
             return Poll::Pending;
         }
         self.stop.as_mut().poll(cx)
     }
 
     fn on_signal(&mut self, _now: Instant) -> Option<Outcome> {
+        if self.taken_over {
+            // The client is back on another connection: this one stops
+            // and hands its session over.
+            return Some(Ok(ConnectionEnd::TakenOver));
+        }
         self.stopping = true;
         let closed = self.out.update(|s, out| {
             let _ = s.go_away("server shutting down", Instant::now(), out);
@@ -270,6 +348,139 @@ impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
 }
 
 impl<Svc: Service> ServerEnd<'_, Svc> {
+    /// A HELLO asked for a resumable session, or to resume one (`ticket`):
+    /// the kept session is claimed and resumed here (`Resumed` ends this
+    /// driver run; the caller swaps the queues), or a new session opens
+    /// and is told why the old one was not resumed.
+    async fn resume_asked(
+        &mut self,
+        ticket: Option<ResumeTicket>,
+        now: Instant,
+    ) -> Option<ConnectionEnd> {
+        let kept = self
+            .kept
+            .expect("the session asks only when sessions are kept");
+        let offer = self
+            .out
+            .update(|s, _| s.take_resume_offer())
+            .expect("a HELLO waits");
+        let identity = Identity {
+            auth_token: offer.auth_token().cloned(),
+            certificate: self.certificate.clone(),
+        };
+        let mut refused = None;
+        if let Some(ticket) = &ticket {
+            match kept.claim(ticket, &identity, self.signals).await {
+                Ok((handed, stop)) => match handed.downcast::<KeptState<Svc::Handler>>() {
+                    Ok(state) => {
+                        let resumed = state
+                            .queue
+                            .reattach(|s, out| s.resume_with(&offer, now, out));
+                        match resumed {
+                            Ok(replayed) => {
+                                self.slot.promote();
+                                self.resumable =
+                                    Some((ticket.id, Box::pin(stop.cancelled_owned())));
+                                self.handover = Some(state);
+                                info_unless_quiet!(
+                                    self.quiet,
+                                    session = %ticket.id,
+                                    replayed,
+                                    "v2 session resumed"
+                                );
+                                return Some(ConnectionEnd::Resumed);
+                            }
+                            Err(refusal) => {
+                                kept.forget(ticket.id);
+                                end_kept(*state, self.drain).await;
+                                refused = Some(refusal);
+                            }
+                        }
+                    }
+                    Err(_) => refused = Some(ResumeRefusal::Unknown),
+                },
+                Err(refusal) => refused = Some(refusal),
+            }
+            info_unless_quiet!(
+                self.quiet,
+                session = %ticket.id,
+                "resume refused: {}",
+                refused.expect("set on every path here")
+            );
+        }
+        let grant = kept.open(identity);
+        let opened = self.out.update(|s, out| {
+            let grant = grant.as_ref().map(|(id, token, _)| (*id, token.clone()));
+            s.open_resumable(offer, grant, refused, now, out)
+        });
+        if let Some((id, _, stop)) = grant {
+            self.resumable = Some((id, Box::pin(stop.cancelled_owned())));
+        }
+        // Opening never fails (it makes the handler).
+        Box::pin(self.on_event(opened, now))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Takes over the state of a session resumed here.
+    fn adopt(&mut self, kept: KeptState<Svc::Handler>) {
+        self.handler = kept.handler;
+        self.out = kept.out;
+        self.in_flight = kept.in_flight;
+        self.calls = kept.calls;
+        self.call_limits = kept.call_limits;
+        self.unflushed = self.handler.is_some();
+    }
+
+    /// The connection was lost: the session keeps what is sent to it for
+    /// a resume. `false` when it cannot be resumed (overflowed, closed).
+    fn park(&mut self) -> bool {
+        self.out.queue().detach();
+        self.out.update(|s, _| s.detach())
+    }
+
+    /// Waits, parked, until a new connection claims the session (it is
+    /// handed over: `Some`), or it expires or the server stops (`None`:
+    /// the caller ends it as any other).
+    async fn wait_parked(
+        &mut self,
+        id: SessionId,
+        kept: &KeptSessions,
+        shared: &Shared,
+    ) -> Option<()> {
+        let expiry = self.out.update(|s, _| s.resume_expiry())?;
+        let parked = kept.park(id, Instant::now() + expiry)?;
+        info_unless_quiet!(self.quiet, session = %id, "v2 session kept for {expiry:?}");
+        tokio::select! {
+            claimed = parked.claimed => {
+                let give = claimed.ok()?;
+                let state = KeptState {
+                    queue: self.out.queue().clone(),
+                    handler: self.handler.take(),
+                    out: self.out.clone(),
+                    in_flight: self.in_flight.clone(),
+                    calls: self.calls.clone(),
+                    call_limits: self.call_limits,
+                };
+                match give.send(Box::new(state)) {
+                    Ok(()) => Some(()),
+                    // The claimant gave up: the session ends here.
+                    Err(state) => {
+                        if let Ok(state) = state.downcast::<KeptState<Svc::Handler>>() {
+                            self.handler = state.handler;
+                        }
+                        None
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(parked.expires.into()) => {
+                info_unless_quiet!(self.quiet, session = %id, "kept v2 session expired");
+                None
+            }
+            _ = shared.stop.cancelled() => None,
+        }
+    }
+
     /// Logs a code and reason the peer sent (ERROR, CLOSE): its text
     /// escaped and capped, within this connection's allowance of lines.
     fn log_peer_said(&mut self, what: &str, said: &CodeReason, warning: bool) {
@@ -300,6 +511,9 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         event: SessionEvent,
         now: Instant,
     ) -> Result<Option<ConnectionEnd>, ConnectionError> {
+        if let SessionEvent::ResumeAsked(ask) = event {
+            return Ok(self.resume_asked(ask.ticket, now).await);
+        }
         if let SessionEvent::Opened {
             peer_name,
             auth_token,
@@ -377,4 +591,13 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         }
         Ok(None)
     }
+}
+
+/// Ends a kept session that was claimed but could not resume: its
+/// handler's clean-up, bounded as any connection's, and its calls stopped.
+async fn end_kept<H: Handler>(mut state: KeptState<H>, limit: Duration) {
+    if let Some(handler) = state.handler.as_mut() {
+        let _ = tokio::time::timeout(limit, handler.on_close()).await;
+    }
+    state.calls.cancel_all();
 }

@@ -84,6 +84,13 @@ pub(super) async fn serve_connection<S: Service>(
                 "connection closed: peer disconnected without exit or CLOSE"
             )
         }
+        Ok(ConnectionEnd::TakenOver | ConnectionEnd::Resumed) => {
+            info_unless_quiet!(
+                quiet,
+                suppressed,
+                "connection closed: its client resumed the session on a new connection"
+            )
+        }
         Ok(ConnectionEnd::ServerShutdown) => {
             info_unless_quiet!(quiet, suppressed, "connection closed: server shutting down")
         }

@@ -225,6 +225,15 @@ where
         }
     }
 
+    /// Serves another session's queue from now on (a kept session resumed
+    /// on this connection): the write state starts again with it.
+    pub(crate) fn swap_queue(&mut self, queue: Arc<WriteQueue<T>>) {
+        self.queue = queue;
+        self.writer = Writer::default();
+        self.shut = false;
+        self.next_deadline = None;
+    }
+
     /// Receives everything already decoded or buffered, handing each
     /// batch's events to `end`. `Ok(())` when caught up.
     async fn receive_buffered<E: Endpoint>(&mut self, end: &mut E) -> Result<(), Exit<E::End>> {

@@ -252,6 +252,32 @@ impl<T> WriteQueue<T> {
         self.room.notify_waiters();
     }
 
+    /// The connection is gone and its session kept for a resume: what is
+    /// queued is dropped (the session's replay buffer holds every frame
+    /// that matters) and senders no longer wait for a writer.
+    pub(crate) fn detach(&self) {
+        let mut inner = self.lock();
+        inner.buf = Outgoing::default();
+        inner.writing = 0;
+        inner.buf_largest = 0;
+        inner.writing_largest = 0;
+        inner.writer = None;
+        drop(inner);
+        self.overflowed.store(false, Ordering::Release);
+        self.parked.store(false, Ordering::Relaxed);
+        self.room.notify_waiters();
+    }
+
+    /// A kept session resumes on a new connection: the queue starts empty
+    /// and open, and `f` writes what the new connection sends first (the
+    /// WELCOME and the replay).
+    pub(crate) fn reattach<R>(&self, f: impl FnOnce(&mut T, &mut Outgoing) -> R) -> R {
+        self.detach();
+        let mut inner = self.lock();
+        inner.closed = false;
+        self.push_locked(&mut inner, f)
+    }
+
     /// For the driver: swaps everything queued into `writing` (which must
     /// be empty), or, with nothing queued, registers `waker` to be woken by
     /// the next bytes. Bytes taken still count against the bound until the

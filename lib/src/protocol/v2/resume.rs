@@ -14,13 +14,15 @@
 //!
 //! WELCOME, extension 0x0004, only in answer to one in the HELLO:
 //! ```text
-//! +-----------+-----------+---------------+---------+------------+--------------+
-//! | status u8 | reason u8 | expiry_ms u32 | id [16] | token [16] | received u64 |
-//! +-----------+-----------+---------------+---------+------------+--------------+
+//! +-----------+-----------+---------------+---------+------------+--------------+----------+
+//! | status u8 | reason u8 | expiry_ms u32 | id [16] | token [16] | received u64 | sent u64 |
+//! +-----------+-----------+---------------+---------+------------+--------------+----------+
 //! ```
 //! `status` 0: a new session (the HELLO asked for one); 1: resumed,
-//! `received` being how many counted frames the server had from the client;
-//! 2: the resume was refused for `reason` and this is a new session.
+//! `received` being how many counted frames the server had from the client
+//! and `sent` how many it has sent (so the client knows how many the replay
+//! brings); 2: the resume was refused for `reason` and this is a new
+//! session. Both counts are 0 unless resumed.
 
 use std::fmt;
 
@@ -182,6 +184,8 @@ pub struct ResumeGrant {
     pub token: ResumeToken,
     /// Resumed: counted frames the server had received from the client.
     pub received: u64,
+    /// Resumed: counted frames the server has sent in the session.
+    pub sent: u64,
 }
 
 /// Resume data that does not parse.
@@ -263,7 +267,7 @@ impl ResumeAsk {
 impl ResumeGrant {
     /// The extension's bytes.
     pub fn encode(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(46);
+        let mut b = BytesMut::with_capacity(54);
         let (status, reason) = match self.status {
             ResumeStatus::New => (0, 0),
             ResumeStatus::Resumed => (1, 0),
@@ -275,6 +279,7 @@ impl ResumeGrant {
         b.put_slice(&self.id.0);
         b.put_slice(&self.token.0);
         b.put_u64(self.received);
+        b.put_u64(self.sent);
         b.freeze()
     }
 
@@ -296,6 +301,7 @@ impl ResumeGrant {
             id: SessionId(id_bytes(d, "session id")?),
             token: ResumeToken(id_bytes(d, "token")?),
             received: u64_of(d, "received")?,
+            sent: u64_of(d, "sent")?,
         };
         finish(d)?;
         Ok(grant)
@@ -332,6 +338,7 @@ mod tests {
                 id: SessionId([1; 16]),
                 token: ResumeToken([2; 16]),
                 received: u64::MAX,
+                sent: 3,
             };
             assert_eq!(ResumeGrant::decode(&grant.encode()), Ok(grant));
         }
@@ -349,6 +356,7 @@ mod tests {
             id: SessionId([1; 16]),
             token: ResumeToken([2; 16]),
             received: 0,
+            sent: 0,
         }
         .encode()
         .to_vec();

@@ -205,7 +205,9 @@ impl Session {
         Ok(match resume {
             // This session only carried the handshake: the one resumed
             // takes over (`Session::resumed_by`).
-            Some((ResumeStatus::Resumed, received)) => SessionEvent::Resumed { received },
+            Some((ResumeStatus::Resumed, received, sent)) => {
+                SessionEvent::Resumed { received, sent }
+            }
             _ => opened,
         })
     }

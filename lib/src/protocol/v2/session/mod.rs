@@ -81,6 +81,8 @@ pub enum SessionEvent {
     Resumed {
         /// Counted frames the server had received from us.
         received: u64,
+        /// Counted frames the server has sent in the session.
+        sent: u64,
     },
     /// Text from the peer.
     Text(Message),

@@ -346,53 +346,55 @@ impl Session {
         event
     }
 
-    /// Server: opens the HELLO held by [`SessionEvent::ResumeAsked`] as a
-    /// new resumable session named `id`, with its secret `token`; `refused`
-    /// says why the session the client asked to resume is not resumed.
-    /// Writes the WELCOME to `out`; returns [`SessionEvent::Opened`].
+    /// Server: opens the HELLO of `offer` (from [`Session::take_resume_offer`])
+    /// as a new session: resumable as `grant` (its id and secret), or an
+    /// ordinary one when the server keeps no more (`None`: the WELCOME
+    /// says nothing of resuming). `refused` says why the session the client
+    /// asked to resume is not resumed. Writes the WELCOME to `out`;
+    /// returns [`SessionEvent::Opened`].
     pub fn open_resumable(
         &mut self,
-        id: SessionId,
-        token: ResumeToken,
+        offer: ResumeOffer,
+        grant: Option<(SessionId, ResumeToken)>,
         refused: Option<ResumeRefusal>,
         now: Instant,
         out: &mut impl FrameSink,
-    ) -> Result<SessionEvent, SessionError> {
-        let pending = self.pending.take().ok_or_else(|| {
-            SessionError::new(CloseCode::INTERNAL_ERROR, "no HELLO waits to be opened")
-        })?;
+    ) -> SessionEvent {
         let settings = self.local.resume.clone().unwrap_or_default();
-        let expiry_ms = pending
-            .ask
-            .expiry_ms
-            .min(super::config::millis(settings.expiry));
-        let status = refused.map_or(ResumeStatus::New, ResumeStatus::Refused);
         let PendingHello {
+            ask,
             mut welcome,
             peer,
             token: auth,
             app,
             calls,
-            ..
-        } = *pending;
-        let grant = ResumeGrant {
-            status,
-            expiry_ms,
-            id,
-            token: token.clone(),
-            received: 0,
-        };
-        welcome
-            .extensions
-            .push(Extension::new(Extension::RESUME, grant.encode()));
+        } = *offer.0;
+        let expiry_ms = ask.expiry_ms.min(super::config::millis(settings.expiry));
+        let status = refused.map_or(ResumeStatus::New, ResumeStatus::Refused);
+        if let Some((id, token)) = &grant {
+            let grant = ResumeGrant {
+                status,
+                expiry_ms,
+                id: *id,
+                token: token.clone(),
+                received: 0,
+                sent: 0,
+            };
+            welcome
+                .extensions
+                .push(Extension::new(Extension::RESUME, grant.encode()));
+        }
         Frame::Welcome(welcome).encode(out);
-        self.resume = Some(Box::new(Resumable::new(
-            id,
-            token,
-            expiry_ms,
-            settings.replay_max_bytes,
-        )));
-        Ok(self.open(peer, auth, app, calls, Some(status), now))
+        self.resume = grant.map(|(id, token)| {
+            Box::new(Resumable::new(
+                id,
+                token,
+                expiry_ms,
+                settings.replay_max_bytes,
+            ))
+        });
+        let status = self.resume.as_ref().map(|_| status);
+        self.open(peer, auth, app, calls, status, now)
     }
 
     /// Server: what the HELLO held by [`SessionEvent::ResumeAsked`]
@@ -408,19 +410,19 @@ impl Session {
     /// frames replayed. A refusal changes nothing.
     pub fn resume_with(
         &mut self,
-        offer: ResumeOffer,
+        offer: &ResumeOffer,
         now: Instant,
         out: &mut impl FrameSink,
     ) -> Result<u64, ResumeRefusal> {
         let PendingHello {
             ask,
-            mut welcome,
+            welcome,
             peer,
             app,
             calls,
             ..
-        } = *offer.0;
-        let Some(ticket) = ask.ticket else {
+        } = &*offer.0;
+        let Some(ticket) = &ask.ticket else {
             return Err(ResumeRefusal::Unknown);
         };
         let Some(r) = self.resume.as_deref() else {
@@ -433,8 +435,8 @@ impl Session {
             return Err(ResumeRefusal::Overflowed);
         }
         if peer.1 != self.peer_max_frame_size
-            || calls != self.calls.as_ref().map(|c| c.limits())
-            || app != self.app
+            || *calls != self.calls.as_ref().map(|c| c.limits())
+            || *app != self.app
         {
             return Err(ResumeRefusal::Mismatch);
         }
@@ -447,7 +449,9 @@ impl Session {
             id: r.id,
             token: r.token.clone(),
             received: r.received,
+            sent: r.sent,
         };
+        let mut welcome = welcome.clone();
         welcome
             .extensions
             .push(Extension::new(Extension::RESUME, grant.encode()));
@@ -524,7 +528,7 @@ impl Session {
     pub(super) fn accept_grant(
         &mut self,
         data: Option<&[u8]>,
-    ) -> Result<Option<(ResumeStatus, u64)>, SessionError> {
+    ) -> Result<Option<(ResumeStatus, u64, u64)>, SessionError> {
         let (Some(settings), Some(data)) = (&self.local.resume, data) else {
             return Ok(None);
         };
@@ -544,7 +548,7 @@ impl Session {
             grant.expiry_ms,
             settings.replay_max_bytes,
         )));
-        Ok(Some((grant.status, grant.received)))
+        Ok(Some((grant.status, grant.received, grant.sent)))
     }
 }
 

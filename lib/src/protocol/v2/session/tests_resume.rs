@@ -43,9 +43,8 @@ fn pair(max: usize) -> (Session, Session) {
     let asked = server.receive(hello, now, &mut back).unwrap();
     assert!(matches!(asked, Some(SessionEvent::ResumeAsked(ref a)) if a.ticket.is_none()));
     assert!(back.is_empty(), "the WELCOME waits for the endpoint");
-    let opened = server
-        .open_resumable(ID, token(), None, now, &mut back)
-        .unwrap();
+    let offer = server.take_resume_offer().unwrap();
+    let opened = server.open_resumable(offer, Some((ID, token())), None, now, &mut back);
     assert!(matches!(
         opened,
         SessionEvent::Opened {
@@ -169,10 +168,10 @@ fn resume_with(
     let asked = fresh_server.receive(hello, now, &mut back).unwrap();
     assert!(matches!(asked, Some(SessionEvent::ResumeAsked(ref a)) if a.ticket.is_some()));
     let offer = fresh_server.take_resume_offer().unwrap();
-    server.resume_with(offer, now, &mut back)?;
+    server.resume_with(&offer, now, &mut back)?;
     let mut got = frames(&mut back);
     let welcome = got.remove(0);
-    let Some(SessionEvent::Resumed { received }) =
+    let Some(SessionEvent::Resumed { received, .. }) =
         fresh_client.receive(welcome, now, &mut wire).unwrap()
     else {
         panic!("not resumed");
@@ -325,15 +324,14 @@ fn a_refused_resume_opens_a_new_session_and_says_why() {
         server.receive(f, now, &mut back).unwrap();
     }
     let new_id = SessionId([8; 16]);
-    server
-        .open_resumable(
-            new_id,
-            token(),
-            Some(ResumeRefusal::Unknown),
-            now,
-            &mut back,
-        )
-        .unwrap();
+    let offer = server.take_resume_offer().unwrap();
+    server.open_resumable(
+        offer,
+        Some((new_id, token())),
+        Some(ResumeRefusal::Unknown),
+        now,
+        &mut back,
+    );
     let [welcome] = frames(&mut back).try_into().unwrap();
     let opened = fresh.receive(welcome, now, &mut wire).unwrap();
     assert!(matches!(

@@ -1,0 +1,233 @@
+//! Resumable sessions (spec 3.14) against real servers over TCP: through a
+//! proxy that cuts every connection at a random byte (inside frames,
+//! between them, in handshakes and replays) at least 1,000 times, with
+//! traffic both ways, every one-way message, request and push arrives
+//! exactly once and in order, and no request runs twice. A server that
+//! lost the session (killed and restarted) refuses the resume with its
+//! reason, and the client says what may have been lost.
+
+mod common;
+
+use bytes::Bytes;
+use common::fault_proxy::{FaultProxy, Faults};
+use common::{InProcessServer, PATIENCE, ServerProcess, named};
+use rust_tcp::protocol::v2::ResumeSettings;
+use rust_tcp::{
+    Client, ClientError, Handler, Message, PeerInfo, Pushed, Pusher, Reconnect, Responder,
+    ServerConfig, Service,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the server saw, over every connection.
+#[derive(Clone, Default)]
+struct Ledger {
+    texts: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+struct Echo {
+    ledger: Ledger,
+    pusher: Pusher,
+}
+
+impl Service for Ledger {
+    type Handler = Echo;
+    fn connect(&self, peer: &PeerInfo) -> Echo {
+        Echo {
+            ledger: self.clone(),
+            pusher: peer.pusher.clone(),
+        }
+    }
+}
+
+impl Handler for Echo {
+    /// Records `tN` and pushes `pN` back.
+    async fn on_text(&mut self, m: Message) {
+        self.ledger
+            .texts
+            .lock()
+            .unwrap()
+            .push(m.as_str().to_owned());
+        let push = format!("p{}", &m.as_str()[1..]);
+        self.pusher
+            .send_text(push)
+            .expect("a kept session takes pushes");
+    }
+
+    async fn on_request(&mut self, payload: Bytes, responder: Responder) {
+        let key = String::from_utf8_lossy(&payload).into_owned();
+        *self.ledger.requests.lock().unwrap().entry(key).or_default() += 1;
+        let _ = responder.respond(payload);
+    }
+}
+
+fn resuming(name: &str) -> rust_tcp::ClientConfig {
+    named(name)
+        .reconnect(Some(
+            Reconnect::default()
+                .initial_delay(Duration::from_millis(1))
+                .max_delay(Duration::from_millis(20)),
+        ))
+        .resume(Some(ResumeSettings::default()))
+        .request_timeout(Some(PATIENCE * 3))
+}
+
+/// What the client's reader saw.
+#[derive(Default, Debug)]
+struct Seen {
+    pushes: Vec<String>,
+    resumed: u64,
+    replayed: u64,
+    resent: u64,
+    refused: Vec<String>,
+    disconnected: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_random_cuts_lose_and_duplicate_nothing() {
+    const CUTS: u64 = 1_000;
+    let ledger = Ledger::default();
+    let server = InProcessServer::start(ledger.clone(), ServerConfig::default()).await;
+    let faults = Faults {
+        max_bytes_before_cut: 3_000,
+        stall_one_in: 50,
+        stall: Duration::from_millis(2),
+        seed: 0x5eed_1234,
+    };
+    let proxy = FaultProxy::start(&server.addr, faults).await;
+    let client = Client::connect_with(&proxy.addr, resuming("cutter"))
+        .await
+        .unwrap();
+    let mut incoming = client.incoming().unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let reader = tokio::spawn({
+        let seen = seen.clone();
+        async move {
+            while let Some(pushed) = incoming.recv().await {
+                let mut seen = seen.lock().unwrap();
+                match pushed {
+                    Pushed::Text(m) => seen.pushes.push(m.as_str().to_owned()),
+                    Pushed::Resumed { replayed, resent } => {
+                        seen.resumed += 1;
+                        seen.replayed += replayed;
+                        seen.resent += resent;
+                    }
+                    Pushed::ResumeRefused { reason, .. } => seen.refused.push(reason),
+                    Pushed::Disconnected(_) => seen.disconnected += 1,
+                    _ => {}
+                }
+            }
+        }
+    });
+
+    // Bounded in count and in time: stop at 1,000 cuts, 500,000 messages
+    // or two minutes, whichever comes first (the cuts are asserted).
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut asked = 0usize;
+    while proxy.cuts() < CUTS && sent < 500_000 && started.elapsed() < Duration::from_secs(120) {
+        client.send_text(format!("t{sent}")).await.unwrap();
+        sent += 1;
+        if sent.is_multiple_of(8) {
+            let key = format!("r{asked}");
+            assert_eq!(client.request(key.clone()).await.unwrap(), key);
+            asked += 1;
+        }
+    }
+    let cuts = proxy.cuts();
+    proxy.calm_down();
+    // One last answered request: everything sent before it has arrived.
+    assert_eq!(client.request("last").await.unwrap(), "last");
+    let deadline = Instant::now() + PATIENCE;
+    while seen.lock().unwrap().pushes.len() < sent && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    client.close().await.unwrap();
+    reader.await.unwrap();
+
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let texts = std::mem::take(&mut *ledger.texts.lock().unwrap());
+    let requests = std::mem::take(&mut *ledger.requests.lock().unwrap());
+    println!(
+        "cuts {cuts}, connections {}, messages {sent}, requests {asked}, \
+         disconnections {}, resumed {}, frames replayed to the client {}, resent by it {}",
+        proxy.connections(),
+        seen.disconnected,
+        seen.resumed,
+        seen.replayed,
+        seen.resent
+    );
+    assert!(cuts >= CUTS, "only {cuts} cuts in the time allowed");
+    assert_eq!(seen.refused, Vec::<String>::new(), "no resume was refused");
+    let expected = |p: &str| (0..sent).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    assert!(
+        *texts == expected("t"),
+        "the server got every message once, in order"
+    );
+    assert!(
+        seen.pushes == expected("p"),
+        "the client got every push once, in order"
+    );
+    assert_eq!(requests.len(), asked + 1);
+    assert!(
+        requests.values().all(|&n| n == 1),
+        "no request ran twice: {:?}",
+        requests
+            .iter()
+            .filter(|(_, n)| **n != 1)
+            .collect::<Vec<_>>()
+    );
+    assert!(seen.resumed >= seen.disconnected);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_server_that_lost_the_session_refuses_with_its_reason() {
+    let first = ServerProcess::start(&["--name", "first"]);
+    let addr = first.addr_arg();
+    let client = Client::connect_with(&addr, resuming("rita")).await.unwrap();
+    let mut incoming = client.incoming().unwrap();
+    assert_eq!(client.request("before").await.unwrap(), "before");
+    // Frozen, the server cannot answer: the request stays in flight until
+    // the server is killed under it.
+    first.signal("STOP");
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.request("in flight").await }
+    });
+    while client.pending_requests() == 0 {
+        tokio::task::yield_now().await;
+    }
+    first.stop_with("KILL");
+    let _second = ServerProcess::start_on(&addr, &["--name", "second"]);
+    let mut refused = None;
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        match tokio::time::timeout(PATIENCE, incoming.recv())
+            .await
+            .unwrap()
+        {
+            Some(Pushed::ResumeRefused {
+                reason,
+                unacknowledged,
+            }) => refused = Some((reason, unacknowledged)),
+            Some(Pushed::Reconnected { server_name }) => {
+                assert_eq!(server_name, "second");
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the client gave up"),
+        }
+    }
+    let (reason, unacknowledged) = refused.expect("the resume was refused first");
+    assert_eq!(reason, "unknown session");
+    assert!(unacknowledged >= 1, "the request in flight may be lost");
+    match in_flight.await.unwrap() {
+        Err(ClientError::Interrupted(why)) => assert!(why.contains("resume refused")),
+        other => panic!("expected an interrupted request, got {other:?}"),
+    }
+    assert_eq!(client.request("after").await.unwrap(), "after");
+    client.close().await.unwrap();
+}
