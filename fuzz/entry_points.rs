@@ -9,8 +9,9 @@
 use bytes::BytesMut;
 use rust_tcp::protocol::v1::MessageReader;
 use rust_tcp::protocol::v2::{
-    CLIENT_STREAMS, CallFrame, CallLimits, CallStatus, Frame, ItemFrame, SERVER_STREAMS, Session,
-    SessionConfig, SessionState, StatusFrame, TokenCheck, V2Codec,
+    CLIENT_STREAMS, CallFrame, CallLimits, CallStatus, Frame, ItemFrame, ResumeSettings,
+    ResumeToken, SERVER_STREAMS, Session, SessionConfig, SessionEvent, SessionId, SessionState,
+    StatusFrame, TokenCheck, V2Codec,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,12 +57,45 @@ pub fn v2_codec(data: &[u8]) {
 
 /// A server session fed what a client might send.
 pub fn v2_session_server(data: &[u8]) {
-    v2_session(true, None, data)
+    v2_session(true, None, false, data)
 }
 
 /// A client session fed what a server might send.
 pub fn v2_session_client(data: &[u8]) {
-    v2_session(false, None, data)
+    v2_session(false, None, false, data)
+}
+
+/// Resumable sessions (spec 3.14), both roles (the first byte's low bit
+/// chooses): a server that answers every resume ask, resuming a session it
+/// keeps when the ticket names it and opening a new one otherwise; a
+/// client that presents a ticket, fed any WELCOME and frames. ACKs, the
+/// resume extension's parsers and the replay are all reached.
+pub fn v2_resume(data: &[u8]) {
+    let as_server = data.first().is_some_and(|b| b & 1 == 0);
+    v2_session(as_server, None, true, data)
+}
+
+/// The session a fuzzed server keeps and a fuzzed client resumes: id
+/// 11…11, token 22…22 (as in the spec's examples).
+fn kept_pair(config: &SessionConfig, now: Instant) -> (Session, Session) {
+    let mut wire = BytesMut::new();
+    let mut client = Session::client(config.clone(), now, &mut wire);
+    let mut server = Session::server(config.clone(), now);
+    let mut codec = V2Codec::new(u32::MAX, u32::MAX);
+    let mut back = BytesMut::new();
+    let hello = codec.decode(&mut wire).unwrap().unwrap();
+    server.receive(hello, now, &mut back).unwrap();
+    let offer = server.take_resume_offer().unwrap();
+    let grant = Some((SessionId([0x11; 16]), ResumeToken([0x22; 16])));
+    server.open_resumable(offer, grant, None, now, &mut back);
+    let welcome = codec.decode(&mut back).unwrap().unwrap();
+    client.receive(welcome, now, &mut wire).unwrap();
+    // A few frames each way, some acknowledged, so there is a replay.
+    for i in 0..3 {
+        let _ = server.send(&Frame::Text(format!("s{i}").into()), &mut back);
+        let _ = client.send(&Frame::Text(format!("c{i}").into()), &mut wire);
+    }
+    (server, client)
 }
 
 /// The one token the authenticating server below accepts.
@@ -77,7 +111,7 @@ impl TokenCheck for OneToken {
 /// A server session that requires a token (HELLO extension 0x0001), fed
 /// what a client might send: the extension parse and the token check.
 pub fn v2_hello_auth(data: &[u8]) {
-    v2_session(true, Some(Arc::new(OneToken)), data)
+    v2_session(true, Some(Arc::new(OneToken)), false, data)
 }
 
 /// The PROXY protocol v2 header a server behind a balancer reads first:
@@ -101,7 +135,7 @@ pub fn proxy_header(data: &[u8]) {
 /// interval), fed whatever frames the rest decodes to, with the clock
 /// moved on between them by amounts the input chooses, and the timers
 /// driven as a driver would.
-fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, data: &[u8]) {
+fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, resume: bool, data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
@@ -116,11 +150,22 @@ fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, data: &[u8])
         .token_check(tokens)
         // Calls (spec 3.13) spoken on both sides, so their rules are
         // fuzzed too: a server with small limits, a client that asks.
-        .calls(Some(CallLimits::new(4, 2)));
-    let mut session = if as_server {
-        Session::server(config, t0)
-    } else {
-        Session::client(config, t0, &mut out)
+        .calls(Some(CallLimits::new(4, 2)))
+        .resume(resume.then(|| ResumeSettings::default().replay_max_bytes(4096)));
+    let (mut kept, mut session) = match (resume, as_server) {
+        (false, true) => (None, Session::server(config, t0)),
+        (false, false) => (None, Session::client(config, t0, &mut out)),
+        (true, true) => {
+            let (mut kept, _) = kept_pair(&config, t0);
+            kept.detach();
+            (Some(kept), Session::server(config, t0))
+        }
+        (true, false) => {
+            let (_, mut old) = kept_pair(&config, t0);
+            old.detach();
+            let ticket = old.resume_ticket().expect("resumable");
+            (Some(old), Session::client_resuming(config, ticket, t0, &mut out))
+        }
     };
     let mut codec = V2Codec::new(1 << 16, 1 << 16);
     let mut buf = BytesMut::from(rest);
@@ -158,6 +203,29 @@ fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, data: &[u8])
         }
         let was = session.state();
         match session.receive(frame, now, &mut out) {
+            // The server's endpoint answers: the kept session if the
+            // ticket resumes it, else a new one told why not.
+            Ok(Some(SessionEvent::ResumeAsked(_))) => {
+                let offer = session.take_resume_offer().expect("a HELLO waits");
+                let resumed = kept.as_mut().map(|k| k.resume_with(&offer, now, &mut out));
+                match resumed {
+                    Some(Ok(_)) => session = kept.take().expect("resumed"),
+                    refused => {
+                        let why = refused.and_then(Result::err);
+                        let grant = (SessionId([0x33; 16]), ResumeToken([0x44; 16]));
+                        session.open_resumable(offer, Some(grant), why, now, &mut out);
+                    }
+                }
+            }
+            // The client's old session takes over from the one that
+            // carried the handshake.
+            Ok(Some(SessionEvent::Resumed { received, .. })) => {
+                let mut old = kept.take().expect("a client that resumed has its old session");
+                if old.resumed_by(&session, received, now, &mut out).is_err() {
+                    break;
+                }
+                session = old;
+            }
             Ok(_) => {}
             Err(_) => {
                 assert_eq!(session.state(), SessionState::Closed, "ended after {was:?}");

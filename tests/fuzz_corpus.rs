@@ -93,3 +93,8 @@ fn the_websocket_reader_entry_point_unmasks_the_specs_example() {
     assert_eq!(stopped, None);
     assert!(rust_tcp::fuzzing::websocket_upgrade(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == "200");
 }
+
+#[test]
+fn v2_resume_corpus() {
+    replay("v2_resume", entry_points::v2_resume);
+}

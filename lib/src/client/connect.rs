@@ -144,6 +144,14 @@ pub(super) async fn open_link(
                     })?;
                     let replayed = sent.saturating_sub(had.unwrap_or(0));
                     resumption = Resumption::Resumed { replayed, resent };
+                    // Told before the driver starts, so the notice comes
+                    // before the frames the server replays.
+                    let notice = Pushed::Resumed { replayed, resent };
+                    if incoming_taken.load(std::sync::atomic::Ordering::Acquire) {
+                        let _ = incoming.send(notice).await;
+                    } else {
+                        let _ = incoming.try_send(notice);
+                    }
                     old.clone()
                 }
                 _ => {

@@ -36,8 +36,7 @@ pub enum Pushed {
     /// resumed (spec 3.14): nothing was lost either way.
     Resumed {
         /// Frames the server sent while we were away, or that were lost
-        /// with the old connection, now delivered (before this item's
-        /// successors, after its predecessors).
+        /// with the old connection: they follow this item, in order.
         replayed: u64,
         /// Our frames the server had not received, sent again.
         resent: u64,

@@ -139,10 +139,10 @@ pub(super) async fn supervise(
         }
         match resumption {
             Resumption::Resumed { replayed, resent } => {
-                // The same session and core: nothing to replace.
+                // The same session and core: nothing to replace (the
+                // application was told by `open_link`, before the replay).
                 info!(%addr, replayed, resent, "session resumed");
                 core.note_resumed();
-                report(&shared, &incoming, Pushed::Resumed { replayed, resent }).await;
                 continue;
             }
             Resumption::Refused(reason) => {

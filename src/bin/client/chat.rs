@@ -53,11 +53,15 @@ pub(crate) async fn run_chat(
     }
     let mut config = client_config(conn)?;
     if reconnect {
-        config = config.reconnect(Some(
-            Reconnect::default()
-                .max_delay(Duration::from_secs(2))
-                .max_attempts(max_attempts),
-        ));
+        // Reconnecting resumes the session: lines sent to the room while
+        // we were away are printed once we are back, and ours are not lost.
+        config = config
+            .reconnect(Some(
+                Reconnect::default()
+                    .max_delay(Duration::from_secs(2))
+                    .max_attempts(max_attempts),
+            ))
+            .resume(Some(rust_tcp::protocol::v2::ResumeSettings::default()));
     }
     let client = Client::connect_with(&conn.addr, config).await?;
     // Said once the handshake is done, so a person (or a script) knows
@@ -87,6 +91,24 @@ pub(crate) async fn run_chat(
                     Pushed::Reconnected { server_name } => {
                         eprintln!("* reconnected to {}", printable(&server_name));
                         notices.reset();
+                        continue;
+                    }
+                    Pushed::Resumed { replayed, resent } => {
+                        eprintln!(
+                            "* resumed: {replayed} missed lines follow, {resent} of ours sent again"
+                        );
+                        notices.reset();
+                        continue;
+                    }
+                    Pushed::ResumeRefused {
+                        reason,
+                        unacknowledged,
+                    } => {
+                        eprintln!(
+                            "* could not resume ({}): lines sent while we were away are lost, \
+                             and {unacknowledged} of ours may be",
+                            printable(&reason)
+                        );
                         continue;
                     }
                     Pushed::ReconnectFailed {

@@ -85,6 +85,13 @@ pub(crate) struct ConnArgs {
     /// Without it, the RUST_TCP_TOKEN environment variable, if set.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) auth_token_file: Option<std::path::PathBuf>,
+
+    /// Ask for a resumable session (v2, spec 3.14): after a lost
+    /// connection, chat picks the session up again with nothing lost
+    /// either way. Chat asks for one whenever it reconnects; this flag is
+    /// for the other commands (a benchmark of resumable sessions).
+    #[arg(long, global = true, conflicts_with = "v1")]
+    pub(crate) resume: bool,
 }
 
 impl ConnArgs {
@@ -256,6 +263,9 @@ pub(crate) fn client_config(conn: &ConnArgs) -> anyhow::Result<ClientConfig> {
     }
     if let Some(token) = conn.auth_token()? {
         config = config.auth_token(token);
+    }
+    if conn.resume {
+        config = config.resume(Some(rust_tcp::protocol::v2::ResumeSettings::default()));
     }
     Ok(config)
 }
