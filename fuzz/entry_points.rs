@@ -164,7 +164,10 @@ fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, resume: bool
             let (_, mut old) = kept_pair(&config, t0);
             old.detach();
             let ticket = old.resume_ticket().expect("resumable");
-            (Some(old), Session::client_resuming(config, ticket, t0, &mut out))
+            (
+                Some(old),
+                Session::client_resuming(config, ticket, t0, &mut out),
+            )
         }
     };
     let mut codec = V2Codec::new(1 << 16, 1 << 16);
@@ -220,7 +223,9 @@ fn v2_session(as_server: bool, tokens: Option<Arc<dyn TokenCheck>>, resume: bool
             // The client's old session takes over from the one that
             // carried the handshake.
             Ok(Some(SessionEvent::Resumed { received, .. })) => {
-                let mut old = kept.take().expect("a client that resumed has its old session");
+                let mut old = kept
+                    .take()
+                    .expect("a client that resumed has its old session");
                 if old.resumed_by(&session, received, now, &mut out).is_err() {
                     break;
                 }

@@ -13,8 +13,8 @@ use common::fault_proxy::{FaultProxy, Faults};
 use common::{InProcessServer, PATIENCE, ServerProcess, named};
 use rust_tcp::protocol::v2::ResumeSettings;
 use rust_tcp::{
-    Client, ClientError, Handler, Message, PeerInfo, Pushed, Pusher, Reconnect, Responder,
-    ServerConfig, Service,
+    Call, CallOptions, Client, ClientError, Handler, Message, PeerInfo, Pushed, Pusher, Reconnect,
+    Responder, ServerConfig, Service,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,6 +60,21 @@ impl Handler for Echo {
         let key = String::from_utf8_lossy(&payload).into_owned();
         *self.ledger.requests.lock().unwrap().entry(key).or_default() += 1;
         let _ = responder.respond(payload);
+    }
+
+    /// Streams `iN` for N below the number asked for, at the pace the
+    /// client grants, then answers `done`.
+    fn on_call(&mut self, mut call: Call) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            let n: usize = String::from_utf8_lossy(call.payload()).parse().unwrap();
+            let mut items = call.take_sender().expect("a streaming call");
+            for i in 0..n {
+                if items.send(format!("i{i}")).await.is_err() {
+                    return;
+                }
+            }
+            let _ = call.respond("done");
+        }
     }
 }
 
@@ -230,4 +245,38 @@ async fn a_server_that_lost_the_session_refuses_with_its_reason() {
     }
     assert_eq!(client.request("after").await.unwrap(), "after");
     client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_stream_keeps_its_position_and_credit_across_cuts() {
+    const ITEMS: usize = 5_000;
+    let server = InProcessServer::start(Ledger::default(), ServerConfig::default()).await;
+    let faults = Faults {
+        max_bytes_before_cut: 2_000,
+        stall_one_in: 100,
+        stall: Duration::from_millis(1),
+        seed: 0xca11,
+    };
+    let proxy = FaultProxy::start(&server.addr, faults).await;
+    let client = Client::connect_with(&proxy.addr, resuming("streamer"))
+        .await
+        .unwrap();
+    let mut call = client
+        .open_call(ITEMS.to_string(), CallOptions::new().server_stream(4))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(item) = call.next_item().await.unwrap() {
+            got.push(String::from_utf8(item.to_vec()).unwrap());
+        }
+    });
+    read.await.expect("the stream ended in time");
+    proxy.calm_down();
+    assert_eq!(call.finish().await.unwrap(), "done");
+    println!("{} items through {} cuts", got.len(), proxy.cuts());
+    assert!(proxy.cuts() >= 50, "only {} cuts", proxy.cuts());
+    assert!(got == (0..ITEMS).map(|i| format!("i{i}")).collect::<Vec<_>>());
+    client.close().await.unwrap();
+    server.shut_down().await;
 }
