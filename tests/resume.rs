@@ -65,8 +65,8 @@ impl Handler for Echo {
     /// Streams `iN` for N below the number asked for, at the pace the
     /// client grants, then answers `done`.
     fn on_call(&mut self, mut call: Call) -> impl Future<Output = ()> + Send + 'static {
+        let n: usize = String::from_utf8_lossy(call.payload()).parse().unwrap();
         async move {
-            let n: usize = String::from_utf8_lossy(call.payload()).parse().unwrap();
             let mut items = call.take_sender().expect("a streaming call");
             for i in 0..n {
                 if items.send(format!("i{i}")).await.is_err() {
