@@ -54,6 +54,7 @@ fn main() -> anyhow::Result<()> {
     streams(&mut md, &runs);
     python_client(&mut md, &runs, &machine);
     websocket(&mut md, &runs);
+    resumable(&mut md, &runs);
     slot_attack(&mut md, &runs);
     std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
 
@@ -1171,6 +1172,80 @@ fn websocket(md: &mut String, runs: &[Run]) {
     let _ = writeln!(
         md,
         "\nA ratio is WebSocket / TCP: below 1, WebSocket is slower.\n"
+    );
+}
+
+/// Resumable sessions (spec 3.14) against plain ones on the same server,
+/// one row a round, and the time a session takes to resume.
+fn resumable(md: &mut String, runs: &[Run]) {
+    if !runs.iter().any(|r| r.case.starts_with("resume_")) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Resumable sessions against plain ones
+
+         One `server --sink`; the same `client bench`, with `--resume` (a          resumable session: every counted frame kept for replay until          acknowledged, ACKs both ways) and without, alternated. Idle: `client          bench --mode idle --resume` with {} connections, each used once, on a          fresh server; the server's RSS growth per connection, beside the          plain idle figure of the same round.
+
+         | round | one-way 32 B, M msg/s: plain / resumable | ratio | requests 50x16, k req/s: plain / resumable | ratio | requests 50x1, k req/s: plain / resumable | ratio | server CPU µs/req 50x16: plain / resumable | idle bytes/conn: plain / resumable |\n\
+         |---|---|---|---|---|---|---|---|---|",
+        runs.iter()
+            .find(|r| r.case == "resume_idle")
+            .and_then(|r| field(&r.result, "connections"))
+            .unwrap_or(f64::NAN)
+    );
+    let rounds = by_round(runs, "resume_oneway32", "plain", "per_sec");
+    for round in rounds.keys() {
+        let get = |case: &str, imp: &str, metric: &str| in_round(runs, case, imp, metric, *round);
+        let pair = |case: &str| {
+            (
+                get(case, "plain", "per_sec"),
+                get(case, "resumable", "per_sec"),
+            )
+        };
+        let (op, or) = pair("resume_oneway32");
+        let (r16p, r16r) = pair("resume_req_50x16");
+        let (r1p, r1r) = pair("resume_req_50x1");
+        let _ = writeln!(
+            md,
+            "| {round} | {:.2} / {:.2} | {:.2} | {:.0} / {:.0} | {:.2} | {:.0} / {:.0} | {:.2} | {:.2} / {:.2} | {:.0} / {:.0} |",
+            op / 1e6,
+            or / 1e6,
+            or / op,
+            r16p / 1e3,
+            r16r / 1e3,
+            r16r / r16p,
+            r1p / 1e3,
+            r1r / 1e3,
+            r1r / r1p,
+            get("resume_req_50x16", "plain", "server_cpu_us_per_op"),
+            get("resume_req_50x16", "resumable", "server_cpu_us_per_op"),
+            get("resume_idle", "plain", "bytes_per_conn"),
+            get("resume_idle", "resumable", "bytes_per_conn"),
+        );
+    }
+    let times: Vec<&Run> = runs.iter().filter(|r| r.case == "resume_time").collect();
+    if !times.is_empty() {
+        let _ = writeln!(
+            md,
+            "
+Time to resume on the same server (`examples/resume_time`: the              connection cut by a loopback proxy, timed to the client's              `Pushed::Resumed`, including its first reconnect delay of 0.5-1 ms),              per round: {}.",
+            times
+                .iter()
+                .map(|r| format!(
+                    "p50 {:.2} ms, p99 {:.2} ms over {} resumes",
+                    field(&r.result, "p50_us").unwrap_or(f64::NAN) / 1e3,
+                    field(&r.result, "p99_us").unwrap_or(f64::NAN) / 1e3,
+                    field(&r.result, "rounds").unwrap_or(f64::NAN)
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let _ = writeln!(
+        md,
+        "
+A ratio is resumable / plain: below 1, resumable sessions are slower.          Resuming on another server is not measured: sessions are kept by the          server that served them only.\n"
     );
 }
 

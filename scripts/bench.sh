@@ -75,7 +75,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+uncommitted changes')"
 say "building (release)"
 cargo build --release --quiet --bin server --bin client --example raw_sink \
-    --example ldc_server --example bench_report
+    --example ldc_server --example bench_report --example resume_time
 BIN=$ROOT/target/release
 WORK=$ROOT/target/bench
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -527,6 +527,31 @@ for round in $(seq "$ROUNDS"); do
             --mode idle --connections "$IDLE" --duration 3600
         stop
     done
+done
+
+# --- resumable sessions against plain ones (spec 3.14) ---------------------------
+# The same server (--sink); the same client, with --resume and without,
+# alternated; what an idle resumable session costs; how long a resume takes.
+say "resumable sessions against plain ones"
+for round in $(seq "$ROUNDS"); do
+    ours ours-resume --sink
+    for kind in plain resumable; do
+        flag=(); [ "$kind" = resumable ] && flag=(--resume)
+        measure resume_oneway32 "$kind" "$round" "${flag[@]}" bench --mode text --size 32 --duration "$SECS"
+        measure resume_req_50x16 "$kind" "$round" "${flag[@]}" bench --mode request --connections 50 --in-flight 16 --duration "$SECS"
+        measure resume_req_50x1 "$kind" "$round" "${flag[@]}" bench --mode request --connections 50 --in-flight 1 --duration "$SECS"
+    done
+    stop
+    for kind in plain resumable; do
+        flag=(); [ "$kind" = resumable ] && flag=(--resume)
+        ours ours-resume-idle --sink --max-connections 20000 --max-connections-per-ip 20000 \
+            --max-pending-handshakes 20000 --max-kept-sessions 20000
+        IDLE_CASE=resume_idle idle "$kind" "$round" "$BIN/client" --addr "127.0.0.1:$PORT" "${flag[@]}" \
+            bench --mode idle --connections "$IDLE" --duration 3600
+        stop
+    done
+    resumes=200; [ "$QUICK" = 1 ] && resumes=50
+    record resume_time ours "$round" "$("$BIN/examples/resume_time" "$resumes")"
 done
 
 # --- a distributed slot attack ------------------------------------------------

@@ -157,6 +157,23 @@ struct Args {
     #[arg(long, default_value = "0", value_parser = parse_secs)]
     max_call_deadline_secs: Duration,
 
+    /// How long a lost connection's resumable session is kept for its
+    /// client to resume it (spec 3.14; the client asks for its expiry, this
+    /// caps it), in seconds (fractions allowed). 0 grants no resumable
+    /// sessions (clients that ask get ordinary ones).
+    #[arg(long, default_value = "60", value_parser = parse_secs)]
+    resume_expiry_secs: Duration,
+
+    /// The most bytes of unacknowledged frames a resumable session keeps
+    /// for replay; past it, the session can no longer be resumed.
+    #[arg(long, default_value_t = 256 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    resume_buffer_bytes: u64,
+
+    /// At most this many resumable sessions at once (connected or waiting
+    /// for their client); past it, new clients get ordinary sessions.
+    #[arg(long, default_value_t = 1_000)]
+    max_kept_sessions: usize,
+
     /// Serve TLS only, with this certificate chain (PEM); needs --tls-key.
     /// Without it, plain TCP.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -398,7 +415,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             CallLimits::new(args.max_calls_per_connection, args.call_stream_credit).max_deadline(
                 (!args.max_call_deadline_secs.is_zero()).then_some(args.max_call_deadline_secs),
             )
-        }));
+        }))
+        .resume((!args.resume_expiry_secs.is_zero()).then(|| {
+            rust_tcp::protocol::v2::ResumeSettings::default()
+                .expiry(args.resume_expiry_secs)
+                .replay_max_bytes(usize::try_from(args.resume_buffer_bytes).unwrap_or(usize::MAX))
+        }))
+        .max_kept_sessions(args.max_kept_sessions);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(ServerTls::from_pem_files(
             cert,
