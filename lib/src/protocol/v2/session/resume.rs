@@ -69,14 +69,22 @@ struct Replay {
 }
 
 impl Replay {
-    /// Lets go of everything before frame number `upto`.
+    /// Lets go of everything before frame number `upto`: one move of the
+    /// buffer's start (no split, which would share the buffer).
     fn trim(&mut self, upto: u64) {
+        let mut bytes = 0;
         while self.first < upto {
             let Some(len) = self.lens.pop_front() else {
                 break;
             };
-            let _ = self.bytes.split_to(len as usize);
+            bytes += len as usize;
             self.first += 1;
+        }
+        bytes::Buf::advance(&mut self.bytes, bytes);
+        if self.lens.is_empty() {
+            // All acknowledged: an idle session keeps no buffer.
+            self.bytes = BytesMut::new();
+            self.lens = VecDeque::new();
         }
     }
 }
