@@ -10,6 +10,7 @@ from conftest import REPO
 
 from rust_tcp import frames
 from rust_tcp.frames import AppProtocol, FrameType
+from rust_tcp.resume import EXT_RESUME, Resumable, ack, decode_ack, decode_grant
 
 
 def examples() -> list[tuple[bytes, str]]:
@@ -30,7 +31,13 @@ def written_again(data: bytes, comment: str) -> bytes:
     if kind == FrameType.HELLO:
         token = "s3cret" if "auth token" in comment else None
         app = AppProtocol("kv", 1, 2) if "kv" in comment else None
-        return frames.hello("alice", 16 * 1024 * 1024, 0, token, app, calls="speaks calls" in comment)
+        ask = None
+        if "resum" in comment:
+            # Spec 3.14: a new session, or the ticket of session 11…11.
+            session = Resumable(bytes([0x11] * 16), bytes([0x22] * 16), 60_000, 1 << 20)
+            session.received = 40
+            ask = session.ask(60_000, resuming="resuming" in comment)
+        return frames.hello("alice", 16 * 1024 * 1024, 0, token, app, calls="speaks calls" in comment, resume=ask)
     if kind == FrameType.WELCOME:
         w = frames.decode_welcome(payload)
         ext = w.extension(frames.EXT_APP_PROTOCOL)
@@ -40,8 +47,15 @@ def written_again(data: bytes, comment: str) -> bytes:
         calls = w.extension(frames.EXT_CALLS)
         if calls is not None:
             assert frames.decode_call_limits(calls) == frames.CallLimits(100, 16, 0), comment
+        grant = w.extension(EXT_RESUME)
+        if grant is not None:
+            g = decode_grant(grant)
+            assert g.expiry_ms == 60_000, comment
+            assert g.status != 2 or g.refusal in comment, comment
         assert w.server_name == "rust-tcp"
         return data
+    if kind == FrameType.ACK:
+        return ack(decode_ack(payload))
     if kind in (FrameType.CLOSE, FrameType.ERROR, FrameType.GOAWAY):
         code, reason = frames.decode_code_reason("CLOSE", payload)
         assert str(code) in comment

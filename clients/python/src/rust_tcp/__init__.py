@@ -40,6 +40,8 @@ from .events import (
     Pushed,
     Reconnected,
     ReconnectFailed,
+    Resumed,
+    ResumeRefused,
     ServerError,
     Text,
 )
@@ -73,6 +75,8 @@ __all__ = [
     "Reconnected",
     "RequestFailed",
     "RequestTimeout",
+    "ResumeRefused",
+    "Resumed",
     "RustTcpError",
     "ServerError",
     "Text",

@@ -103,7 +103,7 @@ class Call:
     cancelled task) cancels the call on the server, whose work stops."""
 
     def __init__(self, link: Link, call_id: int, route: Route, window: int, deadline: float | None) -> None:
-        self._link = link
+        self._first_link = link
         self.id = call_id
         self._route = route
         self._regrant = max(window // 2, 1)
@@ -126,6 +126,15 @@ class Call:
             raise CallError(
                 CallStatus.DEADLINE_EXCEEDED, f"no answer within the deadline of {self._budget:g}s"
             ) from None
+
+    @property
+    def _link(self) -> Link:
+        """The connection the call's frames go to: a resumed session's
+        newest (spec 3.14)."""
+        link = self._first_link
+        while link.successor is not None:
+            link = link.successor
+        return link
 
     def __aiter__(self) -> Call:
         return self

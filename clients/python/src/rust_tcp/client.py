@@ -20,8 +20,17 @@ from ssl import SSLContext
 from . import frames
 from .calls import Call
 from .connection import Link, Settings, State, open_link
-from .errors import Cause, ConnectionClosed, InvalidConfig, RequestTimeout, RustTcpError
-from .events import Disconnected, GoAway, Overflowed, Pushed, Reconnected, ReconnectFailed
+from .errors import Cause, ConnectionClosed, Interrupted, InvalidConfig, RequestTimeout, RustTcpError
+from .events import (
+    Disconnected,
+    GoAway,
+    Overflowed,
+    Pushed,
+    Reconnected,
+    ReconnectFailed,
+    Resumed,
+    ResumeRefused,
+)
 
 TOKEN_ENV = "RUST_TCP_TOKEN"
 """Where the token comes from when none is passed (as the Rust client)."""
@@ -128,6 +137,7 @@ class Client:
         reconnect: Reconnect | bool | None = None,
         incoming_capacity: int = 1024,
         app_protocol: frames.AppProtocol | None = None,
+        resume: float | None = None,
     ) -> Client:
         """Connects to ``addr`` (``HOST:PORT``) and completes the handshake.
 
@@ -147,6 +157,12 @@ class Client:
           a server going away is followed by a new connection; requests in
           flight on the old one fail with ``Interrupted`` and are never
           resent.
+        - ``resume``: with ``reconnect``, ask for a resumable session (spec
+          3.14) kept this many seconds after a loss: the next connection
+          picks it up with nothing lost either way (requests in flight are
+          answered, never run twice; pushes sent meanwhile arrive in order),
+          said by :class:`Resumed`; or :class:`ResumeRefused` with what may
+          have been lost, then a new session.
         - ``incoming_capacity``: pushes kept for :meth:`incoming`. An
           application that took the stream and lets this many pile up
           unread gets :class:`Overflowed` as the stream's next item, and the
@@ -166,6 +182,8 @@ class Client:
             raise InvalidConfig(f"heartbeat {heartbeat}: must be a positive number of seconds")
         if incoming_capacity < 1:
             raise InvalidConfig("incoming_capacity must be at least 1")
+        if resume is not None and not 0 < resume * 1000 <= 0xFFFFFFFF:
+            raise InvalidConfig(f"resume {resume}: must be a positive number of seconds")
         if token is None:
             token = os.environ.get(TOKEN_ENV) or None
         context: SSLContext | None
@@ -183,6 +201,7 @@ class Client:
             token=token,
             app=app_protocol,
             interrupts=policy is not None,
+            resume_expiry_ms=None if resume is None else max(1, round(resume * 1000)),
         )
         client = cls(
             addr,
@@ -203,7 +222,7 @@ class Client:
             client._link_ended(link)
         return client
 
-    async def _open(self) -> Link:
+    async def _open(self, resuming: Link | None = None) -> Link:
         return await open_link(
             self.addr,
             self._settings,
@@ -212,6 +231,7 @@ class Client:
             self._ssl,
             self._server_hostname,
             self.connect_timeout,
+            resuming,
         )
 
     async def __aenter__(self) -> Client:
@@ -422,6 +442,10 @@ class Client:
         self._queue.put_nowait(item)
 
     def _pushed(self, link: Link, item: Pushed) -> None:
+        if isinstance(item, Resumed):
+            if self._taken:
+                self._push(item)
+            return
         if isinstance(item, GoAway) and self._reconnect is not None and link is self._link:
             self._move_on(link, f"the server is going away ({item.code}: {item.reason})")
             if self._taken:
@@ -468,7 +492,7 @@ class Client:
             if self._closing:
                 return
             try:
-                new = await self._open()
+                new = await self._open(old if old.kept else None)
                 break
             except RustTcpError as e:
                 attempt += 1
@@ -480,6 +504,7 @@ class Client:
                     self._gave_up = ConnectionClosed(
                         Cause.NETWORK, f"could not reconnect after {attempt} attempts: {e}"
                     )
+                    old.give_up_kept(Interrupted(str(self._gave_up)))
                     self._push(_END)
                     self._ready.set()
                     self._moving = None
@@ -497,7 +522,12 @@ class Client:
             task = asyncio.get_running_loop().create_task(self._leave(old))
             self._leaving.add(task)
             task.add_done_callback(self._leaving.discard)
-        if self._taken:
+        if new.refused is not None:
+            lost = old.resume.unacknowledged if old.resume is not None else 0
+            old.give_up_kept(Interrupted(f"resume refused: {new.refused}"))
+            if self._taken:
+                self._push(ResumeRefused(new.refused, lost))
+        if self._taken and new.resumed is None:
             self._push(Reconnected(new.server_name))
         if new.state is State.CLOSED or new.going_away:
             self._move_on(new, str(new.end or "the server is going away"))

@@ -38,8 +38,9 @@ from .errors import (
     TlsError,
     UnsupportedVersion,
 )
-from .events import Binary, GoAway, Pushed, ServerError, Text
+from .events import Binary, GoAway, Pushed, Resumed, ServerError, Text
 from .frames import CloseCode, FrameError, FrameType
+from .resume import ACK_DELAY, COUNTED, EXT_RESUME, Resumable, decode_ack, decode_grant
 
 _HEADER = frames.HEADER
 _HEADER_LEN = frames.HEADER_LEN
@@ -75,6 +76,10 @@ class Settings:
     client is reconnecting) rather than ``ConnectionClosed``."""
     calls: bool = True
     """Ask for calls (spec 3.13) in the HELLO."""
+    resume_expiry_ms: int | None = None
+    """Ask for a resumable session (spec 3.14) kept this long after a loss."""
+    resume_max_bytes: int = 1024 * 1024
+    """The most bytes of unacknowledged frames kept for a resume."""
 
 
 def _peer_text(raw: str, limit: int = 200) -> str:
@@ -91,8 +96,20 @@ class Link(asyncio.Protocol):
         settings: Settings,
         on_push: Callable[[Link, Pushed], None],
         on_end: Callable[[Link], None],
+        resuming: Link | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        # Resumable sessions (spec 3.14): the session this connection asks
+        # to resume, the one it serves, and how the WELCOME answered.
+        self._resuming = resuming
+        self.resume: Resumable | None = None
+        self.resumed: tuple[int, int] | None = None
+        """Resumed: (frames the server replays, frames we sent again)."""
+        self.refused: str | None = None
+        """Why the server would not resume ``resuming``."""
+        self.successor: Link | None = None
+        """The connection that resumed this one's session."""
+        self._ack_timer: asyncio.TimerHandle | None = None
         self.settings = settings
         self._on_push = on_push
         self._on_end = on_end
@@ -137,7 +154,14 @@ class Link(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         s = self.settings
-        transport.write(frames.hello(s.name, s.max_frame, s.heartbeat_ms, s.token, s.app, s.calls))
+        ask = None
+        if s.resume_expiry_ms is not None:
+            old = self._resuming.resume if self._resuming is not None else None
+            if old is not None:
+                ask = old.ask(s.resume_expiry_ms, resuming=True)
+            else:
+                ask = Resumable(b"", b"", 0, 0).ask(s.resume_expiry_ms, resuming=False)
+        transport.write(frames.hello(s.name, s.max_frame, s.heartbeat_ms, s.token, s.app, s.calls, ask))
 
     def data_received(self, data: bytes) -> None:
         if self.state is State.CLOSED:
@@ -176,6 +200,8 @@ class Link(asyncio.Protocol):
                     self._frame(kind, payload)
                 if self.closed:
                     return
+                if self.resume is not None and kind in COUNTED:
+                    self._count(_HEADER_LEN + length)
             if at < size and buf[at] != frames.VERSION:
                 # Known from its first byte: no need to wait for a header.
                 raise frames.malformed(f"a frame begins with version byte {buf[at]}, not 2")
@@ -257,6 +283,28 @@ class Link(asyncio.Protocol):
             data = w.extension(frames.EXT_CALLS)
             if data is not None:
                 self.call_limits = frames.decode_call_limits(data)
+        grant_data = w.extension(EXT_RESUME) if self.settings.resume_expiry_ms is not None else None
+        grant = decode_grant(grant_data) if grant_data is not None else None
+        old_link = self._resuming
+        old = old_link.resume if old_link is not None else None
+        if grant is not None and grant.status == 1:
+            if old_link is None or old is None or grant.session_id != old.session_id:
+                raise frames.malformed("the server resumed a session we did not ask for")
+            self.resume = old
+            resent = old.resumed(grant.received)
+            self.resumed = (max(grant.sent - old.received, 0), len(resent))
+            # What waited on the old connection is answered here, starting
+            # with the frames the server replays in this very read.
+            self.adopt(old_link)
+            self._on_push(self, Resumed(*self.resumed))
+            for data in resent:
+                self._write(data)
+        elif grant is not None:
+            self.resume = Resumable(grant.session_id, grant.token, grant.expiry_ms, self.settings.resume_max_bytes)
+            if old is not None:
+                self.refused = grant.refusal
+        elif old is not None:
+            self.refused = "the server does not resume sessions"
         self.state = State.OPEN
         self.server_name = w.server_name
         self.peer_max_frame = w.max_frame
@@ -297,6 +345,8 @@ class Link(asyncio.Protocol):
             self._on_push(self, GoAway(code, _peer_text(reason)))
         elif kind == FrameType.CLOSE:
             self._peer_close(*frames.decode_code_reason("CLOSE", payload))
+        elif kind == FrameType.ACK and self.resume is not None:
+            self.resume.acknowledged(decode_ack(payload))
         elif kind in _CALL_FRAMES and self.call_limits is not None:
             self._call_frame(kind, payload)
         else:  # HELLO, WELCOME again, REQUEST: not for a client to receive
@@ -377,6 +427,65 @@ class Link(asyncio.Protocol):
         elif len(out) == 1:
             self._loop.call_soon(self._flush)
 
+    def _write_counted(self, data: bytes) -> None:
+        """A frame the application sent: a resumable session keeps it until
+        the server acknowledges it."""
+        if self.resume is not None:
+            self.resume.sent_frame(data)
+        self._write(data)
+
+    def _count(self, size: int) -> None:
+        """A counted frame arrived: acknowledged now, or within the delay."""
+        assert self.resume is not None
+        if self.resume.received_frame(size):
+            self._ack()
+        elif self._ack_timer is None:
+            self._ack_timer = self._loop.call_later(ACK_DELAY, self._ack)
+
+    def _ack(self) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        if self.resume is not None and self.state is State.OPEN:
+            data = self.resume.ack_now()
+            if data is not None:
+                self._write(data)
+
+    @property
+    def kept(self) -> bool:
+        """The connection was lost with a session that can be resumed: what
+        waited on it waits for the connection that resumes it."""
+        end = self.end
+        return (
+            self.resume is not None
+            and self.resume.resumable
+            and self.settings.interrupts
+            and end is not None
+            and end.cause is Cause.NETWORK
+            and not isinstance(end, ProtocolError)
+        )
+
+    def adopt(self, old: Link) -> None:
+        """This connection resumed ``old``'s session: its waiting requests and
+        calls are answered here from now on."""
+        self._waiting.update(old._waiting)
+        old._waiting = {}
+        self._next_id = max(self._next_id, old._next_id)
+        self._calls.update(old._calls)
+        old._calls = {}
+        self._next_call = max(self._next_call, old._next_call)
+        old.successor = self
+
+    def give_up_kept(self, why: RustTcpError) -> None:
+        """The session could not be resumed: what waited on it fails."""
+        waiting, self._waiting = self._waiting, {}
+        for fut in waiting.values():
+            if not fut.done():
+                fut.set_exception(why)
+        calls, self._calls = self._calls, {}
+        for route in calls.values():
+            route.fail(why)
+
     def _flush(self) -> None:
         if not self._out:
             return
@@ -411,7 +520,7 @@ class Link(asyncio.Protocol):
 
     def send(self, kind: int, payload: bytes, what: str) -> None:
         self._usable(len(payload), what)
-        self._write(frames.frame(kind, payload))
+        self._write_counted(frames.frame(kind, payload))
 
     def start_request(self, payload: bytes) -> asyncio.Future[bytes]:
         """Sends a REQUEST; the future resolves with its response."""
@@ -425,7 +534,7 @@ class Link(asyncio.Protocol):
         self._next_id = (request_id + 1) & 0xFFFFFFFF
         fut: asyncio.Future[bytes] = self._loop.create_future()
         waiting[request_id] = fut
-        self._write(frames.request(request_id, payload))
+        self._write_counted(frames.request(request_id, payload))
         return fut
 
     # ---- calls (spec 3.13) ----
@@ -459,7 +568,7 @@ class Link(asyncio.Protocol):
         self._next_call = (call_id + 1) & 0xFFFFFFFF
         route = Route(self._loop, flags, credit, limits.stream_credit)
         calls[call_id] = route
-        self._write(frames.call(call_id, flags, deadline_ms, credit, metadata, payload))
+        self._write_counted(frames.call(call_id, flags, deadline_ms, credit, metadata, payload))
         return call_id, route
 
     def _call_usable(self, call_id: int, route: Route, what: str) -> bool:
@@ -482,7 +591,7 @@ class Link(asyncio.Protocol):
         if route.send_credit == 0:
             return False
         route.send_credit -= 1
-        self._write(frames.item(call_id, data))
+        self._write_counted(frames.item(call_id, data))
         return True
 
     def end_call_stream(self, call_id: int, route: Route) -> None:
@@ -490,13 +599,13 @@ class Link(asyncio.Protocol):
         if not route.client_open:
             raise NotSent("END not sent: the call's stream has already ended")
         route.client_open = False
-        self._write(frames.end(call_id))
+        self._write_counted(frames.end(call_id))
 
     def grant_call(self, call_id: int, route: Route, items: int) -> None:
         """Grants the server's stream ``items`` more (we read them)."""
         if self._calls.get(call_id) is route and not route.cancelled and self.state is State.OPEN:
             route.recv_credit += items
-            self._write(frames.credit(call_id, items))
+            self._write_counted(frames.credit(call_id, items))
 
     def cancel_call(self, call_id: int, route: Route) -> None:
         """CANCEL, unless the call has ended; its id stays taken until the
@@ -504,7 +613,7 @@ class Link(asyncio.Protocol):
         if self._calls.get(call_id) is route and not route.cancelled and self.state is State.OPEN:
             route.cancelled = True
             route.client_open = False
-            self._write(frames.cancel(call_id))
+            self._write_counted(frames.cancel(call_id))
 
     @property
     def calls_in_flight(self) -> int:
@@ -591,6 +700,8 @@ class Link(asyncio.Protocol):
         self._buf = bytearray()
         if self._beat is not None:
             self._beat.cancel()
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
         if close_transport and self.transport is not None:
             self._flush()  # a CLOSE we queued goes out before the end
             self.transport.close()
@@ -606,13 +717,8 @@ class Link(asyncio.Protocol):
         failed: RustTcpError = end
         if self.settings.interrupts and end.cause is not Cause.US:
             failed = Interrupted(str(end))
-        waiting, self._waiting = self._waiting, {}
-        for fut in waiting.values():
-            if not fut.done():
-                fut.set_exception(failed)
-        calls, self._calls = self._calls, {}
-        for route in calls.values():
-            route.fail(failed)
+        if not self.kept:
+            self.give_up_kept(failed)
         self.resume_writing()
         self._ended.set()
         self._on_end(self)
@@ -639,15 +745,17 @@ async def open_link(
     ssl_context: ssl.SSLContext | None,
     server_hostname: str | None,
     timeout: float,
+    resuming: Link | None = None,
 ) -> Link:
-    """Connects to ``addr`` and completes the handshake within ``timeout``."""
+    """Connects to ``addr`` and completes the handshake within ``timeout``;
+    with ``resuming``, asks to resume that lost connection's session."""
     host, port = split_addr(addr)
     loop = asyncio.get_running_loop()
     link: Link | None = None
 
     def make() -> Link:
         nonlocal link
-        link = Link(settings, on_push, on_end)
+        link = Link(settings, on_push, on_end, resuming)
         return link
 
     async def handshake() -> Link:

@@ -76,5 +76,38 @@ class Overflowed:
     unread: int
 
 
-Pushed = Text | Binary | ServerError | GoAway | Disconnected | Reconnected | ReconnectFailed | Overflowed
+@dataclass(frozen=True)
+class Resumed:
+    """Not from the server: connected again and the session resumed (spec
+    3.14): nothing was lost either way. The ``replayed`` frames the server
+    sent while we were away follow this notice, in order; ``resent`` of ours
+    were sent again."""
+
+    replayed: int
+    resent: int
+
+
+@dataclass(frozen=True)
+class ResumeRefused:
+    """Not from the server: the session could not be resumed (``reason``)
+    and a new one began (``Reconnected`` follows). Requests in flight failed
+    as interrupted; what the server sent while we were away is lost, and
+    ``unacknowledged`` frames of ours may or may not have arrived."""
+
+    reason: str
+    unacknowledged: int
+
+
+Pushed = (
+    Text
+    | Binary
+    | ServerError
+    | GoAway
+    | Disconnected
+    | Reconnected
+    | ReconnectFailed
+    | Overflowed
+    | Resumed
+    | ResumeRefused
+)
 """Anything ``Client.incoming()`` yields."""

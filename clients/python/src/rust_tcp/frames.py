@@ -56,6 +56,8 @@ class FrameType(enum.IntEnum):
     END = 0x0F
     CANCEL = 0x10
     STATUS = 0x11
+    # Resumable sessions (spec 3.14).
+    ACK = 0x12
 
 
 KNOWN_TYPES = frozenset(int(t) for t in FrameType)
@@ -202,9 +204,11 @@ def hello(
     token: str | None = None,
     app: AppProtocol | None = None,
     calls: bool = False,
+    resume: bytes | None = None,
 ) -> bytes:
     """The HELLO frame (spec 3.3): versions [2], our limits, our name, and
-    the extensions (token, application protocol) when there are any."""
+    the extensions (token, application protocol, calls, resume) when there
+    are any."""
     raw_name = name.encode()
     payload = bytes([1, VERSION]) + _U32.pack(max_frame) + _U32.pack(heartbeat_ms) + _U16.pack(len(raw_name)) + raw_name
     extensions: list[tuple[int, bytes]] = []
@@ -214,6 +218,8 @@ def hello(
         extensions.append((EXT_APP_PROTOCOL, app.encode()))
     if calls:
         extensions.append((EXT_CALLS, bytes([CALLS_VERSION])))
+    if resume is not None:
+        extensions.append((0x0004, resume))
     if extensions:
         payload += _U16.pack(len(extensions))
         for kind, data in extensions:

@@ -1,0 +1,167 @@
+"""Resumable sessions (spec 3.14) against the real server: through a proxy
+that cuts the connection at a random byte again and again, with traffic
+both ways, every line and every answer arrives exactly once and in order;
+and a server that lost the session refuses with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections.abc import Callable
+
+from conftest import PATIENCE, Server, run
+
+from rust_tcp import Client, Interrupted, Reconnect, Reconnected, Resumed, ResumeRefused, Text
+
+FAST = Reconnect(initial_delay=0.002, max_delay=0.02)
+
+
+class CuttingProxy:
+    """Forwards to ``target``, cutting each connection after a random number
+    of bytes (0 to ``max_bytes``, either way) until ``calm`` is set."""
+
+    def __init__(self, target: str, max_bytes: int, seed: int) -> None:
+        self.target = target
+        self.max_bytes = max_bytes
+        self.random = random.Random(seed)
+        self.cuts = 0
+        self.calm = False
+        self.addr = ""
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self.addr = f"{host}:{port}"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        host, port = self.target.rsplit(":", 1)
+        server_r, server_w = await asyncio.open_connection(host, int(port))
+        budget = [10**12 if self.calm else self.random.randint(0, self.max_bytes)]
+        cut = asyncio.Event()
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while not cut.is_set():
+                data = await r.read(4096)
+                if not data:
+                    break
+                passed = data[: budget[0]]
+                budget[0] -= len(passed)
+                w.write(passed)
+                if budget[0] == 0:
+                    self.cuts += 1
+                    break
+            cut.set()
+
+        await asyncio.wait(
+            [asyncio.ensure_future(pump(client_r, server_w)), asyncio.ensure_future(pump(server_r, client_w))],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        cut.set()
+        for w in (client_w, server_w):
+            w.transport.abort()
+
+
+def test_random_cuts_lose_and_duplicate_nothing(server: Callable[..., Server]) -> None:
+    s = server("--broadcast")
+
+    async def body() -> None:
+        proxy = CuttingProxy(s.addr, max_bytes=1500, seed=7)
+        await proxy.start()
+        cutter = await Client.connect(proxy.addr, name="cutter", reconnect=FAST, resume=30, request_timeout=PATIENCE)
+        steady = await Client.connect(s.addr, name="steady")
+        cutter_sees, steady_sees = cutter.incoming(), steady.incoming()
+        resumed = refused = 0
+        got_by_cutter: list[str] = []
+        got_by_steady: list[str] = []
+        expected: list[int] = []  # how many each should get, once known
+        all_arrived = asyncio.Event()
+
+        def check() -> None:
+            if expected and len(got_by_cutter) >= expected[0] and len(got_by_steady) >= expected[0]:
+                all_arrived.set()
+
+        async def read_cutter() -> None:
+            nonlocal resumed, refused
+            async for event in cutter_sees:
+                if isinstance(event, Text):
+                    got_by_cutter.append(event.text)
+                    check()
+                elif isinstance(event, Resumed):
+                    resumed += 1
+                elif isinstance(event, ResumeRefused):
+                    refused += 1
+
+        async def read_steady() -> None:
+            async for event in steady_sees:
+                if isinstance(event, Text):
+                    got_by_steady.append(event.text)
+                    check()
+
+        readers = [asyncio.ensure_future(read_cutter()), asyncio.ensure_future(read_steady())]
+        # Bounded: 100 cuts, 3,000 rounds or the test's patience.
+        sent = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PATIENCE
+        while proxy.cuts < 100 and sent < 3000 and loop.time() < deadline:
+            await cutter.send_text(f"c{sent}")
+            await steady.send_text(f"s{sent}")
+            assert await cutter.request(f"r{sent}") == f"r{sent}".encode()
+            sent += 1
+        proxy.calm = True
+        assert await cutter.request(b"last") == b"last"
+        assert await steady.request(b"last") == b"last"
+        expected.append(sent)
+        check()
+        await asyncio.wait_for(all_arrived.wait(), PATIENCE)
+        print(f"cuts {proxy.cuts}, rounds {sent}, resumed {resumed}")
+        assert proxy.cuts >= 100
+        assert refused == 0
+        assert got_by_cutter == [f"steady: s{i}" for i in range(sent)]
+        assert got_by_steady == [f"cutter: c{i}" for i in range(sent)]
+        assert resumed >= 1
+        await cutter.close()
+        await steady.close()
+        for r in readers:
+            r.cancel()
+        await proxy.stop()
+
+    run(body())
+
+
+def test_a_server_that_lost_the_session_refuses_with_its_reason(server: Callable[..., Server]) -> None:
+    s = server()
+    addr = s.addr
+
+    async def body() -> None:
+        client = await Client.connect(addr, reconnect=FAST, resume=30)
+        events = client.incoming()
+        assert await client.request(b"before") == b"before"
+        s.send_signal(signal.SIGSTOP)  # the request below stays in flight
+        in_flight = asyncio.ensure_future(client.request(b"lost"))
+        await asyncio.sleep(0)
+        s.stop(signal.SIGKILL)
+        replacement = Server("--name", "second", addr=addr)
+        try:
+            refusal = None
+            while not isinstance(event := await events.__anext__(), Reconnected):
+                if isinstance(event, ResumeRefused):
+                    refusal = event
+            assert refusal is not None and refusal.reason == "unknown session"
+            assert refusal.unacknowledged >= 1
+            try:
+                await in_flight
+                raise AssertionError("the request in flight was answered by a dead server")
+            except Interrupted as e:
+                assert "resume refused" in str(e)
+            assert await client.request(b"after") == b"after"
+            await client.close()
+        finally:
+            replacement.stop(signal.SIGKILL)
+
+    run(body())
