@@ -30,6 +30,8 @@ export const FrameType = Object.freeze({
   PING: 7, PONG: 8, ERROR: 9, CLOSE: 10, GOAWAY: 11,
   // Calls (spec 3.13), only once both sides agreed to them.
   CALL: 12, ITEM: 13, CREDIT: 14, END: 15, CANCEL: 16, STATUS: 17,
+  // Resumable sessions (spec 3.14).
+  ACK: 18,
 });
 
 /** How a call ended (its STATUS, spec 3.13). */
@@ -38,7 +40,130 @@ export const CallStatus = Object.freeze({
 });
 const STATUS_NAMES = ["ok", "failed", "cancelled", "deadline exceeded", "refused"];
 const EXT_CALLS = 3;
+const EXT_RESUME = 4;
 const TYPE_NAMES = Object.fromEntries(Object.entries(FrameType).map(([k, v]) => [v, k]));
+
+// ---- resumable sessions (spec 3.14) ----
+
+/**
+ * The frame types a resumable session counts: what the application sent.
+ * The handshake, PING, PONG, CLOSE, GOAWAY and ACK belong to one connection.
+ */
+const COUNTED = new Set([3, 4, 5, 6, 9, 12, 13, 14, 15, 16, 17]);
+const ACK_EVERY_FRAMES = 64;
+const ACK_EVERY_BYTES = 64 * 1024;
+const ACK_DELAY_MS = 100;
+/** Why a server refuses a resume, by the WELCOME's reason byte. @type {Record<number, string>} */
+const REFUSALS = {
+  1: "unknown session", 2: "session expired", 3: "wrong resume token",
+  4: "the session's replay buffer overflowed", 5: "the HELLO does not match the session's",
+  6: "the ticket's position cannot be replayed from", 7: "the server keeps no resumable sessions now",
+};
+
+/**
+ * A resumable session's counters and replay buffer, kept across the
+ * connections it has. Sequence numbers are implicit: the n-th counted frame
+ * we send is number n, on whichever connection it travels; ACK says how
+ * many the server has; on a new connection each side sends what the other
+ * had not received.
+ */
+class Resumable {
+  /** @param {Uint8Array} id @param {Uint8Array} token @param {number} expiryMs @param {number} maxBytes */
+  constructor(id, token, expiryMs, maxBytes) {
+    this.id = id;
+    this.token = token;
+    this.expiryMs = expiryMs;
+    this.maxBytes = maxBytes;
+    /** Counted frames sent; the number of the first held (acknowledged). */
+    this.sent = 0;
+    this.first = 0;
+    /** @type {Uint8Array[]} */
+    this.replay = [];
+    this.replayBytes = 0;
+    /** More was sent than the buffer holds: no resume is possible. */
+    this.overflowed = false;
+    /** Counted frames received, and the count our last ACK said. */
+    this.received = 0;
+    this.acked = 0;
+    this.unackedBytes = 0;
+  }
+
+  /** Frames we sent that the server has not acknowledged. */
+  get unacknowledged() { return this.sent - this.first; }
+
+  /**
+   * The HELLO's extension data: a new session, or this one's ticket.
+   * @param {number} expiryMs @param {Resumable | null} ticket
+   */
+  static ask(expiryMs, ticket) {
+    const data = new Uint8Array(ticket ? 45 : 5);
+    const view = new DataView(data.buffer);
+    data[0] = ticket ? 1 : 0;
+    view.setUint32(1, expiryMs);
+    if (ticket) {
+      data.set(ticket.id, 5);
+      data.set(ticket.token, 21);
+      view.setBigUint64(37, BigInt(ticket.received));
+    }
+    return data;
+  }
+
+  /** A counted frame goes out: kept until acknowledged. @param {Uint8Array} bytes */
+  sentFrame(bytes) {
+    this.sent += 1;
+    if (this.overflowed) return;
+    this.replay.push(bytes);
+    this.replayBytes += bytes.length;
+    if (this.replayBytes > this.maxBytes) {
+      this.overflowed = true;
+      this.replay = [];
+      this.replayBytes = 0;
+    }
+  }
+
+  /** A counted frame arrived; whether an ACK is due now. @param {number} size */
+  receivedFrame(size) {
+    this.received += 1;
+    this.unackedBytes += size;
+    return this.received - this.acked >= ACK_EVERY_FRAMES || this.unackedBytes >= ACK_EVERY_BYTES;
+  }
+
+  /** The ACK to send, if anything is unacknowledged. @returns {Uint8Array | null} */
+  ackNow() {
+    if (this.received === this.acked) return null;
+    this.acked = this.received;
+    this.unackedBytes = 0;
+    const p = new Uint8Array(8);
+    new DataView(p.buffer).setBigUint64(0, BigInt(this.received));
+    return encodeFrame(FrameType.ACK, p);
+  }
+
+  /** The server has `count` of our frames. @param {number} count */
+  acknowledged(count) {
+    if (count > this.sent || count < this.first) {
+      throw malformed(`ACK of ${count} frames, but ${this.sent} were sent and ${this.first} already acknowledged`);
+    }
+    while (this.first < count && this.replay.length) {
+      this.replayBytes -= /** @type {Uint8Array} */ (this.replay.shift()).length;
+      this.first += 1;
+    }
+  }
+
+  /**
+   * The server resumed us having had `serverReceived` of our frames: the
+   * frames to send again, in order.
+   * @param {number} serverReceived @returns {Uint8Array[]}
+   */
+  resumed(serverReceived) {
+    if (serverReceived > this.sent || serverReceived < this.first) {
+      throw malformed(`the server resumed at ${serverReceived}, but we sent ${this.sent} and it acknowledged ${this.first}`);
+    }
+    this.acknowledged(serverReceived);
+    this.acked = this.received;
+    this.unackedBytes = 0;
+    return [...this.replay];
+  }
+}
 
 /** Close codes (spec 3.8): a peer acts on the code, people read the reason. */
 export const CloseCode = Object.freeze({
@@ -125,9 +250,9 @@ function codeReason(type, code, reason) {
 
 /**
  * The HELLO frame (spec 3.3).
- * @param {{name: string, maxFrame: number, heartbeatMs: number, token?: string, app?: AppProtocol, calls?: boolean}} h
+ * @param {{name: string, maxFrame: number, heartbeatMs: number, token?: string, app?: AppProtocol, calls?: boolean, resume?: Uint8Array}} h
  */
-export function encodeHello({ name, maxFrame, heartbeatMs, token, app, calls }) {
+export function encodeHello({ name, maxFrame, heartbeatMs, token, app, calls, resume }) {
   const raw = encoder.encode(name);
   /** @type {Array<[number, Uint8Array]>} */
   const extensions = [];
@@ -145,6 +270,7 @@ export function encodeHello({ name, maxFrame, heartbeatMs, token, app, calls }) 
     extensions.push([2, data]);
   }
   if (calls) extensions.push([EXT_CALLS, Uint8Array.of(1)]);
+  if (resume) extensions.push([EXT_RESUME, resume]);
   const extLen = extensions.length ? 2 + extensions.reduce((n, [, d]) => n + 4 + d.length, 0) : 0;
   const payload = new Uint8Array(2 + 4 + 4 + 2 + raw.length + extLen);
   const view = new DataView(payload.buffer);
@@ -248,6 +374,7 @@ export function decodeWelcome(p) {
  * @property {boolean | ReconnectPolicy} [reconnect] reconnect when the connection is lost or the server goes away
  * @property {AppProtocol} [appProtocol] the application protocol to ask for
  * @property {boolean} [calls] ask for calls (spec 3.13; default true)
+ * @property {number} [resume] with `reconnect`, ask for a resumable session (spec 3.14) kept this many seconds after a loss
  * @property {typeof WebSocket} [WebSocket] the WebSocket class (default: the global one)
  */
 
@@ -267,9 +394,23 @@ class Link {
    * @param {(link: Link, type: string, detail: object) => void} onPush
    * @param {(link: Link) => void} onEnd
    * @param {boolean} interrupts
+   * @param {Link | null} [resuming] the lost connection whose session to resume
    */
-  constructor(url, options, onPush, onEnd, interrupts) {
+  constructor(url, options, onPush, onEnd, interrupts, resuming = null) {
     this.options = options;
+    // Resumable sessions (spec 3.14): the connection whose session this
+    // one asks for, the session it serves, and how the WELCOME answered.
+    this.resuming = resuming;
+    /** @type {Resumable | null} */
+    this.resume = null;
+    /** Resumed: frames the server replays, and ours sent again. @type {{replayed: number, resent: number} | null} */
+    this.resumed = null;
+    /** Why the server would not resume `resuming`. @type {string | null} */
+    this.refused = null;
+    /** The connection that resumed this one's session. @type {Link | null} */
+    this.successor = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.ackTimer = undefined;
     this.onPush = onPush;
     this.onEnd = onEnd;
     this.interrupts = interrupts;
@@ -316,9 +457,10 @@ class Link {
         return;
       }
       const o = this.options;
+      const resume = o.resume ? Resumable.ask(Math.max(1, Math.round(o.resume * 1000)), this.resuming?.resume ?? null) : undefined;
       this.ws.send(encodeHello({
         name: o.name, maxFrame: o.maxFrame, heartbeatMs: o.heartbeat ? Math.max(1, Math.round(o.heartbeat * 1000)) : 0,
-        token: o.token, app: o.appProtocol, calls: o.calls ?? true,
+        token: o.token, app: o.appProtocol, calls: o.calls ?? true, resume,
       }));
     };
     this.ws.onmessage = (event) => this.received(event.data);
@@ -345,6 +487,7 @@ class Link {
         throw malformed(`a WebSocket message must hold exactly one frame: ${bytes.length - HEADER} payload bytes for a header saying ${length}`);
       }
       this.frame(type, bytes.subarray(HEADER));
+      if (this.resume && COUNTED.has(type) && this.end === null) this.count(bytes.length);
     } catch (e) {
       if (!(e instanceof FrameError)) throw e;
       this.violation(e.code, e.message);
@@ -391,6 +534,10 @@ class Link {
       case FrameType.STATUS:
         if (!this.callLimits) throw malformed(`unexpected ${TYPE_NAMES[type]} frame: calls were not agreed`);
         return this.callFrame(type, p);
+      case FrameType.ACK:
+        if (!this.resume) throw malformed("unexpected ACK frame: the session is not resumable");
+        if (p.length !== 8) throw malformed(`ACK payload of ${p.length} bytes, must be 8`);
+        return this.resume.acknowledged(Number(new DataView(p.buffer, p.byteOffset).getBigUint64(0)));
       case FrameType.CLOSE: {
         const [code, reason] = decodeCodeReason(p, "CLOSE");
         if (this.state === "closing") {
@@ -441,6 +588,7 @@ class Link {
       const view = new DataView(calls.buffer, calls.byteOffset, calls.byteLength);
       this.callLimits = { maxCalls: view.getUint16(1), streamCredit: view.getUint32(3), maxDeadlineMs: view.getUint32(7) };
     }
+    this.acceptGrant(this.options.resume ? w.extensions.get(EXT_RESUME) : undefined);
     this.state = "open";
     this.opened = true;
     this.serverName = w.serverName;
@@ -448,6 +596,86 @@ class Link {
     this.heartbeat = w.heartbeatMs / 1000;
     if (this.heartbeat > 0) this.beat = setTimeout(() => this.heartbeatCheck(), w.heartbeatMs);
     this.welcomeResolve?.(undefined);
+  }
+
+  /**
+   * The WELCOME's resume extension: the session resumed (what waited on the
+   * old connection is answered here, starting with the frames the server
+   * replays in the messages after this one), or a new one.
+   * @param {Uint8Array | undefined} data
+   */
+  acceptGrant(data) {
+    const old = this.resuming?.resume ?? null;
+    if (!data) {
+      if (old) this.refused = "the server does not resume sessions";
+      return;
+    }
+    if (data.length !== 54) throw malformed(`malformed resume extension: ${data.length} bytes`);
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const [status, reason] = [data[0], data[1]];
+    if (!((status <= 1 && reason === 0) || (status === 2 && reason in REFUSALS))) {
+      throw malformed(`malformed resume extension: status ${status}, reason ${reason}`);
+    }
+    const id = data.slice(6, 22);
+    const received = Number(view.getBigUint64(38));
+    const sent = Number(view.getBigUint64(46));
+    if (status === 1) {
+      const link = this.resuming;
+      if (!old || !link || !old.id.every((b, i) => b === id[i])) throw malformed("the server resumed a session we did not ask for");
+      this.resume = old;
+      const resend = old.resumed(received);
+      this.resumed = { replayed: Math.max(sent - old.received, 0), resent: resend.length };
+      this.adopt(link);
+      this.onPush(this, "resumed", this.resumed);
+      for (const bytes of resend) this.send(bytes);
+      return;
+    }
+    this.resume = new Resumable(id, data.slice(22, 38), view.getUint32(2), 1024 * 1024);
+    if (old) this.refused = REFUSALS[reason] ?? "the server started a new session";
+  }
+
+  /** This connection resumed `old`'s session: its requests and calls are answered here. @param {Link} old */
+  adopt(old) {
+    for (const [id, w] of old.waiting) this.waiting.set(id, w);
+    old.waiting.clear();
+    this.nextId = old.nextId;
+    for (const [id, r] of old.calls) this.calls.set(id, r);
+    old.calls.clear();
+    this.nextCall = old.nextCall;
+    old.successor = this;
+  }
+
+  /** The connection was lost with a session that can be resumed: what waited on it waits on. */
+  get kept() {
+    return !!this.resume && !this.resume.overflowed && this.interrupts && this.end?.by === "network";
+  }
+
+  /** The session could not be resumed: what waited on it fails. @param {RustTcpError} why */
+  giveUpKept(why) {
+    for (const waiter of this.waiting.values()) if (!waiter.abandoned) waiter.reject(why);
+    this.waiting.clear();
+    for (const route of this.calls.values()) route.finish(null, why);
+    this.calls.clear();
+  }
+
+  /** A frame the application sent: kept until the server acknowledges it. @param {Uint8Array} bytes */
+  sendCounted(bytes) {
+    this.resume?.sentFrame(bytes);
+    this.send(bytes);
+  }
+
+  /** A counted frame arrived: acknowledged now, or within the delay. @param {number} size */
+  count(size) {
+    if (/** @type {Resumable} */ (this.resume).receivedFrame(size)) this.ack();
+    else if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.ack(), ACK_DELAY_MS);
+  }
+
+  ack() {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (this.state !== "open") return;
+    const bytes = this.resume?.ackNow();
+    if (bytes) this.send(bytes);
   }
 
   /** @param {Uint8Array} p */
@@ -539,7 +767,7 @@ class Link {
     body.set(payload, at);
     const route = new Route(flags, credit, limits.streamCredit);
     this.calls.set(id, route);
-    this.send(encodeFrame(FrameType.CALL, body));
+    this.sendCounted(encodeFrame(FrameType.CALL, body));
     return [id, route];
   }
 
@@ -552,7 +780,7 @@ class Link {
     const body = new Uint8Array(4 + rest.length);
     new DataView(body.buffer).setUint32(0, id);
     body.set(rest, 4);
-    this.send(encodeFrame(type, body));
+    this.sendCounted(encodeFrame(type, body));
     return true;
   }
 
@@ -627,7 +855,7 @@ class Link {
         waiter.resolve = (b) => { clearTimeout(timer); resolve(b); };
         waiter.reject = (e) => { clearTimeout(timer); reject(e); };
       }
-      this.send(encodeFrame(FrameType.REQUEST, body));
+      this.sendCounted(encodeFrame(FrameType.REQUEST, body));
     });
   }
 
@@ -684,16 +912,14 @@ class Link {
     this.state = "closed";
     this.end = end;
     clearTimeout(this.beat);
+    clearTimeout(this.ackTimer);
     if (wsCode !== undefined && this.ws.readyState <= 1) this.ws.close(wsCode, wsReason);
     this.welcomeReject?.(end);
     this.acked?.();
     const failed = this.interrupts && end.by !== "us"
       ? new RustTcpError(`interrupted, not resent: ${end.message}`, { kind: "interrupted", by: "network" })
       : end;
-    for (const waiter of this.waiting.values()) if (!waiter.abandoned) waiter.reject(failed);
-    this.waiting.clear();
-    for (const route of this.calls.values()) route.finish(null, failed);
-    this.calls.clear();
+    if (!this.kept) this.giveUpKept(failed);
     this.onEnd(this);
   }
 }
@@ -762,7 +988,7 @@ export class Call {
    * @param {number} window @param {number | undefined} deadline seconds
    */
   constructor(link, id, route, window, deadline) {
-    this.link = link;
+    this.firstLink = link;
     this.id = id;
     this.route = route;
     this.regrant = Math.max(Math.floor(window / 2), 1);
@@ -771,6 +997,13 @@ export class Call {
     this.budget = deadline;
     /** @type {RustTcpError | null} */
     this.failed = null;
+  }
+
+  /** The connection the call's frames go to: a resumed session's newest (spec 3.14). */
+  get link() {
+    let link = this.firstLink;
+    while (link.successor) link = link.successor;
+    return link;
   }
 
   /** Waits for the route to change, or fails at the deadline. */
@@ -890,7 +1123,11 @@ export class PushEvent extends Event {
  * {@link PushEvent}): "text" `{text}`, "binary" `{data}`, "servererror"
  * `{code, reason}`, "goaway" `{code, reason}`; a reconnecting client's
  * "disconnected" `{why}`, "reconnected" `{serverName}`, "reconnectfailed"
- * `{attempt, error, gaveUp}`; and "end" `{error}` when the client is done.
+ * `{attempt, error, gaveUp}`; with `resume`, "resumed" `{replayed, resent}`
+ * (the session goes on: the replayed frames follow it, nothing was lost) or
+ * "resumerefused" `{reason, unacknowledged}` (a new session: requests in
+ * flight failed as interrupted, and that many of ours may be lost, then
+ * "reconnected"); and "end" `{error}` when the client is done.
  */
 export class Client extends EventTarget {
   /**
@@ -960,10 +1197,10 @@ export class Client extends EventTarget {
     this.held = [];
   }
 
-  /** @returns {Promise<Link>} */
-  async open() {
+  /** @param {Link | null} [resuming] @returns {Promise<Link>} */
+  async open(resuming = null) {
     const link = new Link(this.url, this.options,
-      (l, type, detail) => this.pushed(l, type, detail), (l) => this.ended(l), this.policy !== null);
+      (l, type, detail) => this.pushed(l, type, detail), (l) => this.ended(l), this.policy !== null, resuming);
     const seconds = this.options.connectTimeout ?? 10;
     let timer;
     const late = new Promise((_, reject) => {
@@ -1017,14 +1254,14 @@ export class Client extends EventTarget {
     const link = await this.usable();
     const bytes = encoder.encode(text);
     link.usable(bytes.length, "text");
-    link.send(encodeFrame(FrameType.TEXT, bytes));
+    link.sendCounted(encodeFrame(FrameType.TEXT, bytes));
   }
 
   /** Sends one BINARY message. @param {Uint8Array} data */
   async sendBinary(data) {
     const link = await this.usable();
     link.usable(data.length, "binary");
-    link.send(encodeFrame(FrameType.BINARY, data));
+    link.sendCounted(encodeFrame(FrameType.BINARY, data));
   }
 
   /**
@@ -1156,7 +1393,7 @@ export class Client extends EventTarget {
       await new Promise((resolve) => setTimeout(resolve, full * (0.5 + Math.random() / 2) * 1000));
       if (this.closing) return;
       try {
-        next = await this.open();
+        next = await this.open(old.kept ? old : null);
         break;
       } catch (e) {
         attempt += 1;
@@ -1165,6 +1402,7 @@ export class Client extends EventTarget {
         this.emit("reconnectfailed", { attempt, error, gaveUp });
         if (gaveUp) {
           this.gaveUp = new RustTcpError(`could not reconnect after ${attempt} attempts: ${error}`, { kind: "closed", by: "network" });
+          old.giveUpKept(new RustTcpError(`interrupted, not resent: ${this.gaveUp.message}`, { kind: "interrupted", by: "network" }));
           this.moving = null;
           this.wake();
           this.emit("end", { error: this.gaveUp });
@@ -1182,7 +1420,12 @@ export class Client extends EventTarget {
     // A server going away still serves the old connection: close it
     // properly instead of leaving it to be cut at the end of its grace.
     if (old.state !== "closed") old.close(10).catch(() => {});
-    this.emit("reconnected", { serverName: next.serverName });
+    if (next.refused !== null) {
+      const unacknowledged = old.resume?.unacknowledged ?? 0;
+      old.giveUpKept(new RustTcpError(`interrupted: resume refused: ${next.refused}`, { kind: "interrupted", by: "network" }));
+      this.emit("resumerefused", { reason: next.refused, unacknowledged });
+    }
+    if (!next.resumed) this.emit("reconnected", { serverName: next.serverName });
   }
 }
 

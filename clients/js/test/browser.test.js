@@ -1,7 +1,8 @@
 // The chat page in a real headless Chromium (Debian's `chromium`, driven by
 // puppeteer-core): two pages and a terminal `client chat` in one room,
 // messages crossing all three ways; a page from another origin refused; a
-// page that shows "reconnecting" and recovers when its server restarts.
+// page that shows "reconnecting" and recovers when its server restarts; a
+// page whose connection is cut shows the lines sent while it was away.
 // A screenshot of the page after the exchange is saved under target/.
 
 import { test, after, before } from "node:test";
@@ -10,6 +11,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import puppeteer from "puppeteer-core";
 import { Server, Process, binary, REPO, PATIENCE } from "./servers.js";
+import { CuttingProxy } from "./proxies.js";
 
 const CHROMIUM = process.env.CHROMIUM ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
 const SHOTS = path.join(REPO, "target", "browser");
@@ -209,4 +211,46 @@ test("in the browser: a stream both ways under credit, and a call cancelled by a
   });
   assert.deepEqual(result, { count: 300, inOrder: true, answer: "both", cancelled: "us" });
   await page.close();
+});
+
+test("a page whose connection is cut shows the lines sent while it was away", async () => {
+  const server = await Server.start(["--broadcast"]);
+  started.push(server);
+  // The page comes through a proxy that cuts it on demand (it never cuts
+  // by itself: calm from the start).
+  const proxy = new CuttingProxy(server.ws, 0, 1);
+  proxy.calm = true;
+  await proxy.start();
+  const ada = await join(`http://${proxy.addr}/`, "ada");
+  const term = new Process(binary("client"), ["--addr", server.tcp, "--name", "term", "chat"]);
+  started.push(term);
+  await term.waitFor("* connected to");
+  const watcher = new Process(binary("client"), ["--addr", server.tcp, "--name", "watcher", "chat"]);
+  started.push(watcher);
+  await watcher.waitFor("* connected to");
+  term.child.stdin.write("before the cut\n");
+  await sees(ada, "before the cut");
+  // Cut, and let nobody back in until the server has kept ada's session
+  // and broadcast a line to it (the watcher sees it go out).
+  const held = proxy.hold(); // done once no connection is left
+  proxy.cutAll();
+  await held;
+  await ada.waitForFunction(() => document.getElementById("state").dataset.state === "reconnecting");
+  await server.waitFor("v2 session kept for");
+  term.child.stdin.write("while ada was away\n");
+  await watcher.waitFor("term: while ada was away", "stdout");
+  await proxy.start();
+  try {
+    await sees(ada, "back: 1 line(s) sent while we were away follow");
+  } catch (e) {
+    console.log(await ada.$$eval("#log li", (items) => items.map((li) => li.textContent)));
+    throw e;
+  }
+  await sees(ada, "while ada was away");
+  await ada.waitForFunction(() => document.getElementById("state").dataset.state === "open");
+  const lines = await ada.$$eval("#log li", (items) => items.map((li) => li.textContent ?? ""));
+  assert.equal(lines.filter((l) => l.includes("while ada was away")).length, 1, "shown once");
+  assert.equal(lines.filter((l) => l.includes("before the cut")).length, 1, "not shown again");
+  await ada.close();
+  proxy.server.close();
 });

@@ -1,0 +1,104 @@
+// Resumable sessions (spec 3.14) in node against the real server's
+// WebSocket listener: through a TCP proxy that cuts the connection at a
+// random byte (inside WebSocket messages too) again and again, with traffic
+// both ways, every line and every answer arrives exactly once and in order;
+// and a server that lost the session refuses with its reason.
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { WebSocket } from "ws";
+import { Client } from "../rust-tcp.js";
+import { Server, PATIENCE } from "./servers.js";
+import { CuttingProxy } from "./proxies.js";
+
+const started = [];
+after(async () => {
+  for (const p of started) await p.stop();
+});
+
+const fast = { initialDelay: 0.002, maxDelay: 0.02 };
+
+/** The next event of `type` on `target`, bounded. */
+function next(target, type) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${type} event in time`)), PATIENCE);
+    target.addEventListener(type, (e) => { clearTimeout(timer); resolve(e.detail); }, { once: true });
+  });
+}
+
+test("random cuts lose and duplicate nothing, both ways", async () => {
+  const s = await Server.start(["--broadcast"]);
+  started.push(s);
+  const proxy = new CuttingProxy(s.ws, 1500, 11);
+  await proxy.start();
+  const cutter = await Client.connect(proxy.url, { WebSocket, name: "cutter", reconnect: fast, resume: 30, requestTimeout: PATIENCE / 1000 });
+  const steady = await Client.connect(s.url, { WebSocket, name: "steady" });
+  /** @type {string[]} */
+  const byCutter = [];
+  /** @type {string[]} */
+  const bySteady = [];
+  let resumed = 0;
+  let refused = 0;
+  /** @type {number | null} */
+  let expected = null;
+  /** @type {(v: unknown) => void} */
+  let allArrived = () => {};
+  const arrived = new Promise((resolve) => { allArrived = resolve; });
+  const check = () => {
+    if (expected !== null && byCutter.length >= expected && bySteady.length >= expected) allArrived(undefined);
+  };
+  cutter.addEventListener("text", (e) => { byCutter.push(/** @type {any} */ (e).detail.text); check(); });
+  steady.addEventListener("text", (e) => { bySteady.push(/** @type {any} */ (e).detail.text); check(); });
+  cutter.addEventListener("resumed", () => { resumed += 1; });
+  cutter.addEventListener("resumerefused", () => { refused += 1; });
+  // Bounded: 100 cuts, 3,000 rounds, or the patience.
+  const until = Date.now() + PATIENCE;
+  let sent = 0;
+  while (proxy.cuts < 100 && sent < 3000 && Date.now() < until) {
+    await cutter.sendText(`c${sent}`);
+    await steady.sendText(`s${sent}`);
+    assert.equal(new TextDecoder().decode(await cutter.request(`r${sent}`)), `r${sent}`);
+    sent += 1;
+  }
+  proxy.calm = true;
+  assert.equal(new TextDecoder().decode(await cutter.request("last")), "last");
+  assert.equal(new TextDecoder().decode(await steady.request("last")), "last");
+  // Every line was sent before the last requests were answered; the
+  // broadcasts may still be on their way.
+  expected = sent;
+  check();
+  let timer;
+  await Promise.race([arrived, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("lines missing")), PATIENCE); })]);
+  clearTimeout(timer);
+  console.log(`cuts ${proxy.cuts}, rounds ${sent}, resumed ${resumed}`);
+  assert.ok(proxy.cuts >= 100, `only ${proxy.cuts} cuts`);
+  assert.equal(refused, 0);
+  assert.deepEqual(byCutter, Array.from({ length: sent }, (_, i) => `steady: s${i}`));
+  assert.deepEqual(bySteady, Array.from({ length: sent }, (_, i) => `cutter: c${i}`));
+  assert.ok(resumed >= 1);
+  await cutter.close();
+  await steady.close();
+  proxy.server.close();
+});
+
+test("a server that lost the session refuses with its reason", async () => {
+  const s = await Server.start();
+  const addr = s.ws;
+  const client = await Client.connect(s.url, { WebSocket, reconnect: fast, resume: 30 });
+  assert.equal(new TextDecoder().decode(await client.request("before")), "before");
+  s.child.kill("SIGSTOP"); // the request below stays in flight
+  const inFlight = client.request("lost");
+  inFlight.catch(() => {});
+  const refusal = next(client, "resumerefused");
+  const reconnected = next(client, "reconnected");
+  await s.stop("SIGKILL");
+  const second = await Server.start(["--name", "second"], { ws: addr });
+  started.push(second);
+  const why = /** @type {any} */ (await refusal);
+  assert.equal(why.reason, "unknown session");
+  assert.ok(why.unacknowledged >= 1);
+  await assert.rejects(inFlight, (e) => /** @type {any} */ (e).kind === "interrupted" && /resume refused/.test(e.message));
+  assert.equal((/** @type {any} */ (await reconnected)).serverName, "second");
+  assert.equal(new TextDecoder().decode(await client.request("after")), "after");
+  await client.close();
+});
