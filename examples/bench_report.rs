@@ -1183,10 +1183,13 @@ fn resumable(md: &mut String, runs: &[Run]) {
     }
     let _ = writeln!(
         md,
-        "## Resumable sessions against plain ones
-
-         One `server --sink`; the same `client bench`, with `--resume` (a          resumable session: every counted frame kept for replay until          acknowledged, ACKs both ways) and without, alternated. Idle: `client          bench --mode idle --resume` with {} connections, each used once, on a          fresh server; the server's RSS growth per connection, beside the          plain idle figure of the same round.
-
+        "## Resumable sessions against plain ones\n\n\
+         One `server --sink`; the same `client bench`, with `--resume` (a \
+         resumable session: every counted frame kept for replay until \
+         acknowledged, ACKs both ways) and without, alternated. Idle: `client \
+         bench --mode idle --resume` with {} connections, each used once, on a \
+         fresh server; the server's RSS growth per connection, beside the \
+         plain idle figure of the same round.\n\n\
          | round | one-way 32 B, M msg/s: plain / resumable | ratio | requests 50x16, k req/s: plain / resumable | ratio | requests 50x1, k req/s: plain / resumable | ratio | server CPU µs/req 50x16: plain / resumable | idle bytes/conn: plain / resumable |\n\
          |---|---|---|---|---|---|---|---|---|",
         runs.iter()
@@ -1228,8 +1231,10 @@ fn resumable(md: &mut String, runs: &[Run]) {
     if !times.is_empty() {
         let _ = writeln!(
             md,
-            "
-Time to resume on the same server (`examples/resume_time`: the              connection cut by a loopback proxy, timed to the client's              `Pushed::Resumed`, including its first reconnect delay of 0.5-1 ms),              per round: {}.",
+            "\nTime to resume on the same server (`examples/resume_time`: the \
+             connection cut by a loopback proxy, timed to the client's \
+             `Pushed::Resumed`, including its first reconnect delay of 0.5-1 ms), \
+             per round: {}.",
             times
                 .iter()
                 .map(|r| format!(
@@ -1244,8 +1249,9 @@ Time to resume on the same server (`examples/resume_time`: the              conn
     }
     let _ = writeln!(
         md,
-        "
-A ratio is resumable / plain: below 1, resumable sessions are slower.          Resuming on another server is not measured: sessions are kept by the          server that served them only.\n"
+        "\nA ratio is resumable / plain: below 1, resumable sessions are slower. \
+         Resuming on another server is not measured: sessions are kept by the \
+         server that served them only.\n"
     );
 }
 

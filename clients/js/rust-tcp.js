@@ -1391,7 +1391,10 @@ export class Client extends EventTarget {
     for (;;) {
       const full = Math.min(policy.initialDelay * 2 ** Math.min(attempt, 30), policy.maxDelay);
       await new Promise((resolve) => setTimeout(resolve, full * (0.5 + Math.random() / 2) * 1000));
-      if (this.closing) return;
+      if (this.closing) {
+        old.giveUpKept(new RustTcpError("closed while reconnecting", { kind: "closed", by: "us" }));
+        return;
+      }
       try {
         next = await this.open(old.kept ? old : null);
         break;
@@ -1411,6 +1414,7 @@ export class Client extends EventTarget {
       }
     }
     if (this.closing) {
+      if (!next.resumed) old.giveUpKept(new RustTcpError("closed while reconnecting", { kind: "closed", by: "us" }));
       await next.close(10).catch(() => {});
       return;
     }

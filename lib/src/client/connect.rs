@@ -160,6 +160,12 @@ pub(super) async fn open_link(
                             Some(v2::ResumeStatus::Refused(why)) => why.to_string(),
                             _ => "the server does not resume sessions".into(),
                         });
+                    } else if resuming.is_some() {
+                        // Nothing to present: more was sent while we were
+                        // away than the replay buffer holds.
+                        resumption = Resumption::Refused(
+                            "our replay buffer overflowed while we were away".into(),
+                        );
                     }
                     make_core(Some(session))
                 }

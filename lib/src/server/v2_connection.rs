@@ -449,6 +449,18 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         shared: &Shared,
     ) -> Option<()> {
         let expiry = self.out.update(|s, _| s.resume_expiry())?;
+        // What the session may hold while it waits (its replay bound) is
+        // taken from the server's memory budget; a server short of memory
+        // keeps no session (a resume is then refused as unknown).
+        let bound = shared
+            .config
+            .resume
+            .as_ref()
+            .map_or(0, |r| r.replay_max_bytes);
+        let Some(_held) = shared.budget.try_reserve(bound) else {
+            info_unless_quiet!(self.quiet, session = %id, "v2 session not kept: the memory budget is spent");
+            return None;
+        };
         let parked = kept.park(id, Instant::now() + expiry)?;
         info_unless_quiet!(self.quiet, session = %id, "v2 session kept for {expiry:?}");
         tokio::select! {

@@ -79,6 +79,20 @@ impl MemoryBudget {
             },
         }
     }
+
+    /// Takes `bytes` now if they are free, or says no: for what may be
+    /// given up instead of waited for (a lost connection's session kept for
+    /// its client).
+    pub(crate) fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        let n = u32::try_from(bytes.min(self.total)).unwrap_or(u32::MAX);
+        let permit = self.permits.clone().try_acquire_many_owned(n).ok()?;
+        self.used.increment(f64::from(n));
+        Some(Reservation {
+            _permit: permit,
+            bytes: n as usize,
+            used: self.used.clone(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -103,5 +117,14 @@ mod tests {
             100,
             "capped at the total"
         );
+    }
+
+    #[tokio::test]
+    async fn a_try_takes_what_is_free_or_nothing() {
+        let budget = MemoryBudget::new(100);
+        let held = budget.try_reserve(60).expect("free");
+        assert!(budget.try_reserve(60).is_none(), "only 40 left");
+        drop(held);
+        assert_eq!(budget.try_reserve(60).map(|r| r.bytes()), Some(60));
     }
 }

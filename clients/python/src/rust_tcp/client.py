@@ -490,6 +490,7 @@ class Client:
         while True:
             await asyncio.sleep(self._reconnect.delay(attempt))
             if self._closing:
+                old.give_up_kept(ConnectionClosed(Cause.US, "closed while reconnecting"))
                 return
             try:
                 new = await self._open(old if old.kept else None)
@@ -510,6 +511,8 @@ class Client:
                     self._moving = None
                     return
         if self._closing:
+            if new.resumed is None:
+                old.give_up_kept(ConnectionClosed(Cause.US, "closed while reconnecting"))
             await new.close(self.close_timeout)
             return
         self._link = new
