@@ -89,6 +89,29 @@ fn resuming(name: &str) -> rust_tcp::ClientConfig {
         .request_timeout(Some(PATIENCE * 3))
 }
 
+/// A server in this process with `ledger`, a fault proxy in front of it
+/// cutting connections after 0 to `max_bytes` bytes (and stalling one chunk
+/// in 50), and a resumable client named `name` through the proxy.
+async fn through_cuts(
+    ledger: Ledger,
+    max_bytes: u64,
+    seed: u64,
+    name: &str,
+) -> (InProcessServer, FaultProxy, Client) {
+    let server = InProcessServer::start(ledger, ServerConfig::default()).await;
+    let faults = Faults {
+        max_bytes_before_cut: max_bytes,
+        stall_one_in: 50,
+        stall: Duration::from_millis(2),
+        seed,
+    };
+    let proxy = FaultProxy::start(&server.addr, faults).await;
+    let client = Client::connect_with(&proxy.addr, resuming(name))
+        .await
+        .unwrap();
+    (server, proxy, client)
+}
+
 /// What the client's reader saw.
 #[derive(Default, Debug)]
 struct Seen {
@@ -104,17 +127,7 @@ struct Seen {
 async fn a_thousand_random_cuts_lose_and_duplicate_nothing() {
     const CUTS: u64 = 1_000;
     let ledger = Ledger::default();
-    let server = InProcessServer::start(ledger.clone(), ServerConfig::default()).await;
-    let faults = Faults {
-        max_bytes_before_cut: 3_000,
-        stall_one_in: 50,
-        stall: Duration::from_millis(2),
-        seed: 0x5eed_1234,
-    };
-    let proxy = FaultProxy::start(&server.addr, faults).await;
-    let client = Client::connect_with(&proxy.addr, resuming("cutter"))
-        .await
-        .unwrap();
+    let (server, proxy, client) = through_cuts(ledger.clone(), 3_000, 0x5eed_1234, "cutter").await;
     let mut incoming = client.incoming().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let reader = tokio::spawn({
@@ -250,17 +263,7 @@ async fn a_server_that_lost_the_session_refuses_with_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_stream_keeps_its_position_and_credit_across_cuts() {
     const ITEMS: usize = 5_000;
-    let server = InProcessServer::start(Ledger::default(), ServerConfig::default()).await;
-    let faults = Faults {
-        max_bytes_before_cut: 2_000,
-        stall_one_in: 100,
-        stall: Duration::from_millis(1),
-        seed: 0xca11,
-    };
-    let proxy = FaultProxy::start(&server.addr, faults).await;
-    let client = Client::connect_with(&proxy.addr, resuming("streamer"))
-        .await
-        .unwrap();
+    let (server, proxy, client) = through_cuts(Ledger::default(), 2_000, 0xca11, "streamer").await;
     let mut call = client
         .open_call(ITEMS.to_string(), CallOptions::new().server_stream(4))
         .await

@@ -12,6 +12,21 @@ use super::requests::Requests;
 use crate::protocol::v2::{CodeReason, Session};
 use crate::transport::{Outgoing, WriteQueue};
 
+/// Waits until `cell` holds a value, and returns it. The sender lives as
+/// long as the core that owns it, so a closed channel waits forever.
+async fn first_set<T: Clone>(cell: &watch::Sender<Option<T>>) -> T {
+    let mut rx = cell.subscribe();
+    let value = rx
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|value| value.clone());
+    match value {
+        Some(value) => value,
+        None => std::future::pending().await,
+    }
+}
+
 /// Everything the reader and writer tasks share with the handles.
 pub(crate) struct Core {
     /// The v2 session (`None` for v1) is kept under the queue's lock, so
@@ -83,17 +98,7 @@ impl Core {
     /// Waits until the connection is lost with the session kept, and says
     /// why.
     pub(crate) async fn wait_lost(&self) -> String {
-        let mut rx = self.lost.subscribe();
-        let why = rx
-            .wait_for(Option::is_some)
-            .await
-            .ok()
-            .and_then(|why| why.clone());
-        match why {
-            Some(why) => why,
-            // The sender lives as long as this core: never.
-            None => std::future::pending().await,
-        }
+        first_set(&self.lost).await
     }
 
     /// Whether the server has said GOAWAY, or the connection has ended:
@@ -104,17 +109,7 @@ impl Core {
 
     /// Waits until the server says GOAWAY, with its reason.
     pub(crate) async fn wait_going_away(&self) -> CodeReason {
-        let mut rx = self.going_away.subscribe();
-        let reason = rx
-            .wait_for(Option::is_some)
-            .await
-            .ok()
-            .and_then(|reason| reason.clone());
-        match reason {
-            Some(reason) => reason,
-            // The sender lives as long as this core: never.
-            None => std::future::pending().await,
-        }
+        first_set(&self.going_away).await
     }
 
     /// Runs `f` on the v2 session with the queue's buffer, whatever is

@@ -151,9 +151,12 @@ impl KeptSessions {
         identity: &Identity,
         signals: &SignalEpoch,
     ) -> Result<(Handover, CancellationToken), ResumeRefusal> {
-        // Twice at most: once to stop a connection still serving it, once
-        // to take it from the parked connection.
-        for _ in 0..2 {
+        // A connection still serving it is stopped and parks; a wake-up may
+        // be stale (a permit left by an earlier park), so the table is
+        // looked at again each time, until the session is handed over or
+        // the wait is over.
+        let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+        loop {
             match self.step(ticket, identity, signals)? {
                 Step::Handover(handover, stop) => {
                     let (give, take) = oneshot::channel();
@@ -166,9 +169,8 @@ impl KeptSessions {
                         }
                     };
                 }
-                // A connection still serves it: it parks once stopped.
                 Step::Wait(parked) => {
-                    if tokio::time::timeout(TAKEOVER_WAIT, parked.notified())
+                    if tokio::time::timeout_at(deadline, parked.notified())
                         .await
                         .is_err()
                     {
@@ -177,7 +179,6 @@ impl KeptSessions {
                 }
             }
         }
-        Err(ResumeRefusal::Unavailable)
     }
 }
 
@@ -307,6 +308,37 @@ mod tests {
             ResumeRefusal::Expired
         );
         assert_eq!(kept.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_takeover_is_not_fooled_by_an_earlier_park() {
+        let kept = Arc::new(KeptSessions::new(10));
+        let signals = SignalEpoch::default();
+        let (id, token, _) = kept.open(nobody()).unwrap();
+        let ticket = ResumeTicket::new(id, token, 0);
+        // A first loss and resume: the park's wake-up is left unused.
+        let parked = kept
+            .park(id, Instant::now() + Duration::from_secs(60))
+            .unwrap();
+        let first = tokio::spawn(async move {
+            parked.claimed.await.unwrap().send(Box::new(1u8)).unwrap();
+        });
+        let (_, stop) = kept.claim(&ticket, &nobody(), &signals).await.unwrap();
+        first.await.unwrap();
+        // The resumed connection serves it now; a second claim stops it.
+        let serving = {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                let parked = kept
+                    .park(id, Instant::now() + Duration::from_secs(60))
+                    .unwrap();
+                parked.claimed.await.unwrap().send(Box::new(2u8)).unwrap();
+            })
+        };
+        let (state, _) = kept.claim(&ticket, &nobody(), &signals).await.unwrap();
+        assert_eq!(*state.downcast::<u8>().unwrap(), 2);
+        serving.await.unwrap();
     }
 
     #[test]

@@ -22,7 +22,17 @@ from collections.abc import Sequence
 
 from .client import Client, Reconnect, tls_context
 from .errors import InvalidConfig, RustTcpError
-from .events import Binary, Disconnected, GoAway, Reconnected, ReconnectFailed, ServerError, Text
+from .events import (
+    Binary,
+    Disconnected,
+    GoAway,
+    Reconnected,
+    ReconnectFailed,
+    Resumed,
+    ResumeRefused,
+    ServerError,
+    Text,
+)
 
 
 def printable(text: str) -> str:
@@ -149,7 +159,7 @@ def prepare(args: argparse.Namespace) -> None:
             raise UsageError(f"{args.token_file}: the first line holds no token")
 
 
-async def connect(args: argparse.Namespace, reconnect: Reconnect | None = None) -> Client:
+async def connect(args: argparse.Namespace, reconnect: Reconnect | None = None, resume: float | None = None) -> Client:
     return await Client.connect(
         args.addr,
         name=args.name,
@@ -158,6 +168,7 @@ async def connect(args: argparse.Namespace, reconnect: Reconnect | None = None) 
         server_hostname=args.server_name,
         connect_timeout=args.connect_timeout,
         reconnect=reconnect,
+        resume=resume,
     )
 
 
@@ -219,7 +230,9 @@ async def run_request(args: argparse.Namespace) -> None:
 
 async def run_chat(args: argparse.Namespace) -> None:
     reconnect = None if args.no_reconnect else Reconnect(max_delay=2.0, max_attempts=args.max_reconnect_attempts)
-    client = await connect(args, reconnect)
+    # Reconnecting resumes the session: lines sent to the room while we
+    # were away are printed once we are back, and ours are not lost.
+    client = await connect(args, reconnect, resume=None if reconnect is None else 60.0)
     print(f"* connected to {printable(client.server_name)}", file=sys.stderr, flush=True)
     lines = stdin_lines(asyncio.get_running_loop())
 
@@ -241,6 +254,19 @@ async def run_chat(args: argparse.Namespace) -> None:
                     return
             elif isinstance(pushed, Disconnected):
                 print(f"* {printable(pushed.why)}; reconnecting", file=sys.stderr, flush=True)
+            elif isinstance(pushed, Resumed):
+                print(
+                    f"* resumed: {pushed.replayed} missed lines follow, {pushed.resent} of ours sent again",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            elif isinstance(pushed, ResumeRefused):
+                print(
+                    f"* could not resume ({printable(pushed.reason)}): lines sent while we were away are lost, "
+                    f"and {pushed.unacknowledged} of ours may be",
+                    file=sys.stderr,
+                    flush=True,
+                )
             elif isinstance(pushed, Reconnected):
                 print(f"* reconnected to {printable(pushed.server_name)}", file=sys.stderr, flush=True)
             elif isinstance(pushed, ReconnectFailed):
