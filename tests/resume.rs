@@ -10,7 +10,7 @@ mod common;
 
 use bytes::Bytes;
 use common::fault_proxy::{FaultProxy, Faults};
-use common::{InProcessServer, PATIENCE, ServerProcess, named};
+use common::{InProcessServer, PATIENCE, ServerProcess, free_port, named, scrape_metrics};
 use rust_tcp::protocol::v2::ResumeSettings;
 use rust_tcp::{
     Call, CallOptions, Client, ClientError, Handler, Message, PeerInfo, Pushed, Pusher, Reconnect,
@@ -229,7 +229,12 @@ async fn a_server_that_lost_the_session_refuses_with_its_reason() {
         tokio::task::yield_now().await;
     }
     first.stop_with("KILL");
-    let _second = ServerProcess::start_on(&addr, &["--name", "second"]);
+    let metrics = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics}");
+    let _second = ServerProcess::start_on(
+        &addr,
+        &["--name", "second", "--metrics-addr", &metrics_addr],
+    );
     let mut refused = None;
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
@@ -257,6 +262,64 @@ async fn a_server_that_lost_the_session_refuses_with_its_reason() {
         other => panic!("expected an interrupted request, got {other:?}"),
     }
     assert_eq!(client.request("after").await.unwrap(), "after");
+    let scraped = scrape_metrics(metrics);
+    assert!(
+        scraped.contains("rust_tcp_resumes_refused_total{reason=\"unknown\"} 1"),
+        "{scraped}"
+    );
+    // The new session is kept (resumable) while connected.
+    assert!(scraped.contains("rust_tcp_sessions_kept 1"), "{scraped}");
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_counts_the_sessions_it_resumes() {
+    let metrics = free_port();
+    let server = ServerProcess::start(&["--metrics-addr", &format!("127.0.0.1:{metrics}")]);
+    let faults = Faults {
+        max_bytes_before_cut: 400,
+        stall_one_in: 1_000,
+        stall: Duration::ZERO,
+        seed: 5,
+    };
+    let proxy = FaultProxy::start(&server.addr_arg(), faults).await;
+    let client = Client::connect_with(&proxy.addr, resuming("counted"))
+        .await
+        .unwrap();
+    let mut incoming = client.incoming().unwrap();
+    // Requests until 10 cuts (bounded: 10,000 requests).
+    for i in 0..10_000 {
+        if proxy.cuts() >= 10 {
+            break;
+        }
+        let key = format!("q{i}");
+        assert_eq!(client.request(key.clone()).await.unwrap(), key);
+    }
+    assert!(proxy.cuts() >= 10);
+    proxy.calm_down();
+    assert_eq!(client.request("last").await.unwrap(), "last");
+    // Every notice came before the last answer: they are all queued.
+    let (mut resumed, mut failed) = (0.0, 0.0);
+    while let Some(Some(pushed)) = futures::FutureExt::now_or_never(incoming.recv()) {
+        match pushed {
+            Pushed::Resumed { .. } => resumed += 1.0,
+            Pushed::ReconnectFailed { .. } => failed += 1.0,
+            _ => {}
+        }
+    }
+    let scraped = scrape_metrics(metrics);
+    let counted: f64 = scraped
+        .lines()
+        .find_map(|l| l.strip_prefix("rust_tcp_sessions_resumed_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(resumed >= 1.0, "the client resumed");
+    // A resume the server made whose WELCOME was cut on its way is counted
+    // there, and is a failed attempt here.
+    assert!(
+        resumed <= counted && counted <= resumed + failed,
+        "client: {resumed} resumed, {failed} failed; server: {counted}"
+    );
     client.close().await.unwrap();
 }
 

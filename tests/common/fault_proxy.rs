@@ -71,9 +71,9 @@ impl FaultProxy {
                     };
                     let seed = random.below(u64::MAX);
                     let reset = random.below(2) == 0;
-                    let cuts = cuts.clone();
+                    let (cuts, calm) = (cuts.clone(), calm.clone());
                     tokio::spawn(async move {
-                        if forward(client, server, budget, faults, seed, reset).await {
+                        if forward(client, server, budget, faults, seed, reset, &calm).await {
                             cuts.fetch_add(1, Ordering::Relaxed);
                         }
                     });
@@ -89,7 +89,7 @@ impl FaultProxy {
         }
     }
 
-    /// No more cuts for connections made from now on.
+    /// No more cuts, on the connections open now and on new ones.
     pub fn calm_down(&self) {
         self.calm.store(true, Ordering::Relaxed);
     }
@@ -112,7 +112,7 @@ impl Drop for FaultProxy {
 }
 
 /// Forwards both ways until `budget` bytes have passed in all (then cuts:
-/// `true`) or either side ends (`false`).
+/// `true`, unless the proxy has calmed down) or either side ends (`false`).
 async fn forward(
     client: TcpStream,
     server: TcpStream,
@@ -120,6 +120,7 @@ async fn forward(
     faults: Faults,
     seed: u64,
     reset: bool,
+    calm: &std::sync::atomic::AtomicBool,
 ) -> bool {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
@@ -139,6 +140,10 @@ async fn forward(
         };
         if random.below(faults.stall_one_in.max(1)) == 0 {
             tokio::time::sleep(faults.stall).await;
+        }
+        // Calmed down: nothing more is cut, on this connection either.
+        if calm.load(Ordering::Relaxed) {
+            left = u64::MAX;
         }
         let pass = (n as u64).min(left) as usize;
         let written = match to_server {

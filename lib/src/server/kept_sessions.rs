@@ -68,6 +68,8 @@ struct Entry {
 pub(crate) struct KeptSessions {
     entries: Mutex<HashMap<SessionId, Entry>>,
     max: usize,
+    /// How many there are (a metric).
+    kept: metrics::Gauge,
 }
 
 /// A parked session, waiting for a claim or its expiry.
@@ -82,6 +84,7 @@ impl KeptSessions {
         KeptSessions {
             entries: Mutex::default(),
             max,
+            kept: super::metrics::ServerMetrics::sessions_kept(),
         }
     }
 
@@ -122,6 +125,7 @@ impl KeptSessions {
                 parked: Arc::default(),
             },
         );
+        self.kept.set(entries.len() as f64);
         Some((id, token, stop))
     }
 
@@ -139,7 +143,9 @@ impl KeptSessions {
     /// The session is over (closed, expired, or its connection ended for
     /// good): nobody can resume it.
     pub(crate) fn forget(&self, id: SessionId) {
-        self.lock().remove(&id);
+        let mut entries = self.lock();
+        entries.remove(&id);
+        self.kept.set(entries.len() as f64);
     }
 
     /// A new connection presents `ticket`: the session's handover and the
@@ -206,6 +212,7 @@ impl KeptSessions {
         match &entry.at {
             Where::Parked { expires, .. } if *expires <= Instant::now() => {
                 entries.remove(&ticket.id);
+                self.kept.set(entries.len() as f64);
                 Err(ResumeRefusal::Expired)
             }
             Where::Parked { .. } => {

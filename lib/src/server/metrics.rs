@@ -50,6 +50,12 @@ const PROTOCOL_ERRORS: &str = "rust_tcp_protocol_errors_total";
 const AUTH_FAILURES: &str = "rust_tcp_auth_failures_total";
 /// `accept` failures (out of file descriptors, say).
 const ACCEPT_ERRORS: &str = "rust_tcp_accept_errors_total";
+/// Resumable sessions kept now, connected or waiting for their client.
+const SESSIONS_KEPT: &str = "rust_tcp_sessions_kept";
+/// Sessions resumed on a new connection.
+const SESSIONS_RESUMED: &str = "rust_tcp_sessions_resumed_total";
+/// Resumes refused, by why (`reason`).
+const RESUMES_REFUSED: &str = "rust_tcp_resumes_refused_total";
 /// Bytes of the memory budget held for large frames and TLS handshakes.
 const MEMORY_BUDGET_USED: &str = crate::transport::MEMORY_BUDGET_USED_METRIC;
 /// The memory budget's size.
@@ -122,6 +128,32 @@ impl ServerMetrics {
         counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
     }
 
+    /// A session resumed (rare: looked up each time, not kept per
+    /// connection).
+    pub(crate) fn resumed() {
+        counter!(SESSIONS_RESUMED).increment(1);
+    }
+
+    /// A resume refused, for `reason` (one of a few fixed words).
+    pub(crate) fn resume_refused(reason: crate::protocol::v2::ResumeRefusal) {
+        use crate::protocol::v2::ResumeRefusal::*;
+        let label = match reason {
+            Unknown => "unknown",
+            Expired => "expired",
+            WrongToken => "wrong_token",
+            Overflowed => "overflowed",
+            Mismatch => "mismatch",
+            BadPosition => "bad_position",
+            Unavailable => "unavailable",
+        };
+        counter!(RESUMES_REFUSED, "reason" => label).increment(1);
+    }
+
+    /// The gauge of sessions kept.
+    pub(crate) fn sessions_kept() -> Gauge {
+        gauge!(SESSIONS_KEPT)
+    }
+
     /// A peer broke the protocol; we closed with `code`.
     pub(crate) fn protocol_error(code: u16) {
         counter!(PROTOCOL_ERRORS, "code" => code.to_string()).increment(1);
@@ -168,6 +200,12 @@ fn describe() {
         HANDSHAKES_DISPLACED,
         "Connections still in their handshake displaced by newcomers"
     );
+    describe_gauge!(
+        SESSIONS_KEPT,
+        "Resumable sessions kept, connected or waiting for their client"
+    );
+    describe_counter!(SESSIONS_RESUMED, "Sessions resumed on a new connection");
+    describe_counter!(RESUMES_REFUSED, "Resumes refused, by reason");
     describe_gauge!(MEMORY_BUDGET_USED, Unit::Bytes, "Memory budget held");
     describe_gauge!(MEMORY_BUDGET_LIMIT, Unit::Bytes, "Memory budget size");
 }

@@ -20,6 +20,7 @@ use super::call::{self, CallTable};
 use super::connection_outcome::{ConnectionEnd, ConnectionError};
 use super::kept_sessions::{Identity, KeptSessions};
 use super::log_gate::{LogGate, PeerText, info_unless_quiet, suppressed_field};
+use super::metrics::ServerMetrics;
 use super::pusher::{InFlight, Responder};
 use super::pusher::{Outbound, Pusher};
 use super::service::{Handler, PeerInfo, Service};
@@ -378,6 +379,7 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                             .reattach(|s, out| s.resume_with(&offer, now, out));
                         match resumed {
                             Ok(replayed) => {
+                                ServerMetrics::resumed();
                                 self.slot.promote();
                                 self.resumable =
                                     Some((ticket.id, Box::pin(stop.cancelled_owned())));
@@ -401,12 +403,9 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                 },
                 Err(refusal) => refused = Some(refusal),
             }
-            info_unless_quiet!(
-                self.quiet,
-                session = %ticket.id,
-                "resume refused: {}",
-                refused.expect("set on every path here")
-            );
+            let refusal = refused.expect("set on every path here");
+            ServerMetrics::resume_refused(refusal);
+            info_unless_quiet!(self.quiet, session = %ticket.id, "resume refused: {refusal}");
         }
         let grant = kept.open(identity);
         let opened = self.out.update(|s, out| {
