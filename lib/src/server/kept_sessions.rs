@@ -253,6 +253,25 @@ mod tests {
         }
     }
 
+    /// A connection serving session `id`: when `stop` fires it parks and
+    /// hands over `state` to the claim.
+    fn serve_until_taken_over<T: Send + 'static>(
+        kept: &Arc<KeptSessions>,
+        id: SessionId,
+        stop: CancellationToken,
+        state: T,
+    ) -> tokio::task::JoinHandle<()> {
+        let kept = kept.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            let parked = kept
+                .park(id, Instant::now() + Duration::from_secs(60))
+                .unwrap();
+            let give = parked.claimed.await.unwrap();
+            assert!(give.send(Box::new(state)).is_ok(), "the claim waits");
+        })
+    }
+
     #[tokio::test]
     async fn a_parked_session_is_claimed_once_with_its_token_only() {
         let kept = KeptSessions::new(10);
@@ -294,17 +313,7 @@ mod tests {
         let kept = Arc::new(KeptSessions::new(10));
         let signals = SignalEpoch::default();
         let (id, token, stop) = kept.open(nobody()).unwrap();
-        let serving = {
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                stop.cancelled().await;
-                let parked = kept
-                    .park(id, Instant::now() + Duration::from_secs(60))
-                    .unwrap();
-                let give = parked.claimed.await.unwrap();
-                give.send(Box::new("handed")).unwrap();
-            })
-        };
+        let serving = serve_until_taken_over(&kept, id, stop, "handed");
         let ticket = ResumeTicket::new(id, token, 0);
         let (state, _) = kept.claim(&ticket, &nobody(), &signals).await.unwrap();
         assert_eq!(*state.downcast::<&str>().unwrap(), "handed");
@@ -333,16 +342,7 @@ mod tests {
         let (_, stop) = kept.claim(&ticket, &nobody(), &signals).await.unwrap();
         first.await.unwrap();
         // The resumed connection serves it now; a second claim stops it.
-        let serving = {
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                stop.cancelled().await;
-                let parked = kept
-                    .park(id, Instant::now() + Duration::from_secs(60))
-                    .unwrap();
-                parked.claimed.await.unwrap().send(Box::new(2u8)).unwrap();
-            })
-        };
+        let serving = serve_until_taken_over(&kept, id, stop, 2u8);
         let (state, _) = kept.claim(&ticket, &nobody(), &signals).await.unwrap();
         assert_eq!(*state.downcast::<u8>().unwrap(), 2);
         serving.await.unwrap();

@@ -28,8 +28,8 @@ use super::shared::PeerFacts;
 use super::shared::Shared;
 use super::signals::SignalEpoch;
 use crate::protocol::v2::{
-    AUTHENTICATION_FAILED, CodeReason, Expired, ResumeRefusal, ResumeTicket, Session, SessionEvent,
-    SessionId, SessionState, V2Codec,
+    AUTHENTICATION_FAILED, CodeReason, Expired, ResumeOffer, ResumeRefusal, ResumeTicket, Session,
+    SessionEvent, SessionId, SessionState, V2Codec,
 };
 use crate::transport::{Connection, Driver, DriverCounters, Endpoint, Exit, Work, WriteQueue};
 use rustls_pki_types::CertificateDer;
@@ -369,44 +369,17 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
             auth_token: offer.auth_token().cloned(),
             certificate: self.certificate.clone(),
         };
-        let mut refused = None;
-        if let Some(ticket) = &ticket {
-            match kept.claim(ticket, &identity, self.signals).await {
-                Ok((handed, stop)) => match handed.downcast::<KeptState<Svc::Handler>>() {
-                    Ok(state) => {
-                        let resumed = state
-                            .queue
-                            .reattach(|s, out| s.resume_with(&offer, now, out));
-                        match resumed {
-                            Ok(replayed) => {
-                                ServerMetrics::resumed();
-                                self.slot.promote();
-                                self.resumable =
-                                    Some((ticket.id, Box::pin(stop.cancelled_owned())));
-                                self.handover = Some(state);
-                                info_unless_quiet!(
-                                    self.quiet,
-                                    session = %ticket.id,
-                                    replayed,
-                                    "v2 session resumed"
-                                );
-                                return Some(ConnectionEnd::Resumed);
-                            }
-                            Err(refusal) => {
-                                kept.forget(ticket.id);
-                                end_kept(*state, self.drain).await;
-                                refused = Some(refusal);
-                            }
-                        }
-                    }
-                    Err(_) => refused = Some(ResumeRefusal::Unknown),
-                },
-                Err(refusal) => refused = Some(refusal),
-            }
-            let refusal = refused.expect("set on every path here");
-            ServerMetrics::resume_refused(refusal);
-            info_unless_quiet!(self.quiet, session = %ticket.id, "resume refused: {refusal}");
-        }
+        let refused = match &ticket {
+            None => None,
+            Some(ticket) => match self.resume_kept(kept, ticket, &offer, &identity, now).await {
+                Ok(()) => return Some(ConnectionEnd::Resumed),
+                Err(refusal) => {
+                    ServerMetrics::resume_refused(refusal);
+                    info_unless_quiet!(self.quiet, session = %ticket.id, "resume refused: {refusal}");
+                    Some(refusal)
+                }
+            },
+        };
         let grant = kept.open(identity);
         let opened = self.out.update(|s, out| {
             let grant = grant.as_ref().map(|(id, token, _)| (*id, token.clone()));
@@ -419,6 +392,41 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         Box::pin(self.on_event(opened, now))
             .await
             .unwrap_or_default()
+    }
+
+    /// Claims the kept session of `ticket` and resumes it with `offer`: its
+    /// WELCOME and replay are queued, and the caller swaps queues (see
+    /// `serve_v2`). A session claimed but not resumable here ends.
+    async fn resume_kept(
+        &mut self,
+        kept: &KeptSessions,
+        ticket: &ResumeTicket,
+        offer: &ResumeOffer,
+        identity: &Identity,
+        now: Instant,
+    ) -> Result<(), ResumeRefusal> {
+        let (handed, stop) = kept.claim(ticket, identity, self.signals).await?;
+        let state = handed
+            .downcast::<KeptState<Svc::Handler>>()
+            .map_err(|_| ResumeRefusal::Unknown)?;
+        match state
+            .queue
+            .reattach(|s, out| s.resume_with(offer, now, out))
+        {
+            Ok(replayed) => {
+                ServerMetrics::resumed();
+                self.slot.promote();
+                self.resumable = Some((ticket.id, Box::pin(stop.cancelled_owned())));
+                self.handover = Some(state);
+                info_unless_quiet!(self.quiet, session = %ticket.id, replayed, "v2 session resumed");
+                Ok(())
+            }
+            Err(refusal) => {
+                kept.forget(ticket.id);
+                end_kept(*state, self.drain).await;
+                Err(refusal)
+            }
+        }
     }
 
     /// Takes over the state of a session resumed here.
