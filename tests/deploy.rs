@@ -306,3 +306,264 @@ fn a_server_whose_nats_is_unreachable_serves_its_own_clients_and_says_so_once() 
         c.finish();
     }
 }
+
+/// nats-server with JetStream on, its storage in a fresh directory.
+fn nats_with_jetstream(port: u16) -> (Daemon, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("rust-tcp-jetstream-{port}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let nats = Daemon::start(
+        "nats-server",
+        "nats-server",
+        &[
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-js",
+            "-sd",
+            dir.to_str().unwrap(),
+        ],
+    );
+    nats.wait_for_log("Server is ready");
+    (nats, dir)
+}
+
+/// A server of the session-store deployment on `addr`: its sessions in
+/// JetStream, each message written to stdout as it is handled.
+fn store_server(name: &str, addr: &str, nats_port: u16, metrics_port: u16) -> ServerProcess {
+    let store = format!("nats://127.0.0.1:{nats_port}");
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    ServerProcess::start_on(
+        addr,
+        &[
+            "--name",
+            name,
+            "--proxy-protocol",
+            "--session-store",
+            &store,
+            "--sync-output",
+            "--metrics-addr",
+            &metrics,
+            "--shutdown-grace-secs",
+            "2",
+        ],
+    )
+    // It listens (which `start_on` waits for) only once the store is open.
+}
+
+/// Waits until HAProxy's health check has reached the server whose
+/// metrics are on `port` (it is in service then).
+fn wait_in_service(port: u16) {
+    let deadline = Instant::now() + PATIENCE;
+    while !scrape_metrics(port)
+        .lines()
+        .any(|l| l.starts_with("rust_tcp_health_checks_total ") && !l.ends_with(" 0"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "HAProxy never checked the server"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The numbers of the `tN` messages a server printed, in order.
+fn printed_texts(lines: &[String]) -> Vec<usize> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("Message: \"t")?
+                .strip_suffix('"')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Issue 28, item 2: behind HAProxy, the server serving a resumable
+/// session is killed (`kill -9`) three times, mid-traffic; each time the
+/// client resumes on the other server from the session's record in
+/// JetStream. Every request is answered exactly once with its own answer,
+/// or, if the dead server had been given it, ends with an error saying so
+/// (never run twice); every message is handled, in order; and a message is
+/// handled twice only if it was one of those the resuming server said were
+/// in doubt (counted by the dead server, which died before recording that
+/// it had handled them: they are delivered again rather than lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_server_is_killed_resumes_on_another_with_nothing_lost() {
+    use rust_tcp::protocol::v2::ResumeSettings;
+    use rust_tcp::{Client, ClientError, Pushed, Reconnect};
+
+    const TEXTS: usize = 3_000;
+    const KILLS: [usize; 3] = [600, 1_400, 2_200];
+    let nats_port = free_port();
+    let (_nats, js_dir) = nats_with_jetstream(nats_port);
+    let addrs = [free_port(), free_port()].map(|p| format!("127.0.0.1:{p}"));
+    let metrics = [free_port(), free_port()];
+    let names = ["s1", "s2"];
+    let mut servers: [Option<ServerProcess>; 2] =
+        [0, 1].map(|i| Some(store_server(names[i], &addrs[i], nats_port, metrics[i])));
+    let front = free_port();
+    let config_path = std::env::temp_dir().join(format!("rust-tcp-haproxy-{front}.cfg"));
+    std::fs::write(
+        &config_path,
+        haproxy_config(
+            front,
+            servers[0].as_ref().unwrap(),
+            servers[1].as_ref().unwrap(),
+        ),
+    )
+    .unwrap();
+    let _haproxy = Daemon::start(
+        "haproxy",
+        "haproxy",
+        &["-f", config_path.to_str().unwrap(), "-db"],
+    );
+    metrics.iter().for_each(|p| wait_in_service(*p));
+
+    let config = rust_tcp::ClientConfig::default()
+        .name("alice")
+        .reconnect(Some(
+            Reconnect::default()
+                .initial_delay(Duration::from_millis(5))
+                .max_delay(Duration::from_millis(100)),
+        ))
+        .resume(Some(ResumeSettings::default()))
+        .request_timeout(Some(PATIENCE * 3));
+    let client = Client::connect_with(&format!("127.0.0.1:{front}"), config)
+        .await
+        .unwrap();
+    let mut incoming = client.incoming().unwrap();
+    let events = tokio::spawn(async move {
+        let (mut resumed, mut refused) = (Vec::new(), Vec::new());
+        while let Some(item) = incoming.recv().await {
+            match item {
+                Pushed::Resumed { replayed, resent } => resumed.push((replayed, resent)),
+                Pushed::ResumeRefused { reason, .. } => refused.push(reason),
+                _ => {}
+            }
+        }
+        (resumed, refused)
+    });
+    let mut on = tokio::task::block_in_place(|| {
+        which(
+            [servers[0].as_ref().unwrap(), servers[1].as_ref().unwrap()],
+            "name=alice",
+        )
+    });
+
+    // One message after another, a request with every fifth (up to 32 in
+    // flight); the traffic goes on while the server is killed and the
+    // session moves, and waits for each kill a little after it is due.
+    let (progress_tx, mut progress) = tokio::sync::watch::channel(0usize);
+    let (killed_tx, killed) = tokio::sync::watch::channel(0usize);
+    let traffic = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let mut requests = tokio::task::JoinSet::new();
+            let mut answers = Vec::new();
+            let mut killed = killed;
+            for i in 0..TEXTS {
+                if let Some(round) = KILLS.iter().position(|k| *k + 200 == i) {
+                    killed.wait_for(|k| *k > round).await.unwrap();
+                }
+                client.send_text(format!("t{i}")).await.unwrap();
+                if i % 5 == 0 {
+                    let client = client.clone();
+                    requests.spawn(async move { (i, client.request(format!("q{i}")).await) });
+                    if requests.len() >= 32 {
+                        answers.push(requests.join_next().await.unwrap().unwrap());
+                    }
+                }
+                progress_tx.send_replace(i);
+            }
+            while let Some(answer) = requests.join_next().await {
+                answers.push(answer.unwrap());
+            }
+            answers
+        }
+    });
+
+    let mut printed = Vec::new();
+    let mut in_doubt = 0;
+    for (round, at) in KILLS.iter().enumerate() {
+        progress.wait_for(|p| p >= at).await.unwrap();
+        let victim = servers[on].take().unwrap();
+        let (_, lines) = victim.stop_and_collect_output("KILL");
+        printed.push(printed_texts(&lines));
+        killed_tx.send_replace(round + 1);
+        let survivor = 1 - on;
+        let line = tokio::task::block_in_place(|| {
+            servers[survivor]
+                .as_ref()
+                .unwrap()
+                .wait_for_log("v2 session resumed from the session store")
+        });
+        in_doubt += line
+            .split("in_doubt=")
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
+            .expect("the resume says how many frames were in doubt");
+        // The dead one comes back (empty), for the next kill to move the
+        // session back to it.
+        servers[on] = Some(store_server(names[on], &addrs[on], nats_port, metrics[on]));
+        tokio::task::block_in_place(|| wait_in_service(metrics[on]));
+        on = survivor;
+    }
+    let answers = tokio::time::timeout(PATIENCE * 4, traffic)
+        .await
+        .expect("every request ended")
+        .unwrap();
+    client.close().await.unwrap();
+    let (resumed, refused) = events.await.unwrap();
+
+    let (mut answered, mut ended) = (0, 0);
+    for (i, answer) in &answers {
+        match answer {
+            Ok(payload) => {
+                assert_eq!(&payload[..], format!("q{i}").as_bytes());
+                answered += 1;
+            }
+            Err(ClientError::RequestFailed(why)) if why.contains("server serving it stopped") => {
+                ended += 1
+            }
+            Err(other) => panic!("request q{i}: {other}"),
+        }
+    }
+    assert_eq!(answers.len(), TEXTS / 5);
+    for s in servers.iter_mut() {
+        let (_, lines) = s.take().unwrap().stop_and_collect_output("TERM");
+        printed.push(printed_texts(&lines));
+    }
+    let mut seen = vec![0u32; TEXTS];
+    for list in &printed {
+        assert!(
+            list.windows(2).all(|w| w[0] < w[1]),
+            "each server handled the messages in order"
+        );
+        list.iter().for_each(|n| seen[*n] += 1);
+    }
+    let twice: Vec<usize> = (0..TEXTS).filter(|n| seen[*n] > 1).collect();
+    let missing: Vec<usize> = (0..TEXTS).filter(|n| seen[*n] == 0).collect();
+    println!(
+        "{} kills: {} resumes from the store ({resumed:?} replayed/resent), {} refused; \
+         {answered} requests answered, {ended} ended by a server's death; {} messages handled once, \
+         {} twice, {} missing ({in_doubt} in doubt at the resumes)",
+        KILLS.len(),
+        resumed.len(),
+        refused.len(),
+        TEXTS - missing.len() - twice.len(),
+        twice.len(),
+        missing.len()
+    );
+    assert!(refused.is_empty(), "no resume was refused: {refused:?}");
+    assert_eq!(resumed.len(), KILLS.len(), "one resume per kill");
+    assert!(missing.is_empty(), "never handled: {missing:?}");
+    assert!(
+        twice.len() <= in_doubt,
+        "handled twice {twice:?}, but only {in_doubt} were in doubt"
+    );
+    assert!(answered + ended == TEXTS / 5 && answered > 0);
+    let _ = std::fs::remove_file(config_path);
+    let _ = std::fs::remove_dir_all(js_dir);
+}

@@ -127,6 +127,8 @@ pub use server::{
     AuthTokens, AuthTokensError, Call, Handler, ItemSender, Items, PeerInfo, PushError, Pusher,
     Responder, Server, ServerConfig, ServerError, Service, Transport,
 };
+#[cfg(feature = "nats")]
+pub use server::{SessionStore, SessionStoreError};
 pub use transport::{ClientTls, ServerTls, TlsError};
 #[cfg(feature = "websocket")]
 pub use transport::{Page, PageError, WEBSOCKET_SUBPROTOCOL, WebSocketConfig};

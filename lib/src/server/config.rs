@@ -153,6 +153,15 @@ pub struct ServerConfig {
     /// sessions, and a refused resume says `Unavailable`. Bounds the
     /// memory of replay buffers to this times `replay_max_bytes`.
     pub max_kept_sessions: usize,
+    /// Where resumable sessions are also kept for the other servers of a
+    /// deployment (spec 3.14.6): with a store, a client whose server died
+    /// resumes on another with nothing lost (a new handler serves it there;
+    /// requests and calls the old one had not answered end with an error).
+    /// Each frame then waits for its session's record to be written before
+    /// it is sent or handed to the handler (one store round trip per
+    /// batch). `None` (the default): sessions resume on this server only.
+    #[cfg(feature = "nats")]
+    pub session_store: Option<super::SessionStore>,
     /// A second listener for browsers: v2 over WebSocket (spec section 4),
     /// served by the same service with the same session rules and limits
     /// (slots, per-address, memory budget, deadlines, tokens); TLS (`wss`)
@@ -196,6 +205,8 @@ impl Default for ServerConfig {
             calls: Some(v2::CallLimits::default()),
             resume: Some(v2::ResumeSettings::default().replay_max_bytes(256 * 1024)),
             max_kept_sessions: 1_000,
+            #[cfg(feature = "nats")]
+            session_store: None,
             #[cfg(feature = "websocket")]
             websocket: None,
         }
@@ -232,6 +243,14 @@ impl ServerConfig {
     /// Serves TLS only, with these settings (see [`ServerTls`]).
     pub fn tls(mut self, tls: ServerTls) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Keeps resumable sessions in `store` too, for the deployment's other
+    /// servers (see [`ServerConfig::session_store`](Self::session_store)).
+    #[cfg(feature = "nats")]
+    pub fn session_store(mut self, store: super::SessionStore) -> Self {
+        self.session_store = Some(store);
         self
     }
 

@@ -54,6 +54,11 @@ pub(crate) enum ConnectionError {
     HeartbeatTimeout(Duration),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The deployment's session store failed this resumable session (or
+    /// another server resumed it): it ends here without being kept.
+    #[cfg(feature = "nats")]
+    #[error("{0}")]
+    SessionStore(String),
     /// The HTTP request on the WebSocket port was answered with an error.
     #[error("WebSocket upgrade refused with HTTP {status}: {reason}")]
     WebSocketUpgrade { status: u16, reason: String },
@@ -111,6 +116,8 @@ impl ConnectionError {
             ConnectionError::SlowConsumer { .. } => "slow_consumer",
             ConnectionError::HeartbeatTimeout(_) => "heartbeat_timeout",
             ConnectionError::Io(_) => "io_error",
+            #[cfg(feature = "nats")]
+            ConnectionError::SessionStore(_) => "session_store",
             ConnectionError::WebSocketUpgrade { .. } => "websocket_upgrade_refused",
         }
     }

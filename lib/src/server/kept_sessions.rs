@@ -129,6 +129,33 @@ impl KeptSessions {
         Some((id, token, stop))
     }
 
+    /// Registers a session resumed here from the deployment's store, under
+    /// its own id; `None` when the table is full or already has it.
+    #[cfg(feature = "nats")]
+    pub(crate) fn adopt(
+        &self,
+        id: SessionId,
+        token: ResumeToken,
+        identity: Identity,
+    ) -> Option<CancellationToken> {
+        let mut entries = self.lock();
+        if entries.len() >= self.max || entries.contains_key(&id) {
+            return None;
+        }
+        let stop = CancellationToken::new();
+        entries.insert(
+            id,
+            Entry {
+                token,
+                identity,
+                at: Where::Attached(stop.clone()),
+                parked: Arc::default(),
+            },
+        );
+        self.kept.set(entries.len() as f64);
+        Some(stop)
+    }
+
     /// The serving connection was lost: the session waits for its client
     /// until `expires`. `None` if it is no longer kept.
     pub(crate) fn park(&self, id: SessionId, expires: Instant) -> Option<Parked> {

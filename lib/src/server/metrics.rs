@@ -54,6 +54,7 @@ const ACCEPT_ERRORS: &str = "rust_tcp_accept_errors_total";
 const SESSIONS_KEPT: &str = "rust_tcp_sessions_kept";
 /// Sessions resumed on a new connection.
 const SESSIONS_RESUMED: &str = "rust_tcp_sessions_resumed_total";
+const SESSIONS_MOVED: &str = "rust_tcp_sessions_moved_total";
 /// Resumes refused, by why (`reason`).
 const RESUMES_REFUSED: &str = "rust_tcp_resumes_refused_total";
 /// Bytes of the memory budget held for large frames and TLS handshakes.
@@ -134,6 +135,14 @@ impl ServerMetrics {
         counter!(SESSIONS_RESUMED).increment(1);
     }
 
+    /// A session resumed from the deployment's store (its server died or
+    /// lost it); also counted as resumed.
+    #[cfg(feature = "nats")]
+    pub(crate) fn moved() {
+        counter!(SESSIONS_MOVED).increment(1);
+        counter!(SESSIONS_RESUMED).increment(1);
+    }
+
     /// A resume refused, for `reason` (one of a few fixed words).
     pub(crate) fn resume_refused(reason: crate::protocol::v2::ResumeRefusal) {
         use crate::protocol::v2::ResumeRefusal::*;
@@ -205,6 +214,10 @@ fn describe() {
         "Resumable sessions kept, connected or waiting for their client"
     );
     describe_counter!(SESSIONS_RESUMED, "Sessions resumed on a new connection");
+    describe_counter!(
+        SESSIONS_MOVED,
+        "Sessions resumed from the session store, after another server served them"
+    );
     describe_counter!(RESUMES_REFUSED, "Resumes refused, by reason");
     describe_gauge!(MEMORY_BUDGET_USED, Unit::Bytes, "Memory budget held");
     describe_gauge!(MEMORY_BUDGET_LIMIT, Unit::Bytes, "Memory budget size");

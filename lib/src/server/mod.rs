@@ -17,6 +17,10 @@ mod metrics;
 mod proxy_header;
 mod pusher;
 mod service;
+#[cfg(feature = "nats")]
+mod session_mirror;
+#[cfg(feature = "nats")]
+mod session_store;
 mod shared;
 mod signals;
 mod v1_connection;
@@ -29,6 +33,8 @@ pub use config::{ServerConfig, ServerError};
 pub use pusher::Responder;
 pub use pusher::{PushError, Pusher};
 pub use service::{Handler, PeerInfo, Service, Transport};
+#[cfg(feature = "nats")]
+pub use session_store::{SessionStore, SessionStoreError};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -140,6 +140,7 @@ impl Outbound {
         match queued {
             Ok(Ok(sent)) => {
                 self.shared.sent.increment(sent as u64);
+                self.queue.nudge_store();
                 Ok(sent)
             }
             Ok(Err(e)) => Err(e.into()),
@@ -184,6 +185,9 @@ impl Outbound {
             Ok(sent) => {
                 sent?;
                 self.shared.sent.increment(1);
+                // A parked session's frame is in its replay buffer only:
+                // its store must hear of it all the same.
+                self.queue.nudge_store();
                 Ok(())
             }
             Err(QueueError::Full { queued, limit }) => {

@@ -40,6 +40,14 @@ pub struct PeerInfo {
     /// How the connection came: TCP, or a WebSocket (a browser, most
     /// likely). Both are served alike; a service may label or limit them.
     pub transport: Transport,
+    /// When this handler takes over a session whose server died (resumed
+    /// from the deployment's session store, spec 3.14.6): how many of the
+    /// one-way messages it receives first that server may have handled
+    /// already (it had counted them, and died before recording that it
+    /// handed them over). They are delivered again rather than lost; a
+    /// service whose messages carry ids can skip the ones it has. 0
+    /// otherwise.
+    pub resumed_in_doubt: u64,
 }
 
 /// The way a connection reached the server (see [`PeerInfo::transport`]).

@@ -37,6 +37,7 @@ pub(super) async fn serve_v1_connection<Svc: Service>(
         auth_token: None,
         app_protocol: None,
         transport: peer.transport,
+        resumed_in_doubt: 0,
     });
     let mut stall = StallClock::new(
         config.v1_stall_limits(peer.handshake_timeout),

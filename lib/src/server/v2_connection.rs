@@ -24,6 +24,8 @@ use super::metrics::ServerMetrics;
 use super::pusher::{InFlight, Responder};
 use super::pusher::{Outbound, Pusher};
 use super::service::{Handler, PeerInfo, Service};
+#[cfg(feature = "nats")]
+use super::session_mirror::Mirror;
 use super::shared::PeerFacts;
 use super::shared::Shared;
 use super::signals::SignalEpoch;
@@ -106,6 +108,10 @@ where
             resumable: None,
             taken_over: false,
             handover: None,
+            shared,
+            #[cfg(feature = "nats")]
+            mirror: None,
+            in_doubt: 0,
         },
     });
     let Connected { driver, end } = &mut *state;
@@ -157,6 +163,7 @@ where
         let kept = shared.kept.as_ref().expect("resumable sessions are kept");
         if lost
             && !end.stopping
+            && !end.store_failed()
             && end.park()
             && Box::pin(end.wait_parked(id, kept, shared)).await.is_some()
         {
@@ -167,6 +174,7 @@ where
         }
         kept.forget(id);
     }
+    end.end_mirror();
     end.log_gate.report_suppressed(peer.addr);
     if config.auth_tokens.is_some() {
         match &result {
@@ -227,6 +235,8 @@ struct KeptState<H> {
     in_flight: Arc<InFlight>,
     calls: Arc<CallTable>,
     call_limits: Option<crate::protocol::v2::CallLimits>,
+    #[cfg(feature = "nats")]
+    mirror: Option<Mirror>,
 }
 
 /// The driver and the server's end of one connection.
@@ -281,6 +291,15 @@ struct ServerEnd<'a, Svc: Service> {
     taken_over: bool,
     /// A kept session this connection resumed, until the driver takes it.
     handover: Option<Box<KeptState<Svc::Handler>>>,
+    /// The server's shared state (its session store, its signals).
+    shared: &'a Shared,
+    /// The task that keeps this session's record in the deployment's
+    /// store, when there is one.
+    #[cfg(feature = "nats")]
+    mirror: Option<Mirror>,
+    /// Frames the client resends that a server that died may have handled
+    /// (for the handler's `PeerInfo`).
+    in_doubt: u64,
 }
 
 impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
@@ -293,6 +312,15 @@ impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
         now: Instant,
     ) -> Work<'a, Outcome> {
         Box::pin(async move {
+            // A session another server may resume: what the handler is
+            // given must be counted in the store first (`session_mirror.rs`).
+            #[cfg(feature = "nats")]
+            if let Some(mirror) = &self.mirror
+                && !events.is_empty()
+                && let Err(failure) = mirror.sync().await
+            {
+                return Some(Err(ConnectionError::SessionStore(failure.to_string())));
+            }
             for event in events.drain(..) {
                 match self.on_event(event, now).await {
                     Ok(None) => {}
@@ -301,6 +329,11 @@ impl<Svc: Service> Endpoint for ServerEnd<'_, Svc> {
                 }
             }
             self.unflushed = self.handler.is_some();
+            #[cfg(feature = "nats")]
+            if let Some(mirror) = &self.mirror {
+                self.out.update(|s, _| s.all_handled());
+                mirror.nudge();
+            }
             if caught_up {
                 self.flush_handler().await;
             }
@@ -361,7 +394,8 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         let kept = self
             .kept
             .expect("the session asks only when sessions are kept");
-        let offer = self
+        #[cfg_attr(not(feature = "nats"), allow(unused_mut))]
+        let mut offer = self
             .out
             .update(|s, _| s.take_resume_offer())
             .expect("a HELLO waits");
@@ -369,29 +403,146 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
             auth_token: offer.auth_token().cloned(),
             certificate: self.certificate.clone(),
         };
-        let refused = match &ticket {
-            None => None,
-            Some(ticket) => match self.resume_kept(kept, ticket, &offer, &identity, now).await {
+        let mut refused = None;
+        if let Some(ticket) = &ticket {
+            #[cfg_attr(not(feature = "nats"), allow(unused_mut))]
+            let mut refusal = match self.resume_kept(kept, ticket, &offer, &identity, now).await {
                 Ok(()) => return Some(ConnectionEnd::Resumed),
-                Err(refusal) => {
-                    ServerMetrics::resume_refused(refusal);
-                    info_unless_quiet!(self.quiet, session = %ticket.id, "resume refused: {refusal}");
-                    Some(refusal)
+                Err(refusal) => refusal,
+            };
+            // Not here: another server of the deployment may have served
+            // it, and left it in the store.
+            #[cfg(feature = "nats")]
+            if refusal == ResumeRefusal::Unknown
+                && let Some(store) = &self.shared.config.session_store
+            {
+                match self
+                    .resume_stored(store, ticket, offer, &identity, now)
+                    .await
+                {
+                    Ok(opened) => {
+                        return Box::pin(self.on_event(opened, now))
+                            .await
+                            .unwrap_or_default();
+                    }
+                    Err((why, returned)) => {
+                        refusal = why;
+                        offer = returned;
+                    }
                 }
-            },
-        };
-        let grant = kept.open(identity);
+            }
+            ServerMetrics::resume_refused(refusal);
+            info_unless_quiet!(self.quiet, session = %ticket.id, "resume refused: {refusal}");
+            refused = Some(refusal);
+        }
+        let grant = kept.open(identity.clone());
         let opened = self.out.update(|s, out| {
             let grant = grant.as_ref().map(|(id, token, _)| (*id, token.clone()));
             s.open_resumable(offer, grant, refused, now, out)
         });
-        if let Some((id, _, stop)) = grant {
+        if let Some((id, token, stop)) = grant {
+            #[cfg(feature = "nats")]
+            if let Some(store) = &self.shared.config.session_store {
+                self.mirror = Some(Mirror::start(
+                    store,
+                    self.out.queue(),
+                    id,
+                    token,
+                    identity,
+                    None,
+                    stop.clone(),
+                    self.shared.signals.clone(),
+                ));
+            }
+            #[cfg(not(feature = "nats"))]
+            let _ = (token, identity);
             self.resumable = Some((id, Box::pin(stop.cancelled_owned())));
         }
         // Opening never fails (it makes the handler).
         Box::pin(self.on_event(opened, now))
             .await
             .unwrap_or_default()
+    }
+
+    /// Resumes the session of `ticket` from the deployment's store (the
+    /// server that served it died, or another connection's server holds
+    /// it no longer): the record is claimed for this server, the session
+    /// goes on here with a new handler (the returned `Opened` makes it),
+    /// and the requests and calls the old handler had not answered end
+    /// with an error.
+    #[cfg(feature = "nats")]
+    async fn resume_stored(
+        &mut self,
+        store: &super::SessionStore,
+        ticket: &ResumeTicket,
+        offer: ResumeOffer,
+        identity: &Identity,
+        now: Instant,
+    ) -> Result<SessionEvent, (ResumeRefusal, ResumeOffer)> {
+        use super::session_store::{StoreFailure, record};
+        let id = ticket.id;
+        let stored = match store.load(id).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Err((ResumeRefusal::Unknown, offer)),
+            Err(failure) => {
+                warn!(session = %id, "cannot resume from the session store: {failure}");
+                return Err((ResumeRefusal::Unavailable, offer));
+            }
+        };
+        if !stored.admits(&ticket.token, identity) {
+            return Err((ResumeRefusal::WrongToken, offer));
+        }
+        let kept = self.kept.expect("stored sessions are kept");
+        let Some(stop) = kept.adopt(id, ticket.token.clone(), identity.clone()) else {
+            return Err((ResumeRefusal::Unavailable, offer));
+        };
+        // Ours from here: the server that wrote it, if it lives, learns it
+        // on its next write.
+        let claimed = record(&ticket.token, identity, &stored.image);
+        let revision = match store.save(id, claimed, stored.revision).await {
+            Ok(revision) => revision,
+            Err(failure) => {
+                kept.forget(id);
+                if failure != StoreFailure::Lost {
+                    warn!(session = %id, "cannot resume from the session store: {failure}");
+                }
+                return Err((ResumeRefusal::Unavailable, offer));
+            }
+        };
+        let resumed = self
+            .out
+            .update(|s, out| s.resume_image(offer, stored.image, ticket.token.clone(), now, out));
+        match resumed {
+            Ok((replayed, answered, in_doubt, opened)) => {
+                self.in_doubt = in_doubt;
+                self.mirror = Some(Mirror::start(
+                    store,
+                    self.out.queue(),
+                    id,
+                    ticket.token.clone(),
+                    identity.clone(),
+                    Some(revision),
+                    stop.clone(),
+                    self.shared.signals.clone(),
+                ));
+                self.resumable = Some((id, Box::pin(stop.cancelled_owned())));
+                ServerMetrics::moved();
+                info_unless_quiet!(
+                    self.quiet,
+                    session = %id,
+                    replayed,
+                    ended_with_error = answered,
+                    in_doubt,
+                    "v2 session resumed from the session store"
+                );
+                Ok(opened)
+            }
+            Err((refusal, offer)) => {
+                kept.forget(id);
+                store.delete(id, revision).await;
+                Err((refusal, offer))
+            }
+        }
     }
 
     /// Claims the kept session of `ticket` and resumes it with `offer`: its
@@ -409,6 +560,18 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         let state = handed
             .downcast::<KeptState<Svc::Handler>>()
             .map_err(|_| ResumeRefusal::Unknown)?;
+        // Kept here, but perhaps resumed by another server since (the
+        // client went there and came back): then that one's record is the
+        // session, and this copy is stale.
+        #[cfg(feature = "nats")]
+        if let Some(mirror) = &state.mirror
+            && !mirror.still_ours().await
+        {
+            kept.forget(ticket.id);
+            mirror.finish();
+            end_kept(*state, self.drain).await;
+            return Err(ResumeRefusal::Unknown);
+        }
         match state
             .queue
             .reattach(|s, out| s.resume_with(offer, now, out))
@@ -437,6 +600,30 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         self.calls = kept.calls;
         self.call_limits = kept.call_limits;
         self.unflushed = self.handler.is_some();
+        #[cfg(feature = "nats")]
+        {
+            self.mirror = kept.mirror;
+        }
+    }
+
+    /// Whether the session's store failed it (or another server took it):
+    /// then it is not kept here.
+    fn store_failed(&self) -> bool {
+        #[cfg(feature = "nats")]
+        if let Some(mirror) = &self.mirror {
+            return mirror.failure().is_some();
+        }
+        false
+    }
+
+    /// The session is over here: its record goes (unless another server
+    /// owns it now), and what is queued is sent without waiting for it.
+    fn end_mirror(&mut self) {
+        #[cfg(feature = "nats")]
+        if let Some(mirror) = self.mirror.take() {
+            mirror.finish();
+            self.out.queue().ungate();
+        }
     }
 
     /// The connection was lost: the session keeps what is sent to it for
@@ -480,6 +667,8 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                     in_flight: self.in_flight.clone(),
                     calls: self.calls.clone(),
                     call_limits: self.call_limits,
+                    #[cfg(feature = "nats")]
+                    mirror: self.mirror.take(),
                 };
                 match give.send(Box::new(state)) {
                     Ok(()) => Some(()),
@@ -487,6 +676,10 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                     Err(state) => {
                         if let Ok(state) = state.downcast::<KeptState<Svc::Handler>>() {
                             self.handler = state.handler;
+                            #[cfg(feature = "nats")]
+                            {
+                                self.mirror = state.mirror;
+                            }
                         }
                         None
                     }
@@ -553,6 +746,7 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                 auth_token,
                 app_protocol: app,
                 transport: self.transport,
+                resumed_in_doubt: self.in_doubt,
             }));
             // Logged once the handler exists, so "open" means "served" (a
             // chat member is in the room by then).
@@ -615,6 +809,10 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
 /// Ends a kept session that was claimed but could not resume: its
 /// handler's clean-up, bounded as any connection's, and its calls stopped.
 async fn end_kept<H: Handler>(mut state: KeptState<H>, limit: Duration) {
+    #[cfg(feature = "nats")]
+    if let Some(mirror) = state.mirror.take() {
+        mirror.finish();
+    }
     if let Some(handler) = state.handler.as_mut() {
         let _ = tokio::time::timeout(limit, handler.on_close()).await;
     }

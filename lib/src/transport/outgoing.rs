@@ -89,6 +89,30 @@ impl Outgoing {
         self.len() == 0
     }
 
+    /// Puts `other`'s bytes after ours.
+    pub(crate) fn append(&mut self, mut other: Outgoing) {
+        if other.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            buffer_pool::give(std::mem::replace(&mut self.tail, BytesMut::new()));
+            *self = other;
+            return;
+        }
+        if !self.tail.is_empty() {
+            let tail = self.tail.split().freeze();
+            self.chunks_len += tail.len();
+            self.chunks.push_back(tail);
+        }
+        self.chunks_len += other.chunks_len;
+        self.chunks.append(&mut other.chunks);
+        if !other.tail.is_empty() {
+            let tail = other.tail.split().freeze();
+            self.chunks_len += tail.len();
+            self.chunks.push_back(tail);
+        }
+    }
+
     /// Writes everything, in order, then lets its buffer go (the next
     /// batch allocates its own; an idle peer holds none). Many
     /// chunks go out in one vectored write (`writev`), not one call each.

@@ -26,7 +26,7 @@ use super::Outgoing;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
@@ -62,12 +62,33 @@ struct Inner<T> {
     /// The driver, woken by the first bytes queued after it took the
     /// buffer (and by an overflow or a close).
     writer: Option<Waker>,
+    /// Bytes held back until a store has them (see [`WriteQueue::hold`]).
+    gate: Option<Box<Gate>>,
+}
+
+/// Tells a held queue's store that the state changed without bytes
+/// queued (a parked session's frames go to its replay buffer only).
+pub(crate) type StoreSignal = std::sync::OnceLock<Arc<Notify>>;
+
+/// The bytes of a session that another server may take over: queued, then
+/// staged (taken into the image being stored), then ready (stored: the
+/// writer may send them).
+#[derive(Debug, Default)]
+struct Gate {
+    staged: Outgoing,
+    ready: Outgoing,
+    /// Told when bytes are queued: the store's writer stages them.
+    queued: Arc<Notify>,
 }
 
 impl<T> Inner<T> {
     /// Every byte queued and not yet written to the stream.
     fn held(&self) -> usize {
-        self.buf.len() + self.writing
+        let gated = self
+            .gate
+            .as_ref()
+            .map_or(0, |g| g.staged.len() + g.ready.len());
+        self.buf.len() + self.writing + gated
     }
 
     /// What the bound judges: every byte held but the largest frame's.
@@ -93,6 +114,8 @@ pub(crate) struct WriteQueue<T> {
     /// before it sleeps again), so a response its own task queues does not
     /// wake it for a second, empty turn.
     parked: AtomicBool,
+    /// Set once the queue is held: see [`WriteQueue::nudge_store`].
+    store_signal: StoreSignal,
 }
 
 impl<T> std::fmt::Debug for WriteQueue<T> {
@@ -116,11 +139,13 @@ impl<T> WriteQueue<T> {
                 writing_largest: 0,
                 closed: false,
                 writer: None,
+                gate: None,
             }),
             room: Notify::new(),
             limit,
             overflowed: AtomicBool::new(false),
             parked: AtomicBool::new(false),
+            store_signal: StoreSignal::new(),
         }
     }
 
@@ -219,10 +244,87 @@ impl<T> WriteQueue<T> {
         // Only the first bytes after the writer took the buffer need a
         // wake-up: until it takes them, it is already woken or writing,
         // and it takes everything queued at once.
-        if before == 0 && !inner.buf.is_empty() && self.parked.swap(false, Ordering::Relaxed) {
+        if let Some(gate) = &inner.gate {
+            // Not the writer's yet: the store's first.
+            if inner.buf.len() > before {
+                gate.queued.notify_one();
+            }
+        } else if before == 0 && !inner.buf.is_empty() && self.parked.swap(false, Ordering::Relaxed)
+        {
             wake(inner);
         }
         result
+    }
+
+    /// From now on nothing queued is written before a store has it: what
+    /// is queued waits until [`WriteQueue::stage`] takes it into an image
+    /// and [`WriteQueue::release`] says that image is stored. The returned
+    /// signal fires when bytes are queued.
+    pub(crate) fn hold(&self) -> Arc<Notify> {
+        let mut inner = self.lock();
+        let signal = self.store_signal.get_or_init(Arc::default).clone();
+        let gate = inner.gate.get_or_insert_with(|| {
+            Box::new(Gate {
+                queued: signal,
+                ..Gate::default()
+            })
+        });
+        let queued = gate.queued.clone();
+        if !inner.buf.is_empty() {
+            queued.notify_one();
+        }
+        queued
+    }
+
+    /// A held queue's state changed without bytes queued: its store is
+    /// told (nothing happens for a queue that is not held).
+    pub(crate) fn nudge_store(&self) {
+        if let Some(signal) = self.store_signal.get() {
+            signal.notify_one();
+        }
+    }
+
+    /// Stages everything queued and runs `f` on the state (which writes
+    /// the image that holds those bytes), in one step.
+    pub(crate) fn stage<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut inner = self.lock();
+        let queued = std::mem::take(&mut inner.buf);
+        if let Some(gate) = &mut inner.gate {
+            gate.staged.append(queued);
+        } else {
+            inner.buf = queued;
+        }
+        f(&mut inner.state)
+    }
+
+    /// The image staged last is stored: its bytes may be written.
+    pub(crate) fn release(&self) {
+        let mut inner = self.lock();
+        let Some(gate) = &mut inner.gate else {
+            return;
+        };
+        let staged = std::mem::take(&mut gate.staged);
+        gate.ready.append(staged);
+        if !gate.ready.is_empty() && self.parked.swap(false, Ordering::Relaxed) {
+            wake(&mut inner);
+        }
+    }
+
+    /// Nothing is held back any more (the session is over: what is left,
+    /// a CLOSE, its last answers, goes out without a store).
+    pub(crate) fn ungate(&self) {
+        let mut inner = self.lock();
+        if let Some(gate) = inner.gate.take() {
+            let Gate { staged, ready, .. } = *gate;
+            let queued = std::mem::take(&mut inner.buf);
+            let mut all = ready;
+            all.append(staged);
+            all.append(queued);
+            inner.buf = all;
+            if !inner.buf.is_empty() && self.parked.swap(false, Ordering::Relaxed) {
+                wake(&mut inner);
+            }
+        }
     }
 
     /// Marks the peer as not reading (its queue past the control bound):
@@ -258,6 +360,10 @@ impl<T> WriteQueue<T> {
     pub(crate) fn detach(&self) {
         let mut inner = self.lock();
         inner.buf = Outgoing::default();
+        if let Some(gate) = &mut inner.gate {
+            gate.staged = Outgoing::default();
+            gate.ready = Outgoing::default();
+        }
         inner.writing = 0;
         inner.buf_largest = 0;
         inner.writing_largest = 0;
@@ -285,7 +391,11 @@ impl<T> WriteQueue<T> {
     pub(crate) fn take(&self, writing: &mut Outgoing, waker: &Waker) -> Taken {
         let mut inner = self.lock();
         debug_assert!(writing.is_empty());
-        std::mem::swap(&mut inner.buf, writing);
+        let Inner { buf, gate, .. } = &mut *inner;
+        match gate {
+            Some(gate) => std::mem::swap(&mut gate.ready, writing),
+            None => std::mem::swap(buf, writing),
+        }
         inner.writing = writing.len();
         inner.writing_largest = std::mem::take(&mut inner.buf_largest);
         if !inner.writer.as_ref().is_some_and(|w| w.will_wake(waker)) {

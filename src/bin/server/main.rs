@@ -174,6 +174,27 @@ struct Args {
     #[arg(long, default_value_t = 1_000)]
     max_kept_sessions: usize,
 
+    /// Also keep resumable sessions in NATS JetStream at this address
+    /// (nats://HOST:PORT; nats-server must run with -js), so that a client
+    /// whose server died resumes on another server of the deployment with
+    /// nothing lost (a new handler serves it there; requests it had in
+    /// flight end with an error). Each frame waits for its session's
+    /// record to be stored before it is sent or handled. Without it,
+    /// sessions resume on this server only. The server does not start if
+    /// the store cannot be reached.
+    #[arg(long, value_name = "URL")]
+    session_store: Option<String>,
+
+    /// With --session-store: the JetStream key-value bucket, one per
+    /// deployment (every server of it names the same); created if missing.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "rust_tcp_sessions",
+        requires = "session_store"
+    )]
+    session_bucket: String,
+
     /// Serve TLS only, with this certificate chain (PEM); needs --tls-key.
     /// Without it, plain TCP.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -199,6 +220,13 @@ struct Args {
     /// (unauthenticated).
     #[arg(long, requires = "auth_token_file")]
     allow_v1: bool,
+
+    /// Write each message's line to stdout as it is handled, one write call
+    /// each, instead of in batches from a writer thread: slower, but every
+    /// message the server handled is on stdout even if it is killed (with
+    /// --session-store: nothing a client was told arrived is missing).
+    #[arg(long, conflicts_with = "sink")]
+    sync_output: bool,
 
     /// Measure the stack alone: decode and validate every frame, but print
     /// nothing and answer requests with an empty payload. The count of
@@ -462,6 +490,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => config,
     };
+    let config = match &args.session_store {
+        #[cfg(feature = "nats")]
+        Some(url) => {
+            let Some(resume) = &config.resume else {
+                anyhow::bail!(
+                    "--session-store needs resumable sessions (--resume-expiry-secs above 0)"
+                );
+            };
+            let store = rust_tcp::SessionStore::connect(
+                url,
+                &args.session_bucket,
+                resume.expiry,
+                resume.replay_max_bytes,
+            )
+            .await?;
+            tracing::info!(bucket = %args.session_bucket, "session store connected");
+            config.session_store(store)
+        }
+        #[cfg(not(feature = "nats"))]
+        Some(url) => {
+            anyhow::bail!("--session-store {url}: this server was built without the `nats` feature")
+        }
+        None => config,
+    };
     let server = Server::bind(&args.addr, config).await?;
     let secure = tls.is_some();
     // Registered now, before the address is announced: a SIGHUP's default
@@ -499,6 +551,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("duplicating stdout")?;
     let (out, writer) = spawn_line_output(std::fs::File::from(stdout));
     let mut service = PrintService::new(out);
+    if args.sync_output {
+        let stdout = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating stdout")?;
+        service = service.with_sync_output(std::fs::File::from(stdout));
+    }
     if args.broadcast {
         service = service.with_broadcast();
     }

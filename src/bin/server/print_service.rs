@@ -24,6 +24,9 @@ const BATCH_BYTES: usize = 64 * 1024;
 pub struct PrintService {
     out: LineOutput,
     broadcast: Option<Arc<Room>>,
+    /// `--sync-output`: each line written before the next message is
+    /// handled, not batched through the writer thread.
+    sync_output: Option<Arc<std::fs::File>>,
 }
 
 /// Everyone who can receive relayed messages, and the bus to the other
@@ -77,7 +80,16 @@ impl PrintService {
         PrintService {
             out,
             broadcast: None,
+            sync_output: None,
         }
+    }
+
+    /// Writes each message's line to `file` as it is handled (a write
+    /// call each, so what the server handled is in the file even if the
+    /// process is killed), instead of in batches.
+    pub fn with_sync_output(mut self, file: std::fs::File) -> Self {
+        self.sync_output = Some(Arc::new(file));
+        self
     }
 
     /// Also relays each text message to every other v2 client.
@@ -125,6 +137,7 @@ impl Service for PrintService {
             batch: Vec::new(),
             output_closed: false,
             seat,
+            sync_output: self.sync_output.clone(),
         }
     }
 }
@@ -169,6 +182,7 @@ pub struct PrintHandler {
     batch: Vec<u8>,
     output_closed: bool,
     seat: Option<Seat>,
+    sync_output: Option<Arc<std::fs::File>>,
     /// This application's own metric, beside the library's: a service adds
     /// series with the same `metrics` macros.
     printed: metrics::Counter,
@@ -193,6 +207,18 @@ impl Handler for PrintHandler {
     async fn on_text(&mut self, message: Message) {
         format_message_line(&mut self.batch, message.as_str());
         self.printed.increment(1);
+        if let Some(file) = &self.sync_output
+            && !self.output_closed
+        {
+            use std::io::Write;
+            // A short blocking write to a pipe or file: the price of
+            // --sync-output, which says so.
+            if let Err(e) = (&**file).write_all(&self.batch) {
+                tracing::warn!("writing to stdout failed, printing stops: {e}");
+                self.output_closed = true;
+            }
+            self.batch.clear();
+        }
         if let Some(seat) = &self.seat {
             seat.relay(message.as_str()).await;
         }

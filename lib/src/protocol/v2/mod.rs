@@ -18,6 +18,7 @@ mod frame_type;
 pub(crate) mod limits;
 mod resume;
 mod session;
+pub(crate) mod session_image;
 mod state;
 
 pub use app_protocol::{AppChoice, AppProtocol, AppProtocolError, Encoding};

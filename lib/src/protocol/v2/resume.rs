@@ -191,9 +191,9 @@ pub struct ResumeGrant {
 /// Resume data that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed resume extension: {0}")]
-pub struct ResumeDataError(&'static str);
+pub struct ResumeDataError(pub(super) &'static str);
 
-fn take<'a>(
+pub(super) fn take<'a>(
     data: &mut &'a [u8],
     n: usize,
     what: &'static str,
@@ -206,25 +206,28 @@ fn take<'a>(
     Ok(head)
 }
 
-fn id_bytes(data: &mut &[u8], what: &'static str) -> Result<[u8; RESUME_ID_LEN], ResumeDataError> {
+pub(super) fn id_bytes(
+    data: &mut &[u8],
+    what: &'static str,
+) -> Result<[u8; RESUME_ID_LEN], ResumeDataError> {
     Ok(take(data, RESUME_ID_LEN, what)?
         .try_into()
         .expect("length taken"))
 }
 
-fn u32_of(data: &mut &[u8], what: &'static str) -> Result<u32, ResumeDataError> {
+pub(super) fn u32_of(data: &mut &[u8], what: &'static str) -> Result<u32, ResumeDataError> {
     Ok(u32::from_be_bytes(
         take(data, 4, what)?.try_into().expect("4"),
     ))
 }
 
-fn u64_of(data: &mut &[u8], what: &'static str) -> Result<u64, ResumeDataError> {
+pub(super) fn u64_of(data: &mut &[u8], what: &'static str) -> Result<u64, ResumeDataError> {
     Ok(u64::from_be_bytes(
         take(data, 8, what)?.try_into().expect("8"),
     ))
 }
 
-fn finish(data: &[u8]) -> Result<(), ResumeDataError> {
+pub(super) fn finish(data: &[u8]) -> Result<(), ResumeDataError> {
     match data.is_empty() {
         true => Ok(()),
         false => Err(ResumeDataError("bytes after the last field")),

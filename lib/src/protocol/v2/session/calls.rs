@@ -304,6 +304,19 @@ impl Calls {
         }
     }
 
+    /// The calls in flight, in no particular order.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn open_ids(&self) -> Vec<u32> {
+        self.open.keys().copied().collect()
+    }
+
+    /// Forgets call `id` (answered already, by a server that took the
+    /// session over: see `moving.rs`).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn forget(&mut self, id: u32) {
+        self.open.remove(&id);
+    }
+
     /// Items we may still send on call `id`'s stream (0 when it has none).
     pub(crate) fn send_credit(&self, id: u32) -> u32 {
         self.open.get(&id).map_or(0, |c| c.send_credit)

@@ -30,6 +30,7 @@ mod closing;
 mod config;
 mod handshake;
 mod heartbeat;
+mod moving;
 mod resume;
 mod send_rules;
 mod timers;
@@ -257,6 +258,11 @@ impl Session {
         let event = self.apply(frame, now, out).map_err(|e| self.fail(e, out))?;
         if counted {
             self.count_received(len, now, out);
+            if let Some(r) = self.resume.as_deref_mut()
+                && let Some(durable) = r.durable.as_deref_mut()
+            {
+                return Ok(durable.admit(r.received, event, self.calls.as_deref_mut()));
+            }
         }
         Ok(event)
     }

@@ -61,17 +61,17 @@ impl ResumeSettings {
 
 /// Frames sent and not yet acknowledged, encoded, oldest first.
 #[derive(Debug, Clone, Default)]
-struct Replay {
-    bytes: BytesMut,
-    lens: VecDeque<u32>,
+pub(super) struct Replay {
+    pub(super) bytes: BytesMut,
+    pub(super) lens: VecDeque<u32>,
     /// The number of the first frame held: how many the peer acknowledged.
-    first: u64,
+    pub(super) first: u64,
 }
 
 impl Replay {
     /// Lets go of everything before frame number `upto`: one move of the
     /// buffer's start (no split, which would share the buffer).
-    fn trim(&mut self, upto: u64) {
+    pub(super) fn trim(&mut self, upto: u64) {
         let mut bytes = 0;
         while self.first < upto {
             let Some(len) = self.lens.pop_front() else {
@@ -92,25 +92,29 @@ impl Replay {
 /// A resumable session's counters and replay buffer.
 #[derive(Debug, Clone)]
 pub(super) struct Resumable {
-    id: SessionId,
-    token: ResumeToken,
-    expiry_ms: u32,
-    max_bytes: usize,
+    pub(super) id: SessionId,
+    pub(super) token: ResumeToken,
+    pub(super) expiry_ms: u32,
+    pub(super) max_bytes: usize,
     /// Counted frames sent.
-    sent: u64,
-    replay: Replay,
+    pub(super) sent: u64,
+    pub(super) replay: Replay,
     /// More was sent than the buffer holds: no resume is possible.
-    overflowed: bool,
+    pub(super) overflowed: bool,
     /// Counted frames received.
-    received: u64,
+    pub(super) received: u64,
     /// The count our last ACK said.
-    acked: u64,
+    pub(super) acked: u64,
     /// Bytes of counted frames received since our last ACK.
     unacked_bytes: usize,
     /// When our next ACK is due, if one is owed.
     ack_due: Option<Instant>,
     /// No connection: frames sent go to the replay buffer only.
-    detached: bool,
+    pub(super) detached: bool,
+    /// Server, when another server may resume the session: how many of
+    /// the frames received the handler has been given, and the requests
+    /// not answered yet (see `moving.rs`).
+    pub(super) durable: Option<Box<super::moving::Durable>>,
 }
 
 /// A server's HELLO that asked about resuming, judged and waiting for the
@@ -119,18 +123,18 @@ pub(super) struct Resumable {
 #[derive(Debug, Clone)]
 pub(super) struct PendingHello {
     pub(super) ask: ResumeAsk,
-    welcome: Welcome,
-    peer: (String, u32, u32),
-    token: Option<Bytes>,
-    app: Option<AppChoice>,
-    calls: Option<CallLimits>,
+    pub(super) welcome: Welcome,
+    pub(super) peer: (String, u32, u32),
+    pub(super) token: Option<Bytes>,
+    pub(super) app: Option<AppChoice>,
+    pub(super) calls: Option<CallLimits>,
 }
 
 /// A session a server keeps for a client that asked to resume it later:
 /// what a new connection's HELLO offered, handed from the new connection's
 /// session to the kept one.
 #[derive(Debug, Clone)]
-pub struct ResumeOffer(Box<PendingHello>);
+pub struct ResumeOffer(pub(super) Box<PendingHello>);
 
 impl ResumeOffer {
     /// The ticket the client presented, if it asked to resume.
@@ -241,6 +245,9 @@ impl Session {
             return;
         }
         r.sent += 1;
+        if let (Some(d), Frame::Response(answer)) = (r.durable.as_deref_mut(), frame) {
+            d.open_requests.remove(&answer.id);
+        }
         if r.overflowed {
             if !r.detached {
                 frame.encode(out);
@@ -278,6 +285,10 @@ impl Session {
             return;
         };
         r.received += 1;
+        if r.durable.is_some() {
+            // Acknowledged once handled and stored (`Session::confirm`).
+            return;
+        }
         r.unacked_bytes += len;
         if r.received - r.acked >= ACK_EVERY_FRAMES || r.unacked_bytes >= ACK_EVERY_BYTES {
             if self.state == SessionState::Open {
@@ -561,7 +572,7 @@ impl Session {
 }
 
 impl Resumable {
-    fn new(id: SessionId, token: ResumeToken, expiry_ms: u32, max_bytes: usize) -> Self {
+    pub(super) fn new(id: SessionId, token: ResumeToken, expiry_ms: u32, max_bytes: usize) -> Self {
         Resumable {
             id,
             token,
@@ -575,6 +586,7 @@ impl Resumable {
             unacked_bytes: 0,
             ack_due: None,
             detached: false,
+            durable: None,
         }
     }
 }
