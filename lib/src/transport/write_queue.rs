@@ -77,6 +77,9 @@ pub(crate) type StoreSignal = std::sync::OnceLock<Arc<Notify>>;
 struct Gate {
     staged: Outgoing,
     ready: Outgoing,
+    /// The largest single push in each (see `Inner::buf_largest`).
+    staged_largest: usize,
+    ready_largest: usize,
     /// Told when bytes are queued: the store's writer stages them.
     queued: Arc<Notify>,
 }
@@ -93,7 +96,11 @@ impl<T> Inner<T> {
 
     /// What the bound judges: every byte held but the largest frame's.
     fn judged(&self) -> usize {
-        self.held() - self.buf_largest.max(self.writing_largest)
+        let gated = self
+            .gate
+            .as_ref()
+            .map_or(0, |g| g.staged_largest.max(g.ready_largest));
+        self.held() - self.buf_largest.max(self.writing_largest).max(gated)
     }
 }
 
@@ -288,13 +295,18 @@ impl<T> WriteQueue<T> {
     /// the image that holds those bytes), in one step.
     pub(crate) fn stage<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut inner = self.lock();
-        let queued = std::mem::take(&mut inner.buf);
-        if let Some(gate) = &mut inner.gate {
-            gate.staged.append(queued);
-        } else {
-            inner.buf = queued;
+        let Inner {
+            state,
+            buf,
+            buf_largest,
+            gate,
+            ..
+        } = &mut *inner;
+        if let Some(gate) = gate {
+            gate.staged.append(std::mem::take(buf));
+            gate.staged_largest = gate.staged_largest.max(std::mem::take(buf_largest));
         }
-        f(&mut inner.state)
+        f(state)
     }
 
     /// The image staged last is stored: its bytes may be written.
@@ -305,6 +317,9 @@ impl<T> WriteQueue<T> {
         };
         let staged = std::mem::take(&mut gate.staged);
         gate.ready.append(staged);
+        gate.ready_largest = gate
+            .ready_largest
+            .max(std::mem::take(&mut gate.staged_largest));
         if !gate.ready.is_empty() && self.parked.swap(false, Ordering::Relaxed) {
             wake(&mut inner);
         }
@@ -315,7 +330,14 @@ impl<T> WriteQueue<T> {
     pub(crate) fn ungate(&self) {
         let mut inner = self.lock();
         if let Some(gate) = inner.gate.take() {
-            let Gate { staged, ready, .. } = *gate;
+            let Gate {
+                staged,
+                ready,
+                staged_largest,
+                ready_largest,
+                ..
+            } = *gate;
+            inner.buf_largest = inner.buf_largest.max(staged_largest).max(ready_largest);
             let queued = std::mem::take(&mut inner.buf);
             let mut all = ready;
             all.append(staged);
@@ -363,6 +385,8 @@ impl<T> WriteQueue<T> {
         if let Some(gate) = &mut inner.gate {
             gate.staged = Outgoing::default();
             gate.ready = Outgoing::default();
+            gate.staged_largest = 0;
+            gate.ready_largest = 0;
         }
         inner.writing = 0;
         inner.buf_largest = 0;
@@ -391,13 +415,24 @@ impl<T> WriteQueue<T> {
     pub(crate) fn take(&self, writing: &mut Outgoing, waker: &Waker) -> Taken {
         let mut inner = self.lock();
         debug_assert!(writing.is_empty());
-        let Inner { buf, gate, .. } = &mut *inner;
-        match gate {
-            Some(gate) => std::mem::swap(&mut gate.ready, writing),
-            None => std::mem::swap(buf, writing),
-        }
+        let Inner {
+            buf,
+            gate,
+            buf_largest,
+            ..
+        } = &mut *inner;
+        let largest = match gate {
+            Some(gate) => {
+                std::mem::swap(&mut gate.ready, writing);
+                std::mem::take(&mut gate.ready_largest)
+            }
+            None => {
+                std::mem::swap(buf, writing);
+                std::mem::take(buf_largest)
+            }
+        };
         inner.writing = writing.len();
-        inner.writing_largest = std::mem::take(&mut inner.buf_largest);
+        inner.writing_largest = largest;
         if !inner.writer.as_ref().is_some_and(|w| w.will_wake(waker)) {
             inner.writer = Some(waker.clone());
         }
@@ -544,6 +579,45 @@ mod tests {
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "awake: not woken");
         q.take(&mut writing, &waker);
         assert_eq!(writing.len(), 1, "and the bytes are taken all the same");
+    }
+
+    /// A held queue gives the writer only what a store has: queued bytes
+    /// wait until staged and released, later ones until the next release;
+    /// ungated, everything left goes out in order.
+    #[tokio::test]
+    async fn a_held_queue_writes_only_what_was_released() {
+        let q = WriteQueue::new((), 1024);
+        let waker = Waker::from(Arc::new(Wakes(0.into())));
+        let signal = q.hold();
+        q.try_push(put(b"a")).unwrap().unwrap();
+        let mut writing = Outgoing::default();
+        q.take(&mut writing, &waker);
+        assert!(writing.is_empty(), "not stored yet");
+        assert!(
+            futures::FutureExt::now_or_never(signal.notified()).is_some(),
+            "the store was told"
+        );
+        q.stage(|_| ());
+        q.try_push(put(b"b")).unwrap().unwrap();
+        q.take(&mut writing, &waker);
+        assert!(writing.is_empty(), "staged, not stored yet");
+        q.release();
+        q.take(&mut writing, &waker);
+        assert_eq!(writing.len(), 1, "only what the stored image held");
+        let mut writing = Outgoing::default();
+        q.try_push(put(b"c")).unwrap().unwrap();
+        q.stage(|_| ());
+        q.try_push(put(b"d")).unwrap().unwrap();
+        assert_eq!(
+            q.queued(),
+            4,
+            "held bytes count against the bound (and `a` until written)"
+        );
+        q.ungate();
+        q.take(&mut writing, &waker);
+        let mut got: Vec<u8> = Vec::new();
+        writing.write_to(&mut got).await.unwrap();
+        assert_eq!(got, b"bcd");
     }
 
     #[tokio::test]

@@ -386,3 +386,6 @@ mod tests_calls;
 
 #[cfg(test)]
 mod tests_resume;
+
+#[cfg(all(test, feature = "nats"))]
+mod tests_moving;

@@ -7,7 +7,7 @@ use crate::protocol::v2::codec::decode_frame;
 use crate::protocol::v2::{ResumeRefusal, ResumeStatus, ResumeToken, SendError, SessionId};
 use bytes::BytesMut;
 
-fn frames(out: &mut BytesMut) -> Vec<Frame> {
+pub(super) fn frames(out: &mut BytesMut) -> Vec<Frame> {
     let mut got = Vec::new();
     while let Some(f) = decode_frame(out, u32::MAX).unwrap() {
         got.push(f);
@@ -15,7 +15,7 @@ fn frames(out: &mut BytesMut) -> Vec<Frame> {
     got
 }
 
-fn settings(max: usize) -> ResumeSettings {
+pub(super) fn settings(max: usize) -> ResumeSettings {
     ResumeSettings::default()
         .expiry(Duration::from_secs(30))
         .replay_max_bytes(max)
@@ -23,13 +23,13 @@ fn settings(max: usize) -> ResumeSettings {
 
 const ID: SessionId = SessionId([5; 16]);
 
-fn token() -> ResumeToken {
+pub(super) fn token() -> ResumeToken {
     ResumeToken([6; 16])
 }
 
 /// A server and a client, both resumable (the server with a replay buffer
 /// of `max` bytes), open.
-fn pair(max: usize) -> (Session, Session) {
+pub(super) fn pair(max: usize) -> (Session, Session) {
     let now = Instant::now();
     let mut wire = BytesMut::new();
     let mut client = Session::client(
