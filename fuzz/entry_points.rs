@@ -288,3 +288,9 @@ pub fn websocket_frames(data: &[u8]) {
         assert_eq!(first, 2, "a message carries a v2 frame");
     }
 }
+
+/// A session image as the session store keeps it, and a resume from it
+/// (the checks are in `rust_tcp::fuzzing::session_image`).
+pub fn session_image(data: &[u8]) {
+    rust_tcp::fuzzing::session_image(data)
+}

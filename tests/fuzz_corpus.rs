@@ -98,3 +98,8 @@ fn the_websocket_reader_entry_point_unmasks_the_specs_example() {
 fn v2_resume_corpus() {
     replay("v2_resume", entry_points::v2_resume);
 }
+
+#[test]
+fn session_image_corpus() {
+    replay("session_image", entry_points::session_image);
+}
