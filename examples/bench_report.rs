@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     python_client(&mut md, &runs, &machine);
     websocket(&mut md, &runs);
     resumable(&mut md, &runs);
+    stored(&mut md, &runs);
     slot_attack(&mut md, &runs);
     std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
 
@@ -1227,31 +1228,108 @@ fn resumable(md: &mut String, runs: &[Run]) {
             get("resume_idle", "resumable", "bytes_per_conn"),
         );
     }
-    let times: Vec<&Run> = runs.iter().filter(|r| r.case == "resume_time").collect();
-    if !times.is_empty() {
+    if let Some(times) = resume_times(runs, "resume_time") {
         let _ = writeln!(
             md,
             "\nTime to resume on the same server (`examples/resume_time`: the \
              connection cut by a loopback proxy, timed to the client's \
              `Pushed::Resumed`, including its first reconnect delay of 0.5-1 ms), \
-             per round: {}.",
-            times
-                .iter()
-                .map(|r| format!(
-                    "p50 {:.2} ms, p99 {:.2} ms over {} resumes",
-                    field(&r.result, "p50_us").unwrap_or(f64::NAN) / 1e3,
-                    field(&r.result, "p99_us").unwrap_or(f64::NAN) / 1e3,
-                    field(&r.result, "rounds").unwrap_or(f64::NAN)
-                ))
-                .collect::<Vec<_>>()
-                .join("; ")
+             per round: {times}."
         );
     }
     let _ = writeln!(
         md,
-        "\nA ratio is resumable / plain: below 1, resumable sessions are slower. \
-         Resuming on another server is not measured: sessions are kept by the \
-         server that served them only.\n"
+        "\nA ratio is resumable / plain: below 1, resumable sessions are slower.\n"
+    );
+}
+
+/// `examples/resume_time` results of `case`, one phrase per round.
+fn resume_times(runs: &[Run], case: &str) -> Option<String> {
+    let times: Vec<&Run> = runs.iter().filter(|r| r.case == case).collect();
+    (!times.is_empty()).then(|| {
+        times
+            .iter()
+            .map(|r| {
+                format!(
+                    "p50 {:.2} ms, p99 {:.2} ms over {} resumes",
+                    field(&r.result, "p50_us").unwrap_or(f64::NAN) / 1e3,
+                    field(&r.result, "p99_us").unwrap_or(f64::NAN) / 1e3,
+                    field(&r.result, "rounds").unwrap_or(f64::NAN)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Resumable sessions kept in a JetStream session store against the same
+/// sessions kept by their server only, and the time to resume elsewhere.
+fn stored(md: &mut String, runs: &[Run]) {
+    if !runs.iter().any(|r| r.case.starts_with("store_")) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Resumable sessions kept in a session store\n\n\
+         `server --sink --session-store nats://…` (nats-server with JetStream \
+         on loopback) against `server --sink`, the same `client --resume bench` \
+         both times, alternated. With the store, every frame waits for its \
+         session's record to be written to JetStream before it is sent or \
+         handed to the handler (one JetStream round trip per batch, shared by \
+         whatever arrives meanwhile).\n\n\
+         | round | one-way 32 B, k msg/s: resumable / stored | ratio | requests 50x16, k req/s: resumable / stored | ratio | requests 50x1, k req/s: resumable / stored | ratio | p50 latency 50x1, ms: resumable / stored |\n\
+         |---|---|---|---|---|---|---|---|"
+    );
+    let rounds = by_round(runs, "store_oneway32", "resumable", "per_sec");
+    for round in rounds.keys() {
+        let get = |case: &str, imp: &str| in_round(runs, case, imp, "per_sec", *round);
+        let (o, os) = (
+            get("store_oneway32", "resumable"),
+            get("store_oneway32", "stored"),
+        );
+        let (r16, r16s) = (
+            get("store_req_50x16", "resumable"),
+            get("store_req_50x16", "stored"),
+        );
+        let (r1, r1s) = (
+            get("store_req_50x1", "resumable"),
+            get("store_req_50x1", "stored"),
+        );
+        let p50 = |imp: &str| {
+            runs.iter()
+                .find(|r| r.case == "store_req_50x1" && r.imp == imp && r.round == *round)
+                .and_then(|r| r.result.get("latency_us")?.get("p50")?.as_f64())
+                .unwrap_or(f64::NAN)
+                / 1e3
+        };
+        let _ = writeln!(
+            md,
+            "| {round} | {:.1} / {:.1} | {:.2} | {:.1} / {:.1} | {:.2} | {:.1} / {:.1} | {:.2} | {:.2} / {:.2} |",
+            o / 1e3,
+            os / 1e3,
+            os / o,
+            r16 / 1e3,
+            r16s / 1e3,
+            r16s / r16,
+            r1 / 1e3,
+            r1s / 1e3,
+            r1s / r1,
+            p50("resumable"),
+            p50("stored"),
+        );
+    }
+    if let Some(times) = resume_times(runs, "resume_time_across") {
+        let _ = writeln!(
+            md,
+            "\nTime to resume on another server (`examples/resume_time --store`: two \
+             servers sharing the store, each new connection sent to the other one, \
+             so every resume reads, claims and replays the session's record), per \
+             round: {times}."
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nA ratio is stored / resumable: below 1, the store makes sessions slower.\n"
     );
 }
 

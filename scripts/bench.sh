@@ -60,6 +60,7 @@ command -v openssl >/dev/null || need_packages+=(openssl)
 command -v python3 >/dev/null || need_packages+=(python3)
 command -v protoc >/dev/null || need_packages+=(protobuf-compiler)   # tonic's code, for the race
 command -v valgrind >/dev/null || need_packages+=(valgrind)   # instructions per request
+command -v nats-server >/dev/null || need_packages+=(nats-server)   # the session store (JetStream)
 if [ ${#need_packages[@]} -gt 0 ]; then
     say "installing ${need_packages[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -553,6 +554,32 @@ for round in $(seq "$ROUNDS"); do
     resumes=200; [ "$QUICK" = 1 ] && resumes=50
     record resume_time ours "$round" "$("$BIN/examples/resume_time" "$resumes")"
 done
+
+# --- sessions kept in a store for the deployment (spec 3.14.6) ------------------
+# nats-server with JetStream on a free port; our server with --session-store
+# against the same server without, a resumable client both times; and the
+# time a session takes to resume on the other of two servers sharing the
+# store.
+say "resumable sessions kept in JetStream"
+NATS_PORT=$(free_port)
+mkdir -p "$WORK/jetstream"
+start nats "$NATS_PORT" nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/jetstream"
+NATS_PID=$SERVER_PID
+for round in $(seq "$ROUNDS"); do
+    for kind in resumable stored; do
+        store=(); [ "$kind" = stored ] && store=(--session-store "nats://127.0.0.1:$NATS_PORT")
+        ours "ours-$kind" --sink "${store[@]}"
+        measure store_oneway32 "$kind" "$round" --resume bench --mode text --size 32 --duration "$SECS"
+        measure store_req_50x16 "$kind" "$round" --resume bench --mode request --connections 50 --in-flight 16 --duration "$SECS"
+        measure store_req_50x1 "$kind" "$round" --resume bench --mode request --connections 50 --in-flight 1 --duration "$SECS"
+        stop
+    done
+    resumes=200; [ "$QUICK" = 1 ] && resumes=50
+    record resume_time_across ours "$round" \
+        "$("$BIN/examples/resume_time" "$resumes" --store "nats://127.0.0.1:$NATS_PORT")"
+done
+kill "$NATS_PID" 2>/dev/null || true
+wait "$NATS_PID" 2>/dev/null || true
 
 # --- a distributed slot attack ------------------------------------------------
 # 14 addresses x 1,000 silent sockets reconnecting at once when cut, for

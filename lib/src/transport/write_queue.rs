@@ -166,13 +166,21 @@ impl<T> WriteQueue<T> {
     /// receive path and the clock, whose state changes must happen even
     /// when the peer is behind on reading (what they write are protocol
     /// answers: pong, close). Also true once the queue is closed; bytes
-    /// written then are never sent. The flag says whether the queue is now
-    /// past the control bound (twice the limit, beyond its largest frame):
-    /// the peer is not reading.
+    /// written then are never sent. The flag says whether `f` queued bytes
+    /// that took the queue past the control bound (twice the limit, beyond
+    /// its largest frame): the peer is not reading its answers. An update
+    /// that queues nothing never overflows, however full the queue is with
+    /// data (waiting senders fill the buffer while the writer writes: a
+    /// slow reader then holds them back, it does not end the connection).
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut T, &mut Outgoing) -> R) -> (R, bool) {
         let mut inner = self.lock();
+        let before = inner.buf.len();
         let result = self.push_locked(&mut inner, f);
-        (result, inner.judged() > self.limit.saturating_mul(2))
+        let grew = inner.buf.len() > before;
+        (
+            result,
+            grew && inner.judged() > self.limit.saturating_mul(2),
+        )
     }
 
     /// Queues without waiting; `Full` if more than the limit is waiting.
@@ -656,6 +664,19 @@ mod tests {
         );
         q.push_control(put(b"c")).unwrap().unwrap();
         assert_eq!(q.queued(), 18);
+    }
+
+    /// An update that queues nothing does not overflow a queue full of
+    /// data (a slow peer holds waiting senders back instead).
+    #[tokio::test]
+    async fn an_update_that_queues_nothing_never_overflows() {
+        let q = WriteQueue::new((), 4);
+        let ((), over) = q.update(|_, buf| buf.buf().put_slice(&[0; 20]));
+        assert!(!over, "one large frame");
+        let ((), over) = q.update(|_, buf| buf.buf().put_slice(&[0; 9]));
+        assert!(over, "answers piled up past twice the bound");
+        let ((), over) = q.update(|_, _| ());
+        assert!(!over, "nothing queued: nothing judged");
     }
 
     /// A legal frame of any size does not make its peer a slow consumer;
