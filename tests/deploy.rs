@@ -567,3 +567,138 @@ async fn a_session_whose_server_is_killed_resumes_on_another_with_nothing_lost()
     let _ = std::fs::remove_file(config_path);
     let _ = std::fs::remove_dir_all(js_dir);
 }
+
+/// What the servers of the test below handled, in order, and how many
+/// messages their handlers were told might repeat.
+#[derive(Clone, Default)]
+struct Handled {
+    texts: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+    in_doubt: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct Recorder(Handled);
+
+impl rust_tcp::Service for Handled {
+    type Handler = Recorder;
+    fn connect(&self, peer: &rust_tcp::PeerInfo) -> Recorder {
+        self.in_doubt
+            .fetch_add(peer.resumed_in_doubt, std::sync::atomic::Ordering::SeqCst);
+        Recorder(self.clone())
+    }
+}
+
+impl rust_tcp::Handler for Recorder {
+    async fn on_text(&mut self, m: rust_tcp::Message) {
+        let n = m.as_str()[1..].parse().unwrap();
+        self.0.texts.lock().unwrap().push(n);
+    }
+}
+
+/// Forwards each connection it accepts to the next of `targets` in turn,
+/// until `cut` is told.
+async fn alternating_proxy(
+    listener: tokio::net::TcpListener,
+    targets: Vec<String>,
+    cut: std::sync::Arc<tokio::sync::Notify>,
+) {
+    for target in targets.iter().cycle() {
+        let Ok((mut client, _)) = listener.accept().await else {
+            return;
+        };
+        let mut server = tokio::net::TcpStream::connect(target).await.unwrap();
+        let cut = cut.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                _ = cut.notified() => {}
+            }
+        });
+    }
+}
+
+/// A client whose connection is cut while both servers live lands on the
+/// other one each time (as `balance leastconn` may send it): its session
+/// moves through the store, there and back (where the first server's own,
+/// stale copy is not used), and every message is handled exactly once, in
+/// order (the server that lost the client records so before the next one
+/// resumes, which waits for that record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_between_live_servers_through_the_store() {
+    use rust_tcp::protocol::v2::ResumeSettings;
+    use rust_tcp::{Client, Pushed, Reconnect, ServerConfig, SessionStore};
+
+    let nats_port = free_port();
+    let (_nats, js_dir) = nats_with_jetstream(nats_port);
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let handled = Handled::default();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let store = SessionStore::connect(&url, "moves", Duration::from_secs(60), 256 * 1024)
+            .await
+            .unwrap();
+        let config = ServerConfig::default().session_store(store);
+        servers.push(common::InProcessServer::start(handled.clone(), config).await);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cut = std::sync::Arc::new(tokio::sync::Notify::new());
+    let targets = servers.iter().map(|s| s.addr.clone()).collect();
+    tokio::spawn(alternating_proxy(listener, targets, cut.clone()));
+    let config = rust_tcp::ClientConfig::default()
+        .name("mover")
+        .reconnect(Some(
+            Reconnect::default()
+                .initial_delay(Duration::from_millis(1))
+                .max_delay(Duration::from_millis(20)),
+        ))
+        .resume(Some(ResumeSettings::default()));
+    let client = Client::connect_with(&addr, config).await.unwrap();
+    let mut incoming = client.incoming().unwrap();
+    const MOVES: usize = 4;
+    const PER_LEG: usize = 250;
+    for leg in 0..=MOVES {
+        for i in leg * PER_LEG..(leg + 1) * PER_LEG {
+            client.send_text(format!("t{i}")).await.unwrap();
+        }
+        if leg == MOVES {
+            break;
+        }
+        cut.notify_one();
+        loop {
+            match tokio::time::timeout(PATIENCE, incoming.recv())
+                .await
+                .unwrap()
+            {
+                Some(Pushed::Resumed { .. }) => break,
+                Some(Pushed::ResumeRefused { reason, .. }) => panic!("refused: {reason}"),
+                Some(_) => {}
+                None => panic!("the client ended"),
+            }
+        }
+    }
+    client.close().await.unwrap();
+    let texts = handled.texts.lock().unwrap().clone();
+    let in_doubt = handled.in_doubt.load(std::sync::atomic::Ordering::SeqCst);
+    let mut first = Vec::new();
+    let mut repeated = 0;
+    for n in &texts {
+        if first.contains(n) {
+            repeated += 1;
+        } else {
+            first.push(*n);
+        }
+    }
+    println!(
+        "{MOVES} moves between live servers: {} messages handled once, {repeated} again \
+         ({in_doubt} said to be in doubt)",
+        first.len()
+    );
+    assert_eq!(first, (0..(MOVES + 1) * PER_LEG).collect::<Vec<_>>());
+    // A live server records what it handled when it loses the client, and
+    // the next one waits for that record: nothing is in doubt.
+    assert_eq!((repeated, in_doubt), (0, 0), "each message handled once");
+    for s in servers {
+        s.shut_down().await;
+    }
+    let _ = std::fs::remove_dir_all(js_dir);
+}

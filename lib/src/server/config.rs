@@ -154,7 +154,7 @@ pub struct ServerConfig {
     /// memory of replay buffers to this times `replay_max_bytes`.
     pub max_kept_sessions: usize,
     /// Where resumable sessions are also kept for the other servers of a
-    /// deployment (spec 3.14.6): with a store, a client whose server died
+    /// deployment (spec 3.14.1): with a store, a client whose server died
     /// resumes on another with nothing lost (a new handler serves it there;
     /// requests and calls the old one had not answered end with an error).
     /// Each frame then waits for its session's record to be written before

@@ -103,7 +103,7 @@ pub fn websocket_frames(data: &[u8]) -> (Vec<u8>, Option<String>) {
     (carried, Some("no progress".into()))
 }
 
-/// A session image, as a session store keeps it (spec 3.14.6), read from
+/// A session image, as a session store keeps it (spec 3.14.1), read from
 /// `data`, and the session a server resumes from it for a client that
 /// presents its id, the token 22…22 and its replay's start. Panics if an
 /// image that parses does not survive a round trip, or if a resume from

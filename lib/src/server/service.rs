@@ -41,7 +41,7 @@ pub struct PeerInfo {
     /// likely). Both are served alike; a service may label or limit them.
     pub transport: Transport,
     /// When this handler takes over a session whose server died (resumed
-    /// from the deployment's session store, spec 3.14.6): how many of the
+    /// from the deployment's session store, spec 3.14.1): how many of the
     /// one-way messages it receives first that server may have handled
     /// already (it had counted them, and died before recording that it
     /// handed them over). They are delivered again rather than lost; a

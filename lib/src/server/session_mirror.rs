@@ -1,6 +1,6 @@
 //! The task that keeps one resumable session's record in the deployment's
 //! [`SessionStore`], so another server can resume it if this one dies
-//! (spec 3.14.6).
+//! (spec 3.14.1).
 //!
 //! Two rules make a resume elsewhere lose and repeat nothing, and this
 //! task keeps both for its session:
@@ -48,6 +48,8 @@ pub(crate) struct Mirror {
     written: watch::Receiver<u64>,
     /// Why the task stopped, if it failed.
     failure: Arc<Mutex<Option<StoreFailure>>>,
+    /// Cancelled when it failed.
+    failed: CancellationToken,
     /// Stops the task: the session is over.
     done: CancellationToken,
     /// The revision the task wrote last.
@@ -89,6 +91,7 @@ impl Mirror {
             begun: Arc::default(),
             written,
             failure: Arc::default(),
+            failed: CancellationToken::new(),
             done: CancellationToken::new(),
             revision: Arc::new(AtomicU64::new(revision.unwrap_or(0))),
             nudge: queued.clone(),
@@ -103,11 +106,16 @@ impl Mirror {
             written: written_tx,
             last_revision: mirror.revision.clone(),
         };
-        let (failure, done) = (mirror.failure.clone(), mirror.done.clone());
+        let (failure, done, failed) = (
+            mirror.failure.clone(),
+            mirror.done.clone(),
+            mirror.failed.clone(),
+        );
         tokio::spawn(async move {
             let ended = task.run(queued, done.clone()).await;
             if let Err(why) = ended {
                 *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                failed.cancel();
                 signals.bump();
                 stop.cancel();
             }
@@ -137,6 +145,12 @@ impl Mirror {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Resolves when the mirror failed (a parked session then stops
+    /// waiting: another server has it, or the store is gone).
+    pub(crate) fn failed(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.failed.clone().cancelled_owned()
     }
 
     /// Tells the task the session changed without bytes queued (its

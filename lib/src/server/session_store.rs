@@ -1,5 +1,5 @@
 //! Resumable sessions kept where every server of a deployment can read
-//! them (spec 3.14.6): a NATS JetStream key-value bucket, one key per
+//! them (spec 3.14.1): a NATS JetStream key-value bucket, one key per
 //! session (its id in hex), so that a client whose server died resumes on
 //! another with nothing lost.
 //!
@@ -303,6 +303,27 @@ impl SessionStore {
         StoredSession::decode(&entry.value, entry.revision)
             .map(Some)
             .map_err(StoreFailure::Unavailable)
+    }
+
+    /// Like [`SessionStore::load`], but a record written by a server still
+    /// serving the session (not detached) is looked at again, every 10 ms
+    /// for up to `patience`, until that server records that it lost the
+    /// connection; then whatever is there.
+    pub(crate) async fn load_detached(
+        &self,
+        id: SessionId,
+        patience: Duration,
+    ) -> Result<Option<StoredSession>, StoreFailure> {
+        let give_up = tokio::time::Instant::now() + patience;
+        loop {
+            let stored = self.load(id).await?;
+            match &stored {
+                Some(s) if !s.image.detached && tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                _ => return Ok(stored),
+            }
+        }
     }
 
     /// The session is over: its record goes, if it is still ours

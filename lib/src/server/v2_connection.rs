@@ -38,6 +38,13 @@ use rustls_pki_types::CertificateDer;
 
 type Outcome = Result<ConnectionEnd, ConnectionError>;
 
+/// How long a server resuming a session from the store waits for the
+/// server that served it to record that it lost the connection (with all
+/// its handler was given): a live server does within a round trip or two;
+/// a dead one never does, and its session is taken as last recorded.
+#[cfg(feature = "nats")]
+const DETACH_WAIT: Duration = Duration::from_millis(250);
+
 /// Serves a v2 connection (its deadlines count from when it was
 /// accepted) until it ends, and says how.
 pub(crate) async fn serve_v2<S, Svc>(
@@ -161,6 +168,7 @@ where
     }
     if let Some((id, _)) = end.resumable.take() {
         let kept = shared.kept.as_ref().expect("resumable sessions are kept");
+
         if lost
             && !end.stopping
             && !end.store_failed()
@@ -481,7 +489,7 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
     ) -> Result<SessionEvent, (ResumeRefusal, ResumeOffer)> {
         use super::session_store::{StoreFailure, record};
         let id = ticket.id;
-        let stored = match store.load(id).await {
+        let stored = match store.load_detached(id, DETACH_WAIT).await {
             Ok(Some(stored)) => stored,
             Ok(None) => return Err((ResumeRefusal::Unknown, offer)),
             Err(failure) => {
@@ -616,6 +624,20 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         false
     }
 
+    /// Resolves when the session's mirror fails; never without one.
+    fn mirror_failed(&self) -> impl Future<Output = ()> + Send + 'static {
+        #[cfg(feature = "nats")]
+        let failed = self.mirror.as_ref().map(|m| m.failed());
+        #[cfg(not(feature = "nats"))]
+        let failed: Option<std::future::Pending<()>> = None;
+        async move {
+            match failed {
+                Some(failed) => failed.await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
     /// The session is over here: its record goes (unless another server
     /// owns it now), and what is queued is sent without waiting for it.
     fn end_mirror(&mut self) {
@@ -651,11 +673,22 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
             .resume
             .as_ref()
             .map_or(0, |r| r.replay_max_bytes);
+        // Recorded as detached, with everything the handler was given as
+        // handled, before the session waits: a client that comes back on
+        // another server then resends nothing this one handled (that
+        // server waits a moment for this record).
+        #[cfg(feature = "nats")]
+        if let Some(mirror) = &self.mirror
+            && Box::pin(mirror.sync()).await.is_err()
+        {
+            return None;
+        }
         let Some(_held) = shared.budget.try_reserve(bound) else {
             info_unless_quiet!(self.quiet, session = %id, "v2 session not kept: the memory budget is spent");
             return None;
         };
         let parked = kept.park(id, Instant::now() + expiry)?;
+        let moved = self.mirror_failed();
         info_unless_quiet!(self.quiet, session = %id, "v2 session kept for {expiry:?}");
         tokio::select! {
             claimed = parked.claimed => {
@@ -690,6 +723,11 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                 None
             }
             _ = shared.stop.cancelled() => None,
+            // Resumed by another server of the deployment meanwhile.
+            _ = moved => {
+                info_unless_quiet!(self.quiet, session = %id, "kept v2 session now served elsewhere");
+                None
+            }
         }
     }
 

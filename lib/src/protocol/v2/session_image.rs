@@ -1,5 +1,5 @@
 //! A resumable session written down, so that another server can resume it
-//! when the one serving it dies (spec 3.14.6): its counters, the frames it
+//! when the one serving it dies (spec 3.14.1): its counters, the frames it
 //! sent that the client has not acknowledged, what the client agreed to,
 //! and which of the client's requests and calls it had not answered yet.
 //!
@@ -11,7 +11,8 @@
 //!
 //! Layout (big-endian), version 1:
 //! ```text
-//! version u8 | id [16] | expiry_ms u32 | sent u64 | received u64 | handled u64
+//! version u8 | flags u8 (bit 0: detached) | id [16] | expiry_ms u32
+//! | sent u64 | received u64 | handled u64
 //! | peer_max_frame_size u32 | calls: len u8, CallLimits data | app: len u16, AppChoice data
 //! | requests: n u32, id u32 × n | calls: n u32, id u32 × n
 //! | replay_first u64 | frames: n u32, len u32 × n | the frames' bytes (the rest)
@@ -31,6 +32,9 @@ const VERSION: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SessionImage {
     pub(crate) id: SessionId,
+    /// The serving server had lost the connection (and recorded all its
+    /// handler had been given) when it wrote this.
+    pub(crate) detached: bool,
     pub(crate) expiry_ms: u32,
     /// Counted frames the server sent.
     pub(crate) sent: u64,
@@ -81,6 +85,7 @@ impl SessionImage {
                 + self.replay.len(),
         );
         b.put_u8(VERSION);
+        b.put_u8(u8::from(self.detached));
         b.put_slice(&self.id.0);
         b.put_u32(self.expiry_ms);
         b.put_u64(self.sent);
@@ -105,6 +110,11 @@ impl SessionImage {
         if take(d, 1, "version")?[0] != VERSION {
             return Err(ResumeDataError("unknown session image version"));
         }
+        let detached = match take(d, 1, "flags")?[0] {
+            0 => false,
+            1 => true,
+            _ => return Err(ResumeDataError("unknown session image flags")),
+        };
         let id = SessionId(id_bytes(d, "session id")?);
         let expiry_ms = u32_of(d, "expiry")?;
         let sent = u64_of(d, "sent")?;
@@ -145,6 +155,7 @@ impl SessionImage {
         }
         Ok(SessionImage {
             id,
+            detached,
             expiry_ms,
             sent,
             received,
@@ -169,6 +180,7 @@ mod tests {
     fn image() -> SessionImage {
         SessionImage {
             id: SessionId([3; 16]),
+            detached: true,
             expiry_ms: 60_000,
             sent: 12,
             received: 40,

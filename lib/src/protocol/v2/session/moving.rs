@@ -1,4 +1,4 @@
-//! A resumable session that may move to another server (spec 3.14.6): the
+//! A resumable session that may move to another server (spec 3.14.1): the
 //! server's session written down as a [`SessionImage`] for a store every
 //! server of a deployment reads, and a session resumed from one.
 //!
@@ -136,6 +136,7 @@ impl Session {
         open_calls.sort_unstable();
         Some(SessionImage {
             id: r.id,
+            detached: r.detached,
             expiry_ms: r.expiry_ms,
             sent: r.sent,
             received: r.received,

@@ -1,4 +1,4 @@
-//! A session that moves to another server (spec 3.14.6), sans-IO: the
+//! A session that moves to another server (spec 3.14.1), sans-IO: the
 //! image one server writes, the session another resumes from it, and the
 //! order that makes the move lose and repeat nothing.
 
