@@ -60,3 +60,34 @@ export class CuttingProxy {
   }
 }
 
+
+/**
+ * Forwards each new connection to `target` (HOST:PORT), which the test may
+ * change; a connection ends when either side does.
+ */
+export class SwitchingProxy {
+  /** @param {string} target */
+  constructor(target) {
+    this.target = target;
+    /** @type {string | undefined} */
+    this.url = undefined;
+    this.server = net.createServer((client) => {
+      const at = this.target.lastIndexOf(":");
+      const upstream = net.connect(Number(this.target.slice(at + 1)), this.target.slice(0, at));
+      const end = () => { client.destroy(); upstream.destroy(); };
+      client.pipe(upstream);
+      upstream.pipe(client);
+      for (const side of [client, upstream]) {
+        side.on("error", end);
+        side.on("close", end);
+      }
+    });
+  }
+
+  /** Listens on a free port. */
+  async start() {
+    await new Promise((resolve) => this.server.listen(0, "127.0.0.1", () => resolve(undefined)));
+    const a = /** @type {net.AddressInfo} */ (this.server.address());
+    this.url = `ws://127.0.0.1:${a.port}/`;
+  }
+}

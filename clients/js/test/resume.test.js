@@ -2,14 +2,19 @@
 // WebSocket listener: through a TCP proxy that cuts the connection at a
 // random byte (inside WebSocket messages too) again and again, with traffic
 // both ways, every line and every answer arrives exactly once and in order;
-// and a server that lost the session refuses with its reason.
+// a server that lost the session refuses with its reason; and a session
+// whose server is killed resumes on another that shares its store.
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 import { Client } from "../rust-tcp.js";
-import { Server, PATIENCE } from "./servers.js";
-import { CuttingProxy } from "./proxies.js";
+import net from "node:net";
+import path from "node:path";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { Server, Process, PATIENCE } from "./servers.js";
+import { CuttingProxy, SwitchingProxy } from "./proxies.js";
 
 const started = [];
 after(async () => {
@@ -102,3 +107,43 @@ test("a server that lost the session refuses with its reason", async () => {
   assert.equal(new TextDecoder().decode(await client.request("after")), "after");
   await client.close();
 });
+
+test("a session resumes on another server after kill -9", async () => {
+  // Two servers share a session store (nats-server with JetStream); the one
+  // serving the client is frozen with a request in flight and killed: the
+  // client resumes on the other, which runs the request it never received.
+  const port = await freePort();
+  const nats = new Process("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", mkdtempSync(path.join(tmpdir(), "rust-tcp-js-"))]);
+  started.push(nats);
+  await nats.waitFor("Server is ready");
+  const store = ["--session-store", `nats://127.0.0.1:${port}`];
+  const first = await Server.start(["--name", "first", ...store]);
+  const second = await Server.start(["--name", "second", ...store]);
+  started.push(first, second);
+  const proxy = new SwitchingProxy(first.ws);
+  await proxy.start();
+  const client = await Client.connect(/** @type {string} */ (proxy.url), { WebSocket, reconnect: fast, resume: 30 });
+  assert.equal(new TextDecoder().decode(await client.request("before")), "before");
+  first.child.kill("SIGSTOP");
+  const inFlight = client.request("in flight");
+  const resumed = next(client, "resumed");
+  client.addEventListener("resumerefused", (e) => assert.fail(`refused: ${JSON.stringify(/** @type {any} */ (e).detail)}`));
+  proxy.target = second.ws;
+  await first.stop("SIGKILL");
+  await resumed;
+  assert.equal(new TextDecoder().decode(await inFlight), "in flight");
+  assert.equal(new TextDecoder().decode(await client.request("after")), "after");
+  await client.close();
+  proxy.server.close();
+  await second.waitFor("v2 session resumed from the session store");
+});
+
+/** A loopback port nobody listens on now. @returns {Promise<number>} */
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = /** @type {net.AddressInfo} */ (s.address());
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -1,20 +1,31 @@
 """Resumable sessions (spec 3.14) against the real server: through a proxy
 that cuts the connection at a random byte again and again, with traffic
 both ways, every line and every answer arrives exactly once and in order;
-and a server that lost the session refuses with its reason."""
+a server that lost the session refuses with its reason; and a session
+whose server is killed resumes on another that shares its store."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import signal
+import socket
+import tempfile
 from collections.abc import Callable
 
-from conftest import PATIENCE, Server, run
+from conftest import PATIENCE, Process, Server, run
 
 from rust_tcp import Client, Interrupted, Reconnect, Reconnected, Resumed, ResumeRefused, Text
 
 FAST = Reconnect(initial_delay=0.002, max_delay=0.02)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 class CuttingProxy:
@@ -165,3 +176,76 @@ def test_a_server_that_lost_the_session_refuses_with_its_reason(server: Callable
             replacement.stop(signal.SIGKILL)
 
     run(body())
+
+
+class SwitchingProxy:
+    """Forwards each new connection to ``target``, which the test may
+    change; a connection ends when either side does."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.addr = ""
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self.addr = f"{host}:{port}"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        host, port = self.target.rsplit(":", 1)
+        server_r, server_w = await asyncio.open_connection(host, int(port))
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while data := await r.read(4096):
+                w.write(data)
+                await w.drain()
+
+        await asyncio.wait(
+            [asyncio.ensure_future(pump(client_r, server_w)), asyncio.ensure_future(pump(server_r, client_w))],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for w in (client_w, server_w):
+            w.transport.abort()
+
+
+def test_a_session_resumes_on_another_server_after_kill_9(
+    server: Callable[..., Server], processes: list[Process]
+) -> None:
+    """Two servers share a session store (nats-server with JetStream); the
+    one serving the client is frozen with a request in flight and killed:
+    the client resumes on the other, which runs the request it never
+    received and answers it, and the session goes on."""
+    port = free_port()
+    nats = Process(["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", tempfile.mkdtemp()])
+    processes.append(nats)
+    nats.wait_for("Server is ready")
+    store = f"nats://127.0.0.1:{port}"
+    first = server("--name", "first", "--session-store", store)
+    second = server("--name", "second", "--session-store", store)
+
+    async def body() -> None:
+        proxy = SwitchingProxy(first.addr)
+        await proxy.start()
+        client = await Client.connect(proxy.addr, reconnect=FAST, resume=30)
+        events = client.incoming()
+        assert await client.request(b"before") == b"before"
+        await client.send_text("line")
+        first.send_signal(signal.SIGSTOP)
+        in_flight = asyncio.ensure_future(client.request(b"in flight"))
+        await asyncio.sleep(0)
+        proxy.target = second.addr
+        first.stop(signal.SIGKILL)
+        while not isinstance(event := await events.__anext__(), Resumed):
+            assert not isinstance(event, ResumeRefused), event
+        assert await in_flight == b"in flight"
+        assert await client.request(b"after") == b"after"
+        await client.close()
+        await proxy.stop()
+
+    run(body())
+    second.wait_for("v2 session resumed from the session store")
