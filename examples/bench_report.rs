@@ -709,11 +709,11 @@ fn idle(md: &mut String, runs: &[Run]) {
         ("before-v1", "the commit before, v1", ""),
         ("redis", "redis", ""),
     ] {
-        let _ = writeln!(
-            md,
-            "| {name} | {:.0} | {target} |",
-            median_of(runs, "idle", imp, "bytes_per_conn")
-        );
+        let bytes = median_of(runs, "idle", imp, "bytes_per_conn");
+        // A row only for what this run measured (the commit before only with --before).
+        if !bytes.is_nan() {
+            let _ = writeln!(md, "| {name} | {bytes:.0} | {target} |");
+        }
     }
     let _ = writeln!(md);
 }
@@ -732,6 +732,8 @@ fn per_request(md: &mut String, runs: &[Run]) {
     if instr("50x16", "ours").is_nan() {
         return;
     }
+    // The commit before's columns appear only when this run built it (--before).
+    let with_before = !instr("50x16", "before").is_nan();
     let _ = writeln!(
         md,
         "## What one request costs\n\n\
@@ -739,7 +741,13 @@ fn per_request(md: &mut String, runs: &[Run]) {
          server alone (`--sink`; LDC: `examples/ldc_server.rs`): the difference between a \
          run of N + 2,000 requests and one of 2,000, divided by N. Instruction counts \
          repeat to within about 1% between runs, where times on this machine do not.\n\n\
-         | load | ours | the commit before | LDC | ours / LDC | target |\n|---|---|---|---|---|---|"
+         | load | ours |{} LDC | ours / LDC | target |\n|---|---|---|---|---|{}",
+        if with_before {
+            " the commit before |"
+        } else {
+            ""
+        },
+        if with_before { "---|" } else { "" },
     );
     for shape in ["50x16", "50x1"] {
         let (ours, before, ldc) = (
@@ -747,15 +755,15 @@ fn per_request(md: &mut String, runs: &[Run]) {
             instr(shape, "before"),
             instr(shape, "ldc"),
         );
+        let before = if with_before {
+            format!(" {before:.0} |")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             md,
-            "| {} | {ours:.0} | {} | {ldc:.0} | {:.2} | ≤ 1.5 |",
+            "| {} | {ours:.0} |{before} {ldc:.0} | {:.2} | ≤ 1.5 |",
             shape.replace('x', " x "),
-            if before.is_nan() {
-                "-".into()
-            } else {
-                format!("{before:.0}")
-            },
             ours / ldc
         );
     }
@@ -764,7 +772,13 @@ fn per_request(md: &mut String, runs: &[Run]) {
         "\nAllocations on the server's threads per message in the steady state \
          (`examples/alloc_count.rs`, 32-byte payloads, echoed requests or one-way texts; \
          exact, so one run each). Target: none per request.\n\n\
-         | messages | ours: allocations | bytes | the commit before: allocations | bytes |\n|---|---|---|---|---|"
+         | messages | ours: allocations | bytes |{}\n|---|---|---|{}",
+        if with_before {
+            " the commit before: allocations | bytes |"
+        } else {
+            ""
+        },
+        if with_before { "---|---|" } else { "" },
     );
     for (case, name) in [
         ("allocs_request_50x1", "requests, 50 x 1"),
@@ -779,13 +793,20 @@ fn per_request(md: &mut String, runs: &[Run]) {
                 format!("{v:.digits$}")
             }
         };
+        let before = if with_before {
+            format!(
+                " {} | {} |",
+                show(get("before", "allocs_per_message"), 3),
+                show(get("before", "bytes_per_message"), 0)
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             md,
-            "| {name} | {} | {} | {} | {} |",
+            "| {name} | {} | {} |{before}",
             show(get("ours", "allocs_per_message"), 3),
             show(get("ours", "bytes_per_message"), 0),
-            show(get("before", "allocs_per_message"), 3),
-            show(get("before", "bytes_per_message"), 0),
         );
     }
     let _ = writeln!(md);

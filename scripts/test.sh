@@ -5,8 +5,9 @@
 # First it makes sure the outside programs the tests drive are here, as
 # Debian packages: installed with apt-get when we are root or have sudo,
 # otherwise it names exactly what to install and stops. Then every suite:
-# `cargo test --locked` (Rust: unit, integration, doc tests), then the
-# Python client's (clients/python): a virtual environment in
+# `cargo test --locked` (Rust: unit, integration, doc tests), the library
+# built with no optional feature and with each alone (clippy, no warning),
+# then the Python client's (clients/python): a virtual environment in
 # target/python-venv with the package and its test extras from PyPI, pytest
 # against the real server, `ruff check`, `ruff format --check` and
 # `mypy --strict`; then the JavaScript client's (clients/js): `npm ci`, and
@@ -75,6 +76,15 @@ cargo test --locked "$@"
 if (($# > 0)); then
   exit 0
 fi
+
+# The library as a user may build it: with none of its optional features,
+# and with each alone, it compiles with no warning (code only a feature uses
+# is not left dead without it).
+for features in "" nats typed websocket; do
+  echo "== the library with features [${features}]"
+  cargo clippy --locked --quiet -p rust-tcp --lib --no-default-features \
+    ${features:+--features "$features"} -- -D warnings
+done
 
 # The Python client, against the server cargo just built.
 venv=target/python-venv

@@ -212,6 +212,7 @@ struct WebSocketTarget<'a> {
     /// `HOST:PORT`.
     authority: &'a str,
     /// `/` and what follows.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
     path: &'a str,
 }
 

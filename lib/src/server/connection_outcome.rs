@@ -23,6 +23,7 @@ pub(crate) enum ConnectionEnd {
     Resumed,
     /// A plain HTTP GET on the WebSocket port, answered with this status
     /// (a page, or 404).
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
     HttpServed(u16),
 }
 
@@ -61,6 +62,7 @@ pub(crate) enum ConnectionError {
     SessionStore(String),
     /// The HTTP request on the WebSocket port was answered with an error.
     #[error("WebSocket upgrade refused with HTTP {status}: {reason}")]
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
     WebSocketUpgrade { status: u16, reason: String },
 }
 

@@ -300,6 +300,7 @@ struct ServerEnd<'a, Svc: Service> {
     /// A kept session this connection resumed, until the driver takes it.
     handover: Option<Box<KeptState<Svc::Handler>>>,
     /// The server's shared state (its session store, its signals).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     shared: &'a Shared,
     /// The task that keeps this session's record in the deployment's
     /// store, when there is one.
@@ -762,7 +763,10 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         now: Instant,
     ) -> Result<Option<ConnectionEnd>, ConnectionError> {
         if let SessionEvent::ResumeAsked(ask) = event {
-            return Ok(self.resume_asked(ask.ticket, now).await);
+            // Boxed: the resume's future (store reads and writes) is large,
+            // and unboxed it would be part of every event's future, copied
+            // whole with each batch the driver delivers.
+            return Ok(Box::pin(self.resume_asked(ask.ticket, now)).await);
         }
         if let SessionEvent::Opened {
             peer_name,

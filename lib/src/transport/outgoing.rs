@@ -90,6 +90,7 @@ impl Outgoing {
     }
 
     /// Puts `other`'s bytes after ours.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn append(&mut self, mut other: Outgoing) {
         if other.is_empty() {
             return;

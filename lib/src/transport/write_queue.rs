@@ -275,6 +275,7 @@ impl<T> WriteQueue<T> {
     /// is queued waits until [`WriteQueue::stage`] takes it into an image
     /// and [`WriteQueue::release`] says that image is stored. The returned
     /// signal fires when bytes are queued.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn hold(&self) -> Arc<Notify> {
         let mut inner = self.lock();
         let signal = self.store_signal.get_or_init(Arc::default).clone();
@@ -301,6 +302,7 @@ impl<T> WriteQueue<T> {
 
     /// Stages everything queued and runs `f` on the state (which writes
     /// the image that holds those bytes), in one step.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn stage<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut inner = self.lock();
         let Inner {
@@ -318,6 +320,7 @@ impl<T> WriteQueue<T> {
     }
 
     /// The image staged last is stored: its bytes may be written.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn release(&self) {
         let mut inner = self.lock();
         let Some(gate) = &mut inner.gate else {
@@ -335,6 +338,7 @@ impl<T> WriteQueue<T> {
 
     /// Nothing is held back any more (the session is over: what is left,
     /// a CLOSE, its last answers, goes out without a store).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn ungate(&self) {
         let mut inner = self.lock();
         if let Some(gate) = inner.gate.take() {

@@ -18,6 +18,9 @@
 //! call there, or one the old handler had not answered, is never run
 //! again: the new server answers it with an error saying it may have run.
 
+// Only a server with a session store (the `nats` feature) moves sessions.
+#![cfg_attr(not(feature = "nats"), allow(dead_code))]
+
 use std::collections::HashSet;
 use std::time::Instant;
 
