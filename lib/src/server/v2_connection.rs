@@ -244,7 +244,7 @@ struct KeptState<H> {
     calls: Arc<CallTable>,
     call_limits: Option<crate::protocol::v2::CallLimits>,
     #[cfg(feature = "nats")]
-    mirror: Option<Mirror>,
+    mirror: Option<Box<Mirror>>,
 }
 
 /// The driver and the server's end of one connection.
@@ -303,9 +303,10 @@ struct ServerEnd<'a, Svc: Service> {
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     shared: &'a Shared,
     /// The task that keeps this session's record in the deployment's
-    /// store, when there is one.
+    /// store, when there is one. Boxed: the store's handle is over a
+    /// kilobyte, which every connection would carry while idle.
     #[cfg(feature = "nats")]
-    mirror: Option<Mirror>,
+    mirror: Option<Box<Mirror>>,
     /// Frames the client resends that a server that died may have handled
     /// (for the handler's `PeerInfo`).
     in_doubt: u64,
@@ -452,7 +453,7 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         if let Some((id, token, stop)) = grant {
             #[cfg(feature = "nats")]
             if let Some(store) = &self.shared.config.session_store {
-                self.mirror = Some(Mirror::start(
+                self.mirror = Some(Box::new(Mirror::start(
                     store,
                     self.out.queue(),
                     id,
@@ -461,7 +462,7 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                     None,
                     stop.clone(),
                     self.shared.signals.clone(),
-                ));
+                )));
             }
             #[cfg(not(feature = "nats"))]
             let _ = (token, identity);
@@ -524,7 +525,7 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
         match resumed {
             Ok((replayed, answered, in_doubt, opened)) => {
                 self.in_doubt = in_doubt;
-                self.mirror = Some(Mirror::start(
+                self.mirror = Some(Box::new(Mirror::start(
                     store,
                     self.out.queue(),
                     id,
@@ -533,7 +534,7 @@ impl<Svc: Service> ServerEnd<'_, Svc> {
                     Some(revision),
                     stop.clone(),
                     self.shared.signals.clone(),
-                ));
+                )));
                 self.resumable = Some((id, Box::pin(stop.cancelled_owned())));
                 ServerMetrics::moved();
                 info_unless_quiet!(
