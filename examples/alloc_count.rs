@@ -11,7 +11,9 @@
 //! so what every window pays once (the barrier that says the server has
 //! handled everything) cancels out. Prints one JSON line.
 //! `scripts/bench.sh` records it; issue 27 asks for none per request.
-//! With `ALLOC_SIZES=1` the sizes allocated are printed too (stderr).
+//! With `ALLOC_SIZES=1` the sizes allocated are printed too (stderr); with
+//! `ALLOC_RESUME=1` the sessions are resumable (spec 3.14: each one keeps
+//! what it sends for replay until acknowledged).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -153,6 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (connections, in_flight, n) = (number(1, 50)?, number(2, 16)?.max(1), number(3, 2_000)?);
 
     let sizes = std::env::var_os("ALLOC_SIZES").is_some();
+    let resume = std::env::var_os("ALLOC_RESUME").is_some();
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .on_thread_start(|| SERVER_THREAD.with(|s| s.set(true)))
@@ -173,7 +176,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let figures = client_rt.block_on(async {
         let mut clients = Vec::new();
         for _ in 0..connections {
-            clients.push(Arc::new(rust_tcp::Client::connect(&addr).await?));
+            let mut config = rust_tcp::ClientConfig::default();
+            if resume {
+                config = config.resume(Some(rust_tcp::protocol::v2::ResumeSettings::default()));
+            }
+            clients.push(Arc::new(
+                rust_tcp::Client::connect_with(&addr, config).await?,
+            ));
         }
         // Warm-up: buffers grown, queues at their working size.
         window(&clients, mode, in_flight, n).await;

@@ -1208,11 +1208,12 @@ fn resumable(md: &mut String, runs: &[Run]) {
         "## Resumable sessions against plain ones\n\n\
          One `server --sink`; the same `client bench`, with `--resume` (a \
          resumable session: every counted frame kept for replay until \
-         acknowledged, ACKs both ways) and without, alternated. Idle: `client \
-         bench --mode idle --resume` with {} connections, each used once, on a \
-         fresh server; the server's RSS growth per connection, beside the \
-         plain idle figure of the same round.\n\n\
-         | round | one-way 32 B, M msg/s: plain / resumable | ratio | requests 50x16, k req/s: plain / resumable | ratio | requests 50x1, k req/s: plain / resumable | ratio | server CPU µs/req 50x16: plain / resumable | idle bytes/conn: plain / resumable |\n\
+         acknowledged, ACKs both ways) and without, alternated: twice a round, \
+         plain first in the odd runs and resumable first in the even ones. \
+         Idle (once a round): `client bench --mode idle --resume` with {} \
+         connections, each used once, on a fresh server; the server's RSS growth \
+         per connection, beside the plain idle figure of the same round.\n\n\
+         | run | one-way 32 B, M msg/s: plain / resumable | ratio | requests 50x16, k req/s: plain / resumable | ratio | requests 50x1, k req/s: plain / resumable | ratio | server CPU µs/req 50x16: plain / resumable | idle bytes/conn: plain / resumable |\n\
          |---|---|---|---|---|---|---|---|---|",
         runs.iter()
             .find(|r| r.case == "resume_idle")
@@ -1220,6 +1221,7 @@ fn resumable(md: &mut String, runs: &[Run]) {
             .unwrap_or(f64::NAN)
     );
     let rounds = by_round(runs, "resume_oneway32", "plain", "per_sec");
+    let mut ratios: [Vec<f64>; 3] = Default::default();
     for round in rounds.keys() {
         let get = |case: &str, imp: &str, metric: &str| in_round(runs, case, imp, metric, *round);
         let pair = |case: &str| {
@@ -1231,9 +1233,21 @@ fn resumable(md: &mut String, runs: &[Run]) {
         let (op, or) = pair("resume_oneway32");
         let (r16p, r16r) = pair("resume_req_50x16");
         let (r1p, r1r) = pair("resume_req_50x1");
+        for (kept, ratio) in ratios.iter_mut().zip([or / op, r16r / r16p, r1r / r1p]) {
+            kept.push(ratio);
+        }
+        // Idle is measured once a round (in its odd run).
+        let idle = |imp: &str| {
+            let v = get("resume_idle", imp, "bytes_per_conn");
+            if v.is_nan() {
+                "-".to_owned()
+            } else {
+                format!("{v:.0}")
+            }
+        };
         let _ = writeln!(
             md,
-            "| {round} | {:.2} / {:.2} | {:.2} | {:.0} / {:.0} | {:.2} | {:.0} / {:.0} | {:.2} | {:.2} / {:.2} | {:.0} / {:.0} |",
+            "| {round} | {:.2} / {:.2} | {:.2} | {:.0} / {:.0} | {:.2} | {:.0} / {:.0} | {:.2} | {:.2} / {:.2} | {} / {} |",
             op / 1e6,
             or / 1e6,
             or / op,
@@ -1245,10 +1259,17 @@ fn resumable(md: &mut String, runs: &[Run]) {
             r1r / r1p,
             get("resume_req_50x16", "plain", "server_cpu_us_per_op"),
             get("resume_req_50x16", "resumable", "server_cpu_us_per_op"),
-            get("resume_idle", "plain", "bytes_per_conn"),
-            get("resume_idle", "resumable", "bytes_per_conn"),
+            idle("plain"),
+            idle("resumable"),
         );
     }
+    let [oneway, r16, r1] = ratios.map(median);
+    let _ = writeln!(
+        md,
+        "\nMedian ratio over the {} runs (goal ≥ 0.9): one-way 32 B {oneway:.2}, \
+         requests 50x16 {r16:.2}, requests 50x1 {r1:.2}.",
+        rounds.len()
+    );
     if let Some(times) = resume_times(runs, "resume_time") {
         let _ = writeln!(
             md,

@@ -2,7 +2,8 @@
 //! proxy that cuts every connection at a random byte (inside frames,
 //! between them, in handshakes and replays) at least 1,000 times, with
 //! traffic both ways, every one-way message, request and push arrives
-//! exactly once and in order, and no request runs twice. A server that
+//! exactly once and in order, and no request runs twice; the same for a
+//! protocol as Rust types (`rust_tcp::typed`) through 100 cuts. A server that
 //! lost the session (killed and restarted) refuses the resume with its
 //! reason, and the client says what may have been lost.
 
@@ -344,5 +345,135 @@ async fn a_call_stream_keeps_its_position_and_credit_across_cuts() {
     assert!(proxy.cuts() >= 50, "only {} cuts", proxy.cuts());
     assert!(got == (0..ITEMS).map(|i| format!("i{i}")).collect::<Vec<_>>());
     client.close().await.unwrap();
+    server.shut_down().await;
+}
+
+/// A protocol as Rust types (`rust_tcp::typed`) for the typed test: a
+/// request is answered with its own number, a message is pushed back as
+/// an event with its number.
+mod numbers {
+    use rust_tcp::typed::Protocol;
+
+    pub struct Numbers;
+
+    impl Protocol for Numbers {
+        const NAME: &'static str = "numbers";
+        const VERSIONS: std::ops::RangeInclusive<u16> = 1..=1;
+        type Request = u64;
+        type Response = u64;
+        type Error = String;
+        type Message = u64;
+        type Event = u64;
+        type Item = ();
+    }
+}
+
+/// What the typed server saw, over every connection.
+#[derive(Clone, Default)]
+struct TypedLedger {
+    messages: Arc<Mutex<Vec<u64>>>,
+    calls: Arc<Mutex<HashMap<u64, u32>>>,
+}
+
+impl rust_tcp::typed::TypedService<numbers::Numbers> for TypedLedger {
+    type Handler = TypedLedger;
+    fn connect(&self, _: &rust_tcp::typed::Context<numbers::Numbers>) -> TypedLedger {
+        self.clone()
+    }
+}
+
+impl rust_tcp::typed::TypedHandler<numbers::Numbers> for TypedLedger {
+    async fn call(
+        &self,
+        n: u64,
+        _: &rust_tcp::typed::Context<numbers::Numbers>,
+    ) -> Result<u64, String> {
+        *self.calls.lock().unwrap().entry(n).or_default() += 1;
+        Ok(n)
+    }
+
+    async fn on_message(&self, n: u64, context: &rust_tcp::typed::Context<numbers::Numbers>) {
+        self.messages.lock().unwrap().push(n);
+        context
+            .pusher
+            .send(&n)
+            .expect("a kept session takes events");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_protocol_resumes_across_cuts() {
+    use rust_tcp::typed::{Protocol, Typed, TypedClient, TypedPushed};
+    const CUTS: u64 = 100;
+    let ledger = TypedLedger::default();
+    let config = ServerConfig::default().app_protocol(numbers::Numbers::app_protocol());
+    let server = InProcessServer::start(Typed::new(ledger.clone()), config).await;
+    let faults = Faults {
+        max_bytes_before_cut: 2_000,
+        stall_one_in: 50,
+        stall: Duration::from_millis(2),
+        seed: 0x7e5_7ed,
+    };
+    let proxy = FaultProxy::start(&server.addr, faults).await;
+    let client = TypedClient::<numbers::Numbers>::connect(&proxy.addr, resuming("typed"))
+        .await
+        .unwrap();
+    let mut events = client.events().unwrap();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        let mut resumed = 0u64;
+        while let Some(pushed) = events.recv().await {
+            match pushed {
+                TypedPushed::Event(n) => seen_tx.send(n).unwrap(),
+                TypedPushed::Other(Pushed::Resumed { .. }) => resumed += 1,
+                TypedPushed::Other(Pushed::ResumeRefused { reason, .. }) => {
+                    panic!("resume refused: {reason}")
+                }
+                _ => {}
+            }
+        }
+        resumed
+    });
+
+    // Bounded: 100 cuts, 100,000 messages or a minute, whichever first.
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while proxy.cuts() < CUTS && sent < 100_000 && started.elapsed() < Duration::from_secs(60) {
+        client.send(&sent).await.unwrap();
+        if sent.is_multiple_of(4) {
+            assert_eq!(client.call(&sent).await.unwrap(), sent);
+        }
+        sent += 1;
+    }
+    let cuts = proxy.cuts();
+    proxy.calm_down();
+    let mut events_seen = Vec::new();
+    while (events_seen.len() as u64) < sent {
+        match tokio::time::timeout(PATIENCE, seen.recv()).await {
+            Ok(Some(n)) => events_seen.push(n),
+            _ => break,
+        }
+    }
+    client.close().await.unwrap();
+    let resumed = reader.await.unwrap();
+    let messages = std::mem::take(&mut *ledger.messages.lock().unwrap());
+    let calls = std::mem::take(&mut *ledger.calls.lock().unwrap());
+    println!(
+        "typed: cuts {cuts}, messages {sent}, calls {}, resumed {resumed}",
+        calls.len()
+    );
+    assert!(cuts >= CUTS, "only {cuts} cuts in the time allowed");
+    assert!(resumed >= 1, "the typed session resumed");
+    let expected: Vec<u64> = (0..sent).collect();
+    assert!(
+        messages == expected,
+        "the server got every message once, in order"
+    );
+    assert!(
+        events_seen == expected,
+        "the client got every event once, in order"
+    );
+    assert_eq!(calls.len() as u64, sent.div_ceil(4), "every call ran");
+    assert!(calls.values().all(|&n| n == 1), "no call ran twice");
     server.shut_down().await;
 }
