@@ -5,7 +5,8 @@ import net from "node:net";
 
 /**
  * Forwards to `target` (HOST:PORT), cutting each connection after a random
- * number of bytes (0 to `maxBytes`, either way) until `calm` is set. Seeded.
+ * number of bytes (0 to `maxBytes`, either way) until `calm` is set, from
+ * when on nothing more is cut. Seeded.
  */
 export class CuttingProxy {
   /** @param {string} target @param {number} maxBytes @param {number} seed */
@@ -26,6 +27,8 @@ export class CuttingProxy {
       this.open.add(cut);
       for (const [from, to] of [[client, upstream], [upstream, client]]) {
         from.on("data", (data) => {
+          // Once calm, connections already open are spared too.
+          if (this.calm) budget = Infinity;
           const passed = data.subarray(0, Math.min(data.length, budget));
           budget -= passed.length;
           to.write(passed);
