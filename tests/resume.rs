@@ -209,6 +209,18 @@ async fn a_thousand_random_cuts_lose_and_duplicate_nothing() {
             .collect::<Vec<_>>()
     );
     assert!(seen.resumed >= seen.disconnected);
+    // Bounded: each session's replay buffer is capped, so a thousand cuts
+    // and replays leave no growing residue. The server, the proxy and the
+    // client share this process (with this file's other tests, which may
+    // run meanwhile): its peak bounds them all.
+    let peak_kib = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap();
+    println!("peak RSS of this test process: {} MiB", peak_kib / 1024);
+    assert!(peak_kib < 256 * 1024, "memory grew to {peak_kib} KiB");
     server.shut_down().await;
 }
 
