@@ -2,8 +2,9 @@
 // WebSocket listener: through a TCP proxy that cuts the connection at a
 // random byte (inside WebSocket messages too) again and again, with traffic
 // both ways, every line and every answer arrives exactly once and in order;
-// a server that lost the session refuses with its reason; and a session
-// whose server is killed resumes on another that shares its store.
+// a server that lost the session refuses with its reason; a session whose
+// server is killed resumes on another that shares its store; and the typed
+// layer (a generated client) resumes through cuts too.
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -147,3 +148,52 @@ function freePort() {
     });
   });
 }
+
+test("the typed layer resumes through cuts: every call answered once, every event once, in order", async () => {
+  const msgpack = await import("../msgpack.js");
+  const { generated, binary } = await import("./servers.js");
+  const { KvClient } = (await generated("kv_store")).module;
+  const kv = new Process(binary("examples/kv_store"), ["--serve", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"]);
+  started.push(kv);
+  const line = await kv.waitFor("listening for WebSockets on", "stdout");
+  const target = line.slice(line.indexOf("ws://") + "ws://".length).trim().replace(/\/$/, "");
+  const proxy = new CuttingProxy(target, 1500, 13);
+  await proxy.start();
+  const client = await KvClient.connect(proxy.url, msgpack, { WebSocket, name: "typed", reconnect: fast, resume: 30, requestTimeout: PATIENCE / 1000 });
+  /** @type {unknown[]} */
+  const changed = [];
+  let resumed = 0;
+  let refused = 0;
+  /** @type {number | null} */
+  let expected = null;
+  /** @type {(v: unknown) => void} */
+  let allArrived = () => {};
+  const arrived = new Promise((resolve) => { allArrived = resolve; });
+  client.onEvent((/** @type {unknown} */ event) => {
+    changed.push(event);
+    if (expected !== null && changed.length >= expected) allArrived(undefined);
+  });
+  client.typed.untyped.addEventListener("resumed", () => { resumed += 1; });
+  client.typed.untyped.addEventListener("resumerefused", () => { refused += 1; });
+  assert.equal(await client.watch(), "Done");
+  // Bounded: 50 cuts, 2,000 calls, or the patience.
+  const until = Date.now() + PATIENCE;
+  let sent = 0;
+  while (proxy.cuts < 50 && sent < 2000 && Date.now() < until) {
+    assert.equal(await client.set(`k${sent}`, `v${sent}`), "Done");
+    sent += 1;
+  }
+  proxy.calm = true;
+  expected = sent;
+  if (changed.length >= sent) allArrived(undefined);
+  let timer;
+  await Promise.race([arrived, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("events missing")), PATIENCE); })]);
+  clearTimeout(timer);
+  console.log(`typed: cuts ${proxy.cuts}, calls ${sent}, resumed ${resumed}`);
+  assert.ok(proxy.cuts >= 50, `only ${proxy.cuts} cuts`);
+  assert.equal(refused, 0);
+  assert.ok(resumed >= 1);
+  assert.deepEqual(changed, Array.from({ length: sent }, (_, i) => ({ Changed: { key: `k${i}`, value: `v${i}` } })));
+  await client.close();
+  proxy.server.close();
+});

@@ -2,7 +2,8 @@
 that cuts the connection at a random byte again and again, with traffic
 both ways, every line and every answer arrives exactly once and in order;
 a server that lost the session refuses with its reason; and a session
-whose server is killed resumes on another that shares its store."""
+whose server is killed resumes on another that shares its store; the typed
+layer (a generated client) resumes through cuts too."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import socket
 import tempfile
 from collections.abc import Callable
 
-from conftest import PATIENCE, Process, Server, run
+from conftest import PATIENCE, KvServer, Process, Server, run
+from generated.kv import EventChanged, KvClient, ResponseDone
 
 from rust_tcp import Client, Interrupted, Reconnect, Reconnected, Resumed, ResumeRefused, Text
 
@@ -252,3 +254,60 @@ def test_a_session_resumes_on_another_server_after_kill_9(
 
     run(body())
     second.wait_for("v2 session resumed from the session store")
+
+
+def test_a_typed_protocol_resumes_through_cuts() -> None:
+    """The typed layer rides the same session: through 50 cuts, every call of
+    the generated kv client is answered once and every event it watches
+    arrives once, in order."""
+    kv = KvServer()
+
+    async def body() -> None:
+        proxy = CuttingProxy(kv.addr, max_bytes=1500, seed=11)
+        await proxy.start()
+        client = await KvClient.connect(proxy.addr, name="typed", reconnect=FAST, resume=30, request_timeout=PATIENCE)
+        events = client.events()
+        assert await client.watch() == ResponseDone()
+        changed: list[EventChanged] = []
+        resumed = refused = 0
+        expected: list[int] = []
+        all_arrived = asyncio.Event()
+
+        async def read() -> None:
+            nonlocal resumed, refused
+            async for event in events:
+                if isinstance(event, EventChanged):
+                    changed.append(event)
+                    if expected and len(changed) >= expected[0]:
+                        all_arrived.set()
+                elif isinstance(event, Resumed):
+                    resumed += 1
+                elif isinstance(event, ResumeRefused):
+                    refused += 1
+
+        reader = asyncio.ensure_future(read())
+        # Bounded: 50 cuts, 2,000 calls or the test's patience.
+        sent = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PATIENCE
+        while proxy.cuts < 50 and sent < 2000 and loop.time() < deadline:
+            assert await client.set(f"k{sent}", f"v{sent}") == ResponseDone()
+            sent += 1
+        proxy.calm = True
+        expected.append(sent)
+        if len(changed) >= sent:
+            all_arrived.set()
+        await asyncio.wait_for(all_arrived.wait(), PATIENCE)
+        print(f"typed: cuts {proxy.cuts}, calls {sent}, resumed {resumed}")
+        assert proxy.cuts >= 50
+        assert refused == 0
+        assert resumed >= 1
+        assert changed == [EventChanged(key=f"k{i}", value=f"v{i}") for i in range(sent)]
+        await client.close()
+        reader.cancel()
+        await proxy.stop()
+
+    try:
+        run(body())
+    finally:
+        kv.stop()
