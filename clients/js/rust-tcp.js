@@ -1238,15 +1238,21 @@ export class Client extends EventTarget {
 
   /** @returns {Promise<Link>} the connection new calls go to */
   async usable() {
-    const link = this.current;
-    if (!this.policy || this.closing || (link.state === "open" && !link.goingAway)) return link;
     const seconds = this.options.connectTimeout ?? 10;
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new RustTcpError(`not reconnected within ${seconds}s`, { kind: "closed", by: "network" })), seconds * 1000);
-      this.readyWaiters.push(() => { clearTimeout(timer); resolve(undefined); });
-    });
-    if (this.gaveUp) throw this.gaveUp;
-    return this.current;
+    const deadline = Date.now() + seconds * 1000;
+    for (;;) {
+      const link = this.current;
+      if (!this.policy || this.closing || (link.state === "open" && !link.goingAway)) return link;
+      if (this.gaveUp) throw this.gaveUp;
+      // The new connection may be cut again before this caller runs: then
+      // it waits for the next one, within the same deadline.
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new RustTcpError(`not reconnected within ${seconds}s`, { kind: "closed", by: "network" })), Math.max(0, deadline - Date.now()));
+        this.readyWaiters.push(() => { clearTimeout(timer); resolve(undefined); });
+      });
+      if (this.gaveUp) throw this.gaveUp;
+      if (this.current === link) return link; // nothing newer is coming (it says why if it ended)
+    }
   }
 
   /** Sends one TEXT message. @param {string} text */
@@ -1430,6 +1436,10 @@ export class Client extends EventTarget {
       this.emit("resumerefused", { reason: next.refused, unacknowledged });
     }
     if (!next.resumed) this.emit("reconnected", { serverName: next.serverName });
+    // Cut in the read that brought its WELCOME, before it was ours to watch
+    // (its end was ignored as an old connection's): replaced in turn, as a
+    // connection cut later would be.
+    if (next.state === "closed") this.ended(next);
   }
 }
 

@@ -283,18 +283,26 @@ class Client:
     async def _usable(self) -> Link:
         """The connection new calls go to; a reconnecting client waits for
         the next one (up to ``connect_timeout``)."""
-        link = self._current()
-        if self._reconnect is None or self._closing:
-            return link
-        if link.state is State.OPEN and not link.going_away:
-            return link
-        try:
-            await asyncio.wait_for(self._ready.wait(), self.connect_timeout)
-        except asyncio.TimeoutError:
-            raise ConnectionClosed(Cause.NETWORK, f"not reconnected within {self.connect_timeout:g}s") from None
-        if self._gave_up is not None:
-            raise self._gave_up
-        return self._current()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        while True:
+            link = self._current()
+            if self._reconnect is None or self._closing:
+                return link
+            if link.state is State.OPEN and not link.going_away:
+                return link
+            if self._gave_up is not None:
+                raise self._gave_up
+            # The new connection may be cut again before this task runs:
+            # then it waits for the next one, within the same deadline.
+            try:
+                await asyncio.wait_for(self._ready.wait(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise ConnectionClosed(Cause.NETWORK, f"not reconnected within {self.connect_timeout:g}s") from None
+            if self._gave_up is not None:
+                raise self._gave_up
+            if self._current() is link:
+                return link  # nothing newer is coming (it says why if it ended)
 
     async def send_text(self, text: str) -> None:
         """Sends one TEXT message. Raises ``NotSent`` (too large for the
@@ -518,6 +526,11 @@ class Client:
         self._link = new
         self._moving = None
         self._ready.set()
+        if new.end is not None:
+            # Cut in the read that brought its WELCOME, before it was ours
+            # to watch (its end was ignored as an old connection's): it is
+            # replaced in turn, as a connection cut later would be.
+            self._link_ended(new)
         if old.state is not State.CLOSED:
             # A server going away still serves the old connection: close it
             # properly (what was sent on it is processed first) instead of
