@@ -24,6 +24,26 @@ after(async () => {
 
 const fast = { initialDelay: 0.002, maxDelay: 0.02 };
 
+/**
+ * A bounded wait for what is still on its way: call `arrived()` after each
+ * arrival; `all(test, what)` resolves once `test()` holds (checked at once
+ * and at every arrival), or fails after the patience saying what is missing.
+ */
+function arrivals() {
+  let recheck = () => {};
+  return {
+    arrived() { recheck(); },
+    /** @param {() => boolean} test @param {string} what @returns {Promise<void>} */
+    all(test, what) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${what} missing`)), PATIENCE);
+        recheck = () => { if (test()) { clearTimeout(timer); resolve(); } };
+        recheck();
+      });
+    },
+  };
+}
+
 /** The next event of `type` on `target`, bounded. */
 function next(target, type) {
   return new Promise((resolve, reject) => {
@@ -45,16 +65,9 @@ test("random cuts lose and duplicate nothing, both ways", async () => {
   const bySteady = [];
   let resumed = 0;
   let refused = 0;
-  /** @type {number | null} */
-  let expected = null;
-  /** @type {(v: unknown) => void} */
-  let allArrived = () => {};
-  const arrived = new Promise((resolve) => { allArrived = resolve; });
-  const check = () => {
-    if (expected !== null && byCutter.length >= expected && bySteady.length >= expected) allArrived(undefined);
-  };
-  cutter.addEventListener("text", (e) => { byCutter.push(/** @type {any} */ (e).detail.text); check(); });
-  steady.addEventListener("text", (e) => { bySteady.push(/** @type {any} */ (e).detail.text); check(); });
+  const lines = arrivals();
+  cutter.addEventListener("text", (e) => { byCutter.push(/** @type {any} */ (e).detail.text); lines.arrived(); });
+  steady.addEventListener("text", (e) => { bySteady.push(/** @type {any} */ (e).detail.text); lines.arrived(); });
   cutter.addEventListener("resumed", () => { resumed += 1; });
   cutter.addEventListener("resumerefused", () => { refused += 1; });
   // Bounded: 100 cuts, 3,000 rounds, or the patience.
@@ -71,11 +84,7 @@ test("random cuts lose and duplicate nothing, both ways", async () => {
   assert.equal(new TextDecoder().decode(await steady.request("last")), "last");
   // Every line was sent before the last requests were answered; the
   // broadcasts may still be on their way.
-  expected = sent;
-  check();
-  let timer;
-  await Promise.race([arrived, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("lines missing")), PATIENCE); })]);
-  clearTimeout(timer);
+  await lines.all(() => byCutter.length >= sent && bySteady.length >= sent, "lines");
   console.log(`cuts ${proxy.cuts}, rounds ${sent}, resumed ${resumed}`);
   assert.ok(proxy.cuts >= 100, `only ${proxy.cuts} cuts`);
   assert.equal(refused, 0);
@@ -164,15 +173,8 @@ test("the typed layer resumes through cuts: every call answered once, every even
   const changed = [];
   let resumed = 0;
   let refused = 0;
-  /** @type {number | null} */
-  let expected = null;
-  /** @type {(v: unknown) => void} */
-  let allArrived = () => {};
-  const arrived = new Promise((resolve) => { allArrived = resolve; });
-  client.onEvent((/** @type {unknown} */ event) => {
-    changed.push(event);
-    if (expected !== null && changed.length >= expected) allArrived(undefined);
-  });
+  const events = arrivals();
+  client.onEvent((/** @type {unknown} */ event) => { changed.push(event); events.arrived(); });
   client.typed.untyped.addEventListener("resumed", () => { resumed += 1; });
   client.typed.untyped.addEventListener("resumerefused", () => { refused += 1; });
   assert.equal(await client.watch(), "Done");
@@ -184,11 +186,7 @@ test("the typed layer resumes through cuts: every call answered once, every even
     sent += 1;
   }
   proxy.calm = true;
-  expected = sent;
-  if (changed.length >= sent) allArrived(undefined);
-  let timer;
-  await Promise.race([arrived, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("events missing")), PATIENCE); })]);
-  clearTimeout(timer);
+  await events.all(() => changed.length >= sent, "events");
   console.log(`typed: cuts ${proxy.cuts}, calls ${sent}, resumed ${resumed}`);
   assert.ok(proxy.cuts >= 50, `only ${proxy.cuts} cuts`);
   assert.equal(refused, 0);

@@ -30,6 +30,25 @@ def free_port() -> int:
         return port
 
 
+class Arrivals:
+    """A bounded wait for what is still on its way: ``arrived()`` after each
+    arrival; ``await all(test)`` returns once ``test()`` holds (checked at
+    once and at every arrival), or times out after the patience."""
+
+    def __init__(self) -> None:
+        self._done = asyncio.Event()
+        self._test: Callable[[], bool] = lambda: False
+
+    def arrived(self) -> None:
+        if self._test():
+            self._done.set()
+
+    async def all(self, test: Callable[[], bool]) -> None:
+        self._test = test
+        self.arrived()
+        await asyncio.wait_for(self._done.wait(), PATIENCE)
+
+
 class CuttingProxy:
     """Forwards to ``target``, cutting each connection after a random number
     of bytes (0 to ``max_bytes``, either way) until ``calm`` is set, from
@@ -95,19 +114,14 @@ def test_random_cuts_lose_and_duplicate_nothing(server: Callable[..., Server]) -
         resumed = refused = 0
         got_by_cutter: list[str] = []
         got_by_steady: list[str] = []
-        expected: list[int] = []  # how many each should get, once known
-        all_arrived = asyncio.Event()
-
-        def check() -> None:
-            if expected and len(got_by_cutter) >= expected[0] and len(got_by_steady) >= expected[0]:
-                all_arrived.set()
+        lines = Arrivals()
 
         async def read_cutter() -> None:
             nonlocal resumed, refused
             async for event in cutter_sees:
                 if isinstance(event, Text):
                     got_by_cutter.append(event.text)
-                    check()
+                    lines.arrived()
                 elif isinstance(event, Resumed):
                     resumed += 1
                 elif isinstance(event, ResumeRefused):
@@ -117,7 +131,7 @@ def test_random_cuts_lose_and_duplicate_nothing(server: Callable[..., Server]) -
             async for event in steady_sees:
                 if isinstance(event, Text):
                     got_by_steady.append(event.text)
-                    check()
+                    lines.arrived()
 
         readers = [asyncio.ensure_future(read_cutter()), asyncio.ensure_future(read_steady())]
         # Bounded: 100 cuts, 3,000 rounds or the test's patience.
@@ -132,9 +146,7 @@ def test_random_cuts_lose_and_duplicate_nothing(server: Callable[..., Server]) -
         proxy.calm = True
         assert await cutter.request(b"last") == b"last"
         assert await steady.request(b"last") == b"last"
-        expected.append(sent)
-        check()
-        await asyncio.wait_for(all_arrived.wait(), PATIENCE)
+        await lines.all(lambda: len(got_by_cutter) >= sent and len(got_by_steady) >= sent)
         print(f"cuts {proxy.cuts}, rounds {sent}, resumed {resumed}")
         assert proxy.cuts >= 100
         assert refused == 0
@@ -270,16 +282,14 @@ def test_a_typed_protocol_resumes_through_cuts() -> None:
         assert await client.watch() == ResponseDone()
         changed: list[EventChanged] = []
         resumed = refused = 0
-        expected: list[int] = []
-        all_arrived = asyncio.Event()
+        arrivals = Arrivals()
 
         async def read() -> None:
             nonlocal resumed, refused
             async for event in events:
                 if isinstance(event, EventChanged):
                     changed.append(event)
-                    if expected and len(changed) >= expected[0]:
-                        all_arrived.set()
+                    arrivals.arrived()
                 elif isinstance(event, Resumed):
                     resumed += 1
                 elif isinstance(event, ResumeRefused):
@@ -294,10 +304,7 @@ def test_a_typed_protocol_resumes_through_cuts() -> None:
             assert await client.set(f"k{sent}", f"v{sent}") == ResponseDone()
             sent += 1
         proxy.calm = True
-        expected.append(sent)
-        if len(changed) >= sent:
-            all_arrived.set()
-        await asyncio.wait_for(all_arrived.wait(), PATIENCE)
+        await arrivals.all(lambda: len(changed) >= sent)
         print(f"typed: cuts {proxy.cuts}, calls {sent}, resumed {resumed}")
         assert proxy.cuts >= 50
         assert refused == 0
